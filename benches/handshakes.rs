@@ -1,0 +1,335 @@
+//! Handshake latency and record throughput: akex next to snow used directly.
+//!
+//! Groups:
+//! - `primitives`: X25519 keygen and DH, AEAD seal per size, all via akex's
+//!   aws-lc-rs wrappers.
+//! - `handshake`: a full in-memory handshake (both sides in this process)
+//!   for NN, NK, XX, IK and KK, through akex and through snow's default
+//!   resolver, so the gain from the aws-lc-rs resolver shows.
+//! - `session`: seal + open of one record per size, through `Session`, raw
+//!   `AeadKey`, and snow's `TransportState`.
+//!
+//! `cargo bench --bench handshakes -- --test` runs each benchmark once.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use akex::crypto::x25519::X25519Private;
+use akex::crypto::{AeadAlgorithm, AeadKey, OsRng, Secret, StaticSecret, TAG_LEN};
+use akex::session::MAX_PLAINTEXT_LEN;
+use akex::{Handshake, NoiseConfig, NoiseHandshake, Session};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
+
+const AEADS: [AeadAlgorithm; 2] = [AeadAlgorithm::ChaChaPoly, AeadAlgorithm::AesGcm];
+
+/// One pattern and which static keys each side holds or knows beforehand.
+struct Pattern {
+    name: &'static str,
+    initiator_static: bool,
+    responder_static: bool,
+    initiator_knows_responder: bool,
+    responder_knows_initiator: bool,
+    /// DH operations over both sides (each DH token is computed twice).
+    dhs: u32,
+}
+
+const PATTERNS: [Pattern; 5] = [
+    Pattern {
+        name: "NN",
+        initiator_static: false,
+        responder_static: false,
+        initiator_knows_responder: false,
+        responder_knows_initiator: false,
+        dhs: 2,
+    },
+    Pattern {
+        name: "NK",
+        initiator_static: false,
+        responder_static: true,
+        initiator_knows_responder: true,
+        responder_knows_initiator: false,
+        dhs: 4,
+    },
+    Pattern {
+        name: "XX",
+        initiator_static: true,
+        responder_static: true,
+        initiator_knows_responder: false,
+        responder_knows_initiator: false,
+        dhs: 6,
+    },
+    Pattern {
+        name: "IK",
+        initiator_static: true,
+        responder_static: true,
+        initiator_knows_responder: true,
+        responder_knows_initiator: false,
+        dhs: 8,
+    },
+    Pattern {
+        name: "KK",
+        initiator_static: true,
+        responder_static: true,
+        initiator_knows_responder: true,
+        responder_knows_initiator: true,
+        dhs: 8,
+    },
+];
+
+fn protocol_name(pattern: &str) -> String {
+    format!("Noise_{pattern}_25519_ChaChaPoly_BLAKE2s")
+}
+
+/// Long-term keys made once, outside every timed loop.
+struct Keys {
+    initiator: StaticSecret,
+    responder: StaticSecret,
+}
+
+impl Keys {
+    fn new() -> Self {
+        Keys {
+            initiator: StaticSecret::generate(&mut OsRng),
+            responder: StaticSecret::generate(&mut OsRng),
+        }
+    }
+}
+
+/// Moves messages between the two sides until both are done.
+fn pump(alice: &mut NoiseHandshake, bob: &mut NoiseHandshake, buf: &mut Vec<u8>) {
+    let mut payload = Vec::new();
+    while !(alice.is_finished() && bob.is_finished()) {
+        let (from, to) = if alice.wants_write() {
+            (&mut *alice, &mut *bob)
+        } else {
+            (&mut *bob, &mut *alice)
+        };
+        buf.clear();
+        from.write_message(b"", buf).expect("handshake write");
+        to.read_message(buf, &mut payload).expect("handshake read");
+    }
+}
+
+fn akex_configs(pattern: &Pattern, keys: &Keys) -> (NoiseConfig, NoiseConfig) {
+    let name = protocol_name(pattern.name);
+    let mut initiator = NoiseConfig::new(name.clone());
+    let mut responder = NoiseConfig::new(name);
+    if pattern.initiator_static {
+        initiator = initiator.local_static(keys.initiator.clone());
+    }
+    if pattern.responder_static {
+        responder = responder.local_static(keys.responder.clone());
+    }
+    if pattern.initiator_knows_responder {
+        initiator = initiator.remote_static(*keys.responder.public());
+    }
+    if pattern.responder_knows_initiator {
+        responder = responder.remote_static(*keys.initiator.public());
+    }
+    (initiator, responder)
+}
+
+/// A full akex handshake ending in two usable sessions.
+fn akex_handshake(pattern: &Pattern, keys: &Keys, buf: &mut Vec<u8>) -> (Session, Session) {
+    let (ic, rc) = akex_configs(pattern, keys);
+    let mut alice = Box::new(NoiseHandshake::initiator(ic).expect("initiator config"));
+    let mut bob = Box::new(NoiseHandshake::responder(rc).expect("responder config"));
+    pump(alice.as_mut(), bob.as_mut(), buf);
+    (
+        Session::new(alice.finish().expect("finish")),
+        Session::new(bob.finish().expect("finish")),
+    )
+}
+
+/// A full snow handshake with its default (RustCrypto) resolver, ending in
+/// two transport states: the same work as `akex_handshake`.
+fn snow_handshake(
+    pattern: &Pattern,
+    keys: &Keys,
+    buf: &mut [u8],
+) -> (snow::TransportState, snow::TransportState) {
+    let params: snow::params::NoiseParams = protocol_name(pattern.name).parse().expect("params");
+    let mut ib = snow::Builder::new(params.clone());
+    let mut rb = snow::Builder::new(params);
+    let (ipriv, rpriv) = (keys.initiator.private(), keys.responder.private());
+    if pattern.initiator_static {
+        ib = ib.local_private_key(ipriv.expose()).expect("key");
+    }
+    if pattern.responder_static {
+        rb = rb.local_private_key(rpriv.expose()).expect("key");
+    }
+    if pattern.initiator_knows_responder {
+        ib = ib.remote_public_key(keys.responder.public()).expect("key");
+    }
+    if pattern.responder_knows_initiator {
+        rb = rb.remote_public_key(keys.initiator.public()).expect("key");
+    }
+    let mut alice = ib.build_initiator().expect("initiator");
+    let mut bob = rb.build_responder().expect("responder");
+    let mut payload = [0u8; 64];
+    while !(alice.is_handshake_finished() && bob.is_handshake_finished()) {
+        let (from, to) = if alice.is_my_turn() {
+            (&mut alice, &mut bob)
+        } else {
+            (&mut bob, &mut alice)
+        };
+        let n = from.write_message(&[], buf).expect("snow write");
+        to.read_message(&buf[..n], &mut payload).expect("snow read");
+    }
+    (
+        alice.into_transport_mode().expect("transport"),
+        bob.into_transport_mode().expect("transport"),
+    )
+}
+
+fn primitives(c: &mut Criterion) {
+    let mut group = c.benchmark_group("primitives");
+    group.bench_function("x25519_keygen", |b| {
+        // The random draw is setup; the timed part parses the scalar and
+        // derives the public key.
+        b.iter_batched(
+            || Secret::<32>::random(&mut OsRng),
+            |secret| X25519Private::new(&secret),
+            BatchSize::SmallInput,
+        )
+    });
+    let ours = X25519Private::new(&Secret::random(&mut OsRng));
+    let theirs = *X25519Private::new(&Secret::random(&mut OsRng)).public();
+    group.bench_function("x25519_agree", |b| {
+        b.iter(|| ours.agree(black_box(&theirs)).expect("agree"))
+    });
+
+    for aead in AEADS {
+        let key = AeadKey::new(aead, &[7u8; 32]);
+        for size in [64usize, 1024, 16 * 1024, 64 * 1024] {
+            let plain = vec![0x5au8; size];
+            let mut out = vec![0u8; size + TAG_LEN];
+            let mut n = 0u64;
+            group.throughput(Throughput::Bytes(size as u64));
+            group.bench_with_input(
+                BenchmarkId::new(format!("seal_{}", aead.noise_name()), size),
+                &plain,
+                |b, plain| {
+                    b.iter(|| {
+                        n += 1;
+                        key.seal_to(n, &[], plain, &mut out)
+                    })
+                },
+            );
+        }
+    }
+    group.finish();
+}
+
+fn handshake(c: &mut Criterion) {
+    let keys = Keys::new();
+    let mut group = c.benchmark_group("handshake");
+    for pattern in &PATTERNS {
+        let mut buf = Vec::with_capacity(1024);
+        group.bench_function(BenchmarkId::new("akex", pattern.name), |b| {
+            b.iter(|| akex_handshake(pattern, &keys, &mut buf))
+        });
+        let mut buf = vec![0u8; 1024];
+        group.bench_function(BenchmarkId::new("snow", pattern.name), |b| {
+            b.iter(|| snow_handshake(pattern, &keys, &mut buf))
+        });
+    }
+    group.finish();
+}
+
+fn session(c: &mut Criterion) {
+    let keys = Keys::new();
+    let nn = &PATTERNS[0];
+    let mut scratch = Vec::new();
+    let (mut alice, mut bob) = akex_handshake(nn, &keys, &mut scratch);
+    let mut raw_buf = vec![0u8; 1024];
+    let (mut snow_alice, mut snow_bob) = snow_handshake(nn, &keys, &mut raw_buf);
+    let raw_key = AeadKey::new(AeadAlgorithm::ChaChaPoly, &[9u8; 32]);
+    let mut raw_n = 0u64;
+
+    let mut group = c.benchmark_group("session");
+    // 64 KiB - 16 is one byte over a Noise message, so the largest record
+    // is the largest plaintext that fits: 65535 - 16.
+    for size in [64usize, 1024, 16 * 1024, MAX_PLAINTEXT_LEN] {
+        let plain = vec![0xa5u8; size];
+        let mut buf = Vec::with_capacity(size + TAG_LEN);
+        group.throughput(Throughput::Bytes(size as u64));
+
+        group.bench_with_input(
+            BenchmarkId::new("akex_session", size),
+            &plain,
+            |b, plain| {
+                b.iter(|| {
+                    buf.clear();
+                    buf.extend_from_slice(plain);
+                    alice.seal_in_place(&mut buf).expect("seal");
+                    bob.open_in_place(&mut buf).expect("open")
+                })
+            },
+        );
+
+        group.bench_with_input(BenchmarkId::new("aead_key", size), &plain, |b, plain| {
+            b.iter(|| {
+                raw_n += 1;
+                buf.clear();
+                buf.extend_from_slice(plain);
+                raw_key.seal_in_place(raw_n, &[], &mut buf);
+                raw_key.open_in_place(raw_n, &[], &mut buf).expect("open")
+            })
+        });
+
+        let mut wire = vec![0u8; size + TAG_LEN];
+        let mut out = vec![0u8; size];
+        group.bench_with_input(BenchmarkId::new("snow", size), &plain, |b, plain| {
+            b.iter(|| {
+                let n = snow_alice.write_message(plain, &mut wire).expect("write");
+                snow_bob.read_message(&wire[..n], &mut out).expect("read")
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Median of `runs` timings of `f`, for the lower-bound line below.
+fn median_of(runs: usize, mut f: impl FnMut()) -> Duration {
+    let mut times: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[runs / 2]
+}
+
+/// Prints what the DHs alone cost per handshake (two ephemeral keygens plus
+/// every DH on both sides), as a floor to compare the medians with.
+fn print_lower_bounds() {
+    let keygen = median_of(2001, || {
+        black_box(X25519Private::new(&Secret::new([3u8; 32])));
+    });
+    let ours = X25519Private::new(&Secret::new([4u8; 32]));
+    let theirs = *X25519Private::new(&Secret::new([5u8; 32])).public();
+    let agree = median_of(2001, || {
+        black_box(ours.agree(black_box(&theirs)).expect("agree"));
+    });
+    println!("\nDH floor per akex handshake (2 keygens + all DHs, both sides):");
+    for pattern in &PATTERNS {
+        let floor = keygen * 2 + agree * pattern.dhs;
+        println!("  {}: {:>4} DH -> {:?}", pattern.name, pattern.dhs, floor);
+    }
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    primitives(&mut c);
+    handshake(&mut c);
+    session(&mut c);
+    c.final_summary();
+    // Test and list modes should stay quick and quiet.
+    let args: Vec<String> = std::env::args().collect();
+    if !args.iter().any(|a| a == "--test" || a == "--list") {
+        print_lower_bounds();
+    }
+}

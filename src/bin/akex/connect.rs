@@ -1,0 +1,102 @@
+//! `akex connect`: handshake, send messages, check the echoes, print JSON.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use akex::error::ConfigError;
+use akex::session::MAX_PLAINTEXT_LEN;
+use akex::transport::connect;
+use akex::{Error, NoiseHandshake};
+use bytes::Bytes;
+use clap::Args;
+use futures_util::{SinkExt, StreamExt};
+use rand_core::RngCore;
+use serde_json::json;
+use tokio::net::TcpStream;
+
+use crate::common::{b64, runtime, HandshakeArgs};
+
+#[derive(Args, Debug)]
+pub struct ConnectArgs {
+    #[command(flatten)]
+    handshake: HandshakeArgs,
+    /// Server address, e.g. 127.0.0.1:7000.
+    #[arg(long)]
+    addr: String,
+    /// Messages to send and check.
+    #[arg(long, default_value_t = 10)]
+    messages: u64,
+    /// Bytes per message (at most 65519).
+    #[arg(long, default_value_t = 1000)]
+    size: usize,
+}
+
+pub fn main(args: ConnectArgs) -> ExitCode {
+    match runtime().and_then(|rt| rt.block_on(run(&args))) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!(
+                "{}",
+                json!({ "ok": false, "error": e.to_string(), "kind": e.kind() })
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &ConnectArgs) -> Result<serde_json::Value, Error> {
+    if args.size > MAX_PLAINTEXT_LEN {
+        return Err(
+            ConfigError::Invalid(format!("--size must be at most {MAX_PLAINTEXT_LEN}")).into(),
+        );
+    }
+    let config = args.handshake.noise_config()?;
+    let options = args.handshake.transport_options()?;
+    let handshake = Box::new(NoiseHandshake::initiator(config)?);
+    let io_timeout = options.handshake_timeout;
+
+    let tcp = tokio::time::timeout(io_timeout, TcpStream::connect(&args.addr))
+        .await
+        .map_err(|_| Error::Timeout(io_timeout))??;
+    let _ = tcp.set_nodelay(true);
+    let stream = connect(tcp, handshake, &options).await?;
+    let info = stream.session_info().clone();
+    let mut messages = stream.into_messages();
+
+    let mut rng = akex::crypto::OsRng;
+    for _ in 0..args.messages {
+        let mut payload = vec![0u8; args.size];
+        rng.fill_bytes(&mut payload);
+        let payload = Bytes::from(payload);
+        messages.send(payload.clone()).await?;
+        let echo = tokio::time::timeout(io_timeout, messages.next())
+            .await
+            .map_err(|_| Error::Timeout(io_timeout))?;
+        match echo {
+            Some(echo) if echo.as_ref().is_ok_and(|e| e[..] == payload[..]) => {}
+            Some(Err(e)) => return Err(e),
+            Some(Ok(_)) => {
+                return Err(
+                    ConfigError::Invalid("echo differs from the message sent".into()).into(),
+                )
+            }
+            None => {
+                return Err(Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "server closed the connection before echoing every message",
+                )))
+            }
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), messages.close()).await;
+    Ok(json!({
+        "ok": true,
+        "protocol": info.protocol,
+        "handshake_hash": hex::encode(&info.handshake_hash),
+        "remote_key": info.remote_static.as_deref().map(b64),
+        "messages": args.messages,
+    }))
+}

@@ -1,0 +1,210 @@
+//! The one error type of akex, grouped by cause.
+//!
+//! Errors never carry secret material: no keys, no plaintext, no
+//! ciphertext. They say which rule was broken and by whom.
+
+use std::time::Duration;
+
+/// Every failure akex reports.
+///
+/// The variants group causes the way a caller reacts to them: the peer
+/// misbehaved (drop the connection), the peer is incompatible (fix the
+/// configuration on one side), the peer is not trusted, the caller misused
+/// the API, or the operating system failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The peer sent something a correct peer never sends.
+    #[error("peer misbehaved: {0}")]
+    PeerMisbehaved(#[from] PeerMisbehaved),
+    /// The peer speaks something we do not accept.
+    #[error("peer incompatible: {0}")]
+    PeerIncompatible(#[from] PeerIncompatible),
+    /// The peer authenticated, but not as someone we trust.
+    #[error("peer not trusted: {0}")]
+    PeerNotTrusted(#[from] TrustFailure),
+    /// The local configuration is unusable.
+    #[error("invalid configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The API was used in a way its contract forbids.
+    #[error("API misuse: {0}")]
+    ApiMisuse(#[from] ApiMisuse),
+    /// A session key reached a limit and must not be used further.
+    #[error("session limit reached: {0}")]
+    Limit(#[from] LimitReached),
+    /// The handshake did not finish in time.
+    #[error("handshake timed out after {0:?}")]
+    Timeout(Duration),
+    /// A key file could not be used.
+    #[error("key file {path}: {reason}")]
+    KeyFile {
+        /// The file's path as given.
+        path: String,
+        /// What is wrong with it (never its contents).
+        reason: String,
+    },
+    /// The operating system reported an I/O error.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The peer sent bytes a correct implementation never sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerMisbehaved {
+    /// An AEAD tag did not verify: tampering, a wrong key, a replay or reordering.
+    #[error("message failed authentication (tampered, replayed or wrong key)")]
+    DecryptFailed,
+    /// A message had a length the protocol does not allow at this point.
+    #[error("message has an invalid length")]
+    BadMessageLength,
+    /// A public key was rejected (for X25519: a low-order point).
+    #[error("peer sent an invalid public key")]
+    InvalidPublicKey,
+    /// A message arrived when none was expected.
+    #[error("unexpected message")]
+    UnexpectedMessage,
+    /// The stream ended inside a frame.
+    #[error("stream ended in the middle of a frame")]
+    TruncatedFrame,
+    /// The peer closed the connection before the handshake finished.
+    #[error("connection closed during the handshake")]
+    ClosedDuringHandshake,
+    /// A frame longer than the configured limit was announced.
+    #[error("frame exceeds the size limit")]
+    FrameTooLarge,
+}
+
+/// The peer uses a protocol or feature we do not accept.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerIncompatible {
+    /// The peer asked for a protocol outside our allow-list.
+    #[error("protocol {0:?} is not allowed")]
+    ProtocolNotAllowed(String),
+}
+
+/// The peer proved an identity we do not trust.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrustFailure {
+    /// The peer's static key differs from the one we expected.
+    #[error("remote static key does not match the expected key")]
+    RemoteKeyMismatch,
+    /// The pattern authenticates the peer but no key was learned.
+    #[error("peer presented no static key")]
+    NoRemoteKey,
+}
+
+/// The local configuration cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The protocol name does not parse or names something unsupported.
+    #[error("unsupported protocol {name:?}: {reason}")]
+    UnsupportedProtocol {
+        /// The name as given.
+        name: String,
+        /// Why it is not supported.
+        reason: String,
+    },
+    /// The pattern needs our static key and none was given.
+    #[error("this protocol needs a local static key (--identity)")]
+    MissingLocalKey,
+    /// The pattern needs the peer's static key in advance and none was given.
+    #[error("this protocol needs the peer's public key in advance (--remote-key)")]
+    MissingRemoteKey,
+    /// The pattern has PSK slots but not enough PSKs were given.
+    #[error("this protocol needs {needed} pre-shared key(s), {given} given")]
+    PskCount {
+        /// PSKs the pattern uses.
+        needed: usize,
+        /// PSKs configured.
+        given: usize,
+    },
+    /// A key had the wrong length or encoding.
+    #[error("invalid key: {0}")]
+    InvalidKey(&'static str),
+    /// Some other invalid setting.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The caller broke the API's contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiMisuse {
+    /// A write was attempted when it is the peer's turn, or a read on ours.
+    #[error("not this side's turn in the handshake")]
+    WrongTurn,
+    /// The handshake failed earlier and cannot be used again.
+    #[error("the handshake already failed and cannot continue")]
+    HandshakeDead,
+    /// `finish` was called before the last message.
+    #[error("the handshake has not finished")]
+    HandshakeNotFinished,
+    /// A message was longer than the protocol allows.
+    #[error("message too large")]
+    MessageTooLarge,
+}
+
+/// A key reached a usage limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LimitReached {
+    /// The 64-bit nonce counter reached the reserved value 2^64-1.
+    #[error("nonce space exhausted; the session must end or rekey")]
+    NonceExhausted,
+}
+
+impl Error {
+    /// A short, stable name for the kind of error, for logs and JSON output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::PeerMisbehaved(_) => "peer_misbehaved",
+            Error::PeerIncompatible(_) => "peer_incompatible",
+            Error::PeerNotTrusted(_) => "peer_not_trusted",
+            Error::Config(_) => "config",
+            Error::ApiMisuse(_) => "api_misuse",
+            Error::Limit(_) => "limit",
+            Error::Timeout(_) => "timeout",
+            Error::KeyFile { .. } => "key_file",
+            Error::Io(_) => "io",
+        }
+    }
+
+    /// Converts to an `std::io::Error` for the `AsyncRead`/`AsyncWrite` APIs,
+    /// keeping this error inside so callers can downcast it back.
+    pub fn into_io(self) -> std::io::Error {
+        match self {
+            Error::Io(e) => e,
+            other => {
+                let kind = match &other {
+                    Error::PeerMisbehaved(PeerMisbehaved::TruncatedFrame) => {
+                        std::io::ErrorKind::UnexpectedEof
+                    }
+                    Error::Timeout(_) => std::io::ErrorKind::TimedOut,
+                    _ => std::io::ErrorKind::InvalidData,
+                };
+                std::io::Error::new(kind, other)
+            }
+        }
+    }
+
+    /// Recovers an akex error from an `std::io::Error` made by [`Error::into_io`].
+    pub fn from_io(err: std::io::Error) -> Error {
+        if err.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+            let kind = err.kind();
+            match err.into_inner().map(|b| b.downcast::<Error>()) {
+                Some(Ok(inner)) => *inner,
+                // The check above makes this branch unreachable; keep a sane fallback.
+                _ => Error::Io(std::io::Error::from(kind)),
+            }
+        } else {
+            Error::Io(err)
+        }
+    }
+}
+
+/// Result with akex's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

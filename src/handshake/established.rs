@@ -1,0 +1,113 @@
+//! What a finished handshake hands to the session layer.
+
+use std::fmt;
+
+use super::Role;
+use crate::crypto::{AeadAlgorithm, Secret};
+
+/// A 32-byte traffic key for one direction; zeroized on drop, never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TrafficSecret(Secret<32>);
+
+impl TrafficSecret {
+    /// Wraps key bytes.
+    pub fn new(key: Secret<32>) -> Self {
+        TrafficSecret(key)
+    }
+    /// The key bytes. Keep the borrow short.
+    pub fn expose(&self) -> &[u8; 32] {
+        self.0.expose()
+    }
+}
+
+impl fmt::Debug for TrafficSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TrafficSecret(<redacted>)")
+    }
+}
+
+/// The result of a finished handshake: who we talked to, the transcript
+/// hash, and the two directional traffic secrets.
+pub struct Established {
+    pub(crate) protocol: String,
+    pub(crate) role: Role,
+    pub(crate) handshake_hash: Vec<u8>,
+    pub(crate) remote_static: Option<Vec<u8>>,
+    pub(crate) aead: AeadAlgorithm,
+    pub(crate) initiator_to_responder: TrafficSecret,
+    pub(crate) responder_to_initiator: TrafficSecret,
+}
+
+impl Established {
+    /// Assembles a result. Protocol backends call this.
+    pub fn new(
+        protocol: String,
+        role: Role,
+        handshake_hash: Vec<u8>,
+        remote_static: Option<Vec<u8>>,
+        aead: AeadAlgorithm,
+        initiator_to_responder: TrafficSecret,
+        responder_to_initiator: TrafficSecret,
+    ) -> Self {
+        Established {
+            protocol,
+            role,
+            handshake_hash,
+            remote_static,
+            aead,
+            initiator_to_responder,
+            responder_to_initiator,
+        }
+    }
+
+    /// The full protocol name.
+    pub fn protocol(&self) -> &str {
+        &self.protocol
+    }
+    /// Our role in the handshake.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    /// The handshake hash: a channel binding both sides share.
+    pub fn handshake_hash(&self) -> &[u8] {
+        &self.handshake_hash
+    }
+    /// The peer's static public key, if the protocol authenticated one.
+    pub fn remote_static(&self) -> Option<&[u8]> {
+        self.remote_static.as_deref()
+    }
+    /// The AEAD the session will use.
+    pub fn aead(&self) -> AeadAlgorithm {
+        self.aead
+    }
+    /// The secret for messages we send.
+    pub fn sending_secret(&self) -> &TrafficSecret {
+        match self.role {
+            Role::Initiator => &self.initiator_to_responder,
+            Role::Responder => &self.responder_to_initiator,
+        }
+    }
+    /// The secret for messages we receive.
+    pub fn receiving_secret(&self) -> &TrafficSecret {
+        match self.role {
+            Role::Initiator => &self.responder_to_initiator,
+            Role::Responder => &self.initiator_to_responder,
+        }
+    }
+}
+
+impl fmt::Debug for Established {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Established")
+            .field("protocol", &self.protocol)
+            .field("role", &self.role)
+            .field("handshake_hash", &hex::encode(&self.handshake_hash))
+            .field(
+                "remote_static",
+                &self.remote_static.as_ref().map(hex::encode),
+            )
+            .field("aead", &self.aead)
+            .field("secrets", &"<redacted>")
+            .finish()
+    }
+}

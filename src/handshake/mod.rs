@@ -1,0 +1,67 @@
+//! The `Handshake` trait and its protocols.
+//!
+//! A handshake is a sans-IO message pump: the caller moves bytes between
+//! [`Handshake::write_message`] / [`Handshake::read_message`] and the wire
+//! until [`Handshake::is_finished`], then calls [`Handshake::finish`] to get
+//! the [`Established`] keys. Time and randomness come from the caller.
+
+mod established;
+pub mod noise;
+
+pub use established::{Established, TrafficSecret};
+pub use noise::{NoiseConfig, NoiseHandshake};
+
+use crate::error::Error;
+
+/// Which side of the handshake we are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Sends the first message (the client).
+    Initiator,
+    /// Answers the first message (the server).
+    Responder,
+}
+
+impl Role {
+    /// The other side.
+    pub fn peer(self) -> Role {
+        match self {
+            Role::Initiator => Role::Responder,
+            Role::Responder => Role::Initiator,
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Role::Initiator => "initiator",
+            Role::Responder => "responder",
+        })
+    }
+}
+
+/// Largest handshake or transport message on the wire (the Noise limit,
+/// and the most a 2-byte length prefix can carry).
+pub const MAX_MESSAGE_LEN: usize = 65535;
+
+/// One authenticated key exchange, driven message by message.
+///
+/// After any error the handshake is dead: every later call fails with
+/// [`crate::error::ApiMisuse::HandshakeDead`].
+pub trait Handshake: Send {
+    /// The full protocol name, bound into the transcript.
+    fn protocol(&self) -> &str;
+    /// Our role.
+    fn role(&self) -> Role;
+    /// True when the next step is ours to send.
+    fn wants_write(&self) -> bool;
+    /// Writes the next handshake message carrying `payload`, appending it to `out`.
+    fn write_message(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error>;
+    /// Reads the peer's next handshake message, appending its payload to `payload`.
+    fn read_message(&mut self, message: &[u8], payload: &mut Vec<u8>) -> Result<(), Error>;
+    /// True when both sides have sent every handshake message.
+    fn is_finished(&self) -> bool;
+    /// Consumes the finished handshake and hands over the traffic secrets.
+    fn finish(self: Box<Self>) -> Result<Established, Error>;
+}

@@ -1,0 +1,20 @@
+//! akex: authenticated key exchange with a session layer and a tokio transport.
+//!
+//! Layers, bottom up: [`crypto`] (primitives wrapped once), [`handshake`]
+//! (the sans-IO [`Handshake`](handshake::Handshake) trait and its protocols),
+//! [`session`] (traffic keys and records), [`transport`] (tokio framing and
+//! [`SecureStream`](transport::SecureStream)), [`keys`] (long-term keys).
+#![doc = include_str!("../docs/library-example.md")]
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod crypto;
+pub mod error;
+pub mod handshake;
+pub mod keys;
+pub mod session;
+pub mod transport;
+
+pub use error::{Error, Result};
+pub use handshake::{Established, Handshake, NoiseConfig, NoiseHandshake, Role};
+pub use session::Session;

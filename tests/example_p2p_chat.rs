@@ -1,0 +1,339 @@
+//! Runs `examples/p2p_chat.rs` as two processes (a listener on port 0 and a
+//! dialer), pipes one line into each side's stdin and checks that each side
+//! printed the other's line; and checks that a wrong pinned key is refused.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use akex::keys::{encode_public_key, write_new_identity};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Builds the example once (with the test's own profile) and returns its path,
+/// as cargo reports it, so `CARGO_TARGET_DIR` and `--release` are honoured.
+fn example_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args([
+            "build",
+            "--quiet",
+            "--example",
+            "p2p_chat",
+            "--message-format=json-render-diagnostics",
+        ])
+        .arg("--manifest-path")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
+        // This test binary lives in <target>/<profile>/deps/.
+        let exe = std::env::current_exe().expect("current_exe");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("profile dir");
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let out = cmd
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run cargo build");
+        assert!(
+            out.status.success(),
+            "cargo build --example p2p_chat failed"
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|msg| {
+                msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "p2p_chat"
+            })
+            .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
+            .expect("cargo reported no p2p_chat executable")
+    })
+}
+
+struct Keys {
+    _dir: tempfile::TempDir,
+    a: PathBuf,
+    a_pub: String,
+    b: PathBuf,
+    b_pub: String,
+    other_pub: String,
+}
+
+fn keys() -> Keys {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = akex::crypto::OsRng;
+    let a = dir.path().join("a.key");
+    let b = dir.path().join("b.key");
+    let a_pub = encode_public_key(write_new_identity(&a, &mut rng).unwrap().public());
+    let b_pub = encode_public_key(write_new_identity(&b, &mut rng).unwrap().public());
+    let other = write_new_identity(&dir.path().join("other.key"), &mut rng).unwrap();
+    Keys {
+        other_pub: encode_public_key(other.public()),
+        _dir: dir,
+        a,
+        a_pub,
+        b,
+        b_pub,
+    }
+}
+
+fn spawn(args: &[&str]) -> Child {
+    Command::new(example_binary())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn p2p_chat")
+}
+
+/// Reads the listener's stderr until "listening on ADDR"; returns the
+/// address and a receiver for the rest of stderr (so the pipe never fills).
+fn listening_addr(child: &mut Child) -> (String, mpsc::Receiver<String>) {
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < DEADLINE {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => {
+                if let Some(rest) = line.split("listening on ").nth(1) {
+                    let addr = rest.split_whitespace().next().unwrap().to_string();
+                    return (addr, rx);
+                }
+                seen.push(line);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let _ = child.kill();
+    panic!("listener never printed its address; stderr: {seen:#?}");
+}
+
+/// Waits for `child` to exit (killing it after the deadline) and collects its
+/// output; `stderr_lines` replaces the child's stderr if it was taken.
+fn finish(mut child: Child, stderr_lines: Option<mpsc::Receiver<String>>) -> (Output, bool) {
+    let start = Instant::now();
+    let mut timed_out = false;
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > DEADLINE {
+            let _ = child.kill();
+            timed_out = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut stdout = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut stdout)
+        .unwrap();
+    let mut stderr = Vec::new();
+    match stderr_lines {
+        Some(rx) => {
+            // The reader thread ends when the pipe closes.
+            while let Ok(line) = rx.recv_timeout(Duration::from_secs(5)) {
+                stderr.extend_from_slice(line.as_bytes());
+                stderr.push(b'\n');
+            }
+        }
+        None => {
+            child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_end(&mut stderr)
+                .unwrap();
+        }
+    }
+    let status = child.wait().unwrap();
+    (
+        Output {
+            status,
+            stdout,
+            stderr,
+        },
+        timed_out,
+    )
+}
+
+fn describe(name: &str, out: &Output) -> String {
+    format!(
+        "{name}: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn send_and_close(child: &mut Child, text: &str) {
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(text.as_bytes()).unwrap();
+    // Dropping stdin is end of input: that side stops sending.
+}
+
+fn chat_both_ways(pattern: &str) {
+    let k = keys();
+    let a = k.a.to_str().unwrap();
+    let b = k.b.to_str().unwrap();
+    let mut listener = spawn(&[
+        "listen",
+        "--addr",
+        "127.0.0.1:0",
+        "--identity",
+        a,
+        "--peer-key",
+        &k.b_pub,
+        "--pattern",
+        pattern,
+    ]);
+    let (addr, listener_err) = listening_addr(&mut listener);
+    let mut dialer = spawn(&[
+        "dial",
+        "--addr",
+        &addr,
+        "--identity",
+        b,
+        "--peer-key",
+        &k.a_pub,
+        "--pattern",
+        pattern,
+    ]);
+    send_and_close(&mut dialer, "hello from the dialer\nsecond line from b\n");
+    send_and_close(&mut listener, "hello from the listener\n");
+
+    let (dialer_out, dialer_hung) = finish(dialer, None);
+    let (listener_out, listener_hung) = finish(listener, Some(listener_err));
+    let report = format!(
+        "{}\n{}",
+        describe("listener", &listener_out),
+        describe("dialer", &dialer_out)
+    );
+    assert!(!dialer_hung && !listener_hung, "a side hung\n{report}");
+    assert!(
+        listener_out.status.success() && dialer_out.status.success(),
+        "{report}"
+    );
+
+    let listener_stdout = String::from_utf8_lossy(&listener_out.stdout);
+    let dialer_stdout = String::from_utf8_lossy(&dialer_out.stdout);
+    // Each line is printed with the first 8 characters of the sender's key.
+    let from_b = format!("<{}>", &k.b_pub[..8]);
+    let from_a = format!("<{}>", &k.a_pub[..8]);
+    assert!(
+        listener_stdout.contains(&format!("{from_b} hello from the dialer\n"))
+            && listener_stdout.contains(&format!("{from_b} second line from b\n")),
+        "{report}"
+    );
+    assert!(
+        dialer_stdout.contains(&format!("{from_a} hello from the listener\n")),
+        "{report}"
+    );
+    // Nobody sees their own lines echoed.
+    assert!(
+        !listener_stdout.contains("hello from the listener"),
+        "{report}"
+    );
+    assert!(!dialer_stdout.contains("hello from the dialer"), "{report}");
+    // Both report the peer key they pinned.
+    assert!(
+        String::from_utf8_lossy(&listener_out.stderr).contains(&k.b_pub),
+        "{report}"
+    );
+    assert!(
+        String::from_utf8_lossy(&dialer_out.stderr).contains(&k.a_pub),
+        "{report}"
+    );
+}
+
+#[test]
+fn chat_ik() {
+    chat_both_ways("IK");
+}
+
+#[test]
+fn chat_xx() {
+    chat_both_ways("XX");
+}
+
+/// A dialer pinning a key the listener does not hold must fail; the listener
+/// reports the failed handshake and keeps listening.
+#[test]
+fn wrong_peer_key_is_refused() {
+    for pattern in ["IK", "XX"] {
+        let k = keys();
+        let a = k.a.to_str().unwrap();
+        let b = k.b.to_str().unwrap();
+        let mut listener = spawn(&[
+            "listen",
+            "--addr",
+            "127.0.0.1:0",
+            "--identity",
+            a,
+            "--pattern",
+            pattern,
+        ]);
+        let (addr, listener_err) = listening_addr(&mut listener);
+        let mut dialer = spawn(&[
+            "dial",
+            "--addr",
+            &addr,
+            "--identity",
+            b,
+            "--peer-key",
+            &k.other_pub,
+            "--pattern",
+            pattern,
+        ]);
+        send_and_close(&mut dialer, "must never arrive\n");
+        let (dialer_out, dialer_hung) = finish(dialer, None);
+        let dialer_report = describe("dialer", &dialer_out);
+        assert!(!dialer_hung, "{pattern}: dialer hung\n{dialer_report}");
+        assert!(!dialer_out.status.success(), "{pattern}: {dialer_report}");
+        assert!(dialer_out.stdout.is_empty(), "{pattern}: {dialer_report}");
+
+        // The listener logs the failure and is still waiting: stop it.
+        let start = Instant::now();
+        let mut logged = Vec::new();
+        while start.elapsed() < DEADLINE {
+            match listener_err.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) if line.contains("handshake failed") => {
+                    logged.push(line);
+                    break;
+                }
+                Ok(line) => logged.push(line),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        assert!(
+            listener.try_wait().unwrap().is_none(),
+            "{pattern}: listener exited after a failed handshake: {logged:#?}"
+        );
+        listener.kill().unwrap();
+        let (listener_out, _) = finish(listener, Some(listener_err));
+        assert!(
+            logged.iter().any(|l| l.contains("handshake failed")),
+            "{pattern}: listener did not report the failed handshake: {logged:#?}\n{}",
+            describe("listener", &listener_out)
+        );
+        assert!(
+            listener_out.stdout.is_empty(),
+            "{pattern}: {}",
+            describe("listener", &listener_out)
+        );
+    }
+}
