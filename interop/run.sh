@@ -317,5 +317,6 @@ if [ "$FAILED" -gt 0 ]; then
     echo "failed cases:"
     for n in "${FAILED_NAMES[@]}"; do echo "  $n"; done
 fi
-echo "interop: $PASSED passed, $FAILED failed ($(($(date +%s) - START_TIME)) s)"
+echo "interop: took $(($(date +%s) - START_TIME)) s"
+echo "interop: $PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ] && [ "$PASSED" -gt 0 ]

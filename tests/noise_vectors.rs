@@ -2,10 +2,10 @@
 //! akex's own API: `NoiseConfig` + `NoiseHandshake` behind `Box<dyn Handshake>`
 //! for the handshake, then `Session` for the transport messages.
 //!
-//! The vector files live outside the repository, in
-//! `$CARGO_MANIFEST_DIR/../shared/vectors/noise`. Set `AKEX_VECTORS_DIR` to
-//! use another copy: either the `vectors` directory (containing `noise/`) or
-//! the `noise` directory itself. A missing directory fails the test.
+//! The vector files are verbatim copies in `tests/vectors/noise/` (see the
+//! README there for their origin). Set `AKEX_VECTORS_DIR` to use another
+//! copy: either a `vectors` directory (containing `noise/`) or the `noise`
+//! directory itself. A missing directory or file fails the test.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,15 +28,14 @@ const MIN_RAN: usize = 800;
 fn vectors_dir() -> PathBuf {
     let base = match std::env::var_os("AKEX_VECTORS_DIR") {
         Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/vectors"),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors"),
     };
     let noise = base.join("noise");
     let dir = if noise.is_dir() { noise } else { base };
     assert!(
         dir.is_dir(),
-        "Noise vector directory {} not found: put the shared vectors at ../shared/vectors \
-         beside the repository, or set AKEX_VECTORS_DIR to the vectors (or vectors/noise) \
-         directory",
+        "Noise vector directory {} not found: restore tests/vectors/noise from git, \
+         or set AKEX_VECTORS_DIR to a vectors (or vectors/noise) directory",
         dir.display()
     );
     for file in FILES {

@@ -164,6 +164,10 @@ impl NoiseProtocol {
     }
 }
 
+/// More than any 25519 pattern's per-message overhead (at most two keys and
+/// three tags) and than a Kyber1024 key or ciphertext with its tag.
+const MESSAGE_OVERHEAD_BOUND: usize = 2048;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Status {
     Running,
@@ -332,7 +336,10 @@ impl Handshake for NoiseHandshake {
             return self.fail(ApiMisuse::WrongTurn.into());
         }
         let start = out.len();
-        out.resize(start + MAX_MESSAGE_LEN, 0);
+        // Room for the payload plus every token's bytes (keys, tags), without
+        // zeroing 64 KiB for each small message.
+        let room = (payload.len() + MESSAGE_OVERHEAD_BOUND).min(MAX_MESSAGE_LEN);
+        out.resize(start + room, 0);
         match self.state.write_message(payload, &mut out[start..]) {
             Ok(n) => {
                 out.truncate(start + n);

@@ -70,6 +70,44 @@ impl CipherState {
         Ok(n)
     }
 
+    /// `EncryptWithAd` appending the ciphertext and tag to `out`.
+    pub fn encrypt_append(
+        &mut self,
+        ad: &[u8],
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        self.check_nonce()?;
+        let start = out.len();
+        out.resize(start + plaintext.len() + TAG_LEN, 0);
+        self.key.seal_to(self.n, ad, plaintext, &mut out[start..]);
+        self.n += 1;
+        Ok(())
+    }
+
+    /// `DecryptWithAd` appending the plaintext to `out`; on failure `out`
+    /// is left as it was.
+    pub fn decrypt_append(
+        &mut self,
+        ad: &[u8],
+        ciphertext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        self.check_nonce()?;
+        let start = out.len();
+        out.resize(start + ciphertext.len().saturating_sub(TAG_LEN), 0);
+        match self.key.open_to(self.n, ad, ciphertext, &mut out[start..]) {
+            Ok(_) => {
+                self.n += 1;
+                Ok(())
+            }
+            Err(e) => {
+                out.truncate(start);
+                Err(e)
+            }
+        }
+    }
+
     /// `REKEY()`: the new key is the first 32 bytes of encrypting 32 zero
     /// bytes under nonce 2^64-1. The nonce is left unchanged.
     pub fn rekey(&mut self) {

@@ -84,18 +84,15 @@ impl Session {
         if plaintext.len() > MAX_PLAINTEXT_LEN {
             return Err(ApiMisuse::MessageTooLarge.into());
         }
-        let mut buf = plaintext.to_vec();
-        self.send.encrypt_in_place(&[], &mut buf)?;
-        out.extend_from_slice(&buf);
-        Ok(())
+        self.send.encrypt_append(&[], plaintext, out)
     }
 
     /// Decrypts `message`, appending the plaintext to `out`.
     pub fn open(&mut self, message: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-        let mut buf = message.to_vec();
-        let n = self.open_in_place(&mut buf)?;
-        out.extend_from_slice(&buf[..n]);
-        Ok(())
+        if message.len() > MAX_MESSAGE_LEN {
+            return Err(PeerMisbehaved::BadMessageLength.into());
+        }
+        self.recv.decrypt_append(&[], message, out)
     }
 
     /// The CipherState for messages we send (its nonce is the count sent).

@@ -74,21 +74,22 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let mut framed = Framed::new(io, FrameCodec::new(options.max_frame_len));
-    let established = tokio::time::timeout(options.handshake_timeout, pump(&mut framed, handshake))
-        .await
-        .map_err(|_| Error::Timeout(options.handshake_timeout))??;
-    Ok(SecureStream::new(framed, established))
+    let (established, payloads) =
+        tokio::time::timeout(options.handshake_timeout, pump(&mut framed, handshake))
+            .await
+            .map_err(|_| Error::Timeout(options.handshake_timeout))??;
+    Ok(SecureStream::new(framed, established, payloads))
 }
 
 async fn pump<IO>(
     framed: &mut Framed<IO, FrameCodec>,
     mut handshake: Box<dyn Handshake>,
-) -> Result<Established, Error>
+) -> Result<(Established, Vec<Vec<u8>>), Error>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
     let mut message = Vec::new();
-    let mut payload = Vec::new();
+    let mut payloads = Vec::new();
     while !handshake.is_finished() {
         if handshake.wants_write() {
             message.clear();
@@ -96,10 +97,14 @@ where
             framed.send(Bytes::copy_from_slice(&message)).await?;
         } else {
             match framed.next().await {
-                Some(frame) => handshake.read_message(&frame?, &mut payload)?,
+                Some(frame) => {
+                    let mut payload = Vec::new();
+                    handshake.read_message(&frame?, &mut payload)?;
+                    payloads.push(payload);
+                }
                 None => return Err(PeerMisbehaved::ClosedDuringHandshake.into()),
             }
         }
     }
-    handshake.finish()
+    Ok((handshake.finish()?, payloads))
 }

@@ -20,6 +20,7 @@ pub struct SecureFramed<IO> {
     /// Plaintext already decrypted but not yet handed out (from a
     /// [`super::SecureStream`] that was converted mid-message).
     pending: Option<BytesMut>,
+    handshake_payloads: Vec<Vec<u8>>,
 }
 
 impl<IO> std::fmt::Debug for SecureFramed<IO> {
@@ -31,12 +32,23 @@ impl<IO> std::fmt::Debug for SecureFramed<IO> {
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> SecureFramed<IO> {
-    pub(crate) fn new(framed: Framed<IO, FrameCodec>, session: Session) -> Self {
+    pub(crate) fn new(
+        framed: Framed<IO, FrameCodec>,
+        session: Session,
+        handshake_payloads: Vec<Vec<u8>>,
+    ) -> Self {
         SecureFramed {
             framed,
             session,
             pending: None,
+            handshake_payloads,
         }
+    }
+
+    /// The payloads the peer put in its handshake messages (see
+    /// [`super::SecureStream::handshake_payloads`]).
+    pub fn handshake_payloads(&self) -> &[Vec<u8>] {
+        &self.handshake_payloads
     }
 
     pub(crate) fn with_pending(mut self, pending: BytesMut) -> Self {

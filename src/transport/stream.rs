@@ -35,9 +35,13 @@ impl<IO> std::fmt::Debug for SecureStream<IO> {
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> SecureStream<IO> {
-    pub(crate) fn new(framed: Framed<IO, FrameCodec>, established: Established) -> Self {
+    pub(crate) fn new(
+        framed: Framed<IO, FrameCodec>,
+        established: Established,
+        handshake_payloads: Vec<Vec<u8>>,
+    ) -> Self {
         SecureStream {
-            inner: SecureFramed::new(framed, Session::new(established)),
+            inner: SecureFramed::new(framed, Session::new(established), handshake_payloads),
             plaintext: BytesMut::new(),
         }
     }
@@ -45,6 +49,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecureStream<IO> {
     /// The handshake's public facts: protocol, peer key, handshake hash.
     pub fn session_info(&self) -> &SessionInfo {
         self.inner.session_info()
+    }
+
+    /// The payloads the peer put in its handshake messages, one entry per
+    /// message received (empty for messages without payload). How well each
+    /// is protected depends on its position in the pattern (Noise spec,
+    /// section 7.7); akex itself sends empty handshake payloads.
+    pub fn handshake_payloads(&self) -> &[Vec<u8>] {
+        self.inner.handshake_payloads()
     }
 
     /// The session's keys and counters.

@@ -46,15 +46,15 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Keygen { output } => common::report(keygen(&output)),
         Command::Pubkey { identity } => common::report(pubkey(&identity)),
-        Command::Serve(args) => common::runtime()
-            .and_then(|rt| rt.block_on(serve::run(args)))
-            .map_or_else(
-                |e| {
+        Command::Serve(args) => {
+            match common::runtime().and_then(|rt| rt.block_on(serve::run(args))) {
+                Ok(code) => code,
+                Err(e) => {
                     eprintln!("akex serve: error: {e}");
                     ExitCode::FAILURE
-                },
-                |code| code,
-            ),
+                }
+            }
+        }
         Command::Connect(args) => connect::main(args),
         Command::Demo(args) => {
             common::report(common::runtime().and_then(|rt| rt.block_on(demo::run(args))))

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use akex::transport::{accept, TransportOptions};
 use akex::{Error, NoiseConfig, NoiseHandshake};
@@ -21,6 +22,9 @@ pub struct ServeArgs {
     /// Serve one connection, then exit (non-zero if it failed).
     #[arg(long)]
     once: bool,
+    /// Close a connection after this many seconds without a message.
+    #[arg(long, default_value_t = 60)]
+    idle_timeout: u64,
 }
 
 pub async fn run(args: ServeArgs) -> Result<ExitCode, Error> {
@@ -36,17 +40,18 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Error> {
         config.protocol()
     );
 
+    let idle = Duration::from_secs(args.idle_timeout.max(1));
     loop {
         let (tcp, peer) = listener.accept().await?;
         if args.once {
-            let ok = handle(tcp, peer, config.clone(), options.clone()).await;
+            let ok = handle(tcp, peer, config.clone(), options.clone(), idle).await;
             return Ok(if ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             });
         }
-        tokio::spawn(handle(tcp, peer, config.clone(), options.clone()));
+        tokio::spawn(handle(tcp, peer, config.clone(), options.clone(), idle));
     }
 }
 
@@ -55,8 +60,9 @@ async fn handle(
     peer: SocketAddr,
     config: NoiseConfig,
     options: TransportOptions,
+    idle: Duration,
 ) -> bool {
-    match serve_one(tcp, config, &options).await {
+    match serve_one(tcp, config, &options, idle).await {
         Ok(count) => {
             eprintln!("akex serve: {peer}: closed after echoing {count} message(s)");
             true
@@ -72,6 +78,7 @@ async fn serve_one(
     tcp: TcpStream,
     config: NoiseConfig,
     options: &TransportOptions,
+    idle: Duration,
 ) -> Result<u64, Error> {
     let peer = tcp.peer_addr()?;
     let _ = tcp.set_nodelay(true);
@@ -89,7 +96,11 @@ async fn serve_one(
     );
     let mut messages = stream.into_messages();
     let mut count = 0u64;
-    while let Some(message) = messages.next().await {
+    loop {
+        let next = tokio::time::timeout(idle, messages.next())
+            .await
+            .map_err(|_| Error::Timeout(idle))?;
+        let Some(message) = next else { break };
         messages.send(message?.freeze()).await?;
         count += 1;
     }
