@@ -1,7 +1,7 @@
 //! akex: authenticated key exchange with a session layer and a tokio transport.
 //!
 //! Layers, bottom up: [`crypto`] (primitives wrapped once), [`handshake`]
-//! (the sans-IO [`Handshake`](handshake::Handshake) trait and its protocols),
+//! (the sans-IO [`Handshake`] trait and its protocols),
 //! [`session`] (traffic keys and records), [`transport`] (tokio framing and
 //! [`SecureStream`](transport::SecureStream)), [`keys`] (long-term keys).
 #![doc = include_str!("../docs/library-example.md")]
