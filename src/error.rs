@@ -35,6 +35,9 @@ pub enum Error {
     /// The handshake did not finish in time.
     #[error("handshake timed out after {0:?}")]
     Timeout(Duration),
+    /// No byte moved on an established connection for this long.
+    #[error("connection idle for longer than {0:?}")]
+    IdleTimeout(Duration),
     /// A key file could not be used.
     #[error("key file {path}: {reason}")]
     KeyFile {
@@ -43,6 +46,9 @@ pub enum Error {
         /// What is wrong with it (never its contents).
         reason: String,
     },
+    /// The key store, trust store or audit log could not be used.
+    #[error("key store: {0}")]
+    KeyStore(#[from] KeyStoreError),
     /// The operating system reported an I/O error.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -94,6 +100,92 @@ pub enum TrustFailure {
     /// The pattern authenticates the peer but no key was learned.
     #[error("peer presented no static key")]
     NoRemoteKey,
+    /// The peer's key is on the revocation list.
+    #[error("peer key {key_id} is revoked: {reason}")]
+    Revoked {
+        /// The revoked key's id.
+        key_id: String,
+        /// The reason recorded with the revocation.
+        reason: String,
+    },
+    /// The peer's key was pinned, but its validity (expiry or the overlap
+    /// window after a rotation) has ended.
+    #[error("peer key {key_id} ({name}) expired")]
+    Expired {
+        /// The key's id.
+        key_id: String,
+        /// The pin's name.
+        name: String,
+    },
+    /// The peer's key is not in the trust store and the policy does not
+    /// accept unknown keys.
+    #[error("peer key {key_id} is not pinned in the trust store")]
+    Unknown {
+        /// The key's id.
+        key_id: String,
+    },
+}
+
+/// The key store, trust store or audit log cannot be used.
+///
+/// Messages name files, key names and ids, never key material or passphrases.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyStoreError {
+    /// No key (or pin) with this name or id.
+    #[error("no key named {0:?}")]
+    NotFound(String),
+    /// A key with this name already exists.
+    #[error("a key named {0:?} already exists")]
+    AlreadyExists(String),
+    /// The passphrase does not decrypt the key file.
+    #[error("wrong passphrase for key {0:?}")]
+    WrongPassphrase(String),
+    /// No passphrase was available (no env var, no terminal).
+    #[error("no passphrase: {0}")]
+    NoPassphrase(String),
+    /// A file is corrupted, truncated or was modified; it is left untouched.
+    #[error("{path} is corrupted or was modified: {reason} (the file was left untouched)")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// What is wrong (never its contents).
+        reason: String,
+    },
+    /// The key was destroyed; only its public record remains.
+    #[error("key {0:?} was destroyed")]
+    Destroyed(String),
+    /// The key was revoked and must not be used.
+    #[error("key {0:?} is revoked")]
+    Revoked(String),
+    /// The key's expiry time has passed.
+    #[error("key {0:?} has expired")]
+    Expired(String),
+    /// The key was retired by a rotation.
+    #[error("key {0:?} is retired")]
+    Retired(String),
+    /// The key type is unknown or cannot be used for this operation.
+    #[error("unsupported key type: {0}")]
+    Unsupported(String),
+    /// A rotation statement is malformed or its signatures do not verify.
+    #[error("invalid rotation statement: {0}")]
+    InvalidStatement(String),
+    /// The audit log's hash chain is broken.
+    #[error("audit log line {line}: {reason}")]
+    AuditBroken {
+        /// The first bad line, counted from 1.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A file could not be read or written.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The operating system's error.
+        reason: String,
+    },
 }
 
 /// The local configuration cannot work.
@@ -146,6 +238,10 @@ pub enum ApiMisuse {
     /// A message was longer than the protocol allows.
     #[error("message too large")]
     MessageTooLarge,
+    /// Reading continued after the stream already failed (an earlier error
+    /// is final: an attacker must not get a second try).
+    #[error("the secure stream already failed")]
+    StreamFailed,
 }
 
 /// A key reached a usage limit.
@@ -168,7 +264,9 @@ impl Error {
             Error::ApiMisuse(_) => "api_misuse",
             Error::Limit(_) => "limit",
             Error::Timeout(_) => "timeout",
+            Error::IdleTimeout(_) => "idle_timeout",
             Error::KeyFile { .. } => "key_file",
+            Error::KeyStore(_) => "key_store",
             Error::Io(_) => "io",
         }
     }
@@ -183,7 +281,7 @@ impl Error {
                     Error::PeerMisbehaved(PeerMisbehaved::TruncatedFrame) => {
                         std::io::ErrorKind::UnexpectedEof
                     }
-                    Error::Timeout(_) => std::io::ErrorKind::TimedOut,
+                    Error::Timeout(_) | Error::IdleTimeout(_) => std::io::ErrorKind::TimedOut,
                     _ => std::io::ErrorKind::InvalidData,
                 };
                 std::io::Error::new(kind, other)

@@ -332,7 +332,10 @@ async fn replayed_transport_message_is_rejected() {
         let mut messages = stream.into_messages();
         let first = messages.next().await.unwrap()?;
         assert_eq!(&first[..], b"once");
-        messages.next().await.unwrap().map(|_| ())
+        let replay = messages.next().await.unwrap().map(|_| ());
+        // A valid message after the failure is refused too: errors are final.
+        let after = messages.next().await.unwrap().map(|_| ());
+        Ok::<_, Error>((replay, after))
     });
     // A raw client: run the handshake by hand, then send the same frame twice.
     let mut tcp = TcpStream::connect(addr).await.unwrap();
@@ -358,9 +361,20 @@ async fn replayed_transport_message_is_rejected() {
             .unwrap();
         tcp.write_all(&frame).await.unwrap();
     }
+    let mut valid = Vec::new();
+    session.seal(b"valid but too late", &mut valid).unwrap();
+    tcp.write_all(&(valid.len() as u16).to_be_bytes())
+        .await
+        .unwrap();
+    tcp.write_all(&valid).await.unwrap();
+    let (replay, after) = server.await.unwrap().unwrap();
     assert!(matches!(
-        server.await.unwrap(),
+        replay,
         Err(Error::PeerMisbehaved(PeerMisbehaved::DecryptFailed))
+    ));
+    assert!(matches!(
+        after,
+        Err(Error::ApiMisuse(akex::error::ApiMisuse::StreamFailed))
     ));
 }
 

@@ -1,5 +1,48 @@
-//! Long-term keys. For now: X25519 identity files, WireGuard-style.
+//! Long-term keys: WireGuard-style identity files ([`file`]) and a key store
+//! with encryption at rest, a trust store, rotation, destruction and a
+//! hash-chained audit log (see `docs/key-management.md`).
 
+pub mod audit;
+pub mod encrypted;
 pub mod file;
+mod fsutil;
+pub mod rotation;
+pub mod store;
+pub mod trust;
 
+pub use audit::{AuditEvent, AuditLog};
+pub use encrypted::{Passphrase, Protection, DEFAULT_SCRYPT_LOG_N};
 pub use file::{decode_public_key, encode_public_key, load_identity, write_new_identity};
+pub use rotation::{
+    decode_rotation_message, encode_rotation_message, RotationStatement, MAX_ROTATION_CHAIN,
+    ROTATION_MESSAGE_PREFIX,
+};
+pub use store::{KeyEntry, KeyStatus, KeyStore, KeyType, LoadedKey};
+pub use trust::{Pin, Revocation, TrustPolicy, TrustStore};
+
+use sha2::{Digest, Sha256};
+
+/// A key's id: hex of the first 16 bytes of SHA-256 of its public key.
+pub fn key_id(public: &[u8]) -> String {
+    hex::encode(&Sha256::digest(public)[..16])
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before 1970).
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub(crate) fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+pub(crate) fn unb64(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()
+}

@@ -21,6 +21,8 @@ pub struct SecureFramed<IO> {
     /// [`super::SecureStream`] that was converted mid-message).
     pending: Option<BytesMut>,
     handshake_payloads: Vec<Vec<u8>>,
+    /// Set by the first read error; every later read fails too.
+    read_failed: bool,
 }
 
 impl<IO> std::fmt::Debug for SecureFramed<IO> {
@@ -42,6 +44,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecureFramed<IO> {
             session,
             pending: None,
             handshake_payloads,
+            read_failed: false,
         }
     }
 
@@ -116,13 +119,20 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecureFramed<IO> {
         if let Some(pending) = self.pending.take() {
             return Poll::Ready(Some(Ok(pending)));
         }
+        if self.read_failed {
+            return Poll::Ready(Some(Err(ApiMisuse::StreamFailed.into())));
+        }
         let frame = ready!(Pin::new(&mut self.framed).poll_next(cx));
-        Poll::Ready(frame.map(|frame| {
+        let result = frame.map(|frame| {
             let mut frame = frame?;
             let n = self.session.open_in_place(&mut frame)?;
             frame.truncate(n);
             Ok(frame)
-        }))
+        });
+        if matches!(result, Some(Err(_))) {
+            self.read_failed = true;
+        }
+        Poll::Ready(result)
     }
 }
 

@@ -8,9 +8,14 @@
 mod codec;
 mod driver;
 mod messages;
+mod server;
 mod stream;
 
 pub use codec::FrameCodec;
 pub use driver::{accept, connect, establish, TransportOptions};
 pub use messages::SecureFramed;
+pub use server::{
+    IdleTimeout, RejectReason, Server, ServerEvent, ServerLimits, ServerStats, ServerStream,
+    StatsSnapshot,
+};
 pub use stream::SecureStream;

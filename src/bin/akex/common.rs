@@ -2,14 +2,19 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use akex::crypto::Secret;
-use akex::error::ConfigError;
-use akex::keys::{decode_public_key, load_identity};
+use akex::error::{ConfigError, KeyStoreError};
+use akex::keys::{
+    decode_public_key, decode_rotation_message, encode_rotation_message, load_identity, now_unix,
+    AuditLog, KeyStore, Passphrase, Protection, TrustPolicy, TrustStore, DEFAULT_SCRYPT_LOG_N,
+};
 use akex::transport::TransportOptions;
 use akex::{Error, NoiseConfig};
-use clap::Args;
+use bytes::Bytes;
+use clap::{Args, ValueEnum};
 
 /// How to run the handshake: protocol, keys, PSKs, limits.
 #[derive(Args, Clone, Debug)]
@@ -18,8 +23,28 @@ pub struct HandshakeArgs {
     #[arg(long)]
     pub protocol: String,
     /// Our X25519 private key file (from `akex keygen`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "key")]
     pub identity: Option<PathBuf>,
+    /// Our identity by name from the key store (see `akex keys`); the
+    /// passphrase comes from AKEX_PASSPHRASE or a prompt.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// The key store directory (default $XDG_DATA_HOME/akex, else
+    /// ~/.local/share/akex).
+    #[arg(long)]
+    pub store: Option<PathBuf>,
+    /// Check the peer's static key after the handshake against the trust
+    /// store: pinned keys only, or trust on first use.
+    #[arg(long, value_enum)]
+    pub trust: Option<TrustMode>,
+    /// The trust store file (default: trust.json in the key store); giving
+    /// it implies --trust pinned.
+    #[arg(long = "trust-store")]
+    pub trust_store: Option<PathBuf>,
+    /// Take the peer's public key (--remote-key) from the trust store pin
+    /// with this name.
+    #[arg(long, conflicts_with = "remote_key")]
+    pub peer: Option<String>,
     /// The peer's public key, base64: required in advance by NK/IK/KK, and
     /// pinned (checked) by patterns that transmit it, such as XX.
     #[arg(long = "remote-key")]
@@ -33,6 +58,10 @@ pub struct HandshakeArgs {
     /// Handshake timeout in seconds.
     #[arg(long, default_value_t = 10.0)]
     pub timeout: f64,
+    /// Read the key store passphrase from this open file descriptor (its
+    /// first line) when AKEX_PASSPHRASE is unset (unix).
+    #[arg(long = "passphrase-fd", value_name = "FD")]
+    pub passphrase_fd: Option<u32>,
 }
 
 impl HandshakeArgs {
@@ -41,9 +70,22 @@ impl HandshakeArgs {
         if let Some(path) = &self.identity {
             config = config.local_static(load_identity(path)?);
         }
+        set_passphrase_fd(self.passphrase_fd);
+        if let Some(name) = &self.key {
+            config = config.local_static(load_store_key(self.store.as_deref(), name)?);
+        }
         if let Some(key) = &self.remote_key {
             config = config.remote_static(decode_public_key(key)?);
         }
+        if let Some(name) = &self.peer {
+            let trust = self.open_trust_store()?;
+            let key: [u8; 32] = trust
+                .pinned_key(name, now_unix())?
+                .try_into()
+                .map_err(|_| ConfigError::InvalidKey("the pinned key is not 32 bytes"))?;
+            config = config.remote_static(key);
+        }
+        self.install_trust()?;
         for psk in &self.psk {
             let bytes = decode_public_key(psk)
                 .map_err(|_| ConfigError::InvalidKey("--psk must be 32 bytes of base64"))?;
@@ -64,6 +106,258 @@ impl HandshakeArgs {
             ..TransportOptions::default()
         })
     }
+}
+
+/// `--trust` modes.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrustMode {
+    /// Only keys pinned in the trust store.
+    Pinned,
+    /// Pin unknown keys on first use (off by default).
+    Tofu,
+}
+
+impl HandshakeArgs {
+    fn open_trust_store(&self) -> Result<TrustStore, Error> {
+        let dir = store_dir(self.store.as_deref())?;
+        let path = self
+            .trust_store
+            .clone()
+            .unwrap_or_else(|| dir.join("trust.json"));
+        let store = KeyStore::open(&dir)?;
+        TrustStore::open_audited(path, store.audit().clone())
+    }
+
+    /// Sets up the post-handshake trust check (see [`check_peer`]).
+    fn install_trust(&self) -> Result<(), Error> {
+        let mode = match (self.trust, &self.trust_store) {
+            (Some(mode), _) => mode,
+            (None, Some(_)) => TrustMode::Pinned,
+            (None, None) => return Ok(()),
+        };
+        let store = self.open_trust_store()?;
+        let policy = match mode {
+            TrustMode::Pinned => TrustPolicy::Pinned(store),
+            TrustMode::Tofu => TrustPolicy::Tofu(store),
+        };
+        let slot = TRUST.get_or_init(|| Mutex::new(None));
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(policy);
+        Ok(())
+    }
+}
+
+static TRUST: OnceLock<Mutex<Option<TrustPolicy>>> = OnceLock::new();
+
+/// The store key used in handshakes (`--key`): store dir, id, name.
+static KEY_IN_USE: OnceLock<(PathBuf, String, String)> = OnceLock::new();
+/// The rotation announcement `serve` sends first (see `ROTATION_MESSAGE_PREFIX`).
+static ANNOUNCEMENT: OnceLock<Bytes> = OnceLock::new();
+/// Serializes `use` records within the process.
+static USE_LOCK: Mutex<()> = Mutex::new(());
+/// At most one `use` audit line per key per this many seconds.
+const USE_INTERVAL: u64 = 60;
+
+/// Records a handshake use of the `--key` identity in its store's audit log
+/// (rate-limited, see `AuditLog::record_use`). A failure is a warning: it
+/// does not end the connection.
+pub fn record_use() {
+    let Some((dir, id, name)) = KEY_IN_USE.get() else {
+        return;
+    };
+    let _guard = USE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let audit = AuditLog::new(dir.join("audit.jsonl"));
+    if let Err(e) = audit.record_use(id, Some(name), now_unix(), USE_INTERVAL) {
+        eprintln!("akex: warning: cannot record the key's use in the audit log: {e}");
+    }
+}
+
+/// The rotation announcement to send as the first transport message, if
+/// the `--key` identity was made by `akex keys rotate`.
+pub fn rotation_announcement() -> Option<Bytes> {
+    ANNOUNCEMENT.get().cloned()
+}
+
+/// True if the trust policy set up by `--trust`/`--trust-store` pins keys
+/// (so an unknown key may be accepted through a rotation statement).
+pub fn trust_is_pinned() -> bool {
+    TRUST.get().is_some_and(|slot| {
+        matches!(
+            *slot.lock().unwrap_or_else(|e| e.into_inner()),
+            Some(TrustPolicy::Pinned(_))
+        )
+    })
+}
+
+/// Handles a rotation announcement from the peer whose handshake key
+/// `remote_static` is not pinned: verifies the chain against the trust store
+/// (`TrustStore::accept_rotation_chain`, which records the new pin and logs
+/// it), then re-checks the key. Returns `Ok(false)` if `message` is not an
+/// announcement.
+pub fn accept_announced_rotation(remote_static: &[u8], message: &[u8]) -> Result<bool, Error> {
+    let Some(chain) = decode_rotation_message(message) else {
+        return Ok(false);
+    };
+    let chain = chain?;
+    let Some(slot) = TRUST.get() else {
+        return Ok(false);
+    };
+    let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(TrustPolicy::Pinned(store)) = guard.as_mut() else {
+        return Ok(false);
+    };
+    let now = now_unix();
+    let pin = store.accept_rotation_chain(&chain, remote_static, now)?;
+    eprintln!(
+        "akex: accepted the peer's key rotation to {} ({}) on a verified statement",
+        pin.id, pin.name
+    );
+    guard
+        .as_mut()
+        .map_or(Ok(()), |policy| policy.check(remote_static, now))?;
+    Ok(true)
+}
+
+pub fn set_passphrase_fd(fd: Option<u32>) {
+    if let Some(fd) = fd {
+        let _ = PASSPHRASE_FD.set(fd);
+    }
+}
+
+static PASSPHRASE_FD: OnceLock<u32> = OnceLock::new();
+
+/// `--passphrase-fd FD`: the first line read from the descriptor.
+fn passphrase_from_fd(fd: u32) -> Result<Passphrase, Error> {
+    let path = PathBuf::from(format!("/dev/fd/{fd}"));
+    let mut text = zeroize::Zeroizing::new(String::new());
+    std::fs::File::open(&path)
+        .and_then(|mut f| std::io::Read::read_to_string(&mut f, &mut text))
+        .map_err(|e| {
+            Error::from(KeyStoreError::NoPassphrase(format!(
+                "cannot read --passphrase-fd {fd}: {e}"
+            )))
+        })?;
+    let line = text.split('\n').next().unwrap_or("");
+    let line = line.strip_suffix('\r').unwrap_or(line);
+    if line.is_empty() {
+        return Err(KeyStoreError::NoPassphrase(format!(
+            "--passphrase-fd {fd} gave an empty passphrase"
+        ))
+        .into());
+    }
+    Ok(Passphrase::new(line.to_string()))
+}
+
+/// Checks the peer's static key against the trust policy set up by
+/// `--trust`/`--trust-store` (a no-op without them). Call it right after
+/// the handshake, before any application data.
+pub fn check_peer(remote_static: Option<&[u8]>) -> Result<(), Error> {
+    let Some(slot) = TRUST.get() else {
+        return Ok(());
+    };
+    let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
+    match guard.as_mut() {
+        Some(policy) => policy.check_optional(remote_static, now_unix()),
+        None => Ok(()),
+    }
+}
+
+/// The key store directory: `--store`, else the XDG default.
+pub fn store_dir(store: Option<&std::path::Path>) -> Result<PathBuf, Error> {
+    match store {
+        Some(dir) => Ok(dir.to_path_buf()),
+        None => KeyStore::default_dir().ok_or_else(|| {
+            ConfigError::Invalid("no --store and neither XDG_DATA_HOME nor HOME is set".into())
+                .into()
+        }),
+    }
+}
+
+/// The passphrase: AKEX_PASSPHRASE, else `--passphrase-fd`, else a prompt
+/// when a terminal is attached, else an error. Never a command-line
+/// argument.
+pub fn passphrase(confirm: bool) -> Result<Passphrase, Error> {
+    use std::io::IsTerminal;
+    if let Ok(text) = std::env::var("AKEX_PASSPHRASE") {
+        if text.is_empty() {
+            return Err(KeyStoreError::NoPassphrase("AKEX_PASSPHRASE is empty".into()).into());
+        }
+        return Ok(Passphrase::new(text));
+    }
+    if let Some(fd) = PASSPHRASE_FD.get() {
+        return passphrase_from_fd(*fd);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(KeyStoreError::NoPassphrase(
+            "set AKEX_PASSPHRASE, give --passphrase-fd or run from a terminal to be prompted"
+                .into(),
+        )
+        .into());
+    }
+    let read = |prompt: &str| {
+        rpassword::prompt_password(prompt)
+            .map_err(|e| Error::from(KeyStoreError::NoPassphrase(format!("cannot read it: {e}"))))
+    };
+    let first = read("akex key store passphrase: ")?;
+    if confirm {
+        let second = zeroize::Zeroizing::new(read("again: ")?);
+        if first != *second {
+            return Err(KeyStoreError::NoPassphrase("the passphrases differ".into()).into());
+        }
+    }
+    Ok(Passphrase::new(first))
+}
+
+/// The scrypt work factor for new key files: AKEX_SCRYPT_LOG_N (1..=22; small
+/// values are for tests only), else the secure default.
+pub fn scrypt_log_n() -> Result<u8, Error> {
+    match std::env::var("AKEX_SCRYPT_LOG_N") {
+        Ok(v) => v
+            .parse::<u8>()
+            .ok()
+            .filter(|n| (1..=22).contains(n))
+            .ok_or_else(|| ConfigError::Invalid("AKEX_SCRYPT_LOG_N must be 1..=22".into()).into()),
+        Err(_) => Ok(DEFAULT_SCRYPT_LOG_N),
+    }
+}
+
+/// Protection for writing new key files.
+pub fn protection(insecure_plaintext: bool, confirm: bool) -> Result<Protection, Error> {
+    if insecure_plaintext {
+        return Ok(Protection::InsecurePlaintext);
+    }
+    Ok(Protection::Passphrase {
+        passphrase: passphrase(confirm)?,
+        log_n: scrypt_log_n()?,
+    })
+}
+
+/// Loads the X25519 identity `name` from the store for a handshake.
+fn load_store_key(
+    store: Option<&std::path::Path>,
+    name: &str,
+) -> Result<akex::crypto::StaticSecret, Error> {
+    let store = KeyStore::open(store_dir(store)?)?;
+    let entry = store
+        .find(name)
+        .ok_or_else(|| KeyStoreError::NotFound(name.into()))?;
+    entry.check_usable(now_unix())?;
+    let protection = if entry.encrypted {
+        Some(protection(false, false)?)
+    } else {
+        None
+    };
+    let loaded = store.load(name, protection.as_ref())?;
+    let entry = loaded.entry();
+    let _ = KEY_IN_USE.set((
+        store.dir().to_path_buf(),
+        entry.id.clone(),
+        entry.name.clone(),
+    ));
+    let chain = store.rotation_chain(&entry.id)?;
+    if !chain.is_empty() {
+        let _ = ANNOUNCEMENT.set(Bytes::from(encode_rotation_message(&chain)?));
+    }
+    loaded.static_secret()
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {

@@ -4,6 +4,7 @@
 mod common;
 mod connect;
 mod demo;
+mod keys;
 mod serve;
 
 use std::path::PathBuf;
@@ -39,6 +40,9 @@ enum Command {
     Connect(connect::ConnectArgs),
     /// Run real handshakes and a short benchmark on loopback, with defaults.
     Demo(demo::DemoArgs),
+    /// The key store: generate, list, show, rotate, revoke, destroy, trust,
+    /// untrust, audit.
+    Keys(keys::KeysArgs),
 }
 
 fn main() -> ExitCode {
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Connect(args) => connect::main(args),
+        Command::Keys(args) => keys::main(args),
         Command::Demo(args) => {
             common::report(common::runtime().and_then(|rt| rt.block_on(demo::run(args))))
         }

@@ -4,11 +4,11 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use akex::transport::{accept, TransportOptions};
-use akex::{Error, NoiseConfig, NoiseHandshake};
+use akex::error::ConfigError;
+use akex::transport::{Server, ServerEvent, ServerLimits, ServerStream};
+use akex::{Error, Handshake, NoiseHandshake};
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream};
 
 use crate::common::{b64, HandshakeArgs};
 
@@ -25,6 +25,13 @@ pub struct ServeArgs {
     /// Close a connection after this many seconds without a message.
     #[arg(long, default_value_t = 60)]
     idle_timeout: u64,
+    /// Handshakes in progress at once, over all peers; connections beyond
+    /// it are closed at once.
+    #[arg(long, default_value_t = ServerLimits::default().max_half_open)]
+    max_half_open: usize,
+    /// Handshakes in progress at once from one IP address.
+    #[arg(long, default_value_t = ServerLimits::default().max_half_open_per_ip)]
+    max_half_open_per_ip: usize,
 }
 
 pub async fn run(args: ServeArgs) -> Result<ExitCode, Error> {
@@ -32,77 +39,85 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Error> {
     // Build one handshake now so a bad configuration fails at start-up.
     NoiseHandshake::responder(config.clone())?;
     let options = args.handshake.transport_options()?;
-    let listener = TcpListener::bind(args.listen).await?;
+    if args.max_half_open == 0 || args.max_half_open_per_ip == 0 {
+        return Err(ConfigError::Invalid(
+            "--max-half-open and --max-half-open-per-ip must be at least 1".into(),
+        )
+        .into());
+    }
+    let limits = ServerLimits {
+        max_half_open: args.max_half_open,
+        max_half_open_per_ip: args.max_half_open_per_ip,
+        idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+        ..ServerLimits::default()
+    };
+    let server = Server::bind(args.listen, limits, options)
+        .await?
+        .on_event(log_event);
     // Tests and scripts read the bound address (port 0) from this line.
     eprintln!(
         "akex serve: listening on {} protocol={}",
-        listener.local_addr()?,
+        server.local_addr()?,
         config.protocol()
     );
 
-    let idle = Duration::from_secs(args.idle_timeout.max(1));
-    loop {
-        let (tcp, peer) = listener.accept().await?;
-        if args.once {
-            let ok = handle(tcp, peer, config.clone(), options.clone(), idle).await;
-            return Ok(if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            });
+    let make_handshake = move |_peer: SocketAddr| -> Result<Box<dyn Handshake>, Error> {
+        Ok(Box::new(NoiseHandshake::responder(config.clone())?))
+    };
+    if args.once {
+        let ok = server.serve_one(make_handshake, echo).await.is_ok();
+        return Ok(if ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
+    }
+    server
+        .run(make_handshake, echo, std::future::pending::<()>())
+        .await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line per event; `failed: <reason>` for every connection that failed.
+fn log_event(event: &ServerEvent) {
+    match event {
+        ServerEvent::Established { peer, info } => eprintln!(
+            "akex serve: {peer}: handshake ok protocol={} remote_key={} handshake_hash={}",
+            info.protocol,
+            info.remote_static
+                .as_deref()
+                .map(b64)
+                .unwrap_or_else(|| "none".into()),
+            hex::encode(&info.handshake_hash),
+        ),
+        ServerEvent::Closed { .. } => {} // the handler logs the count
+        other => {
+            if let Some(reason) = other.failure() {
+                match other.peer() {
+                    Some(peer) => eprintln!("akex serve: {peer}: failed: {reason}"),
+                    None => eprintln!("akex serve: {reason}"),
+                }
+            }
         }
-        tokio::spawn(handle(tcp, peer, config.clone(), options.clone(), idle));
     }
 }
 
-async fn handle(
-    tcp: TcpStream,
-    peer: SocketAddr,
-    config: NoiseConfig,
-    options: TransportOptions,
-    idle: Duration,
-) -> bool {
-    match serve_one(tcp, config, &options, idle).await {
-        Ok(count) => {
-            eprintln!("akex serve: {peer}: closed after echoing {count} message(s)");
-            true
-        }
-        Err(e) => {
-            eprintln!("akex serve: {peer}: failed: {e}");
-            false
-        }
-    }
-}
-
-async fn serve_one(
-    tcp: TcpStream,
-    config: NoiseConfig,
-    options: &TransportOptions,
-    idle: Duration,
-) -> Result<u64, Error> {
-    let peer = tcp.peer_addr()?;
-    let _ = tcp.set_nodelay(true);
-    let handshake = Box::new(NoiseHandshake::responder(config)?);
-    let stream = accept(tcp, handshake, options).await?;
-    let info = stream.session_info();
-    eprintln!(
-        "akex serve: {peer}: handshake ok protocol={} remote_key={} handshake_hash={}",
-        info.protocol,
-        info.remote_static
-            .as_deref()
-            .map(b64)
-            .unwrap_or_else(|| "none".into()),
-        hex::encode(&info.handshake_hash),
-    );
+/// Echoes every message until the peer closes; the server's idle timeout
+/// ends a silent connection.
+async fn echo(peer: SocketAddr, stream: ServerStream) -> Result<(), Error> {
+    // `--trust`/`--trust-store`: refuse an untrusted peer before any data.
+    crate::common::check_peer(stream.session_info().remote_static.as_deref())?;
+    crate::common::record_use();
     let mut messages = stream.into_messages();
+    // `--key` made by `akex keys rotate`: announce the rotation first.
+    if let Some(announcement) = crate::common::rotation_announcement() {
+        messages.send(announcement).await?;
+    }
     let mut count = 0u64;
-    loop {
-        let next = tokio::time::timeout(idle, messages.next())
-            .await
-            .map_err(|_| Error::Timeout(idle))?;
-        let Some(message) = next else { break };
+    while let Some(message) = messages.next().await {
         messages.send(message?.freeze()).await?;
         count += 1;
     }
-    Ok(count)
+    eprintln!("akex serve: {peer}: closed after echoing {count} message(s)");
+    Ok(())
 }

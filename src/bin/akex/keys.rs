@@ -1,0 +1,418 @@
+//! `akex keys`: the key store, trust store and audit log.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use akex::error::{ConfigError, KeyStoreError};
+use akex::keys::{now_unix, KeyEntry, KeyStore, KeyType, Pin, RotationStatement, TrustStore};
+use akex::Error;
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use crate::common::{protection, store_dir};
+
+#[derive(Args, Debug)]
+pub struct KeysArgs {
+    /// The key store directory (default $XDG_DATA_HOME/akex, else
+    /// ~/.local/share/akex).
+    #[arg(long, global = true)]
+    store: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Read the passphrase from this open file descriptor (its first line)
+    /// when AKEX_PASSPHRASE is unset (unix); never give it as an argument.
+    #[arg(long = "passphrase-fd", value_name = "FD", global = true)]
+    passphrase_fd: Option<u32>,
+    #[command(subcommand)]
+    command: KeysCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// List identities, pinned peers and revocations.
+    List,
+    /// Generate a new identity.
+    Generate {
+        #[arg(long)]
+        name: String,
+        /// x25519 (Noise static), ed25519 (signing) or mlkem768.
+        #[arg(long = "type", default_value = "x25519")]
+        key_type: String,
+        /// Expire the key this many seconds from now.
+        #[arg(long)]
+        expires_in: Option<u64>,
+        /// Store the private key unencrypted (protected only by mode 0600).
+        #[arg(long)]
+        insecure_plaintext: bool,
+    },
+    /// Show an identity's public record (feed `--json` output to `keys trust --from`).
+    Show {
+        #[arg(long)]
+        name: String,
+    },
+    /// Replace an identity by a new one with a statement signed by both.
+    Rotate {
+        #[arg(long)]
+        name: String,
+        /// Seconds the old key stays valid after the rotation.
+        #[arg(long, default_value_t = 7 * 24 * 3600)]
+        overlap: u64,
+        /// Store the new private key unencrypted.
+        #[arg(long)]
+        insecure_plaintext: bool,
+    },
+    /// Revoke an identity of ours, or every key pinned under a peer name.
+    Revoke {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Overwrite and remove an identity's private key file.
+    Destroy {
+        /// Name (the current key) or key id.
+        #[arg(long)]
+        name: String,
+    },
+    /// Pin a peer's key, or accept a rotation statement.
+    Trust {
+        /// The peer's name (not needed with --statement).
+        #[arg(long, required_unless_present = "statement")]
+        name: Option<String>,
+        /// The peer's public key, base64.
+        #[arg(long, conflicts_with_all = ["from", "statement"])]
+        public: Option<String>,
+        /// The peer's signing key, base64 (needed to accept its rotations).
+        #[arg(long, requires = "public")]
+        signing_public: Option<String>,
+        /// The key type with --public.
+        #[arg(long = "type", default_value = "x25519")]
+        key_type: String,
+        /// A file with the JSON from `akex keys show --json`.
+        #[arg(long, conflicts_with = "statement")]
+        from: Option<PathBuf>,
+        /// A rotation statement from `akex keys rotate`.
+        #[arg(long)]
+        statement: Option<PathBuf>,
+        /// Stop trusting the pin this many seconds from now.
+        #[arg(long)]
+        expires_in: Option<u64>,
+    },
+    /// Remove every pin with this name.
+    Untrust {
+        #[arg(long)]
+        name: String,
+    },
+    /// Print the audit log; with --verify, check its hash chain.
+    Audit {
+        #[arg(long)]
+        verify: bool,
+    },
+}
+
+pub fn main(args: KeysArgs) -> ExitCode {
+    let json = args.json;
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    json!({ "ok": false, "error": e.to_string(), "kind": e.kind() })
+                );
+            }
+            eprintln!("akex keys: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn entry_json(e: &KeyEntry) -> serde_json::Value {
+    json!({
+        "id": e.id,
+        "name": e.name,
+        "type": e.key_type,
+        "public": e.public,
+        "signing_public": e.signing_public,
+        "created": e.created,
+        "expires": e.expires,
+        "status": e.status,
+        "retire_at": e.retire_at,
+        "replaced_by": e.replaced_by,
+        "replaces": e.replaces,
+        "revoked_reason": e.revoked_reason,
+        "encrypted": e.encrypted,
+    })
+}
+
+fn entry_line(e: &KeyEntry) -> String {
+    format!(
+        "{}  {:<20} {:<8} {:<9} {}  public={}",
+        e.id,
+        e.name,
+        e.key_type.to_string(),
+        e.status.to_string(),
+        if e.encrypted {
+            "encrypted"
+        } else {
+            "PLAINTEXT"
+        },
+        e.public.get(..44).unwrap_or(&e.public),
+    )
+}
+
+fn pin_line(p: &Pin) -> String {
+    format!(
+        "pin {}  {:<20} {:<8} added={}{}{}",
+        p.id,
+        p.name,
+        p.key_type.to_string(),
+        p.added,
+        p.valid_until
+            .map(|t| format!(" valid_until={t}"))
+            .unwrap_or_default(),
+        if p.tofu { " (tofu)" } else { "" },
+    )
+}
+
+fn emit(json: bool, value: serde_json::Value, text: String) {
+    if json {
+        println!("{value}");
+    } else {
+        println!("{text}");
+    }
+}
+
+fn open_trust(store: &KeyStore) -> Result<TrustStore, Error> {
+    TrustStore::open_audited(store.trust_path(), store.audit().clone())
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &PathBuf) -> Result<T, Error> {
+    let bytes = std::fs::read(path).map_err(|e| KeyStoreError::Io {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        KeyStoreError::Corrupt {
+            path: path.display().to_string(),
+            reason: format!("invalid JSON at line {} column {}", e.line(), e.column()),
+        }
+        .into()
+    })
+}
+
+fn decode(what: &str, text: &str) -> Result<Vec<u8>, Error> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|_| ConfigError::Invalid(format!("{what} is not base64")).into())
+}
+
+fn run(args: KeysArgs) -> Result<(), Error> {
+    crate::common::set_passphrase_fd(args.passphrase_fd);
+    let mut store = KeyStore::open(store_dir(args.store.as_deref())?)?;
+    let json = args.json;
+    match args.command {
+        KeysCommand::List => {
+            let trust = open_trust(&store)?;
+            let value = json!({
+                "keys": store.entries().iter().map(entry_json).collect::<Vec<_>>(),
+                "pins": trust.pins(),
+                "revocations": trust.revocations(),
+            });
+            let mut text: Vec<String> = store.entries().iter().map(entry_line).collect();
+            text.extend(trust.pins().iter().map(pin_line));
+            text.extend(
+                trust
+                    .revocations()
+                    .iter()
+                    .map(|r| format!("revoked {} at {}: {}", r.key_id, r.time, r.reason)),
+            );
+            emit(json, value, text.join("\n"));
+        }
+        KeysCommand::Generate {
+            name,
+            key_type,
+            expires_in,
+            insecure_plaintext,
+        } => {
+            let key_type: KeyType = key_type.parse()?;
+            let protection = protection(insecure_plaintext, true)?;
+            let expires = expires_in.map(|s| now_unix().saturating_add(s));
+            let entry = store.generate(&name, key_type, &protection, expires)?;
+            emit(json, entry_json(&entry), entry_line(&entry));
+        }
+        KeysCommand::Show { name } => {
+            let entry = store
+                .find(&name)
+                .or_else(|| store.find_id(&name))
+                .ok_or_else(|| KeyStoreError::NotFound(name.clone()))?;
+            let text = format!(
+                "id: {}\nname: {}\ntype: {}\nstatus: {}\npublic: {}\nsigning_public: {}\ncreated: {}\nexpires: {}\nencrypted: {}",
+                entry.id,
+                entry.name,
+                entry.key_type,
+                entry.status,
+                entry.public,
+                entry.signing_public,
+                entry.created,
+                entry.expires.map(|t| t.to_string()).unwrap_or_else(|| "never".into()),
+                entry.encrypted
+            );
+            emit(json, entry_json(entry), text);
+        }
+        KeysCommand::Rotate {
+            name,
+            overlap,
+            insecure_plaintext,
+        } => {
+            let encrypted = store
+                .find(&name)
+                .ok_or_else(|| KeyStoreError::NotFound(name.clone()))?
+                .encrypted;
+            // The old key's passphrase also protects the new key.
+            let protection = protection(insecure_plaintext && !encrypted, false)?;
+            let (entry, statement) = store.rotate(&name, &protection, overlap)?;
+            let path = store
+                .dir()
+                .join("rotations")
+                .join(format!("{}.json", statement.old_id));
+            emit(
+                json,
+                json!({ "new": entry_json(&entry), "statement": statement, "statement_file": path }),
+                format!(
+                    "{}\nrotated {} -> {} (old key valid until {}); statement: {}",
+                    entry_line(&entry),
+                    statement.old_id,
+                    statement.new_id,
+                    statement.overlap_until,
+                    path.display()
+                ),
+            );
+        }
+        KeysCommand::Revoke { name, reason } => {
+            let now = now_unix();
+            let mut trust = open_trust(&store)?;
+            let ids: Vec<String> = if store.find(&name).or_else(|| store.find_id(&name)).is_some() {
+                vec![store.revoke(&name, &reason)?.id]
+            } else {
+                let ids: Vec<String> = trust.pins_named(&name).map(|p| p.id.clone()).collect();
+                if ids.is_empty() {
+                    return Err(KeyStoreError::NotFound(name).into());
+                }
+                ids
+            };
+            for id in &ids {
+                trust.revoke(id, &reason, now)?;
+            }
+            emit(
+                json,
+                json!({ "ok": true, "revoked": ids, "reason": reason }),
+                format!("revoked {}", ids.join(", ")),
+            );
+        }
+        KeysCommand::Destroy { name } => {
+            let entry = store.destroy(&name)?;
+            emit(
+                json,
+                entry_json(&entry),
+                format!("destroyed {} ({})", entry.id, entry.name),
+            );
+        }
+        KeysCommand::Trust {
+            name,
+            public,
+            signing_public,
+            key_type,
+            from,
+            statement,
+            expires_in,
+        } => {
+            let mut trust = open_trust(&store)?;
+            let pin = if let Some(path) = statement {
+                let statement: RotationStatement = read_json(&path)?;
+                trust.accept_rotation(&statement, now_unix())?
+            } else {
+                let name = name.unwrap_or_default();
+                let expires = expires_in.map(|s| now_unix().saturating_add(s));
+                let (key_type, public, signing) = match (public, from) {
+                    (Some(public), _) => (key_type, public, signing_public),
+                    (None, Some(path)) => {
+                        let v: serde_json::Value = read_json(&path)?;
+                        let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+                        (
+                            field("type").unwrap_or(key_type),
+                            field("public").ok_or_else(|| {
+                                ConfigError::Invalid(format!(
+                                    "{} has no \"public\"",
+                                    path.display()
+                                ))
+                            })?,
+                            field("signing_public"),
+                        )
+                    }
+                    (None, None) => {
+                        return Err(ConfigError::Invalid(
+                            "give --public, --from or --statement".into(),
+                        )
+                        .into())
+                    }
+                };
+                let key_type: KeyType = key_type.parse()?;
+                let public = decode("--public", &public)?;
+                let signing = signing
+                    .map(|s| decode("--signing-public", &s))
+                    .transpose()?;
+                if key_type != KeyType::Mlkem768 && public.len() != 32 {
+                    return Err(ConfigError::InvalidKey("public key must be 32 bytes").into());
+                }
+                if signing.as_ref().is_some_and(|s| s.len() != 32) {
+                    return Err(ConfigError::InvalidKey("signing key must be 32 bytes").into());
+                }
+                trust.pin(&name, key_type, &public, signing.as_deref(), expires)?
+            };
+            emit(
+                json,
+                serde_json::to_value(&pin).unwrap_or_default(),
+                pin_line(&pin),
+            );
+        }
+        KeysCommand::Untrust { name } => {
+            let mut trust = open_trust(&store)?;
+            let n = trust.unpin(&name)?;
+            emit(
+                json,
+                json!({ "ok": true, "removed": n }),
+                format!("removed {n} pin(s) named {name}"),
+            );
+        }
+        KeysCommand::Audit { verify } => {
+            let records = store.audit().verify()?;
+            if verify {
+                emit(
+                    json,
+                    json!({ "ok": true, "lines": records.len() }),
+                    format!("audit log ok: {} line(s), chain intact", records.len()),
+                );
+            } else if json {
+                for r in &records {
+                    println!("{}", serde_json::to_string(r).unwrap_or_default());
+                }
+            } else {
+                for r in &records {
+                    println!(
+                        "{:>5} {} {:<8} {} {} {}",
+                        r.seq,
+                        r.time,
+                        r.event.event,
+                        r.event.key_id.as_deref().unwrap_or("-"),
+                        r.event.name.as_deref().unwrap_or("-"),
+                        r.event.detail.as_deref().unwrap_or("")
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
