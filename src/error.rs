@@ -79,6 +79,32 @@ pub enum PeerMisbehaved {
     /// A frame longer than the configured limit was announced.
     #[error("frame exceeds the size limit")]
     FrameTooLarge,
+    /// An akex-mode record carried a type byte we do not know (the session closes).
+    #[error("record of unknown type {0:#04x}")]
+    UnknownRecordType(u8),
+    /// A record's body does not fit its type (e.g. a ratchet record of the wrong length).
+    #[error("malformed record")]
+    MalformedRecord,
+    /// A record arrived that was already received (datagram mode).
+    #[error("replayed record")]
+    Replayed,
+    /// A record is older than the replay window (datagram mode).
+    #[error("record too old for the replay window")]
+    TooOld,
+    /// The transport ended without an authenticated close record (akex mode):
+    /// the stream may have been truncated by an attacker.
+    #[error("connection ended without an authenticated close (possible truncation)")]
+    UnauthenticatedEof,
+    /// The akex hello at the start of the first message is malformed
+    /// (truncated, or its name is empty or not UTF-8).
+    #[error("malformed akex hello")]
+    MalformedHello,
+    /// A signature over the transcript did not verify.
+    #[error("signature does not verify")]
+    BadSignature,
+    /// A MAC binding the peer's identity to the key exchange did not verify.
+    #[error("identity MAC does not verify")]
+    BadMac,
 }
 
 /// The peer uses a protocol or feature we do not accept.
@@ -88,6 +114,13 @@ pub enum PeerIncompatible {
     /// The peer asked for a protocol outside our allow-list.
     #[error("protocol {0:?} is not allowed")]
     ProtocolNotAllowed(String),
+    /// The first message does not start with an akex hello (the peer may
+    /// be speaking Noise mode, which has none).
+    #[error("the first message has no akex hello (is the peer in Noise mode?)")]
+    NotAkexMode,
+    /// The akex hello has a version we do not speak.
+    #[error("unsupported akex hello version {0}")]
+    UnsupportedVersion(u8),
 }
 
 /// The peer proved an identity we do not trust.
@@ -242,6 +275,20 @@ pub enum ApiMisuse {
     /// is final: an attacker must not get a second try).
     #[error("the secure stream already failed")]
     StreamFailed,
+    /// The operation exists only in the other record mode (Noise vs akex).
+    #[error("operation not available in this record mode")]
+    WrongRecordMode,
+    /// The session was closed (a close record was sent or received) or
+    /// failed; it cannot be used any more.
+    #[error("the session is closed")]
+    SessionClosed,
+    /// A DH ratchet needs a root secret from the handshake and there is none.
+    #[error("this session has no root secret, so it cannot ratchet")]
+    NoRootSecret,
+    /// This record type is built by the session itself (ratchet records:
+    /// use `start_ratchet`), or its body must be empty.
+    #[error("this record type cannot be sealed with this call")]
+    RecordNotAllowed,
 }
 
 /// A key reached a usage limit.
@@ -251,6 +298,14 @@ pub enum LimitReached {
     /// The 64-bit nonce counter reached the reserved value 2^64-1.
     #[error("nonce space exhausted; the session must end or rekey")]
     NonceExhausted,
+    /// The sending key was used for as many records or bytes as its AEAD
+    /// safely allows; it must be rekeyed before sealing more.
+    #[error("AEAD usage limit reached for the sending key; rekey first")]
+    AeadUsageLimit,
+    /// The peer sent more records or bytes under one key than the AEAD
+    /// usage limit allows, or too many forgeries were attempted.
+    #[error("peer exceeded the AEAD usage limit of one key")]
+    PeerExceededLimit,
 }
 
 impl Error {
@@ -278,9 +333,9 @@ impl Error {
             Error::Io(e) => e,
             other => {
                 let kind = match &other {
-                    Error::PeerMisbehaved(PeerMisbehaved::TruncatedFrame) => {
-                        std::io::ErrorKind::UnexpectedEof
-                    }
+                    Error::PeerMisbehaved(
+                        PeerMisbehaved::TruncatedFrame | PeerMisbehaved::UnauthenticatedEof,
+                    ) => std::io::ErrorKind::UnexpectedEof,
                     Error::Timeout(_) | Error::IdleTimeout(_) => std::io::ErrorKind::TimedOut,
                     _ => std::io::ErrorKind::InvalidData,
                 };

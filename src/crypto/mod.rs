@@ -5,6 +5,7 @@
 //! with snow's RustCrypto implementations (aws-lc-rs has no BLAKE2).
 
 pub mod aead;
+pub mod kem;
 pub mod rng;
 pub mod secret;
 pub mod snow_resolver;

@@ -36,6 +36,9 @@ pub struct Established {
     pub(crate) aead: AeadAlgorithm,
     pub(crate) initiator_to_responder: TrafficSecret,
     pub(crate) responder_to_initiator: TrafficSecret,
+    /// A secret both sides share besides the traffic secrets, from which
+    /// the session layer's DH ratchet starts (akex-native handshakes only).
+    pub(crate) root_secret: Option<TrafficSecret>,
 }
 
 impl Established {
@@ -57,7 +60,24 @@ impl Established {
             aead,
             initiator_to_responder,
             responder_to_initiator,
+            root_secret: None,
         }
+    }
+
+    /// Adds the root secret the session layer's DH ratchet starts from.
+    ///
+    /// Only akex-native handshakes set it (derived from their key schedule,
+    /// independent of the traffic secrets). Noise handshakes do not: nothing
+    /// secret may be derived from the public handshake hash, so sessions
+    /// from Noise handshakes cannot use the akex DH ratchet.
+    pub fn with_root_secret(mut self, root: TrafficSecret) -> Self {
+        self.root_secret = Some(root);
+        self
+    }
+
+    /// The root secret for the session layer's DH ratchet, if any.
+    pub fn root_secret(&self) -> Option<&TrafficSecret> {
+        self.root_secret.as_ref()
     }
 
     /// The full protocol name.

@@ -5,8 +5,15 @@
 //! until [`Handshake::is_finished`], then calls [`Handshake::finish`] to get
 //! the [`Established`] keys. Time and randomness come from the caller.
 
+pub mod akex;
 mod established;
+pub mod hybrid;
 pub mod noise;
+pub mod pq;
+pub mod registry;
+#[cfg(feature = "rsa-kt")]
+pub mod rsa;
+pub mod sigma;
 
 pub use established::{Established, TrafficSecret};
 pub use noise::{NoiseConfig, NoiseHandshake};

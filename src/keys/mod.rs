@@ -1,4 +1,4 @@
-//! Long-term keys: WireGuard-style identity files ([`file`]) and a key store
+//! Long-term keys: WireGuard-style identity files ([`mod@file`]) and a key store
 //! with encryption at rest, a trust store, rotation, destruction and a
 //! hash-chained audit log (see `docs/key-management.md`).
 

@@ -203,6 +203,20 @@ impl LoadedKey {
         Ok(StaticSecret::from_private(secret))
     }
 
+    /// The key as an ML-KEM-768 key pair for the PQ-authenticated
+    /// handshakes (mlkem768 identities only; the stored expanded key is
+    /// checked on loading, see `MlKem768KeyPair::from_expanded`).
+    pub fn mlkem768(&self) -> Result<crate::crypto::kem::MlKem768KeyPair, Error> {
+        if self.entry.key_type != KeyType::Mlkem768 {
+            return Err(KeyStoreError::Unsupported(format!(
+                "key {:?} is {}, an ML-KEM static key must be mlkem768",
+                self.entry.name, self.entry.key_type
+            ))
+            .into());
+        }
+        crate::crypto::kem::MlKem768KeyPair::from_expanded(&self.private)
+    }
+
     /// Signs `message` with this identity's signing key (its companion
     /// Ed25519 key, or the key itself for ed25519 identities).
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {

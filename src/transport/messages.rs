@@ -2,18 +2,28 @@
 
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
+use std::time::Instant;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::Framed;
 
 use super::codec::FrameCodec;
-use crate::error::{ApiMisuse, Error};
-use crate::session::{Session, SessionInfo, MAX_PLAINTEXT_LEN};
+use crate::crypto::OsRng;
+use crate::error::{ApiMisuse, Error, PeerMisbehaved};
+use crate::session::{Record, RecordMode, RecordType, Session, SessionInfo, MAX_PLAINTEXT_LEN};
 
 /// An established session over a framed stream, one plaintext message per
-/// frame. Each item sent must be at most [`MAX_PLAINTEXT_LEN`] bytes.
+/// frame. Each item sent must be at most [`MAX_PLAINTEXT_LEN`] bytes
+/// ([`crate::session::MAX_RECORD_PAYLOAD`] in akex mode).
+///
+/// In akex mode (a [`Session`] made with [`crate::session::RecordMode::Akex`])
+/// each frame is a typed record: key updates and ratchet steps the policy
+/// asks for are sent before data, the peer's are answered while reading,
+/// closing sends an authenticated close record, and the end of the stream
+/// without the peer's close is an error
+/// ([`PeerMisbehaved::UnauthenticatedEof`]).
 pub struct SecureFramed<IO> {
     framed: Framed<IO, FrameCodec>,
     session: Session,
@@ -23,6 +33,11 @@ pub struct SecureFramed<IO> {
     handshake_payloads: Vec<Vec<u8>>,
     /// Set by the first read error; every later read fails too.
     read_failed: bool,
+    /// akex mode: when the session started (the rekey policy's clock).
+    start: Instant,
+    /// akex mode: control records were queued from the read side and not
+    /// yet flushed.
+    control_unflushed: bool,
 }
 
 impl<IO> std::fmt::Debug for SecureFramed<IO> {
@@ -45,7 +60,14 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecureFramed<IO> {
             pending: None,
             handshake_payloads,
             read_failed: false,
+            start: Instant::now(),
+            control_unflushed: false,
         }
+    }
+
+    /// Largest plaintext of one message (one byte less in akex mode).
+    pub fn max_payload(&self) -> usize {
+        self.session.max_payload()
     }
 
     /// The payloads the peer put in its handshake messages (see
@@ -84,6 +106,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecureFramed<IO> {
     /// Encrypts `plaintext` straight into the write buffer (one copy).
     /// Call after `poll_ready_to_write` returned ready.
     pub(crate) fn queue_sealed(&mut self, plaintext: &[u8]) -> Result<(), Error> {
+        if self.session.mode() == RecordMode::Akex {
+            return self.queue_record(plaintext);
+        }
         if plaintext.len() > MAX_PLAINTEXT_LEN {
             return Err(ApiMisuse::MessageTooLarge.into());
         }
@@ -103,11 +128,66 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecureFramed<IO> {
         sealed
     }
 
+    /// akex mode: queues every control record the session has due (key
+    /// updates, ratchet steps and answers) as frames.
+    fn queue_control(&mut self) -> Result<bool, Error> {
+        let now = self.start.elapsed();
+        let mut queued = false;
+        loop {
+            let mut out = Vec::new();
+            if !self.session.poll_control(now, &mut OsRng, &mut out)? {
+                return Ok(queued);
+            }
+            let buf = self.framed.write_buffer_mut();
+            // Control records are far below 65535 bytes.
+            buf.put_u16(out.len() as u16);
+            buf.extend_from_slice(&out);
+            queued = true;
+        }
+    }
+
+    /// akex mode: control records due, then one data record, straight into
+    /// the write buffer.
+    fn queue_record(&mut self, plaintext: &[u8]) -> Result<(), Error> {
+        if plaintext.len() > self.session.max_payload() {
+            return Err(ApiMisuse::MessageTooLarge.into());
+        }
+        self.queue_control()?;
+        let sealed_len = 1 + plaintext.len() + crate::crypto::TAG_LEN;
+        let buf = self.framed.write_buffer_mut();
+        let start = buf.len();
+        buf.reserve(2 + sealed_len);
+        // sealed_len <= 65535 by the check above.
+        buf.put_u16(sealed_len as u16);
+        buf.put_u8(0); // the record type, set by the session
+        buf.extend_from_slice(plaintext);
+        let mut body = buf.split_off(start + 2);
+        let sealed = self
+            .session
+            .seal_record_in_place(RecordType::Data, &mut body);
+        buf.unsplit(body);
+        if sealed.is_err() {
+            buf.truncate(start);
+        }
+        sealed
+    }
+
     pub(crate) fn poll_flush_frames(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         Sink::<Bytes>::poll_flush(Pin::new(&mut self.framed), cx)
     }
 
     pub(crate) fn poll_close_frames(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.session.mode() == RecordMode::Akex
+            && !self.session.close_sent()
+            && !self.session.has_failed()
+        {
+            ready!(Sink::<Bytes>::poll_ready(Pin::new(&mut self.framed), cx))?;
+            let mut out = Vec::new();
+            self.session.seal_close(&mut out)?;
+            let buf = self.framed.write_buffer_mut();
+            buf.put_u16(out.len() as u16);
+            buf.extend_from_slice(&out);
+        }
         Sink::<Bytes>::poll_close(Pin::new(&mut self.framed), cx)
     }
 
@@ -122,6 +202,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecureFramed<IO> {
         if self.read_failed {
             return Poll::Ready(Some(Err(ApiMisuse::StreamFailed.into())));
         }
+        if self.session.mode() == RecordMode::Akex {
+            return self.poll_next_record(cx);
+        }
         let frame = ready!(Pin::new(&mut self.framed).poll_next(cx));
         let result = frame.map(|frame| {
             let mut frame = frame?;
@@ -133,6 +216,50 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecureFramed<IO> {
             self.read_failed = true;
         }
         Poll::Ready(result)
+    }
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> SecureFramed<IO> {
+    /// akex mode: reads records until data, the peer's close (`None`) or
+    /// an error; answers key updates and ratchet steps on the way.
+    fn poll_next_record(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<BytesMut, Error>>> {
+        loop {
+            if self.control_unflushed {
+                // Answers to the peer's ratchet steps must leave even if
+                // the application only reads.
+                if let Poll::Ready(r) = Sink::<Bytes>::poll_flush(Pin::new(&mut self.framed), cx) {
+                    self.control_unflushed = false;
+                    if let Err(e) = r {
+                        self.read_failed = true;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                }
+            }
+            if self.session.peer_closed() {
+                return Poll::Ready(None);
+            }
+            let frame = ready!(Pin::new(&mut self.framed).poll_next(cx));
+            let result = match frame {
+                None => Err(PeerMisbehaved::UnauthenticatedEof.into()),
+                Some(Err(e)) => Err(e),
+                Some(Ok(mut frame)) => match self.session.open_record_in_place(&mut frame) {
+                    Ok(Record::Data(len)) => {
+                        frame.advance(1);
+                        frame.truncate(len);
+                        return Poll::Ready(Some(Ok(frame)));
+                    }
+                    Ok(Record::Close) => return Poll::Ready(None),
+                    Ok(_) => self.queue_control().map(|queued| {
+                        self.control_unflushed |= queued;
+                    }),
+                    Err(e) => Err(e),
+                },
+            };
+            if let Err(e) = result {
+                self.read_failed = true;
+                return Poll::Ready(Some(Err(e)));
+            }
+        }
     }
 }
 

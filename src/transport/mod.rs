@@ -6,12 +6,14 @@
 //! framed stream, so no byte already read is lost when the handshake ends.
 
 mod codec;
+pub mod datagram;
 mod driver;
 mod messages;
 mod server;
 mod stream;
 
 pub use codec::FrameCodec;
+pub use datagram::{accept_udp, connect_udp, DatagramOptions, SecureDatagram};
 pub use driver::{accept, connect, establish, TransportOptions};
 pub use messages::SecureFramed;
 pub use server::{

@@ -438,18 +438,33 @@ impl Server {
         let make_handshake = Arc::new(make_handshake);
         let handler = Arc::new(handler);
         let mut tasks = JoinSet::new();
+        // Which peer each task serves, to report a handler that panicked.
+        let mut peers: HashMap<tokio::task::Id, SocketAddr> = HashMap::new();
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                    let (id, panicked) = match joined {
+                        Ok((id, ())) => (id, false),
+                        Err(e) => (e.id(), e.is_panic()),
+                    };
+                    if let (Some(peer), true) = (peers.remove(&id), panicked) {
+                        bump(&shared.stats.connections_failed);
+                        shared.emit(ServerEvent::ConnectionFailed {
+                            peer,
+                            error: Error::Io(io::Error::other("connection handler panicked")),
+                        });
+                    }
+                }
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
                         if let Some(slot) = admit(&shared, peer, &tcp) {
                             let (m, h) = (Arc::clone(&make_handshake), Arc::clone(&handler));
-                            tasks.spawn(async move {
+                            let task = tasks.spawn(async move {
                                 let _ = run_connection(tcp, peer, slot, &*m, |p, s| h(p, s)).await;
                             });
+                            peers.insert(task.id(), peer);
                         }
                     }
                     Err(error) => {

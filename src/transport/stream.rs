@@ -12,11 +12,12 @@ use super::codec::FrameCodec;
 use super::messages::SecureFramed;
 use crate::error::Error;
 use crate::handshake::Established;
-use crate::session::{Session, SessionInfo, MAX_PLAINTEXT_LEN};
+use crate::session::{Session, SessionInfo};
 
 /// An established session as a byte stream, the shape of tokio-rustls'
 /// `TlsStream`: writes are cut into messages of at most
-/// [`MAX_PLAINTEXT_LEN`] bytes, reads return decrypted bytes in order.
+/// [`MAX_PLAINTEXT_LEN`](crate::session::MAX_PLAINTEXT_LEN) bytes (one
+/// less in akex mode), reads return decrypted bytes in order.
 ///
 /// Errors from the session layer come out as `std::io::Error` wrapping an
 /// [`Error`]; [`Error::from_io`] gets it back.
@@ -42,6 +43,17 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecureStream<IO> {
     ) -> Self {
         SecureStream {
             inner: SecureFramed::new(framed, Session::new(established), handshake_payloads),
+            plaintext: BytesMut::new(),
+        }
+    }
+
+    /// A stream over `framed` with a ready-made session, e.g. an akex-mode
+    /// [`Session`] built with [`Session::with_config`] (typed records, key
+    /// updates, DH ratchet, authenticated close). Bytes already buffered in
+    /// `framed` are kept.
+    pub fn from_session(framed: Framed<IO, FrameCodec>, session: Session) -> Self {
+        SecureStream {
+            inner: SecureFramed::new(framed, session, Vec::new()),
             plaintext: BytesMut::new(),
         }
     }
@@ -108,7 +120,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncWrite for SecureStream<IO> {
             return Poll::Ready(Ok(0));
         }
         ready!(this.inner.poll_ready_to_write(cx)).map_err(Error::into_io)?;
-        let n = buf.len().min(MAX_PLAINTEXT_LEN);
+        let n = buf.len().min(this.inner.max_payload());
         this.inner.queue_sealed(&buf[..n]).map_err(Error::into_io)?;
         Poll::Ready(Ok(n))
     }

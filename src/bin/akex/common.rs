@@ -7,24 +7,36 @@ use std::time::Duration;
 
 use akex::crypto::Secret;
 use akex::error::{ConfigError, KeyStoreError};
+use akex::handshake::registry::{self, HandshakeKeys};
+use akex::handshake::sigma::sigma_aead;
 use akex::keys::{
     decode_public_key, decode_rotation_message, encode_rotation_message, load_identity, now_unix,
     AuditLog, KeyStore, Passphrase, Protection, TrustPolicy, TrustStore, DEFAULT_SCRYPT_LOG_N,
 };
 use akex::transport::TransportOptions;
-use akex::{Error, NoiseConfig};
+use akex::Error;
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
+use ed25519_dalek::SigningKey;
 
 /// How to run the handshake: protocol, keys, PSKs, limits.
 #[derive(Args, Clone, Debug)]
 pub struct HandshakeArgs {
-    /// Full Noise protocol name, e.g. Noise_XX_25519_ChaChaPoly_BLAKE2s.
+    /// Protocol name (see `akex protocols`), e.g.
+    /// Noise_XX_25519_ChaChaPoly_BLAKE2s or
+    /// akex-sigma-x25519-ed25519-chachapoly-sha256. `serve` accepts a
+    /// comma-separated allow-list of akex-* names (a Noise name only alone:
+    /// Noise mode has no hello to negotiate with).
     #[arg(long)]
     pub protocol: String,
-    /// Our X25519 private key file (from `akex keygen`).
+    /// Our private key file: X25519 from `akex keygen`, or Ed25519 from
+    /// `akex keygen --type ed25519` when every protocol is SIGMA.
     #[arg(long, conflicts_with = "key")]
     pub identity: Option<PathBuf>,
+    /// Our Ed25519 key file for SIGMA when the allow-list mixes SIGMA with
+    /// protocols that use an X25519 --identity.
+    #[arg(long = "signing-identity")]
+    pub signing_identity: Option<PathBuf>,
     /// Our identity by name from the key store (see `akex keys`); the
     /// passphrase comes from AKEX_PASSPHRASE or a prompt.
     #[arg(long)]
@@ -65,35 +77,74 @@ pub struct HandshakeArgs {
 }
 
 impl HandshakeArgs {
-    pub fn noise_config(&self) -> Result<NoiseConfig, Error> {
-        let mut config = NoiseConfig::new(&self.protocol).prologue(self.prologue.as_bytes());
+    /// The protocol names of `--protocol` (a comma-separated list).
+    pub fn protocols(&self) -> Result<Vec<String>, Error> {
+        let names: Vec<String> = self
+            .protocol
+            .split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(String::from)
+            .collect();
+        if names.is_empty() {
+            return Err(ConfigError::Invalid("--protocol is empty".into()).into());
+        }
+        for name in &names {
+            registry::mode_of(name)?;
+        }
+        Ok(names)
+    }
+
+    /// The keys for `akex::handshake::registry` from the key options.
+    pub fn handshake_keys(&self) -> Result<HandshakeKeys, Error> {
+        let names = self.protocols()?;
+        let all_sigma = names.iter().all(|n| sigma_aead(n).is_some());
+        let mut keys = HandshakeKeys {
+            prologue: self.prologue.as_bytes().to_vec(),
+            ..Default::default()
+        };
         if let Some(path) = &self.identity {
-            config = config.local_static(load_identity(path)?);
+            let key = load_identity(path)?;
+            if all_sigma {
+                keys.ed25519 = Some(SigningKey::from_bytes(key.private().expose()));
+            } else {
+                keys.x25519 = Some(key);
+            }
+        }
+        if let Some(path) = &self.signing_identity {
+            let key = load_identity(path)?;
+            keys.ed25519 = Some(SigningKey::from_bytes(key.private().expose()));
         }
         set_passphrase_fd(self.passphrase_fd);
         if let Some(name) = &self.key {
-            config = config.local_static(load_store_key(self.store.as_deref(), name)?);
+            if all_sigma {
+                return Err(ConfigError::Invalid(
+                    "SIGMA needs an Ed25519 key file: give --identity (from `akex keygen \
+                     --type ed25519`) instead of --key"
+                        .into(),
+                )
+                .into());
+            }
+            keys.x25519 = Some(load_store_key(self.store.as_deref(), name)?);
         }
         if let Some(key) = &self.remote_key {
-            config = config.remote_static(decode_public_key(key)?);
+            use base64::Engine;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(key.trim())
+                .map_err(|_| ConfigError::InvalidKey("--remote-key is not valid base64"))?;
+            keys.remote = Some(bytes);
         }
         if let Some(name) = &self.peer {
             let trust = self.open_trust_store()?;
-            let key: [u8; 32] = trust
-                .pinned_key(name, now_unix())?
-                .try_into()
-                .map_err(|_| ConfigError::InvalidKey("the pinned key is not 32 bytes"))?;
-            config = config.remote_static(key);
+            keys.remote = Some(trust.pinned_key(name, now_unix())?);
         }
         self.install_trust()?;
         for psk in &self.psk {
             let bytes = decode_public_key(psk)
                 .map_err(|_| ConfigError::InvalidKey("--psk must be 32 bytes of base64"))?;
-            config = config.psk(Secret::new(bytes));
+            keys.psks.push(Secret::new(bytes));
         }
-        // Fail on a bad name or missing key before touching the network.
-        config.params()?;
-        Ok(config)
+        Ok(keys)
     }
 
     pub fn transport_options(&self) -> Result<TransportOptions, Error> {

@@ -4,10 +4,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use akex::error::{ConfigError, TrustFailure};
+use akex::handshake::registry;
 use akex::keys::ROTATION_MESSAGE_PREFIX;
 use akex::session::MAX_PLAINTEXT_LEN;
 use akex::transport::connect;
-use akex::{Error, NoiseHandshake};
+use akex::Error;
 use bytes::Bytes;
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
@@ -30,6 +31,10 @@ pub struct ConnectArgs {
     /// Bytes per message (at most 65519).
     #[arg(long, default_value_t = 1000)]
     size: usize,
+    /// Datagram mode over UDP (explicit counters, replay window, handshake
+    /// retransmission); each message is resent until its echo arrives.
+    #[arg(long)]
+    udp: bool,
 }
 
 pub fn main(args: ConnectArgs) -> ExitCode {
@@ -54,10 +59,17 @@ async fn run(args: &ConnectArgs) -> Result<serde_json::Value, Error> {
             ConfigError::Invalid(format!("--size must be at most {MAX_PLAINTEXT_LEN}")).into(),
         );
     }
-    let config = args.handshake.noise_config()?;
+    let names = args.handshake.protocols()?;
+    let [name] = names.as_slice() else {
+        return Err(ConfigError::Invalid("connect takes exactly one --protocol".into()).into());
+    };
+    let keys = args.handshake.handshake_keys()?;
     let options = args.handshake.transport_options()?;
-    let handshake = Box::new(NoiseHandshake::initiator(config)?);
+    let handshake = registry::initiator(name, &keys)?;
     let io_timeout = options.handshake_timeout;
+    if args.udp {
+        return run_udp(args, handshake, io_timeout).await;
+    }
 
     let tcp = tokio::time::timeout(io_timeout, TcpStream::connect(&args.addr))
         .await
@@ -128,5 +140,57 @@ async fn run(args: &ConnectArgs) -> Result<serde_json::Value, Error> {
         "handshake_hash": hex::encode(&info.handshake_hash),
         "remote_key": info.remote_static.as_deref().map(b64),
         "messages": args.messages,
+    }))
+}
+
+/// `--udp`: the same exchange in datagram mode.
+async fn run_udp(
+    args: &ConnectArgs,
+    handshake: Box<dyn akex::Handshake>,
+    io_timeout: Duration,
+) -> Result<serde_json::Value, Error> {
+    use akex::transport::datagram::{connect_udp, DatagramOptions, MAX_UDP_PAYLOAD};
+    if args.size > MAX_UDP_PAYLOAD {
+        return Err(ConfigError::Invalid(format!(
+            "--size must be at most {MAX_UDP_PAYLOAD} with --udp"
+        ))
+        .into());
+    }
+    let peer = tokio::net::lookup_host(&args.addr)
+        .await?
+        .next()
+        .ok_or_else(|| ConfigError::Invalid(format!("cannot resolve {}", args.addr)))?;
+    let local: std::net::SocketAddr = if peer.is_ipv4() {
+        "0.0.0.0:0".parse().expect("valid address")
+    } else {
+        "[::]:0".parse().expect("valid address")
+    };
+    let socket = tokio::net::UdpSocket::bind(local).await?;
+    let options = DatagramOptions {
+        handshake_timeout: io_timeout,
+        ..DatagramOptions::default()
+    };
+    let mut conn = connect_udp(socket, peer, handshake, &options).await?;
+    let info = conn.session_info().clone();
+    crate::common::check_peer(info.remote_static.as_deref())?;
+    crate::common::record_use();
+    let mut rng = akex::crypto::OsRng;
+    for _ in 0..args.messages {
+        let mut payload = vec![0u8; args.size];
+        rng.fill_bytes(&mut payload);
+        conn.send_expect_echo(&payload, Duration::from_millis(300), 20)
+            .await?;
+    }
+    for _ in 0..3 {
+        let _ = conn.close().await;
+    }
+    Ok(json!({
+        "ok": true,
+        "protocol": info.protocol,
+        "handshake_hash": hex::encode(&info.handshake_hash),
+        "remote_key": info.remote_static.as_deref().map(b64),
+        "messages": args.messages,
+        "transport": "udp",
+        "dropped_datagrams": conn.dropped(),
     }))
 }

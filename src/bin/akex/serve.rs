@@ -5,8 +5,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use akex::error::ConfigError;
+use akex::handshake::registry;
 use akex::transport::{Server, ServerEvent, ServerLimits, ServerStream};
-use akex::{Error, Handshake, NoiseHandshake};
+use akex::{Error, Handshake};
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
 
@@ -32,12 +33,19 @@ pub struct ServeArgs {
     /// Handshakes in progress at once from one IP address.
     #[arg(long, default_value_t = ServerLimits::default().max_half_open_per_ip)]
     max_half_open_per_ip: usize,
+    /// Datagram mode over UDP (explicit counters, replay window, handshake
+    /// retransmission), one peer at a time.
+    #[arg(long)]
+    udp: bool,
 }
 
 pub async fn run(args: ServeArgs) -> Result<ExitCode, Error> {
-    let config = args.handshake.noise_config()?;
-    // Build one handshake now so a bad configuration fails at start-up.
-    NoiseHandshake::responder(config.clone())?;
+    let names = args.handshake.protocols()?;
+    let keys = args.handshake.handshake_keys()?;
+    // Build one handshake now so a bad configuration (a missing key, a
+    // Noise name mixed into an akex allow-list) fails at start-up.
+    let allowed: Vec<&str> = names.iter().map(String::as_str).collect();
+    registry::responder(&allowed, &keys)?;
     let options = args.handshake.transport_options()?;
     if args.max_half_open == 0 || args.max_half_open_per_ip == 0 {
         return Err(ConfigError::Invalid(
@@ -51,6 +59,13 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Error> {
         idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
         ..ServerLimits::default()
     };
+    if args.udp {
+        let make = move || {
+            let allowed: Vec<&str> = names.iter().map(String::as_str).collect();
+            registry::responder(&allowed, &keys)
+        };
+        return serve_udp(&args, make, limits.idle_timeout, options.handshake_timeout).await;
+    }
     let server = Server::bind(args.listen, limits, options)
         .await?
         .on_event(log_event);
@@ -58,11 +73,12 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Error> {
     eprintln!(
         "akex serve: listening on {} protocol={}",
         server.local_addr()?,
-        config.protocol()
+        names.join(",")
     );
 
     let make_handshake = move |_peer: SocketAddr| -> Result<Box<dyn Handshake>, Error> {
-        Ok(Box::new(NoiseHandshake::responder(config.clone())?))
+        let allowed: Vec<&str> = names.iter().map(String::as_str).collect();
+        registry::responder(&allowed, &keys)
     };
     if args.once {
         let ok = server.serve_one(make_handshake, echo).await.is_ok();
@@ -120,4 +136,62 @@ async fn echo(peer: SocketAddr, stream: ServerStream) -> Result<(), Error> {
     }
     eprintln!("akex serve: {peer}: closed after echoing {count} message(s)");
     Ok(())
+}
+
+/// `--udp`: datagram mode, one peer at a time; same log lines as TCP.
+async fn serve_udp(
+    args: &ServeArgs,
+    make: impl Fn() -> Result<Box<dyn Handshake>, Error>,
+    idle: Duration,
+    handshake_timeout: Duration,
+) -> Result<ExitCode, Error> {
+    use akex::transport::datagram::{accept_udp, DatagramOptions};
+    let mut socket = Some(tokio::net::UdpSocket::bind(args.listen).await?);
+    let local = socket.as_ref().map(|s| s.local_addr()).transpose()?;
+    let local = local.expect("bound above");
+    // Tests and scripts read the bound address (port 0) from this line.
+    eprintln!(
+        "akex serve: listening on {local} protocol={} transport=udp",
+        args.handshake.protocols()?.join(",")
+    );
+    let options = DatagramOptions {
+        handshake_timeout,
+        ..DatagramOptions::default()
+    };
+    loop {
+        let udp = match socket.take() {
+            Some(s) => s,
+            None => tokio::net::UdpSocket::bind(local).await?,
+        };
+        let result = async {
+            let mut conn = accept_udp(udp, make()?, &options).await?;
+            let peer = conn.peer_addr();
+            let info = conn.session_info();
+            eprintln!(
+                "akex serve: {peer}: handshake ok protocol={} remote_key={} handshake_hash={}",
+                info.protocol,
+                info.remote_static
+                    .as_deref()
+                    .map(b64)
+                    .unwrap_or_else(|| "none".into()),
+                hex::encode(&info.handshake_hash),
+            );
+            crate::common::check_peer(info.remote_static.as_deref())?;
+            crate::common::record_use();
+            let count = conn.echo_until_close(idle).await?;
+            eprintln!("akex serve: {peer}: closed after echoing {count} message(s)");
+            Ok::<(), Error>(())
+        }
+        .await;
+        if let Err(e) = &result {
+            eprintln!("akex serve: failed: {e}");
+        }
+        if args.once {
+            return Ok(if result.is_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+    }
 }

@@ -1,0 +1,498 @@
+//! The measurements, protocol by protocol, pushed into a shared
+//! [`Report`] as they finish (so an interrupted run keeps what it has).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use super::linkemu::{Link, Proxy};
+use super::report::{Record, Report};
+use super::sys;
+use super::wire::Counted;
+use super::{BenchError, BoxStream, Endpoint};
+
+/// What to measure and how much.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Handshakes per latency phase.
+    pub handshakes: u32,
+    /// Client tasks in the concurrent phase.
+    pub concurrency: u32,
+    /// Bytes echoed through one session for the bulk figure.
+    pub size: u64,
+    /// Small-message round trips.
+    pub messages: u32,
+    /// Size of each small message.
+    pub message_size: usize,
+    /// Sessions held open at once for the memory figure (0 skips it).
+    pub sessions: u32,
+    /// Emulated link for every connection, if any.
+    pub link: Option<Link>,
+    /// Also measure completion time at RTT 0, 30 and 100 ms.
+    pub rtt_sweep: bool,
+    /// Handshakes per RTT in the sweep.
+    pub sweep_handshakes: u32,
+    /// Connect to this server instead of starting one in process.
+    pub server: Option<SocketAddr>,
+    /// Draw a progress bar on stderr.
+    pub progress: bool,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        BenchOptions {
+            handshakes: 1000,
+            concurrency: 16,
+            size: 64 << 20,
+            messages: 5000,
+            message_size: 64,
+            sessions: 10_000,
+            link: None,
+            rtt_sweep: false,
+            sweep_handshakes: 20,
+            server: None,
+            progress: true,
+        }
+    }
+}
+
+impl BenchOptions {
+    /// The `--quick` sizes: seconds for the whole default protocol set.
+    pub fn quick() -> BenchOptions {
+        BenchOptions {
+            handshakes: 20,
+            concurrency: 4,
+            size: 1 << 20,
+            messages: 50,
+            sessions: 50,
+            sweep_handshakes: 3,
+            progress: false,
+            ..BenchOptions::default()
+        }
+    }
+}
+
+static HEAP_PROBE: OnceLock<fn() -> u64> = OnceLock::new();
+
+/// Installs a function returning the bytes currently allocated on the heap
+/// (a counting global allocator in the binary); with it the harness also
+/// reports heap bytes per session.
+pub fn set_heap_probe(probe: fn() -> u64) {
+    let _ = HEAP_PROBE.set(probe);
+}
+
+const PHASES: u64 = 6;
+
+/// Measures every endpoint, appending to `report` as it goes.
+pub async fn run(
+    endpoints: Vec<Endpoint>,
+    options: BenchOptions,
+    report: Arc<Mutex<Report>>,
+) -> Result<(), BenchError> {
+    let fd_limit = sys::raise_fd_limit();
+    let per_session_fds = if options.server.is_some() { 1 } else { 2 };
+    let max_sessions = (fd_limit.saturating_sub(256) / per_session_fds) as u32;
+    let mut options = options;
+    if options.sessions > max_sessions {
+        eprintln!(
+            "akex bench: the open-file limit is {fd_limit} (hard limit); holding {} sessions needs \
+             about {} descriptors, so the memory phase holds {max_sessions} sessions instead",
+            options.sessions,
+            u64::from(options.sessions) * per_session_fds + 256
+        );
+        options.sessions = max_sessions;
+    }
+    let bar = if options.progress {
+        let bar = ProgressBar::new(endpoints.len() as u64 * PHASES);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    for endpoint in endpoints {
+        let name = endpoint.name();
+        bar.set_message(name.clone());
+        let mut target = Target::start(&endpoint, &options).await?;
+        let push = |metric: &str, value: f64, unit: &str| {
+            let mut r = report.lock().unwrap_or_else(|e| e.into_inner());
+            r.push(Record::new(&endpoint, metric, value, unit));
+        };
+
+        // Bytes and round trips of one handshake.
+        let (_, wire) = target.handshake(&endpoint).await?;
+        push("handshake_bytes", (wire.written + wire.read) as f64, "B");
+        push("client_bytes_sent", wire.written as f64, "B");
+        push("server_bytes_sent", wire.read as f64, "B");
+        push(
+            "round_trips_to_first_data",
+            wire.round_trips.max(1) as f64,
+            "RTT",
+        );
+
+        // Latency at concurrency 1 and C, with CPU time.
+        for (concurrency, label) in [
+            (1, "c1".to_string()),
+            (options.concurrency, format!("c{}", options.concurrency)),
+        ] {
+            let phase = latency_phase(&endpoint, &target, options.handshakes, concurrency).await?;
+            for (q, qname) in [(0.5, "p50"), (0.9, "p90"), (0.99, "p99"), (0.999, "p99.9")] {
+                push(
+                    &format!("latency_{label}_{qname}"),
+                    phase.quantile_us(q),
+                    "us",
+                );
+            }
+            push(&format!("latency_{label}_max"), phase.max_us(), "us");
+            push(
+                &format!("handshakes_per_s_{label}"),
+                phase.per_wall_second(),
+                "1/s",
+            );
+            push(
+                &format!("handshakes_per_cpu_s_{label}"),
+                phase.per_cpu_second(),
+                "1/s",
+            );
+            bar.inc(1);
+        }
+
+        // Bulk and small messages over one session.
+        let mb_s = bulk_phase(&endpoint, &target, options.size).await?;
+        push("bulk_echo_mb_s", mb_s, "MB/s");
+        bar.inc(1);
+        let msgs =
+            messages_phase(&endpoint, &target, options.messages, options.message_size).await?;
+        push("small_messages_per_s", msgs, "1/s");
+        bar.inc(1);
+
+        // Memory per established session.
+        if options.sessions > 0 {
+            let (rss, heap) =
+                memory_phase(&endpoint, &target, options.sessions, options.concurrency).await?;
+            if rss > 0.0 {
+                push("rss_per_session", rss, "B");
+            }
+            if let Some(heap) = heap.filter(|h| *h > 0.0) {
+                push("heap_per_session", heap, "B");
+            }
+        }
+        bar.inc(1);
+
+        // Completion time over emulated links.
+        if options.rtt_sweep {
+            for rtt_ms in [0u64, 30, 100] {
+                let link = Link {
+                    rtt: Duration::from_millis(rtt_ms),
+                    bandwidth_mbit: options.link.and_then(|l| l.bandwidth_mbit),
+                };
+                let swept = target.with_link(link).await?;
+                let phase = latency_phase(&endpoint, &swept, options.sweep_handshakes, 1).await?;
+                push(
+                    &format!("completion_rtt{rtt_ms}ms_p50"),
+                    phase.quantile_us(0.5),
+                    "us",
+                );
+                push(
+                    &format!("completion_rtt{rtt_ms}ms_p99"),
+                    phase.quantile_us(0.99),
+                    "us",
+                );
+            }
+        }
+        bar.inc(1);
+        target.stop();
+        report
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .finish_protocol(&name);
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// Where clients connect: an in-process server (maybe behind a link
+/// emulator) or a remote one.
+struct Target {
+    addr: SocketAddr,
+    server: Option<tokio::task::JoinHandle<()>>,
+    upstream: SocketAddr,
+    _proxy: Option<Proxy>,
+}
+
+impl Target {
+    async fn start(endpoint: &Endpoint, options: &BenchOptions) -> Result<Target, BenchError> {
+        let (upstream, server) = match options.server {
+            Some(addr) => (addr, None),
+            None => {
+                let listener = TcpListener::bind("127.0.0.1:0").await?;
+                let addr = listener.local_addr()?;
+                let endpoint = endpoint.clone();
+                let task = tokio::spawn(async move {
+                    while let Ok((tcp, _)) = listener.accept().await {
+                        let _ = tcp.set_nodelay(true);
+                        let endpoint = endpoint.clone();
+                        tokio::spawn(async move {
+                            if let Ok(stream) = endpoint.server(tcp).await {
+                                let _ = echo(stream).await;
+                            }
+                        });
+                    }
+                });
+                (addr, Some(task))
+            }
+        };
+        let mut target = Target {
+            addr: upstream,
+            server,
+            upstream,
+            _proxy: None,
+        };
+        if let Some(link) = options.link {
+            let proxy = Proxy::start(upstream, link).await?;
+            target.addr = proxy.local_addr();
+            target._proxy = Some(proxy);
+        }
+        Ok(target)
+    }
+
+    /// The same server behind another emulated link.
+    async fn with_link(&self, link: Link) -> Result<Target, BenchError> {
+        let proxy = Proxy::start(self.upstream, link).await?;
+        Ok(Target {
+            addr: proxy.local_addr(),
+            server: None,
+            upstream: self.upstream,
+            _proxy: Some(proxy),
+        })
+    }
+
+    /// TCP connect plus the client handshake, with the wire counts.
+    async fn handshake(
+        &self,
+        endpoint: &Endpoint,
+    ) -> Result<(BoxStream, super::wire::WireStats), BenchError> {
+        let tcp = TcpStream::connect(self.addr).await?;
+        let _ = tcp.set_nodelay(true);
+        let (io, counters) = Counted::new(tcp);
+        let stream = endpoint.client(io).await?;
+        Ok((stream, counters.snapshot()))
+    }
+
+    fn stop(&mut self) {
+        if let Some(task) = self.server.take() {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The server's application: echo everything until the peer closes.
+///
+/// An idle connection holds a 256-byte buffer: the 64 KiB one is allocated
+/// at the first message, so the memory figure is not the echo's buffer.
+async fn echo(mut stream: BoxStream) -> std::io::Result<()> {
+    let mut first = [0u8; 256];
+    let n = stream.read(&mut first).await?;
+    if n == 0 {
+        return stream.shutdown().await;
+    }
+    stream.write_all(&first[..n]).await?;
+    stream.flush().await?;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        stream.write_all(&buf[..n]).await?;
+        stream.flush().await?;
+    }
+    stream.shutdown().await
+}
+
+struct LatencyPhase {
+    hist: Histogram<u64>,
+    count: u64,
+    wall: Duration,
+    cpu: Duration,
+}
+
+impl LatencyPhase {
+    fn quantile_us(&self, q: f64) -> f64 {
+        self.hist.value_at_quantile(q) as f64 / 1000.0
+    }
+    fn max_us(&self) -> f64 {
+        self.hist.max() as f64 / 1000.0
+    }
+    fn per_wall_second(&self) -> f64 {
+        self.count as f64 / self.wall.as_secs_f64().max(1e-9)
+    }
+    fn per_cpu_second(&self) -> f64 {
+        self.count as f64 / self.cpu.as_secs_f64().max(1e-6)
+    }
+}
+
+fn new_histogram() -> Histogram<u64> {
+    Histogram::<u64>::new(3).expect("3 significant figures is valid")
+}
+
+/// `total` handshakes (TCP connect + handshake, each on a new connection)
+/// spread over `concurrency` client tasks.
+async fn latency_phase(
+    endpoint: &Endpoint,
+    target: &Target,
+    total: u32,
+    concurrency: u32,
+) -> Result<LatencyPhase, BenchError> {
+    let concurrency = concurrency.clamp(1, total.max(1));
+    let total = total.max(concurrency);
+    let addr = target.addr;
+    let cpu_start = sys::cpu_time();
+    let start = Instant::now();
+    let mut tasks = JoinSet::new();
+    for task in 0..concurrency {
+        let share = total / concurrency + u32::from(task < total % concurrency);
+        let endpoint = endpoint.clone();
+        tasks.spawn(async move {
+            let mut hist = new_histogram();
+            for _ in 0..share {
+                let t = Instant::now();
+                let tcp = TcpStream::connect(addr).await?;
+                let _ = tcp.set_nodelay(true);
+                let stream = endpoint.client(tcp).await?;
+                hist.record(t.elapsed().as_nanos().max(1) as u64).ok();
+                drop(stream);
+            }
+            Ok::<_, BenchError>(hist)
+        });
+    }
+    let mut hist = new_histogram();
+    while let Some(joined) = tasks.join_next().await {
+        hist.add(joined??).ok();
+    }
+    Ok(LatencyPhase {
+        count: hist.len(),
+        hist,
+        wall: start.elapsed(),
+        cpu: sys::cpu_time().saturating_sub(cpu_start),
+    })
+}
+
+/// Echoes `size` bytes through one session, writing and reading at once;
+/// returns payload MB/s (10^6 bytes) one way.
+async fn bulk_phase(endpoint: &Endpoint, target: &Target, size: u64) -> Result<f64, BenchError> {
+    let (stream, _) = target.handshake(endpoint).await?;
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let start = Instant::now();
+    let write = async move {
+        let chunk = vec![0x5au8; 64 * 1024];
+        let mut sent = 0u64;
+        while sent < size {
+            let n = chunk.len().min((size - sent) as usize);
+            writer.write_all(&chunk[..n]).await?;
+            sent += n as u64;
+        }
+        writer.flush().await?;
+        Ok::<_, std::io::Error>(writer)
+    };
+    let read = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut got = 0u64;
+        while got < size {
+            let n = reader.read(&mut buf).await?;
+            if n == 0 {
+                return Err(std::io::Error::other(
+                    "the server closed during the bulk echo",
+                ));
+            }
+            got += n as u64;
+        }
+        Ok(reader)
+    };
+    let (writer, reader) = tokio::try_join!(write, read)?;
+    let elapsed = start.elapsed();
+    drop(reader.unsplit(writer));
+    Ok(size as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9))
+}
+
+/// `count` echo round trips of `size`-byte messages over one session.
+async fn messages_phase(
+    endpoint: &Endpoint,
+    target: &Target,
+    count: u32,
+    size: usize,
+) -> Result<f64, BenchError> {
+    let (mut stream, _) = target.handshake(endpoint).await?;
+    let message = vec![0xa5u8; size.max(1)];
+    let mut buf = vec![0u8; message.len()];
+    let start = Instant::now();
+    for _ in 0..count.max(1) {
+        stream.write_all(&message).await?;
+        stream.flush().await?;
+        stream.read_exact(&mut buf).await?;
+    }
+    Ok(f64::from(count.max(1)) / start.elapsed().as_secs_f64().max(1e-9))
+}
+
+/// Opens `sessions` sessions and holds them; returns the growth in resident
+/// memory and (with a heap probe) heap bytes, per session. In process both
+/// ends (and the server's task per connection) are counted.
+async fn memory_phase(
+    endpoint: &Endpoint,
+    target: &Target,
+    sessions: u32,
+    concurrency: u32,
+) -> Result<(f64, Option<f64>), BenchError> {
+    let heap = HEAP_PROBE.get().copied();
+    // Settle: one session first, so lazily built state is not counted.
+    let warm = target.handshake(endpoint).await?;
+    let held: Arc<Mutex<Vec<BoxStream>>> =
+        Arc::new(Mutex::new(Vec::with_capacity(sessions as usize)));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let rss_before = sys::rss_bytes();
+    let heap_before = heap.map(|h| h());
+    let concurrency = concurrency.clamp(1, sessions.max(1));
+    let mut tasks = JoinSet::new();
+    for task in 0..concurrency {
+        let share = sessions / concurrency + u32::from(task < sessions % concurrency);
+        let endpoint = endpoint.clone();
+        let addr = target.addr;
+        let held = held.clone();
+        tasks.spawn(async move {
+            for _ in 0..share {
+                let tcp = TcpStream::connect(addr).await?;
+                let _ = tcp.set_nodelay(true);
+                let stream = endpoint.client(tcp).await?;
+                held.lock().unwrap_or_else(|e| e.into_inner()).push(stream);
+            }
+            Ok::<_, BenchError>(())
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        joined??;
+    }
+    // Let the server ends finish their side and park in their reads.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let n = held.lock().unwrap_or_else(|e| e.into_inner()).len().max(1) as f64;
+    let rss = sys::rss_bytes().saturating_sub(rss_before) as f64 / n;
+    let heap = heap
+        .zip(heap_before)
+        .map(|(h, before)| h().saturating_sub(before) as f64 / n);
+    drop(held);
+    drop(warm);
+    Ok((rss, heap))
+}

@@ -1,0 +1,785 @@
+//! Hybrid X25519 + ML-KEM-768 handshakes (XX-, IK- and NK-shaped), and the
+//! token engine the PQ-authenticated handshakes in [`super::pq`] share.
+//!
+//! The handshakes are Noise patterns run on akex's
+//! [`SymmetricState`] (SHA-256, HKDF-SHA256,
+//! ChaCha20-Poly1305) with two extra tokens in the style of Noise HFS:
+//!
+//! - `e1`: the sender's fresh ML-KEM-768 encapsulation key;
+//! - `ekem`: a ciphertext encapsulated to the peer's `e1`, whose shared
+//!   secret is mixed into the chaining key under its own label.
+//!
+//! Every X25519 result and every KEM secret enters the chaining key through
+//! its own `mix_key` label, so the traffic keys stay secret if either X25519
+//! or ML-KEM-768 holds. Specs: `protocols/akex-hybrid-*.md`.
+
+use std::fmt;
+
+use super::akex::{self as akex_mode, AkexResponder, SymmetricState};
+use super::{Established, Handshake, Role, MAX_MESSAGE_LEN};
+use crate::crypto::kem::{self, MlKem768KeyPair};
+use crate::crypto::secret::ct_eq;
+use crate::crypto::x25519::X25519Private;
+use crate::crypto::{AeadAlgorithm, Secret, SharedRng, StaticSecret, TAG_LEN};
+use crate::error::{ApiMisuse, ConfigError, Error, PeerIncompatible, PeerMisbehaved, TrustFailure};
+
+/// Hybrid XX: mutual authentication with X25519 static keys, both statics
+/// sent encrypted; ephemeral X25519 + ephemeral ML-KEM-768.
+pub const HYBRID_XX: &str = "akex-hybrid-xx-x25519-mlkem768-chachapoly-sha256";
+/// Hybrid IK: the initiator knows the responder's X25519 static key; one
+/// round trip; mutual authentication.
+pub const HYBRID_IK: &str = "akex-hybrid-ik-x25519-mlkem768-chachapoly-sha256";
+/// Hybrid NK: the initiator knows the responder's X25519 static key; only
+/// the responder is authenticated (the TLS-like shape).
+pub const HYBRID_NK: &str = "akex-hybrid-nk-x25519-mlkem768-chachapoly-sha256";
+
+/// One step of a message pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Token {
+    /// Ephemeral X25519 public key (32 bytes, in clear, hashed).
+    E,
+    /// Ephemeral ML-KEM-768 encapsulation key (1184 bytes, encrypted if keyed).
+    E1,
+    /// Ciphertext to the peer's `E1` key; its secret is mixed in (`ekem`).
+    Ekem,
+    /// Our static key (X25519, plus the ML-KEM key in PQ protocols), encrypted.
+    S,
+    /// Ciphertext to the peer's static ML-KEM key; its secret is mixed in (`skem`).
+    Skem,
+    /// DH(e, re).
+    Ee,
+    /// DH(initiator e, responder s).
+    Es,
+    /// DH(initiator s, responder e).
+    Se,
+    /// DH(s, rs).
+    Ss,
+}
+
+/// The `mix_key` labels of one protocol family.
+#[derive(Debug)]
+pub(crate) struct Labels {
+    pub ee: &'static [u8],
+    pub es: &'static [u8],
+    pub se: &'static [u8],
+    pub ss: &'static [u8],
+    pub ekem: &'static [u8],
+    pub skem: &'static [u8],
+}
+
+/// A protocol: its name, pattern and labels.
+#[derive(Debug)]
+pub(crate) struct Spec {
+    pub name: &'static str,
+    /// The responder's static key is known to the initiator in advance
+    /// (`<- s` pre-message, hashed after the prologue).
+    pub pre_responder_static: bool,
+    /// Static keys are X25519 + ML-KEM-768 (PQ-authenticated family).
+    pub kem_statics: bool,
+    pub labels: &'static Labels,
+    pub messages: &'static [&'static [Token]],
+}
+
+/// Labels of the hybrid family (`akex hybrid ...`).
+pub(crate) static HYBRID_LABELS: Labels = Labels {
+    ee: b"akex hybrid dh ee",
+    es: b"akex hybrid dh es",
+    se: b"akex hybrid dh se",
+    ss: b"akex hybrid dh ss",
+    ekem: b"akex hybrid kem ekem",
+    skem: b"akex hybrid kem skem",
+};
+
+use Token::*;
+
+static HYBRID_SPECS: [Spec; 3] = [
+    Spec {
+        name: HYBRID_XX,
+        pre_responder_static: false,
+        kem_statics: false,
+        labels: &HYBRID_LABELS,
+        messages: &[&[E, E1], &[E, Ee, Ekem, S, Es], &[S, Se]],
+    },
+    Spec {
+        name: HYBRID_IK,
+        pre_responder_static: true,
+        kem_statics: false,
+        labels: &HYBRID_LABELS,
+        messages: &[&[E, E1, Es, S, Ss], &[E, Ee, Ekem, Se]],
+    },
+    Spec {
+        name: HYBRID_NK,
+        pre_responder_static: true,
+        kem_statics: false,
+        labels: &HYBRID_LABELS,
+        messages: &[&[E, E1, Es], &[E, Ee, Ekem]],
+    },
+];
+
+/// Every protocol name this engine runs (hybrid and PQ-authenticated).
+pub fn protocol_names() -> Vec<&'static str> {
+    HYBRID_SPECS
+        .iter()
+        .chain(super::pq::SPECS.iter())
+        .map(|s| s.name)
+        .collect()
+}
+
+fn find_spec(name: &str) -> Option<&'static Spec> {
+    HYBRID_SPECS
+        .iter()
+        .chain(super::pq::SPECS.iter())
+        .find(|s| s.name == name)
+}
+
+impl Spec {
+    fn writes(&self, role: Role, token: Token) -> bool {
+        self.messages
+            .iter()
+            .enumerate()
+            .any(|(i, m)| sender(i) == role && m.contains(&token))
+    }
+
+    fn needs_local_static(&self, role: Role) -> bool {
+        self.writes(role, S) || (role == Role::Responder && self.pre_responder_static)
+    }
+
+    fn needs_remote_static(&self, role: Role) -> bool {
+        role == Role::Initiator && self.pre_responder_static
+    }
+
+    fn authenticates_peer_of(&self, role: Role) -> bool {
+        self.needs_local_static(role.peer())
+    }
+
+    fn static_len(&self) -> usize {
+        32 + if self.kem_statics {
+            kem::ENCAPSULATION_KEY_LEN
+        } else {
+            0
+        }
+    }
+
+    /// The fields of each handshake message (name, length) with an empty
+    /// payload: the byte layout the specs document.
+    pub(crate) fn layout(&self) -> Vec<Vec<(&'static str, usize)>> {
+        let mut keyed = false;
+        let tag = |keyed: bool| if keyed { TAG_LEN } else { 0 };
+        let mut out = Vec::new();
+        for (index, m) in self.messages.iter().enumerate() {
+            let mut fields = Vec::new();
+            if index == 0 {
+                // "AKEX" || version || name_len || name (akex mode hello).
+                fields.push(("hello", 6 + self.name.len()));
+            }
+            for t in *m {
+                match t {
+                    E => fields.push(("e", 32)),
+                    E1 => fields.push(("e1", kem::ENCAPSULATION_KEY_LEN + tag(keyed))),
+                    Ekem => {
+                        fields.push(("ekem", kem::CIPHERTEXT_LEN + tag(keyed)));
+                        keyed = true;
+                    }
+                    Skem => {
+                        fields.push(("skem", kem::CIPHERTEXT_LEN + tag(keyed)));
+                        keyed = true;
+                    }
+                    S => fields.push(("s", self.static_len() + tag(keyed))),
+                    Ee | Es | Se | Ss => keyed = true,
+                }
+            }
+            fields.push(("payload", tag(keyed)));
+            out.push(fields);
+        }
+        out
+    }
+
+    /// Byte length of each handshake message with empty payloads.
+    pub(crate) fn message_sizes(&self) -> Vec<usize> {
+        self.layout()
+            .iter()
+            .map(|m| m.iter().map(|f| f.1).sum())
+            .collect()
+    }
+}
+
+fn sender(index: usize) -> Role {
+    if index % 2 == 0 {
+        Role::Initiator
+    } else {
+        Role::Responder
+    }
+}
+
+/// What a protocol offers, for listings (`akex protocols`) and the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolInfo {
+    /// The full protocol name.
+    pub name: &'static str,
+    /// Handshake messages (initiator first).
+    pub messages: usize,
+    /// Size of each handshake message with empty payloads, in bytes.
+    pub message_sizes: Vec<usize>,
+    /// Does the initiator need the responder's static key in advance?
+    pub initiator_needs_responder_key: bool,
+    /// Is the initiator authenticated to the responder?
+    pub authenticates_initiator: bool,
+    /// Is authentication post-quantum (ML-KEM static keys)?
+    pub pq_authentication: bool,
+}
+
+/// Facts about a hybrid or PQ-authenticated protocol, or `None` for an
+/// unknown name.
+pub fn protocol_info(name: &str) -> Option<ProtocolInfo> {
+    let spec = find_spec(name)?;
+    Some(ProtocolInfo {
+        name: spec.name,
+        messages: spec.messages.len(),
+        message_sizes: spec.message_sizes(),
+        initiator_needs_responder_key: spec.pre_responder_static,
+        authenticates_initiator: spec.authenticates_peer_of(Role::Responder),
+        pq_authentication: spec.kem_statics,
+    })
+}
+
+/// The byte layout of each handshake message of `name` with an empty
+/// payload: `(field, length)` in wire order (`payload` is the AEAD tag
+/// once keyed, else empty). `None` for an unknown name.
+pub fn message_layout(name: &str) -> Option<Vec<Vec<(&'static str, usize)>>> {
+    find_spec(name).map(Spec::layout)
+}
+
+/// Everything needed to start one side of a hybrid or PQ-authenticated
+/// handshake.
+#[derive(Clone)]
+pub struct HybridConfig {
+    spec: &'static Spec,
+    prologue: Vec<u8>,
+    local_static: Option<StaticSecret>,
+    local_kem: Option<MlKem768KeyPair>,
+    remote_static: Option<[u8; 32]>,
+    remote_kem: Option<Vec<u8>>,
+    rng: SharedRng,
+}
+
+impl fmt::Debug for HybridConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HybridConfig")
+            .field("protocol", &self.spec.name)
+            .field("local_static", &self.local_static)
+            .field("local_kem", &self.local_kem)
+            .field("remote_static", &self.remote_static.map(hex::encode))
+            .finish()
+    }
+}
+
+impl HybridConfig {
+    /// A configuration for `protocol` (one of [`protocol_names`]), drawing
+    /// randomness from the OS.
+    pub fn new(protocol: &str) -> Result<Self, Error> {
+        let spec = find_spec(protocol).ok_or_else(|| {
+            Error::Config(ConfigError::UnsupportedProtocol {
+                name: protocol.to_string(),
+                reason: "not a hybrid or PQ-authenticated akex protocol".into(),
+            })
+        })?;
+        Ok(HybridConfig {
+            spec,
+            prologue: Vec::new(),
+            local_static: None,
+            local_kem: None,
+            remote_static: None,
+            remote_kem: None,
+            rng: SharedRng::os(),
+        })
+    }
+
+    /// Data both sides must agree on, hashed into the transcript right
+    /// after the protocol name (akex mode puts the negotiation hello here).
+    pub fn prologue(mut self, prologue: impl Into<Vec<u8>>) -> Self {
+        self.prologue = prologue.into();
+        self
+    }
+
+    /// Our long-term X25519 key.
+    pub fn local_static(mut self, key: StaticSecret) -> Self {
+        self.local_static = Some(key);
+        self
+    }
+
+    /// Our long-term ML-KEM-768 key (PQ-authenticated protocols).
+    pub fn local_kem(mut self, key: MlKem768KeyPair) -> Self {
+        self.local_kem = Some(key);
+        self
+    }
+
+    /// The peer's X25519 static key: needed in advance for IK/NK, otherwise
+    /// the key the peer must prove (pinning).
+    pub fn remote_static(mut self, key: [u8; 32]) -> Self {
+        self.remote_static = Some(key);
+        self
+    }
+
+    /// The peer's ML-KEM-768 encapsulation key (PQ-authenticated protocols).
+    pub fn remote_kem(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.remote_kem = Some(key.into());
+        self
+    }
+
+    /// The RNG for ephemeral keys and encapsulations (tests inject one).
+    pub fn rng(mut self, rng: SharedRng) -> Self {
+        self.rng = rng;
+        self
+    }
+
+    /// The protocol name.
+    pub fn protocol(&self) -> &'static str {
+        self.spec.name
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Running,
+    Finished,
+    Dead,
+}
+
+/// One side of a hybrid or PQ-authenticated handshake.
+pub struct HybridHandshake {
+    spec: &'static Spec,
+    role: Role,
+    ss: SymmetricState,
+    keyed: bool,
+    /// The akex-mode hello is in the transcript (initiator: written).
+    hello_done: bool,
+    next: usize,
+    status: Status,
+    rng: SharedRng,
+    s: Option<X25519Private>,
+    s_kem: Option<MlKem768KeyPair>,
+    e: Option<X25519Private>,
+    e_kem: Option<MlKem768KeyPair>,
+    rs: Option<[u8; 32]>,
+    rs_kem: Option<Vec<u8>>,
+    re: Option<[u8; 32]>,
+    re_kem: Option<Vec<u8>>,
+    expected_rs: Option<[u8; 32]>,
+    expected_rs_kem: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for HybridHandshake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HybridHandshake")
+            .field("protocol", &self.spec.name)
+            .field("role", &self.role)
+            .field("next_message", &self.next)
+            .field("status", &self.status)
+            .finish()
+    }
+}
+
+impl HybridHandshake {
+    /// Starts the initiator's side.
+    pub fn initiator(config: HybridConfig) -> Result<Self, Error> {
+        Self::new(config, Role::Initiator)
+    }
+
+    /// Starts the responder's side.
+    pub fn responder(config: HybridConfig) -> Result<Self, Error> {
+        Self::new(config, Role::Responder)
+    }
+
+    /// Starts the given side.
+    pub fn new(config: HybridConfig, role: Role) -> Result<Self, Error> {
+        let spec = config.spec;
+        let needs_local = spec.needs_local_static(role);
+        if needs_local
+            && (config.local_static.is_none() || (spec.kem_statics && config.local_kem.is_none()))
+        {
+            return Err(ConfigError::MissingLocalKey.into());
+        }
+        if spec.needs_remote_static(role)
+            && (config.remote_static.is_none() || (spec.kem_statics && config.remote_kem.is_none()))
+        {
+            return Err(ConfigError::MissingRemoteKey.into());
+        }
+        if (config.remote_static.is_some() || config.remote_kem.is_some())
+            && !spec.authenticates_peer_of(role)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "{} never authenticates the {}'s static key, so a remote key cannot be checked",
+                spec.name,
+                role.peer()
+            ))
+            .into());
+        }
+        if let Some(ek) = &config.remote_kem {
+            if !spec.kem_statics {
+                return Err(ConfigError::Invalid(format!(
+                    "{} has no ML-KEM static keys",
+                    spec.name
+                ))
+                .into());
+            }
+            kem::check_encapsulation_key(ek)
+                .map_err(|_| ConfigError::InvalidKey("remote ML-KEM-768 key"))?;
+        }
+
+        let mut ss = SymmetricState::new(spec.name);
+        ss.mix_hash(&config.prologue);
+        let mut hs = HybridHandshake {
+            spec,
+            role,
+            ss,
+            keyed: false,
+            hello_done: false,
+            next: 0,
+            status: Status::Running,
+            rng: config.rng,
+            s: if needs_local {
+                config
+                    .local_static
+                    .as_ref()
+                    .map(|k| X25519Private::new(k.private()))
+            } else {
+                None
+            },
+            s_kem: if needs_local && spec.kem_statics {
+                config.local_kem
+            } else {
+                None
+            },
+            e: None,
+            e_kem: None,
+            rs: None,
+            rs_kem: None,
+            re: None,
+            re_kem: None,
+            expected_rs: config.remote_static,
+            expected_rs_kem: config.remote_kem,
+        };
+        if spec.pre_responder_static {
+            let encoded = match role {
+                Role::Initiator => {
+                    hs.rs = hs.expected_rs;
+                    hs.rs_kem = hs.expected_rs_kem.clone();
+                    encode_static(hs.rs.as_ref(), hs.rs_kem.as_deref())
+                }
+                Role::Responder => hs.local_static_encoding(),
+            };
+            hs.ss.mix_hash(&encoded);
+        }
+        Ok(hs)
+    }
+
+    fn local_static_encoding(&self) -> Vec<u8> {
+        encode_static(
+            self.s.as_ref().map(X25519Private::public),
+            self.s_kem
+                .as_ref()
+                .map(|k| &k.encapsulation_key()[..])
+                .filter(|_| self.spec.kem_statics),
+        )
+    }
+
+    fn check_alive(&self) -> Result<(), Error> {
+        match self.status {
+            Status::Dead => Err(ApiMisuse::HandshakeDead.into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn fail<T>(&mut self, err: Error) -> Result<T, Error> {
+        self.status = Status::Dead;
+        // Drop every secret now: a dead handshake is never resumed.
+        self.e = None;
+        self.e_kem = None;
+        Err(err)
+    }
+
+    fn tag(&self) -> usize {
+        if self.keyed {
+            TAG_LEN
+        } else {
+            0
+        }
+    }
+
+    fn mix_key(&mut self, label: &[u8], secret: &Secret<32>) {
+        self.ss.mix_key(label, secret.expose());
+        self.keyed = true;
+    }
+
+    fn dh(&mut self, token: Token) -> Result<(), Error> {
+        let labels = self.spec.labels;
+        let initiator = self.role == Role::Initiator;
+        let (local, remote, label) = match token {
+            Ee => (&self.e, &self.re, labels.ee),
+            Es if initiator => (&self.e, &self.rs, labels.es),
+            Es => (&self.s, &self.re, labels.es),
+            Se if initiator => (&self.s, &self.re, labels.se),
+            Se => (&self.e, &self.rs, labels.se),
+            _ => (&self.s, &self.rs, labels.ss),
+        };
+        let (Some(local), Some(remote)) = (local, remote) else {
+            return Err(ApiMisuse::WrongTurn.into());
+        };
+        let shared = local.agree(remote)?;
+        self.mix_key(label, &shared);
+        Ok(())
+    }
+
+    fn draw<const N: usize>(&mut self) -> Secret<N> {
+        Secret::random(&mut self.rng)
+    }
+
+    fn write_tokens(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        if self.next == 0 && !self.hello_done {
+            let start = out.len();
+            akex_mode::encode_hello(self.spec.name, out)?;
+            self.ss.mix_hash(&out[start..]);
+            self.hello_done = true;
+        }
+        let tokens = self.spec.messages[self.next];
+        for &token in tokens {
+            match token {
+                E => {
+                    let e = X25519Private::new(&self.draw::<32>());
+                    out.extend_from_slice(e.public());
+                    self.ss.mix_hash(e.public());
+                    self.e = Some(e);
+                }
+                E1 => {
+                    let pair = MlKem768KeyPair::from_seed(&self.draw::<{ kem::SEED_LEN }>());
+                    self.ss.encrypt_and_hash(pair.encapsulation_key(), out)?;
+                    self.e_kem = Some(pair);
+                }
+                Ekem | Skem => {
+                    let ek = if token == Ekem {
+                        self.re_kem.take()
+                    } else {
+                        self.rs_kem.clone()
+                    };
+                    let ek = ek.ok_or(ApiMisuse::WrongTurn)?;
+                    let m = self.draw::<{ kem::ENCAPS_RANDOMNESS_LEN }>();
+                    let (ct, shared) = kem::encapsulate(&ek, &m)?;
+                    self.ss.encrypt_and_hash(&ct, out)?;
+                    let label = if token == Ekem {
+                        self.spec.labels.ekem
+                    } else {
+                        self.spec.labels.skem
+                    };
+                    self.mix_key(label, &shared);
+                }
+                S => {
+                    let encoded = self.local_static_encoding();
+                    self.ss.encrypt_and_hash(&encoded, out)?;
+                }
+                Ee | Es | Se | Ss => self.dh(token)?,
+            }
+        }
+        self.ss.encrypt_and_hash(payload, out)
+    }
+
+    fn read_tokens(&mut self, message: &[u8], payload: &mut Vec<u8>) -> Result<(), Error> {
+        let mut message = message;
+        if self.next == 0 && !self.hello_done {
+            // Used without a NegotiatingResponder: the hello must name us.
+            let hello = akex_mode::parse_hello(message)?;
+            if hello.protocol != self.spec.name {
+                return Err(
+                    PeerIncompatible::ProtocolNotAllowed(hello.protocol.to_string()).into(),
+                );
+            }
+            self.ss.mix_hash(hello.bytes);
+            self.hello_done = true;
+            message = hello.rest;
+        }
+        let tokens = self.spec.messages[self.next];
+        let mut rest = message;
+        let mut take = |n: usize| -> Result<&[u8], Error> {
+            if rest.len() < n {
+                return Err(PeerMisbehaved::BadMessageLength.into());
+            }
+            let (head, tail) = rest.split_at(n);
+            rest = tail;
+            Ok(head)
+        };
+        let mut scratch = Vec::new();
+        for &token in tokens {
+            match token {
+                E => {
+                    let re: [u8; 32] = take(32)?
+                        .try_into()
+                        .map_err(|_| PeerMisbehaved::BadMessageLength)?;
+                    self.ss.mix_hash(&re);
+                    self.re = Some(re);
+                }
+                E1 => {
+                    scratch.clear();
+                    self.ss.decrypt_and_hash(
+                        take(kem::ENCAPSULATION_KEY_LEN + self.tag())?,
+                        &mut scratch,
+                    )?;
+                    kem::check_encapsulation_key(&scratch)?;
+                    self.re_kem = Some(scratch.clone());
+                }
+                Ekem | Skem => {
+                    scratch.clear();
+                    self.ss
+                        .decrypt_and_hash(take(kem::CIPHERTEXT_LEN + self.tag())?, &mut scratch)?;
+                    let (pair, label) = if token == Ekem {
+                        (self.e_kem.take(), self.spec.labels.ekem)
+                    } else {
+                        (self.s_kem.clone(), self.spec.labels.skem)
+                    };
+                    let pair = pair.ok_or(PeerMisbehaved::UnexpectedMessage)?;
+                    let shared = pair.decapsulate(&scratch)?;
+                    self.mix_key(label, &shared);
+                }
+                S => {
+                    scratch.clear();
+                    self.ss.decrypt_and_hash(
+                        take(self.spec.static_len() + self.tag())?,
+                        &mut scratch,
+                    )?;
+                    let mut rs = [0u8; 32];
+                    rs.copy_from_slice(&scratch[..32]);
+                    if let Some(expected) = &self.expected_rs {
+                        if !ct_eq(expected, &rs) {
+                            return Err(TrustFailure::RemoteKeyMismatch.into());
+                        }
+                    }
+                    if self.spec.kem_statics {
+                        let ek = &scratch[32..];
+                        kem::check_encapsulation_key(ek)?;
+                        if let Some(expected) = &self.expected_rs_kem {
+                            if !ct_eq(expected, ek) {
+                                return Err(TrustFailure::RemoteKeyMismatch.into());
+                            }
+                        }
+                        self.rs_kem = Some(ek.to_vec());
+                    }
+                    self.rs = Some(rs);
+                }
+                Ee | Es | Se | Ss => self.dh(token)?,
+            }
+        }
+        if self.keyed && rest.len() < TAG_LEN {
+            return Err(PeerMisbehaved::BadMessageLength.into());
+        }
+        self.ss.decrypt_and_hash(rest, payload)
+    }
+}
+
+fn encode_static(x25519: Option<&[u8; 32]>, kem: Option<&[u8]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(32 + kem.map_or(0, <[u8]>::len));
+    if let Some(k) = x25519 {
+        out.extend_from_slice(k);
+    }
+    if let Some(k) = kem {
+        out.extend_from_slice(k);
+    }
+    out
+}
+
+impl Handshake for HybridHandshake {
+    fn protocol(&self) -> &str {
+        self.spec.name
+    }
+
+    fn role(&self) -> Role {
+        self.role
+    }
+
+    fn wants_write(&self) -> bool {
+        self.status == Status::Running && sender(self.next) == self.role
+    }
+
+    fn write_message(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        self.check_alive()?;
+        if !self.wants_write() {
+            return self.fail(ApiMisuse::WrongTurn.into());
+        }
+        let start = out.len();
+        let size = self.spec.message_sizes()[self.next] + payload.len();
+        if size > MAX_MESSAGE_LEN {
+            return Err(ApiMisuse::MessageTooLarge.into());
+        }
+        out.reserve(size);
+        if let Err(e) = self.write_tokens(payload, out) {
+            out.truncate(start);
+            return self.fail(e);
+        }
+        self.advance();
+        Ok(())
+    }
+
+    fn read_message(&mut self, message: &[u8], payload: &mut Vec<u8>) -> Result<(), Error> {
+        self.check_alive()?;
+        if self.status != Status::Running || sender(self.next) == self.role {
+            return self.fail(PeerMisbehaved::UnexpectedMessage.into());
+        }
+        if message.len() > MAX_MESSAGE_LEN {
+            return self.fail(PeerMisbehaved::BadMessageLength.into());
+        }
+        let start = payload.len();
+        if let Err(e) = self.read_tokens(message, payload) {
+            payload.truncate(start);
+            return self.fail(e);
+        }
+        self.advance();
+        Ok(())
+    }
+
+    fn is_finished(&self) -> bool {
+        self.status == Status::Finished
+    }
+
+    fn finish(self: Box<Self>) -> Result<Established, Error> {
+        self.check_alive()?;
+        if self.status != Status::Finished {
+            return Err(ApiMisuse::HandshakeNotFinished.into());
+        }
+        let remote = if self.spec.authenticates_peer_of(self.role) {
+            let rs = self.rs.ok_or(TrustFailure::NoRemoteKey)?;
+            Some(encode_static(Some(&rs), self.rs_kem.as_deref()))
+        } else {
+            None
+        };
+        let HybridHandshake { ss, role, spec, .. } = *self;
+        let hash = ss.handshake_hash().to_vec();
+        let root = ss.root_secret();
+        let (i2r, r2i) = ss.split();
+        Ok(Established::new(
+            spec.name.to_string(),
+            role,
+            hash,
+            remote,
+            AeadAlgorithm::ChaChaPoly,
+            i2r,
+            r2i,
+        )
+        .with_root_secret(root))
+    }
+}
+
+impl HybridHandshake {
+    fn advance(&mut self) {
+        self.next += 1;
+        if self.next == self.spec.messages.len() {
+            self.status = Status::Finished;
+            // Ephemeral secrets are no longer needed.
+            self.e = None;
+            self.e_kem = None;
+        }
+    }
+}
+
+impl AkexResponder for HybridHandshake {
+    fn mix_hello(&mut self, hello: &[u8]) {
+        self.ss.mix_hash(hello);
+        self.hello_done = true;
+    }
+}

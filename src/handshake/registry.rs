@@ -1,0 +1,631 @@
+//! Every protocol akex speaks, by name, with its properties, and one place
+//! that builds a handshake for a name.
+//!
+//! - [`protocols`]: the table `akex protocols` prints.
+//! - [`initiator`]: a handshake for one name (Noise names go to
+//!   [`NoiseHandshake`], in Noise mode, without a hello; akex names to the
+//!   akex-native initiator, which writes the hello).
+//! - [`responder`]: for one Noise name, a [`NoiseHandshake`]; for an
+//!   allow-list of akex names, a [`NegotiatingResponder`]. Noise mode has
+//!   no hello, so a Noise name can only be used alone.
+//!
+//! # Adding a protocol
+//!
+//! 1. Add a [`ProtocolInfo`] row to `PROTOCOLS`.
+//! 2. Add a match arm to `build_akex` that builds either role from
+//!    [`HandshakeKeys`]. Responders must implement [`AkexResponder`].
+//! 3. If the protocol needs a new kind of key, add an `Option<...>` field to
+//!    [`HandshakeKeys`] (and to its `Debug`, redacted).
+//! 4. Add one line to `CASES` in `tests/akex_vectors.rs` and run
+//!    `cargo test --test akex_vectors -- --ignored write_vectors`: it writes
+//!    `protocols/vectors/<name>.json`, which `replay_vectors` then replays,
+//!    and `registry_message_sizes_are_true` checks the row's sizes against
+//!    a real run (rows without a case are skipped with a note).
+
+use std::fmt;
+
+use ed25519_dalek::SigningKey;
+
+use super::akex::{AkexResponder, NegotiatingResponder, AKEX_PREFIX};
+use super::hybrid::{HybridConfig, HybridHandshake, HYBRID_IK, HYBRID_NK, HYBRID_XX};
+use super::pq::{PQ_IK, PQ_XX};
+use super::sigma::{SigmaConfig, SigmaHandshake, SIGMA_AESGCM, SIGMA_CHACHAPOLY};
+use super::{Handshake, NoiseConfig, NoiseHandshake, Role};
+use crate::crypto::kem::MlKem768KeyPair;
+use crate::crypto::{Secret, SharedRng, StaticSecret};
+use crate::error::{ConfigError, Error};
+
+/// How a protocol is spoken on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Plain Noise messages, no hello: both sides configure the same name.
+    Noise,
+    /// The initiator's first message starts with a hello naming the
+    /// protocol; the responder negotiates from an allow-list.
+    Akex,
+}
+
+/// One protocol and its properties, as `akex protocols` shows them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProtocolInfo {
+    /// The full name, as given to `--protocol`.
+    pub name: &'static str,
+    /// The family (DESIGN.md's protocol table).
+    pub family: &'static str,
+    /// Noise mode or akex mode.
+    pub mode: Mode,
+    /// How each side is authenticated.
+    pub authentication: &'static str,
+    /// Whether past sessions survive the later theft of long-term keys.
+    pub forward_secrecy: bool,
+    /// What, if anything, survives a quantum attacker.
+    pub post_quantum: &'static str,
+    /// Whose identity is hidden from whom.
+    pub identity_hiding: &'static str,
+    /// Size in bytes of each handshake message with empty payloads.
+    pub message_sizes: &'static [usize],
+    /// Round trips of the handshake (1.5 for three messages).
+    pub round_trips: f32,
+    /// Keys each side needs (for help texts).
+    pub keys: &'static str,
+}
+
+impl ProtocolInfo {
+    /// Total bytes of all handshake messages with empty payloads.
+    pub fn total_bytes(&self) -> usize {
+        self.message_sizes.iter().sum()
+    }
+}
+
+const NOISE_FAMILY: &str = "Noise";
+
+static PROTOCOLS: &[ProtocolInfo] = &[
+    ProtocolInfo {
+        name: "Noise_NN_25519_ChaChaPoly_BLAKE2s",
+        family: NOISE_FAMILY,
+        mode: Mode::Noise,
+        authentication: "none (anonymous)",
+        forward_secrecy: true,
+        post_quantum: "no",
+        identity_hiding: "n/a",
+        message_sizes: &[32, 48],
+        round_trips: 1.0,
+        keys: "none",
+    },
+    ProtocolInfo {
+        name: "Noise_NK_25519_ChaChaPoly_BLAKE2s",
+        family: NOISE_FAMILY,
+        mode: Mode::Noise,
+        authentication: "responder (static DH, key known in advance)",
+        forward_secrecy: true,
+        post_quantum: "no",
+        identity_hiding: "n/a",
+        message_sizes: &[48, 48],
+        round_trips: 1.0,
+        keys: "responder x25519; initiator --remote-key",
+    },
+    ProtocolInfo {
+        name: "Noise_XX_25519_ChaChaPoly_BLAKE2s",
+        family: NOISE_FAMILY,
+        mode: Mode::Noise,
+        authentication: "mutual (static DH)",
+        forward_secrecy: true,
+        post_quantum: "no",
+        identity_hiding: "initiator vs active, responder vs passive",
+        message_sizes: &[32, 96, 64],
+        round_trips: 1.5,
+        keys: "x25519 both",
+    },
+    ProtocolInfo {
+        name: "Noise_IK_25519_ChaChaPoly_BLAKE2s",
+        family: NOISE_FAMILY,
+        mode: Mode::Noise,
+        authentication: "mutual (static DH)",
+        forward_secrecy: true,
+        post_quantum: "no",
+        identity_hiding: "initiator vs passive (not forward)",
+        message_sizes: &[96, 48],
+        round_trips: 1.0,
+        keys: "x25519 both; initiator --remote-key",
+    },
+    ProtocolInfo {
+        name: "Noise_KK_25519_ChaChaPoly_BLAKE2s",
+        family: NOISE_FAMILY,
+        mode: Mode::Noise,
+        authentication: "mutual (static DH, keys known in advance)",
+        forward_secrecy: true,
+        post_quantum: "no",
+        identity_hiding: "n/a (keys known)",
+        message_sizes: &[48, 48],
+        round_trips: 1.0,
+        keys: "x25519 both; both --remote-key",
+    },
+    ProtocolInfo {
+        name: "Noise_XXpsk3_25519_ChaChaPoly_BLAKE2s",
+        family: NOISE_FAMILY,
+        mode: Mode::Noise,
+        authentication: "mutual (static DH + PSK)",
+        forward_secrecy: true,
+        post_quantum: "no (PSK adds PQ confidentiality if it stays secret)",
+        identity_hiding: "initiator vs active, responder vs passive",
+        message_sizes: &[48, 96, 64],
+        round_trips: 1.5,
+        keys: "x25519 both; --psk",
+    },
+    ProtocolInfo {
+        name: "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s",
+        family: NOISE_FAMILY,
+        mode: Mode::Noise,
+        authentication: "mutual (static DH + PSK)",
+        forward_secrecy: true,
+        post_quantum: "no (PSK adds PQ confidentiality if it stays secret)",
+        identity_hiding: "initiator vs passive (not forward)",
+        message_sizes: &[96, 48],
+        round_trips: 1.0,
+        keys: "x25519 both; initiator --remote-key; --psk",
+    },
+    ProtocolInfo {
+        name: SIGMA_CHACHAPOLY,
+        family: "SIGMA-I",
+        mode: Mode::Akex,
+        authentication: "mutual (Ed25519 signatures + MAC, explicit)",
+        forward_secrecy: true,
+        post_quantum: "no",
+        identity_hiding: "initiator vs active, responder vs passive",
+        message_sizes: &[6 + SIGMA_CHACHAPOLY.len() + 32, 192, 160],
+        round_trips: 1.5,
+        keys: "ed25519 both",
+    },
+    ProtocolInfo {
+        name: SIGMA_AESGCM,
+        family: "SIGMA-I",
+        mode: Mode::Akex,
+        authentication: "mutual (Ed25519 signatures + MAC, explicit)",
+        forward_secrecy: true,
+        post_quantum: "no",
+        identity_hiding: "initiator vs active, responder vs passive",
+        message_sizes: &[6 + SIGMA_AESGCM.len() + 32, 192, 160],
+        round_trips: 1.5,
+        keys: "ed25519 both",
+    },
+    ProtocolInfo {
+        name: "Noise_XXhfs_25519+Kyber1024_ChaChaPoly_BLAKE2s",
+        family: "Noise HFS (snow)",
+        mode: Mode::Noise,
+        authentication: "mutual (static DH)",
+        forward_secrecy: true,
+        post_quantum: "confidentiality (Kyber1024 round 3, pqcrypto-kyber; not ML-KEM)",
+        identity_hiding: "initiator vs active, responder vs passive",
+        message_sizes: &[1600, 1680, 64],
+        round_trips: 1.5,
+        keys: "x25519 both",
+    },
+    ProtocolInfo {
+        name: "Noise_IKhfs_25519+Kyber1024_ChaChaPoly_BLAKE2s",
+        family: "Noise HFS (snow)",
+        mode: Mode::Noise,
+        authentication: "mutual (static DH)",
+        forward_secrecy: true,
+        post_quantum: "confidentiality (Kyber1024 round 3; not the first payload)",
+        identity_hiding: "initiator vs passive (not forward)",
+        message_sizes: &[1680, 1632],
+        round_trips: 1.0,
+        keys: "x25519 both; initiator --remote-key",
+    },
+    ProtocolInfo {
+        name: HYBRID_XX,
+        family: "hybrid",
+        mode: Mode::Akex,
+        authentication: "mutual (static X25519 DH)",
+        forward_secrecy: true,
+        post_quantum: "confidentiality (X25519 + ML-KEM-768 ephemeral)",
+        identity_hiding: "initiator vs active, responder vs passive",
+        message_sizes: &[6 + HYBRID_XX.len() + 32 + 1184, 1200, 64],
+        round_trips: 1.5,
+        keys: "x25519 both",
+    },
+    ProtocolInfo {
+        name: HYBRID_IK,
+        family: "hybrid",
+        mode: Mode::Akex,
+        authentication: "mutual (static X25519 DH)",
+        forward_secrecy: true,
+        post_quantum: "confidentiality (X25519 + ML-KEM-768 ephemeral; not the first payload)",
+        identity_hiding: "initiator vs passive (not forward, not PQ)",
+        message_sizes: &[6 + HYBRID_IK.len() + 32 + 1184 + 48 + 16, 1152],
+        round_trips: 1.0,
+        keys: "x25519 both; initiator --remote-key",
+    },
+    ProtocolInfo {
+        name: HYBRID_NK,
+        family: "hybrid",
+        mode: Mode::Akex,
+        authentication: "responder (static X25519 DH, key known in advance)",
+        forward_secrecy: true,
+        post_quantum: "confidentiality (X25519 + ML-KEM-768 ephemeral; not the first payload)",
+        identity_hiding: "n/a",
+        message_sizes: &[6 + HYBRID_NK.len() + 32 + 1184 + 16, 1152],
+        round_trips: 1.0,
+        keys: "responder x25519; initiator --remote-key",
+    },
+    ProtocolInfo {
+        name: PQ_XX,
+        family: "PQ-authenticated",
+        mode: Mode::Akex,
+        authentication: "mutual (ML-KEM-768 static KEM + X25519 static DH)",
+        forward_secrecy: true,
+        post_quantum: "confidentiality and authentication",
+        identity_hiding: "initiator vs active, responder vs passive",
+        message_sizes: &[6 + PQ_XX.len() + 32 + 1184, 2384, 2352, 1120],
+        round_trips: 2.0,
+        keys: "x25519 + mlkem768 both",
+    },
+    ProtocolInfo {
+        name: PQ_IK,
+        family: "PQ-authenticated",
+        mode: Mode::Akex,
+        authentication: "mutual (ML-KEM-768 static KEM + X25519 static DH)",
+        forward_secrecy: true,
+        post_quantum:
+            "confidentiality and authentication (not the first payload's forward secrecy)",
+        identity_hiding: "initiator vs passive (not forward)",
+        message_sizes: &[6 + PQ_IK.len() + 32 + 1184 + 1104 + 1232 + 16, 2256],
+        round_trips: 1.0,
+        keys: "x25519 + mlkem768 both; initiator --remote-key (x25519 || mlkem768 public)",
+    },
+    #[cfg(feature = "rsa-kt")]
+    ProtocolInfo {
+        name: super::rsa::RSA_KT,
+        family: "RSA key transport (legacy, NOT forward secret)",
+        mode: Mode::Akex,
+        authentication: "responder (RSA-3072 key known in advance, implicit)",
+        forward_secrecy: false,
+        post_quantum: "no",
+        identity_hiding: "n/a",
+        message_sizes: &[
+            6 + super::rsa::RSA_KT.len() + super::rsa::RSA_BYTES + 16,
+            48,
+        ],
+        round_trips: 1.0,
+        keys: "responder rsa3072; initiator --remote-key (RSA public key, DER)",
+    },
+];
+
+/// Every protocol in the registry. Noise mode accepts any other Noise name
+/// snow parses (with the 25519 DH) too; the table lists the common ones.
+pub fn protocols() -> &'static [ProtocolInfo] {
+    PROTOCOLS
+}
+
+/// The registry row for `name`, if it has one.
+pub fn info(name: &str) -> Option<&'static ProtocolInfo> {
+    PROTOCOLS.iter().find(|p| p.name == name)
+}
+
+/// The mode a name is spoken in: `Noise_*` names in Noise mode, `akex-*`
+/// names in akex mode.
+pub fn mode_of(name: &str) -> Result<Mode, Error> {
+    if name.starts_with("Noise_") {
+        Ok(Mode::Noise)
+    } else if name.starts_with(AKEX_PREFIX) {
+        Ok(Mode::Akex)
+    } else {
+        Err(unknown(name))
+    }
+}
+
+fn unknown(name: &str) -> Error {
+    ConfigError::UnsupportedProtocol {
+        name: name.to_string(),
+        reason: "unknown protocol (see `akex protocols`)".into(),
+    }
+    .into()
+}
+
+/// The keys and settings a handshake may need. Each protocol takes what it
+/// uses and fails with a [`ConfigError`] if something it needs is missing.
+///
+/// Protocol developers: add a field for a new kind of key here (an
+/// `Option`, `None` in `Default`), print it redacted in `Debug`, and read
+/// it in `build_akex`. Callers build this with `..Default::default()` so a
+/// new field does not break them.
+#[derive(Clone)]
+pub struct HandshakeKeys {
+    /// Our X25519 static key (Noise patterns with `s`; hybrid protocols).
+    pub x25519: Option<StaticSecret>,
+    /// Our Ed25519 identity (SIGMA).
+    pub ed25519: Option<SigningKey>,
+    /// The peer's public key, known in advance or pinned: X25519 for Noise,
+    /// Ed25519 for SIGMA (32 bytes each).
+    pub remote: Option<Vec<u8>>,
+    /// Pre-shared keys for Noise `pskN` slots, in order.
+    pub psks: Vec<Secret<32>>,
+    /// Noise prologue (akex-mode protocols bind the hello instead).
+    pub prologue: Vec<u8>,
+    /// The RNG for ephemeral keys (tests inject a scripted one).
+    pub rng: SharedRng,
+    /// Our ML-KEM-768 static key (PQ-authenticated protocols; with
+    /// `x25519`). Their `remote` is the peer's X25519 public key followed
+    /// by its ML-KEM-768 encapsulation key (32 + 1184 bytes).
+    pub mlkem768: Option<MlKem768KeyPair>,
+    /// Our RSA-3072 key (RSA key transport, responder only; NOT forward
+    /// secret). The initiator's `remote` is the responder's public key (DER).
+    #[cfg(feature = "rsa-kt")]
+    pub rsa: Option<super::rsa::RsaKeyPair>,
+}
+
+impl Default for HandshakeKeys {
+    fn default() -> Self {
+        HandshakeKeys {
+            x25519: None,
+            ed25519: None,
+            remote: None,
+            psks: Vec::new(),
+            prologue: Vec::new(),
+            rng: SharedRng::os(),
+            mlkem768: None,
+            #[cfg(feature = "rsa-kt")]
+            rsa: None,
+        }
+    }
+}
+
+impl fmt::Debug for HandshakeKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandshakeKeys")
+            .field("x25519", &self.x25519)
+            .field(
+                "ed25519",
+                &self.ed25519.as_ref().map(|k| {
+                    format!(
+                        "public {}, private <redacted>",
+                        hex::encode(k.verifying_key().as_bytes())
+                    )
+                }),
+            )
+            .field("remote", &self.remote.as_ref().map(hex::encode))
+            .field("psks", &self.psks.len())
+            .field("prologue", &hex::encode(&self.prologue))
+            .field("mlkem768", &self.mlkem768)
+            .finish_non_exhaustive()
+    }
+}
+
+fn remote32(keys: &HandshakeKeys) -> Result<Option<[u8; 32]>, Error> {
+    keys.remote
+        .as_deref()
+        .map(|k| {
+            <[u8; 32]>::try_from(k)
+                .map_err(|_| ConfigError::InvalidKey("the remote key must be 32 bytes").into())
+        })
+        .transpose()
+}
+
+fn noise(name: &str, keys: &HandshakeKeys, role: Role) -> Result<NoiseHandshake, Error> {
+    let mut config = NoiseConfig::new(name)
+        .prologue(keys.prologue.clone())
+        .rng(keys.rng.clone());
+    if let Some(k) = &keys.x25519 {
+        config = config.local_static(k.clone());
+    }
+    if let Some(r) = remote32(keys)? {
+        config = config.remote_static(r);
+    }
+    for psk in &keys.psks {
+        config = config.psk(psk.clone());
+    }
+    NoiseHandshake::new(config, role)
+}
+
+/// Builds one role of an akex-native protocol. Responders are returned as
+/// [`AkexResponder`]s (the initiator as one too: every akex protocol
+/// implements the trait, and `mix_hello` is a no-op for initiators).
+fn build_akex(
+    name: &str,
+    keys: &HandshakeKeys,
+    role: Role,
+) -> Result<Box<dyn AkexResponder>, Error> {
+    if name == SIGMA_CHACHAPOLY || name == SIGMA_AESGCM {
+        let identity = keys.ed25519.clone().ok_or(ConfigError::MissingLocalKey)?;
+        let mut config = SigmaConfig::new(name, identity)?.rng(keys.rng.clone());
+        if let Some(r) = remote32(keys)? {
+            config = config.remote(r);
+        }
+        return Ok(Box::new(match role {
+            Role::Initiator => SigmaHandshake::initiator(config),
+            Role::Responder => SigmaHandshake::responder(config),
+        }));
+    }
+    #[cfg(feature = "rsa-kt")]
+    if name == super::rsa::RSA_KT {
+        use super::rsa::{RsaKtConfig, RsaKtHandshake};
+        let mut config = RsaKtConfig::new()
+            .prologue(keys.prologue.clone())
+            .rng(keys.rng.clone());
+        return Ok(Box::new(match role {
+            Role::Initiator => {
+                let remote = keys.remote.clone().ok_or(ConfigError::MissingRemoteKey)?;
+                RsaKtHandshake::initiator(config.remote_key(remote))?
+            }
+            Role::Responder => {
+                if let Some(k) = &keys.rsa {
+                    config = config.local_key(k.clone());
+                }
+                RsaKtHandshake::responder(config)?
+            }
+        }));
+    }
+    if super::hybrid::protocol_info(name).is_some() {
+        return Ok(Box::new(hybrid(name, keys, role)?));
+    }
+    Err(unknown(name))
+}
+
+/// Hybrid and PQ-authenticated protocols (src/handshake/hybrid.rs, pq.rs).
+fn hybrid(name: &str, keys: &HandshakeKeys, role: Role) -> Result<HybridHandshake, Error> {
+    let pq = name == PQ_XX || name == PQ_IK;
+    let mut config = HybridConfig::new(name)?
+        .prologue(keys.prologue.clone())
+        .rng(keys.rng.clone());
+    if let Some(k) = &keys.x25519 {
+        config = config.local_static(k.clone());
+    }
+    if let Some(k) = &keys.mlkem768 {
+        if pq {
+            config = config.local_kem(k.clone());
+        }
+    }
+    if let Some(remote) = &keys.remote {
+        let expected = if pq {
+            32 + crate::crypto::kem::ENCAPSULATION_KEY_LEN
+        } else {
+            32
+        };
+        if remote.len() != expected {
+            return Err(ConfigError::InvalidKey(if pq {
+                "the remote key must be the peer's X25519 key followed by its ML-KEM-768 key (1216 bytes)"
+            } else {
+                "the remote key must be 32 bytes"
+            })
+            .into());
+        }
+        let mut x = [0u8; 32];
+        x.copy_from_slice(&remote[..32]);
+        config = config.remote_static(x);
+        if pq {
+            config = config.remote_kem(remote[32..].to_vec());
+        }
+    }
+    HybridHandshake::new(config, role)
+}
+
+/// The initiator for `name`.
+pub fn initiator(name: &str, keys: &HandshakeKeys) -> Result<Box<dyn Handshake>, Error> {
+    match mode_of(name)? {
+        Mode::Noise => Ok(Box::new(noise(name, keys, Role::Initiator)?)),
+        Mode::Akex => {
+            let hs = build_akex(name, keys, Role::Initiator)?;
+            Ok(Box::new(AkexInitiator(hs)))
+        }
+    }
+}
+
+/// The responder for `allowed`: one Noise name (Noise mode), or any number
+/// of akex names (akex mode, negotiated by the initiator's hello).
+///
+/// Fails with a [`ConfigError`] for an empty list, a mix of Noise and akex
+/// names or several Noise names, and checks up front that every akex name
+/// can be built from `keys`.
+pub fn responder(allowed: &[&str], keys: &HandshakeKeys) -> Result<Box<dyn Handshake>, Error> {
+    let modes = allowed
+        .iter()
+        .map(|n| mode_of(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    match (allowed, modes.as_slice()) {
+        ([], _) => Err(ConfigError::Invalid("the protocol allow-list is empty".into()).into()),
+        ([name], [Mode::Noise]) => Ok(Box::new(noise(name, keys, Role::Responder)?)),
+        (_, m) if m.contains(&Mode::Noise) => Err(ConfigError::Invalid(
+            "a Noise protocol can only be used alone: Noise mode has no hello to \
+             negotiate with (list only akex-* protocols to accept several)"
+                .into(),
+        )
+        .into()),
+        _ => {
+            // Fail on a missing key now, not when a client connects.
+            for name in allowed {
+                build_akex(name, keys, Role::Responder)?;
+            }
+            let keys = keys.clone();
+            let names = allowed.iter().map(|s| s.to_string()).collect();
+            Ok(Box::new(NegotiatingResponder::new(
+                names,
+                Box::new(move |name: &str| build_akex(name, &keys, Role::Responder)),
+            )))
+        }
+    }
+}
+
+/// Checks an allow-list and the keys without building a handshake (for
+/// command-line validation).
+pub fn check_responder(allowed: &[&str], keys: &HandshakeKeys) -> Result<(), Error> {
+    responder(allowed, keys).map(drop)
+}
+
+/// Wraps an akex initiator as a plain [`Handshake`] (Rust 1.85 has no
+/// trait upcasting).
+struct AkexInitiator(Box<dyn AkexResponder>);
+
+impl Handshake for AkexInitiator {
+    fn protocol(&self) -> &str {
+        self.0.protocol()
+    }
+    fn role(&self) -> Role {
+        self.0.role()
+    }
+    fn wants_write(&self) -> bool {
+        self.0.wants_write()
+    }
+    fn write_message(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        self.0.write_message(payload, out)
+    }
+    fn read_message(&mut self, message: &[u8], payload: &mut Vec<u8>) -> Result<(), Error> {
+        self.0.read_message(message, payload)
+    }
+    fn is_finished(&self) -> bool {
+        self.0.is_finished()
+    }
+    fn finish(self: Box<Self>) -> Result<super::Established, Error> {
+        self.0.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_modes_match() {
+        for (i, p) in PROTOCOLS.iter().enumerate() {
+            assert!(
+                PROTOCOLS[..i].iter().all(|q| q.name != p.name),
+                "{}",
+                p.name
+            );
+            assert_eq!(mode_of(p.name).unwrap(), p.mode, "{}", p.name);
+        }
+    }
+
+    #[test]
+    fn mixing_noise_and_akex_is_refused() {
+        let keys = HandshakeKeys {
+            ed25519: Some(SigningKey::from_bytes(&[1; 32])),
+            ..Default::default()
+        };
+        let err = responder(
+            &["Noise_NN_25519_ChaChaPoly_BLAKE2s", SIGMA_CHACHAPOLY],
+            &keys,
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().contains("only be used alone"), "{err}");
+        assert!(responder(&[], &keys).is_err());
+        assert!(responder(&["tls13"], &keys).is_err());
+        assert!(responder(&[SIGMA_CHACHAPOLY, SIGMA_AESGCM], &keys).is_ok());
+        assert!(matches!(
+            responder(&[SIGMA_CHACHAPOLY], &HandshakeKeys::default()),
+            Err(Error::Config(ConfigError::MissingLocalKey))
+        ));
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let keys = HandshakeKeys {
+            ed25519: Some(SigningKey::from_bytes(&[0x42; 32])),
+            x25519: Some(StaticSecret::from_private(Secret::new([0x43; 32]))),
+            ..Default::default()
+        };
+        let text = format!("{keys:?}");
+        assert!(!text.contains(&hex::encode([0x42; 32])), "{text}");
+        assert!(!text.contains(&hex::encode([0x43; 32])), "{text}");
+    }
+}

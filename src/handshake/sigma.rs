@@ -1,0 +1,462 @@
+//! SIGMA-I over X25519 with Ed25519 signatures (Krawczyk, CRYPTO 2003,
+//! section 5.2; the same shape as the IKEv2 and TLS 1.3 handshakes).
+//!
+//! ```text
+//!   initiator                                   responder
+//!   hello, e_i, payload          ──────▶
+//!                                ◀──────  e_r, {R, Sig_R(h), MAC_R(R)}, {payload}
+//!   {I, Sig_I(h), MAC_I(I)}, {payload}  ──▶
+//! ```
+//!
+//! `{...}` is encrypted under keys from the ephemeral-ephemeral X25519
+//! secret, with the transcript hash `h` as associated data. Each side signs
+//! `h` (which covers the hello, both ephemerals and everything before the
+//! signature) and MACs its own identity under a key derived from the DH
+//! secret. The initiator reveals its identity only after it has verified
+//! the responder's signature and MAC: its identity is hidden from active
+//! attackers; the responder's only from passive ones. Spec:
+//! `protocols/sigma.md`.
+
+use std::fmt;
+
+use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::akex::symmetric::labels;
+use super::akex::{encode_hello, AkexResponder, SymmetricState};
+use super::{Established, Handshake, Role, MAX_MESSAGE_LEN};
+use crate::crypto::secret::ct_eq;
+use crate::crypto::x25519::X25519Private;
+use crate::crypto::{AeadAlgorithm, Secret, SharedRng, TAG_LEN};
+use crate::error::{ApiMisuse, ConfigError, Error, PeerMisbehaved, TrustFailure};
+
+/// SIGMA-I with ChaCha20-Poly1305.
+pub const SIGMA_CHACHAPOLY: &str = "akex-sigma-x25519-ed25519-chachapoly-sha256";
+/// SIGMA-I with AES-256-GCM.
+pub const SIGMA_AESGCM: &str = "akex-sigma-x25519-ed25519-aesgcm-sha256";
+
+/// Length of an Ed25519 public key (the identity on the wire).
+pub const IDENTITY_LEN: usize = 32;
+const SIG_LEN: usize = 64;
+const MAC_LEN: usize = 32;
+const DH_LEN: usize = 32;
+/// The encrypted identity block: identity, signature, MAC, tag.
+const AUTH_BLOCK_LEN: usize = IDENTITY_LEN + SIG_LEN + MAC_LEN + TAG_LEN;
+
+/// The AEAD a SIGMA protocol name selects, or `None` if it is not one.
+pub fn sigma_aead(name: &str) -> Option<AeadAlgorithm> {
+    match name {
+        SIGMA_CHACHAPOLY => Some(AeadAlgorithm::ChaChaPoly),
+        SIGMA_AESGCM => Some(AeadAlgorithm::AesGcm),
+        _ => None,
+    }
+}
+
+/// Everything needed to start one side of a SIGMA handshake.
+#[derive(Clone)]
+pub struct SigmaConfig {
+    protocol: &'static str,
+    aead: AeadAlgorithm,
+    identity: SigningKey,
+    remote: Option<[u8; IDENTITY_LEN]>,
+    rng: SharedRng,
+}
+
+impl fmt::Debug for SigmaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigmaConfig")
+            .field("protocol", &self.protocol)
+            .field(
+                "identity",
+                &hex::encode(self.identity.verifying_key().as_bytes()),
+            )
+            .field("remote", &self.remote.map(hex::encode))
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigmaConfig {
+    /// A configuration for `protocol` ([`SIGMA_CHACHAPOLY`] or
+    /// [`SIGMA_AESGCM`]) with our Ed25519 identity; randomness from the OS.
+    pub fn new(protocol: &str, identity: SigningKey) -> Result<Self, Error> {
+        let (protocol, aead) = match protocol {
+            SIGMA_CHACHAPOLY => (SIGMA_CHACHAPOLY, AeadAlgorithm::ChaChaPoly),
+            SIGMA_AESGCM => (SIGMA_AESGCM, AeadAlgorithm::AesGcm),
+            other => {
+                return Err(ConfigError::UnsupportedProtocol {
+                    name: other.to_string(),
+                    reason: "not a SIGMA protocol".into(),
+                }
+                .into())
+            }
+        };
+        Ok(SigmaConfig {
+            protocol,
+            aead,
+            identity,
+            remote: None,
+            rng: SharedRng::os(),
+        })
+    }
+
+    /// The Ed25519 public key the peer must prove; the handshake fails with
+    /// [`TrustFailure::RemoteKeyMismatch`] if it shows another. Without it,
+    /// any peer that signs correctly is accepted and its key is reported in
+    /// [`Established::remote_static`] for the caller to check.
+    pub fn remote(mut self, key: [u8; IDENTITY_LEN]) -> Self {
+        self.remote = Some(key);
+        self
+    }
+
+    /// The RNG for the ephemeral key (tests inject a deterministic one).
+    pub fn rng(mut self, rng: SharedRng) -> Self {
+        self.rng = rng;
+        self
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Message 1 (initiator writes, responder reads).
+    M1,
+    /// Message 2 (responder writes, initiator reads).
+    M2,
+    /// Message 3 (initiator writes, responder reads).
+    M3,
+    Done,
+    Dead,
+}
+
+/// One side of a SIGMA-I handshake.
+pub struct SigmaHandshake {
+    config: SigmaConfig,
+    role: Role,
+    state: SymmetricState,
+    step: Step,
+    ephemeral: Option<X25519Private>,
+    /// The ephemeral-ephemeral secret, between reading message 1 and
+    /// writing message 2 (responder only).
+    pending_dh: Option<Secret<DH_LEN>>,
+    hello_mixed: bool,
+    remote_identity: Option<[u8; IDENTITY_LEN]>,
+}
+
+impl fmt::Debug for SigmaHandshake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigmaHandshake")
+            .field("protocol", &self.config.protocol)
+            .field("role", &self.role)
+            .field("step", &self.step)
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigmaHandshake {
+    /// The initiator (it writes the hello itself).
+    pub fn initiator(config: SigmaConfig) -> Self {
+        Self::new(config, Role::Initiator)
+    }
+
+    /// The responder. It expects the hello to be mixed in first
+    /// ([`AkexResponder::mix_hello`]); use it through a
+    /// [`NegotiatingResponder`](super::akex::NegotiatingResponder) (see
+    /// [`crate::handshake::registry::responder`]).
+    pub fn responder(config: SigmaConfig) -> Self {
+        Self::new(config, Role::Responder)
+    }
+
+    fn new(config: SigmaConfig, role: Role) -> Self {
+        let state = SymmetricState::with_aead(config.protocol, config.aead);
+        SigmaHandshake {
+            config,
+            role,
+            state,
+            step: Step::M1,
+            ephemeral: None,
+            pending_dh: None,
+            hello_mixed: false,
+            remote_identity: None,
+        }
+    }
+
+    fn our_turn(&self) -> bool {
+        matches!(
+            (self.step, self.role),
+            (Step::M1 | Step::M3, Role::Initiator) | (Step::M2, Role::Responder)
+        )
+    }
+
+    fn check_alive(&self) -> Result<(), Error> {
+        match self.step {
+            Step::Dead => Err(ApiMisuse::HandshakeDead.into()),
+            Step::Done => Err(PeerMisbehaved::UnexpectedMessage.into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn fail<T>(&mut self, err: Error) -> Result<T, Error> {
+        self.step = Step::Dead;
+        self.ephemeral = None;
+        self.pending_dh = None;
+        Err(err)
+    }
+
+    fn generate_ephemeral(&mut self) -> X25519Private {
+        let secret = Secret::<DH_LEN>::random(&mut self.config.rng);
+        X25519Private::new(&secret)
+    }
+
+    /// `{identity, Sig(label || h), MAC(km, identity)}` for our side.
+    fn write_auth_block(&mut self, out: &mut Vec<u8>) -> Result<(), Error> {
+        let (sig_label, mac_label) = match self.role {
+            Role::Initiator => (labels::SIGMA_SIG_INITIATOR, labels::SIGMA_MAC_INITIATOR),
+            Role::Responder => (labels::SIGMA_SIG_RESPONDER, labels::SIGMA_MAC_RESPONDER),
+        };
+        let identity = self.config.identity.verifying_key().to_bytes();
+        let h = self.state.handshake_hash();
+        let signature = self.config.identity.sign(&signed_message(sig_label, &h));
+        let mac = identity_mac(&self.state.derive_key(mac_label), &identity);
+        let mut block = zeroize::Zeroizing::new([0u8; IDENTITY_LEN + SIG_LEN + MAC_LEN]);
+        block[..IDENTITY_LEN].copy_from_slice(&identity);
+        block[IDENTITY_LEN..IDENTITY_LEN + SIG_LEN].copy_from_slice(&signature.to_bytes());
+        block[IDENTITY_LEN + SIG_LEN..].copy_from_slice(&mac);
+        self.state.encrypt_and_hash(&block[..], out)
+    }
+
+    /// Opens and checks the peer's identity block; returns its identity.
+    fn read_auth_block(&mut self, block: &[u8]) -> Result<[u8; IDENTITY_LEN], Error> {
+        let (sig_label, mac_label) = match self.role {
+            Role::Initiator => (labels::SIGMA_SIG_RESPONDER, labels::SIGMA_MAC_RESPONDER),
+            Role::Responder => (labels::SIGMA_SIG_INITIATOR, labels::SIGMA_MAC_INITIATOR),
+        };
+        let h = self.state.handshake_hash();
+        let mac_key = self.state.derive_key(mac_label);
+        let mut plain = zeroize::Zeroizing::new(Vec::with_capacity(block.len()));
+        self.state.decrypt_and_hash(block, &mut plain)?;
+        if plain.len() != IDENTITY_LEN + SIG_LEN + MAC_LEN {
+            return Err(PeerMisbehaved::BadMessageLength.into());
+        }
+        let mut identity = [0u8; IDENTITY_LEN];
+        identity.copy_from_slice(&plain[..IDENTITY_LEN]);
+        let mut sig = [0u8; SIG_LEN];
+        sig.copy_from_slice(&plain[IDENTITY_LEN..IDENTITY_LEN + SIG_LEN]);
+        let mac = &plain[IDENTITY_LEN + SIG_LEN..];
+        let verifying =
+            VerifyingKey::from_bytes(&identity).map_err(|_| PeerMisbehaved::InvalidPublicKey)?;
+        if verifying.is_weak() {
+            return Err(PeerMisbehaved::InvalidPublicKey.into());
+        }
+        if !ct_eq(&identity_mac(&mac_key, &identity), mac) {
+            return Err(PeerMisbehaved::BadMac.into());
+        }
+        verifying
+            .verify_strict(&signed_message(sig_label, &h), &Signature::from_bytes(&sig))
+            .map_err(|_| PeerMisbehaved::BadSignature)?;
+        if let Some(expected) = &self.config.remote {
+            if !ct_eq(expected, &identity) {
+                return Err(TrustFailure::RemoteKeyMismatch.into());
+            }
+        }
+        Ok(identity)
+    }
+
+    fn write_inner(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        let start = out.len();
+        match self.step {
+            Step::M1 => {
+                let mut hello = Vec::new();
+                encode_hello(self.config.protocol, &mut hello)?;
+                self.state.mix_hash(&hello);
+                out.extend_from_slice(&hello);
+                let e = self.generate_ephemeral();
+                out.extend_from_slice(e.public());
+                self.state.mix_hash(e.public());
+                self.ephemeral = Some(e);
+                self.state.encrypt_and_hash(payload, out)?;
+                self.step = Step::M2;
+            }
+            Step::M2 => {
+                let (Some(e), Some(dh)) = (self.ephemeral.take(), self.pending_dh.take()) else {
+                    return Err(ApiMisuse::WrongTurn.into());
+                };
+                out.extend_from_slice(e.public());
+                self.state.mix_hash(e.public());
+                self.state.mix_key(labels::SIGMA_DH_EE, dh.expose());
+                self.write_auth_block(out)?;
+                self.state.encrypt_and_hash(payload, out)?;
+                self.step = Step::M3;
+            }
+            Step::M3 => {
+                self.write_auth_block(out)?;
+                self.state.encrypt_and_hash(payload, out)?;
+                self.step = Step::Done;
+            }
+            Step::Done | Step::Dead => return Err(ApiMisuse::WrongTurn.into()),
+        }
+        if out.len() - start > MAX_MESSAGE_LEN {
+            out.truncate(start);
+            return Err(ApiMisuse::MessageTooLarge.into());
+        }
+        Ok(())
+    }
+
+    fn read_inner(&mut self, message: &[u8], payload: &mut Vec<u8>) -> Result<(), Error> {
+        match self.step {
+            Step::M1 => {
+                if !self.hello_mixed {
+                    return Err(ApiMisuse::WrongTurn.into());
+                }
+                let Some((re, rest)) = message.split_first_chunk::<DH_LEN>() else {
+                    return Err(PeerMisbehaved::BadMessageLength.into());
+                };
+                self.state.mix_hash(re);
+                // The responder's ephemeral is drawn now so a bad initiator
+                // key is reported against the message that carried it.
+                let e = self.generate_ephemeral();
+                let dh = e.agree(re)?;
+                self.ephemeral = Some(e);
+                self.pending_dh = Some(dh);
+                self.state.decrypt_and_hash(rest, payload)?;
+                self.step = Step::M2;
+            }
+            Step::M2 => {
+                if message.len() < DH_LEN + AUTH_BLOCK_LEN + TAG_LEN {
+                    return Err(PeerMisbehaved::BadMessageLength.into());
+                }
+                let (re, rest) = message.split_at(DH_LEN);
+                let (block, rest) = rest.split_at(AUTH_BLOCK_LEN);
+                let Some(e) = self.ephemeral.take() else {
+                    return Err(ApiMisuse::WrongTurn.into());
+                };
+                self.state.mix_hash(re);
+                let dh = e.agree(re)?;
+                drop(e);
+                self.state.mix_key(labels::SIGMA_DH_EE, dh.expose());
+                self.remote_identity = Some(self.read_auth_block(block)?);
+                self.state.decrypt_and_hash(rest, payload)?;
+                self.step = Step::M3;
+            }
+            Step::M3 => {
+                if message.len() < AUTH_BLOCK_LEN + TAG_LEN {
+                    return Err(PeerMisbehaved::BadMessageLength.into());
+                }
+                let (block, rest) = message.split_at(AUTH_BLOCK_LEN);
+                self.remote_identity = Some(self.read_auth_block(block)?);
+                self.state.decrypt_and_hash(rest, payload)?;
+                self.step = Step::Done;
+            }
+            Step::Done | Step::Dead => return Err(PeerMisbehaved::UnexpectedMessage.into()),
+        }
+        Ok(())
+    }
+}
+
+fn signed_message(label: &[u8], h: &[u8; 32]) -> Vec<u8> {
+    let mut m = Vec::with_capacity(label.len() + h.len());
+    m.extend_from_slice(label);
+    m.extend_from_slice(h);
+    m
+}
+
+fn identity_mac(key: &Secret<32>, identity: &[u8; IDENTITY_LEN]) -> [u8; MAC_LEN] {
+    // HMAC accepts keys of any length.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.expose()).expect("HMAC takes any key");
+    mac.update(identity);
+    mac.finalize().into_bytes().into()
+}
+
+impl Handshake for SigmaHandshake {
+    fn protocol(&self) -> &str {
+        self.config.protocol
+    }
+
+    fn role(&self) -> Role {
+        self.role
+    }
+
+    fn wants_write(&self) -> bool {
+        self.our_turn()
+    }
+
+    fn write_message(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        if self.step == Step::Dead {
+            return Err(ApiMisuse::HandshakeDead.into());
+        }
+        if !self.our_turn() {
+            return Err(ApiMisuse::WrongTurn.into());
+        }
+        let start = out.len();
+        match self.write_inner(payload, out) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                out.truncate(start);
+                self.fail(e)
+            }
+        }
+    }
+
+    fn read_message(&mut self, message: &[u8], payload: &mut Vec<u8>) -> Result<(), Error> {
+        self.check_alive()?;
+        if self.our_turn() {
+            return Err(ApiMisuse::WrongTurn.into());
+        }
+        if message.len() > MAX_MESSAGE_LEN {
+            return self.fail(PeerMisbehaved::BadMessageLength.into());
+        }
+        let start = payload.len();
+        match self.read_inner(message, payload) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                payload.truncate(start);
+                self.fail(e)
+            }
+        }
+    }
+
+    fn is_finished(&self) -> bool {
+        self.step == Step::Done
+    }
+
+    fn finish(self: Box<Self>) -> Result<Established, Error> {
+        match self.step {
+            Step::Done => {}
+            Step::Dead => return Err(ApiMisuse::HandshakeDead.into()),
+            _ => return Err(ApiMisuse::HandshakeNotFinished.into()),
+        }
+        let SigmaHandshake {
+            config,
+            role,
+            state,
+            remote_identity,
+            ..
+        } = *self;
+        let Some(remote) = remote_identity else {
+            return Err(TrustFailure::NoRemoteKey.into());
+        };
+        let hash = state.handshake_hash().to_vec();
+        let aead = state.aead();
+        let root = state.root_secret();
+        let (i2r, r2i) = state.split();
+        Ok(Established::new(
+            config.protocol.to_string(),
+            role,
+            hash,
+            Some(remote.to_vec()),
+            aead,
+            i2r,
+            r2i,
+        )
+        .with_root_secret(root))
+    }
+}
+
+impl AkexResponder for SigmaHandshake {
+    fn mix_hello(&mut self, hello: &[u8]) {
+        if self.role == Role::Responder && self.step == Step::M1 && !self.hello_mixed {
+            self.state.mix_hash(hello);
+            self.hello_mixed = true;
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! A tiny `akex bench --quick` run: the JSON is well-formed, every number
+//! in it is positive, and the rustls rows sit beside the Noise ones.
+
+use std::process::Command;
+
+fn numbers(value: &serde_json::Value, path: &str, out: &mut Vec<(String, f64)>) {
+    match value {
+        serde_json::Value::Number(n) => out.push((path.to_string(), n.as_f64().unwrap_or(-1.0))),
+        serde_json::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                numbers(v, &format!("{path}[{i}]"), out);
+            }
+        }
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                numbers(v, &format!("{path}.{k}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn quick_bench_writes_positive_json_markdown_and_charts() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let markdown = dir.path().join("bench.md");
+    let charts = dir.path().join("charts");
+    let output = Command::new(env!("CARGO_BIN_EXE_akex"))
+        .args([
+            "bench",
+            "--quick",
+            "--protocols",
+            "Noise_NN_25519_ChaChaPoly_BLAKE2s,Noise_XX_25519_ChaChaPoly_BLAKE2s,TLS13_X25519,TLS13_X25519_mTLS",
+            "--json",
+        ])
+        .arg(&json)
+        .arg("--markdown")
+        .arg(&markdown)
+        .arg("--charts")
+        .arg(&charts)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "akex bench failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+
+    let mut all = Vec::new();
+    numbers(&doc, "$", &mut all);
+    assert!(!all.is_empty());
+    for (path, n) in &all {
+        assert!(n.is_finite() && *n > 0.0, "{path} = {n} is not positive");
+    }
+
+    let results = doc["results"].as_array().unwrap();
+    for protocol in ["Noise_XX_25519_ChaChaPoly_BLAKE2s", "TLS13_X25519_mTLS"] {
+        for metric in [
+            "latency_c1_p50",
+            "latency_c4_p99",
+            "handshakes_per_cpu_s_c1",
+            "bulk_echo_mb_s",
+            "small_messages_per_s",
+            "handshake_bytes",
+            "round_trips_to_first_data",
+        ] {
+            assert!(
+                results
+                    .iter()
+                    .any(|r| r["protocol"] == protocol && r["metric"] == metric),
+                "missing {protocol} {metric}"
+            );
+        }
+    }
+    assert!(doc["ratios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["protocol"] == "Noise_XX_25519_ChaChaPoly_BLAKE2s"
+            && r["baseline"] == "TLS13_X25519_mTLS"));
+    assert!(doc["machine"]["cores"].as_u64().unwrap() >= 1);
+
+    let md = std::fs::read_to_string(&markdown).unwrap();
+    assert!(md.contains("| TLS13_X25519 |"));
+    let svgs = std::fs::read_dir(&charts).unwrap().count();
+    assert!(svgs >= 10, "only {svgs} charts");
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(table.contains("TLS13_X25519_mTLS") && table.contains("akex / rustls"));
+}

@@ -1,0 +1,722 @@
+//! The session layer: Noise-mode rekey schedules (against snow), akex-mode
+//! records (key update, DH ratchet, close), limits, and interleavings.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use akex::crypto::rng::ScriptedRng;
+use akex::crypto::{AeadAlgorithm, AeadKey, OsRng, Secret};
+use akex::error::{ApiMisuse, LimitReached, PeerMisbehaved};
+use akex::handshake::TrafficSecret;
+use akex::session::{
+    AeadLimits, Record, RecordMode, RecordType, RekeyPolicy, Session, SessionConfig,
+};
+use akex::{Error, Established, Handshake, NoiseConfig, NoiseHandshake, Role};
+use proptest::prelude::*;
+
+fn established(role: Role, aead: AeadAlgorithm, seed: u8, root: bool) -> Established {
+    let e = Established::new(
+        "akex-session-test".into(),
+        role,
+        vec![seed; 32],
+        None,
+        aead,
+        TrafficSecret::new(Secret::new([seed; 32])),
+        TrafficSecret::new(Secret::new([seed.wrapping_add(1); 32])),
+    );
+    if root {
+        e.with_root_secret(TrafficSecret::new(Secret::new([seed.wrapping_add(2); 32])))
+    } else {
+        e
+    }
+}
+
+fn akex_pair(aead: AeadAlgorithm, config: SessionConfig) -> (Session, Session) {
+    (
+        Session::with_config(established(Role::Initiator, aead, 7, true), config.clone()).unwrap(),
+        Session::with_config(established(Role::Responder, aead, 7, true), config).unwrap(),
+    )
+}
+
+fn never() -> SessionConfig {
+    SessionConfig {
+        policy: RekeyPolicy::never(),
+        ..SessionConfig::akex(AeadAlgorithm::ChaChaPoly)
+    }
+}
+
+/// Moves every control record `from` has due to `to`, in both directions,
+/// until neither has anything to send.
+fn settle(a: &mut Session, b: &mut Session) {
+    for _ in 0..16 {
+        let mut moved = false;
+        for flip in [false, true] {
+            let (from, to) = if flip {
+                (&mut *b, &mut *a)
+            } else {
+                (&mut *a, &mut *b)
+            };
+            loop {
+                let mut out = Vec::new();
+                if !from
+                    .poll_control(Duration::ZERO, &mut OsRng, &mut out)
+                    .unwrap()
+                {
+                    break;
+                }
+                to.open_record(&out, &mut Vec::new()).unwrap();
+                moved = true;
+            }
+        }
+        if !moved {
+            return;
+        }
+    }
+    panic!("control records did not settle");
+}
+
+fn send_data(from: &mut Session, to: &mut Session, data: &[u8]) {
+    let mut wire = Vec::new();
+    from.seal_record(RecordType::Data, data, &mut wire).unwrap();
+    let mut got = Vec::new();
+    assert_eq!(
+        to.open_record(&wire, &mut got).unwrap(),
+        Record::Data(data.len())
+    );
+    assert_eq!(got, data);
+}
+
+// ---- Noise mode ----------------------------------------------------------
+
+#[test]
+fn noise_mode_rekey_schedule_interoperates_with_snow() {
+    for (proto, every) in [
+        ("Noise_NN_25519_ChaChaPoly_BLAKE2s", 3u64),
+        ("Noise_NN_25519_AESGCM_SHA256", 1),
+    ] {
+        // Our initiator against snow's own responder, built directly.
+        let mut ours = NoiseHandshake::initiator(NoiseConfig::new(proto)).unwrap();
+        let mut theirs = snow::Builder::new(proto.parse().unwrap())
+            .build_responder()
+            .unwrap();
+        let mut m = Vec::new();
+        ours.write_message(&[], &mut m).unwrap();
+        let mut buf = vec![0u8; 65535];
+        theirs.read_message(&m, &mut buf).unwrap();
+        let n = theirs.write_message(&[], &mut buf).unwrap();
+        ours.read_message(&buf[..n], &mut Vec::new()).unwrap();
+        let est = Box::new(ours).finish().unwrap();
+        let mut theirs = theirs.into_transport_mode().unwrap();
+        let mut session =
+            Session::with_config(est, SessionConfig::noise_rekey_every(every)).unwrap();
+        assert_eq!(session.mode(), RecordMode::Noise);
+
+        let mut snow_sent = 0u64;
+        let mut snow_recv = 0u64;
+        for i in 0..10u8 {
+            // us -> snow
+            let mut wire = Vec::new();
+            session.seal(&[i; 40], &mut wire).unwrap();
+            let n = theirs.read_message(&wire, &mut buf).unwrap();
+            assert_eq!(&buf[..n], &[i; 40]);
+            snow_recv += 1;
+            if snow_recv % every == 0 {
+                theirs.rekey_incoming();
+            }
+            // snow -> us
+            let n = theirs.write_message(&[i; 17], &mut buf).unwrap();
+            snow_sent += 1;
+            if snow_sent % every == 0 {
+                theirs.rekey_outgoing();
+            }
+            let mut got = Vec::new();
+            session.open(&buf[..n], &mut got).unwrap();
+            assert_eq!(got, [i; 17]);
+        }
+        assert_eq!(session.send_epoch(), 10 / every);
+        assert_eq!(session.recv_epoch(), 10 / every);
+    }
+}
+
+#[test]
+fn noise_mode_rejects_time_policy_and_akex_calls() {
+    let e = established(Role::Initiator, AeadAlgorithm::ChaChaPoly, 1, false);
+    let config = SessionConfig {
+        policy: RekeyPolicy::recommended(AeadAlgorithm::ChaChaPoly),
+        ..SessionConfig::noise()
+    };
+    assert!(matches!(
+        Session::with_config(e, config),
+        Err(Error::Config(_))
+    ));
+    let mut s = Session::new(established(
+        Role::Initiator,
+        AeadAlgorithm::ChaChaPoly,
+        1,
+        false,
+    ));
+    assert!(matches!(
+        s.seal_record(RecordType::Data, b"x", &mut Vec::new()),
+        Err(Error::ApiMisuse(ApiMisuse::WrongRecordMode))
+    ));
+    let (mut a, _) = akex_pair(AeadAlgorithm::ChaChaPoly, never());
+    assert!(matches!(
+        a.seal(b"x", &mut Vec::new()),
+        Err(Error::ApiMisuse(ApiMisuse::WrongRecordMode))
+    ));
+}
+
+#[test]
+fn noise_mode_refuses_past_the_usage_limit_until_rekeyed() {
+    let limits = AeadLimits {
+        max_records: 10,
+        ..AeadLimits::for_aead(AeadAlgorithm::AesGcm)
+    };
+    let config = SessionConfig {
+        limits: Some(limits),
+        ..SessionConfig::noise()
+    };
+    let mut a = Session::with_config(
+        established(Role::Initiator, AeadAlgorithm::AesGcm, 3, false),
+        config.clone(),
+    )
+    .unwrap();
+    let mut b = Session::with_config(
+        established(Role::Responder, AeadAlgorithm::AesGcm, 3, false),
+        config,
+    )
+    .unwrap();
+    for _ in 0..10 {
+        let mut w = Vec::new();
+        a.seal(b"m", &mut w).unwrap();
+        b.open(&w, &mut Vec::new()).unwrap();
+    }
+    assert!(matches!(
+        a.seal(b"m", &mut Vec::new()),
+        Err(Error::Limit(LimitReached::AeadUsageLimit))
+    ));
+    a.rekey_outgoing();
+    b.rekey_incoming();
+    let mut w = Vec::new();
+    a.seal(b"m", &mut w).unwrap();
+    b.open(&w, &mut Vec::new()).unwrap();
+    // Raising the limits is refused.
+    let raise = SessionConfig {
+        limits: Some(AeadLimits {
+            max_records: u64::MAX,
+            ..AeadLimits::for_aead(AeadAlgorithm::AesGcm)
+        }),
+        ..SessionConfig::noise()
+    };
+    assert!(Session::with_config(
+        established(Role::Initiator, AeadAlgorithm::AesGcm, 3, false),
+        raise
+    )
+    .is_err());
+}
+
+#[test]
+fn noise_mode_peer_past_the_limit_is_refused() {
+    let small = SessionConfig {
+        limits: Some(AeadLimits {
+            max_records: 10,
+            ..AeadLimits::for_aead(AeadAlgorithm::ChaChaPoly)
+        }),
+        ..SessionConfig::noise()
+    };
+    let mut a = Session::new(established(
+        Role::Initiator,
+        AeadAlgorithm::ChaChaPoly,
+        4,
+        false,
+    ));
+    let mut b = Session::with_config(
+        established(Role::Responder, AeadAlgorithm::ChaChaPoly, 4, false),
+        small,
+    )
+    .unwrap();
+    for i in 0..11 {
+        let mut w = Vec::new();
+        a.seal(b"m", &mut w).unwrap();
+        let r = b.open(&w, &mut Vec::new());
+        if i < 10 {
+            r.unwrap();
+        } else {
+            assert!(matches!(
+                r,
+                Err(Error::Limit(LimitReached::PeerExceededLimit))
+            ));
+        }
+    }
+}
+
+// ---- akex mode -----------------------------------------------------------
+
+#[test]
+fn akex_key_update_moves_one_direction() {
+    let (mut a, mut b) = akex_pair(AeadAlgorithm::AesGcm, never());
+    send_data(&mut a, &mut b, b"before");
+    let mut w = Vec::new();
+    a.send_key_update(&mut w).unwrap();
+    assert_eq!(
+        b.open_record(&w, &mut Vec::new()).unwrap(),
+        Record::KeyUpdate
+    );
+    assert_eq!((a.send_epoch(), b.recv_epoch()), (1, 1));
+    assert_eq!((b.send_epoch(), a.recv_epoch()), (0, 0));
+    send_data(&mut a, &mut b, b"after");
+    send_data(&mut b, &mut a, b"reply");
+}
+
+#[test]
+fn akex_policy_triggers_key_updates_by_count_and_time() {
+    let config = SessionConfig {
+        policy: RekeyPolicy {
+            max_messages: Some(2),
+            max_bytes: None,
+            max_age: Some(Duration::from_secs(120)),
+        },
+        ..SessionConfig::akex(AeadAlgorithm::ChaChaPoly)
+    };
+    let (mut a, mut b) = akex_pair(AeadAlgorithm::ChaChaPoly, config);
+    let mut rng = OsRng;
+    for _ in 0..2 {
+        send_data(&mut a, &mut b, b"x");
+    }
+    let mut w = Vec::new();
+    assert!(a
+        .poll_control(Duration::from_secs(1), &mut rng, &mut w)
+        .unwrap());
+    b.open_record(&w, &mut Vec::new()).unwrap();
+    assert_eq!(b.recv_epoch(), 1);
+    // Nothing due right after; then 120 s later.
+    assert!(!a
+        .poll_control(Duration::from_secs(2), &mut rng, &mut Vec::new())
+        .unwrap());
+    let mut w = Vec::new();
+    assert!(a
+        .poll_control(Duration::from_secs(121), &mut rng, &mut w)
+        .unwrap());
+    b.open_record(&w, &mut Vec::new()).unwrap();
+    assert_eq!((a.send_epoch(), b.recv_epoch()), (2, 2));
+}
+
+#[test]
+fn akex_ratchet_step_and_post_compromise_security() {
+    for hybrid in [false, true] {
+        let config = SessionConfig {
+            hybrid_ratchet: hybrid,
+            ..never()
+        };
+        let (mut a, mut b) = akex_pair(AeadAlgorithm::ChaChaPoly, config);
+        // The attacker steals every secret the session started with,
+        // including the root, and can follow any number of key updates.
+        let stolen_i2r = Secret::new([7u8; 32]);
+        let stolen_b2a = Secret::new([8u8; 32]);
+        let mut w = Vec::new();
+        assert!(a.start_ratchet(&mut OsRng, &mut w).unwrap());
+        assert!(!a.start_ratchet(&mut OsRng, &mut Vec::new()).unwrap());
+        assert_eq!(b.open_record(&w, &mut Vec::new()).unwrap(), Record::Ratchet);
+        settle(&mut a, &mut b);
+        assert_eq!((a.ratchet_count(), b.ratchet_count()), (1, 1));
+        assert!(!a.ratchet_in_progress() && !b.ratchet_in_progress());
+        assert_eq!((a.send_epoch(), b.recv_epoch()), (1, 1));
+        assert_eq!((b.send_epoch(), a.recv_epoch()), (1, 1));
+
+        let mut wire = Vec::new();
+        a.seal_record(RecordType::Data, b"post-ratchet secret", &mut wire)
+            .unwrap();
+        let mut reply = Vec::new();
+        b.seal_record(RecordType::Data, b"reply", &mut reply)
+            .unwrap();
+        for stolen in [&stolen_i2r, &stolen_b2a] {
+            let mut k = stolen.clone();
+            for _ in 0..4 {
+                for (n, msg) in [(0u64, &wire), (0, &reply), (1, &wire), (1, &reply)] {
+                    let key = AeadKey::new(AeadAlgorithm::ChaChaPoly, k.expose());
+                    let mut buf = msg.clone();
+                    assert!(key.open_in_place(n, &[], &mut buf).is_err());
+                }
+                k = akex::session::schedule::next_traffic_secret(&k);
+            }
+        }
+        let mut got = Vec::new();
+        b.open_record(&wire, &mut got).unwrap();
+        assert_eq!(got, b"post-ratchet secret");
+        a.open_record(&reply, &mut Vec::new()).unwrap();
+    }
+}
+
+#[test]
+fn simultaneous_ratchets_resolve_by_role() {
+    let (mut a, mut b) = akex_pair(AeadAlgorithm::AesGcm, never());
+    let (mut wa, mut wb) = (Vec::new(), Vec::new());
+    assert!(a.start_ratchet(&mut OsRng, &mut wa).unwrap());
+    assert!(b.start_ratchet(&mut OsRng, &mut wb).unwrap());
+    a.open_record(&wb, &mut Vec::new()).unwrap(); // the initiator ignores B's
+    b.open_record(&wa, &mut Vec::new()).unwrap(); // the responder answers A's
+    settle(&mut a, &mut b);
+    assert_eq!((a.ratchet_count(), b.ratchet_count()), (1, 1));
+    send_data(&mut a, &mut b, b"ok");
+    send_data(&mut b, &mut a, b"ok");
+}
+
+#[test]
+fn bad_ratchet_key_and_unknown_type_close_the_session() {
+    // A ratchet init with a low-order point. Build it through a session
+    // with the same keys, by sealing a data record whose payload mimics
+    // the ratchet body, then flipping the type byte under the AEAD is not
+    // possible; so use the raw CipherState to forge a well-authenticated one.
+    let (_, mut b) = akex_pair(AeadAlgorithm::ChaChaPoly, never());
+    let key = AeadKey::new(AeadAlgorithm::ChaChaPoly, &[7u8; 32]);
+    let mut body = vec![RecordType::Ratchet as u8, 0x01];
+    body.extend_from_slice(&[0u8; 32]); // low-order point
+    body.extend_from_slice(&[0, 0]);
+    key.seal_in_place(0, &[], &mut body);
+    assert!(matches!(
+        b.open_record(&body, &mut Vec::new()),
+        Err(Error::PeerMisbehaved(PeerMisbehaved::InvalidPublicKey))
+    ));
+    assert!(b.is_closed());
+    assert!(matches!(
+        b.open_record(&body, &mut Vec::new()),
+        Err(Error::ApiMisuse(ApiMisuse::SessionClosed))
+    ));
+
+    let (_, mut b) = akex_pair(AeadAlgorithm::ChaChaPoly, never());
+    let mut body = vec![0x7fu8, 1, 2, 3];
+    key.seal_in_place(0, &[], &mut body);
+    assert!(matches!(
+        b.open_record(&body, &mut Vec::new()),
+        Err(Error::PeerMisbehaved(PeerMisbehaved::UnknownRecordType(
+            0x7f
+        )))
+    ));
+    assert!(b.is_closed());
+}
+
+#[test]
+fn close_is_authenticated_and_final() {
+    let (mut a, mut b) = akex_pair(AeadAlgorithm::ChaChaPoly, never());
+    send_data(&mut a, &mut b, b"last words");
+    let mut w = Vec::new();
+    a.seal_close(&mut w).unwrap();
+    assert!(matches!(
+        a.seal_record(RecordType::Data, b"x", &mut Vec::new()),
+        Err(Error::ApiMisuse(ApiMisuse::SessionClosed))
+    ));
+    // A forged close does not authenticate.
+    let mut forged = w.clone();
+    forged[0] ^= 1;
+    let (_, mut b2) = akex_pair(AeadAlgorithm::ChaChaPoly, never());
+    b2.open_record(&[0u8; 17], &mut Vec::new()).unwrap_err();
+    assert!(!b2.peer_closed());
+    assert_eq!(b.open_record(&w, &mut Vec::new()).unwrap(), Record::Close);
+    assert!(b.peer_closed());
+    assert!(b.open_record(&forged, &mut Vec::new()).is_err());
+    assert!(matches!(
+        a.seal_record(RecordType::Close, b"body", &mut Vec::new()),
+        Err(Error::ApiMisuse(_))
+    ));
+}
+
+#[test]
+fn akex_limit_forces_a_key_update() {
+    let config = SessionConfig {
+        limits: Some(AeadLimits {
+            max_records: 20,
+            ..AeadLimits::for_aead(AeadAlgorithm::AesGcm)
+        }),
+        ..never()
+    };
+    let (mut a, mut b) = akex_pair(AeadAlgorithm::AesGcm, config);
+    let mut sent = 0;
+    loop {
+        let mut w = Vec::new();
+        match a.seal_record(RecordType::Data, b"d", &mut w) {
+            Ok(()) => {
+                b.open_record(&w, &mut Vec::new()).unwrap();
+                sent += 1;
+            }
+            Err(Error::Limit(LimitReached::AeadUsageLimit)) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(sent < 20);
+    let mut w = Vec::new();
+    a.send_key_update(&mut w).unwrap();
+    b.open_record(&w, &mut Vec::new()).unwrap();
+    send_data(&mut a, &mut b, b"fresh key");
+}
+
+#[test]
+fn ratchet_without_root_is_refused() {
+    let mut a = Session::with_config(
+        established(Role::Initiator, AeadAlgorithm::ChaChaPoly, 9, false),
+        never(),
+    )
+    .unwrap();
+    assert!(matches!(
+        a.start_ratchet(&mut OsRng, &mut Vec::new()),
+        Err(Error::ApiMisuse(ApiMisuse::NoRootSecret))
+    ));
+}
+
+// ---- interleavings -------------------------------------------------------
+
+#[derive(Debug, Clone)]
+enum Op {
+    Send(bool, usize),
+    KeyUpdate(bool),
+    Ratchet(bool),
+    Deliver(bool, usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (any::<bool>(), 0usize..300).prop_map(|(s, n)| Op::Send(s, n)),
+        1 => any::<bool>().prop_map(Op::KeyUpdate),
+        1 => any::<bool>().prop_map(Op::Ratchet),
+        4 => (any::<bool>(), 1usize..5).prop_map(|(s, n)| Op::Deliver(s, n)),
+    ]
+}
+
+struct Side {
+    s: Session,
+    inflight: VecDeque<Vec<u8>>,
+    expected: VecDeque<Vec<u8>>,
+    counter: u64,
+}
+
+fn deliver(from: &mut Side, to: &mut Side, n: usize) {
+    for _ in 0..n {
+        let Some(wire) = from.inflight.pop_front() else {
+            return;
+        };
+        let mut got = Vec::new();
+        if let Record::Data(_) = to.s.open_record(&wire, &mut got).unwrap() {
+            assert_eq!(Some(got), from.expected.pop_front());
+        }
+        loop {
+            let mut out = Vec::new();
+            if !to
+                .s
+                .poll_control(Duration::ZERO, &mut OsRng, &mut out)
+                .unwrap()
+            {
+                break;
+            }
+            to.inflight.push_back(out);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn stream_interleavings_deliver_everything_and_agree_on_epochs(
+        ops in proptest::collection::vec(op(), 1..80),
+        aes in any::<bool>(),
+    ) {
+        let aead = if aes { AeadAlgorithm::AesGcm } else { AeadAlgorithm::ChaChaPoly };
+        let config = SessionConfig {
+            policy: RekeyPolicy::every_messages(7),
+            ..SessionConfig::akex(aead)
+        };
+        let (a, b) = akex_pair(aead, config);
+        let mut sides = [
+            Side { s: a, inflight: VecDeque::new(), expected: VecDeque::new(), counter: 0 },
+            Side { s: b, inflight: VecDeque::new(), expected: VecDeque::new(), counter: 0 },
+        ];
+        for op in ops {
+            match op {
+                Op::Send(i, len) => {
+                    let side = &mut sides[i as usize];
+                    let mut payload = side.counter.to_be_bytes().to_vec();
+                    payload.resize(8 + len, i as u8);
+                    side.counter += 1;
+                    loop {
+                        let mut out = Vec::new();
+                        if !side.s.poll_control(Duration::ZERO, &mut OsRng, &mut out).unwrap() {
+                            break;
+                        }
+                        side.inflight.push_back(out);
+                    }
+                    let mut w = Vec::new();
+                    side.s.seal_record(RecordType::Data, &payload, &mut w).unwrap();
+                    side.inflight.push_back(w);
+                    side.expected.push_back(payload);
+                }
+                Op::KeyUpdate(i) => {
+                    let side = &mut sides[i as usize];
+                    let mut w = Vec::new();
+                    side.s.send_key_update(&mut w).unwrap();
+                    side.inflight.push_back(w);
+                }
+                Op::Ratchet(i) => {
+                    let side = &mut sides[i as usize];
+                    let mut w = Vec::new();
+                    if side.s.start_ratchet(&mut OsRng, &mut w).unwrap() {
+                        side.inflight.push_back(w);
+                    }
+                }
+                Op::Deliver(i, n) => {
+                    let [a, b] = &mut sides;
+                    if i { deliver(b, a, n) } else { deliver(a, b, n) }
+                }
+            }
+        }
+        // Drain.
+        for _ in 0..20 {
+            let [a, b] = &mut sides;
+            deliver(a, b, usize::MAX);
+            deliver(b, a, usize::MAX);
+        }
+        let [a, b] = &sides;
+        prop_assert!(a.inflight.is_empty() && b.inflight.is_empty());
+        prop_assert!(a.expected.is_empty() && b.expected.is_empty());
+        prop_assert_eq!(a.s.send_epoch(), b.s.recv_epoch());
+        prop_assert_eq!(b.s.send_epoch(), a.s.recv_epoch());
+        prop_assert!(!a.s.ratchet_in_progress() && !b.s.ratchet_in_progress());
+        prop_assert_eq!(a.s.ratchet_count(), b.s.ratchet_count());
+    }
+}
+
+// ---- known-answer vectors --------------------------------------------------
+
+const VECTORS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/protocols/vectors/session.json"
+);
+
+/// A scripted run: both sides' records, byte for byte.
+fn scripted_run(aead: AeadAlgorithm, hybrid: bool) -> serde_json::Value {
+    use serde_json::json;
+    let config = SessionConfig {
+        hybrid_ratchet: hybrid,
+        ..never()
+    };
+    let (mut a, mut b) = akex_pair(aead, config);
+    let mut records = Vec::new();
+    let mut push = |who: &str, what: &str, wire: &[u8]| {
+        records.push(json!({ "from": who, "record": what, "wire": hex::encode(wire) }));
+    };
+    let mut w = Vec::new();
+    a.seal_record(RecordType::Data, b"hello", &mut w).unwrap();
+    b.open_record(&w, &mut Vec::new()).unwrap();
+    push("initiator", "data", &w);
+    let mut w = Vec::new();
+    a.send_key_update(&mut w).unwrap();
+    b.open_record(&w, &mut Vec::new()).unwrap();
+    push("initiator", "key_update", &w);
+    let mut w = Vec::new();
+    a.seal_record(RecordType::Data, b"epoch 1", &mut w).unwrap();
+    b.open_record(&w, &mut Vec::new()).unwrap();
+    push("initiator", "data", &w);
+    // Ratchet with scripted ephemeral keys (and ML-KEM seed/randomness).
+    let mut a_rng = ScriptedRng::new([[0x11u8; 32].to_vec(), vec![0x12u8; 64]].concat());
+    let mut b_rng = ScriptedRng::new([[0x21u8; 32].to_vec(), vec![0x22u8; 32]].concat());
+    let mut w = Vec::new();
+    a.start_ratchet(&mut a_rng, &mut w).unwrap();
+    b.open_record(&w, &mut Vec::new()).unwrap();
+    push("initiator", "ratchet_init", &w);
+    let mut w = Vec::new();
+    assert!(b.poll_control(Duration::ZERO, &mut b_rng, &mut w).unwrap());
+    a.open_record(&w, &mut Vec::new()).unwrap();
+    push("responder", "ratchet_response", &w);
+    let mut w = Vec::new();
+    assert!(a.poll_control(Duration::ZERO, &mut OsRng, &mut w).unwrap());
+    b.open_record(&w, &mut Vec::new()).unwrap();
+    push("initiator", "ratchet_finish", &w);
+    for (flip, who, text) in [
+        (false, "initiator", &b"after ratchet"[..]),
+        (true, "responder", &b"reply"[..]),
+    ] {
+        let (s, r) = if flip {
+            (&mut b, &mut a)
+        } else {
+            (&mut a, &mut b)
+        };
+        let mut w = Vec::new();
+        s.seal_record(RecordType::Data, text, &mut w).unwrap();
+        r.open_record(&w, &mut Vec::new()).unwrap();
+        push(who, "data", &w);
+    }
+    let mut w = Vec::new();
+    a.seal_close(&mut w).unwrap();
+    b.open_record(&w, &mut Vec::new()).unwrap();
+    push("initiator", "close", &w);
+    json!({
+        "aead": format!("{aead:?}"),
+        "hybrid": hybrid,
+        "initiator_to_responder": hex::encode([7u8; 32]),
+        "responder_to_initiator": hex::encode([8u8; 32]),
+        "root": hex::encode([9u8; 32]),
+        "initiator_rng": hex::encode([[0x11u8; 32].to_vec(), vec![0x12u8; 64]].concat()),
+        "responder_rng": hex::encode([[0x21u8; 32].to_vec(), vec![0x22u8; 32]].concat()),
+        "records": records,
+    })
+}
+
+fn schedule_vectors() -> serde_json::Value {
+    use akex::session::schedule;
+    use serde_json::json;
+    let mut chain = Vec::new();
+    let mut s = Secret::new([7u8; 32]);
+    for _ in 0..3 {
+        s = schedule::next_traffic_secret(&s);
+        chain.push(hex::encode(s.expose()));
+    }
+    let root = Secret::new([9u8; 32]);
+    let dh = Secret::new([0xd4u8; 32]);
+    let kem = Secret::new([0x4bu8; 32]);
+    let classic = schedule::ratchet(&root, &dh, None);
+    let hybrid = schedule::ratchet(&root, &dh, Some(&kem));
+    let out = |k: &schedule::RatchetKeys| {
+        json!({
+            "root": hex::encode(k.root.expose()),
+            "initiator_to_responder": hex::encode(k.initiator_to_responder.expose()),
+            "responder_to_initiator": hex::encode(k.responder_to_initiator.expose()),
+        })
+    };
+    json!({
+        "key_update": { "start": hex::encode([7u8; 32]), "label": "akex key update", "chain": chain },
+        "ratchet": {
+            "label": "akex ratchet",
+            "root": hex::encode(root.expose()),
+            "dh": hex::encode(dh.expose()),
+            "kem": hex::encode(kem.expose()),
+            "classical": out(&classic),
+            "hybrid": out(&hybrid),
+        }
+    })
+}
+
+fn all_vectors() -> serde_json::Value {
+    serde_json::json!({
+        "description": "akex session layer key schedule and records; see protocols/session.md",
+        "schedule": schedule_vectors(),
+        "runs": [
+            scripted_run(AeadAlgorithm::ChaChaPoly, false),
+            scripted_run(AeadAlgorithm::AesGcm, false),
+            scripted_run(AeadAlgorithm::ChaChaPoly, true),
+        ],
+    })
+}
+
+#[test]
+#[ignore = "writes protocols/vectors/session.json; run once when the format changes"]
+fn generate_session_vectors() {
+    let text = serde_json::to_string_pretty(&all_vectors()).unwrap();
+    std::fs::write(VECTORS, text + "\n").unwrap();
+}
+
+#[test]
+fn session_vectors_replay_byte_for_byte() {
+    let stored: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(VECTORS).expect("vector file")).unwrap();
+    let now = all_vectors();
+    assert_eq!(stored["schedule"], now["schedule"]);
+    assert_eq!(stored["runs"], now["runs"]);
+}
