@@ -25,6 +25,7 @@ use akex::handshake::pq::{PQ_IK, PQ_XX};
 use akex::handshake::registry::{self, HandshakeKeys, Mode};
 use akex::handshake::sigma::{SIGMA_AESGCM, SIGMA_CHACHAPOLY};
 use akex::handshake::{Handshake, Role};
+use akex::session::{Record, RecordType, SessionConfig};
 use akex::Session;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -321,7 +322,10 @@ fn run(
     let handshake_hash = ie.handshake_hash().to_vec();
     let initiator_to_responder = ie.sending_secret().expose().to_vec();
     let responder_to_initiator = ie.receiving_secret().expose().to_vec();
-    let (mut is, mut rs) = (Session::new(ie), Session::new(re));
+    // Transport messages are akex-mode data records, as on the wire.
+    let aead = ie.aead();
+    let mut is = Session::with_config(ie, SessionConfig::akex(aead)).expect("akex session");
+    let mut rs = Session::with_config(re, SessionConfig::akex(aead)).expect("akex session");
     let mut transport = Vec::new();
     for (role, payload) in transport_payloads {
         let (s, rcv) = match role {
@@ -329,9 +333,11 @@ fn run(
             Role::Responder => (&mut rs, &mut is),
         };
         let mut message = Vec::new();
-        s.seal(payload, &mut message).expect("seal");
+        s.seal_record(RecordType::Data, payload, &mut message)
+            .expect("seal");
         let mut got = Vec::new();
-        rcv.open(&message, &mut got).expect("open");
+        let record = rcv.open_record(&message, &mut got).expect("open");
+        assert!(matches!(record, Record::Data(_)));
         assert_eq!(&got, payload);
         transport.push(Message {
             sender: role.to_string(),

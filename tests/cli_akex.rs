@@ -277,3 +277,211 @@ fn default_keygen_is_unchanged() {
     ]);
     assert_ne!(String::from_utf8(ed.stdout).unwrap(), public);
 }
+
+const PQ_XX: &str = "akex-pq-xx-x25519-mlkem768-chachapoly-sha256";
+const PQ_IK: &str = "akex-pq-ik-x25519-mlkem768-chachapoly-sha256";
+const HYBRID_XX: &str = "akex-hybrid-xx-x25519-mlkem768-chachapoly-sha256";
+
+/// An X25519 key file and an ML-KEM-768 key file, with the combined public
+/// key (X25519 ‖ ML-KEM-768 encapsulation key) that `--remote-key` takes.
+fn pq_identity(dir: &Path, name: &str) -> (PathBuf, PathBuf, String) {
+    use base64::Engine;
+    let (x25519, x25519_pub) = keygen(dir, &format!("{name}.key"), "x25519");
+    let kem = dir.join(format!("{name}.kem"));
+    let out = akex(&[
+        "keygen",
+        "--type",
+        "mlkem768",
+        "--output",
+        kem.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let ek = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let b64 = base64::engine::general_purpose::STANDARD;
+    assert_eq!(b64.decode(&ek).unwrap().len(), 1184);
+    let again = akex(&[
+        "pubkey",
+        "--type",
+        "mlkem768",
+        "--identity",
+        kem.to_str().unwrap(),
+    ]);
+    assert_eq!(String::from_utf8(again.stdout).unwrap().trim(), ek);
+    let seed = b64
+        .decode(std::fs::read_to_string(&kem).unwrap().trim())
+        .unwrap();
+    assert_eq!(seed.len(), 64, "the key file is the 64-byte seed");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&kem).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let out = akex(&[
+        "pubkey",
+        "--identity",
+        x25519.to_str().unwrap(),
+        "--kem-identity",
+        kem.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let combined = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let bytes = b64.decode(&combined).unwrap();
+    assert_eq!(bytes.len(), 1216);
+    assert_eq!(bytes[..32], b64.decode(&x25519_pub).unwrap()[..]);
+    assert_eq!(bytes[32..], b64.decode(&ek).unwrap()[..]);
+    (x25519, kem, combined)
+}
+
+/// The `handshake_hash=` of the server's `handshake ok` line.
+fn logged_hash(log: &str) -> &str {
+    log.split("handshake_hash=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no handshake hash in {log}"))
+}
+
+#[test]
+fn mlkem768_keygen_refuses_to_overwrite() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, kem, _) = pq_identity(dir.path(), "a");
+    let before = std::fs::read(&kem).unwrap();
+    let out = akex(&[
+        "keygen",
+        "--type",
+        "mlkem768",
+        "--output",
+        kem.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .contains("refusing to overwrite"));
+    assert_eq!(std::fs::read(&kem).unwrap(), before);
+}
+
+#[test]
+fn pq_and_hybrid_between_two_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server_key, server_kem, server_pub) = pq_identity(dir.path(), "server");
+    let (client_key, client_kem, client_pub) = pq_identity(dir.path(), "client");
+    for protocol in [PQ_XX, PQ_IK] {
+        let server = serve(&[
+            "--protocol",
+            protocol,
+            "--identity",
+            server_key.to_str().unwrap(),
+            "--kem-identity",
+            server_kem.to_str().unwrap(),
+            "--remote-key",
+            &client_pub,
+        ]);
+        let (ok, json) = connect(
+            &server.addr,
+            &[
+                "--protocol",
+                protocol,
+                "--identity",
+                client_key.to_str().unwrap(),
+                "--kem-identity",
+                client_kem.to_str().unwrap(),
+                "--remote-key",
+                &server_pub,
+            ],
+        );
+        assert!(ok, "{json}");
+        assert_eq!(json["ok"], true);
+        assert_eq!(json["protocol"], protocol);
+        let (ok, log) = finish(server);
+        assert!(ok, "{log}");
+        assert!(log.contains(&format!("protocol={protocol}")), "{log}");
+        assert_eq!(json["handshake_hash"], logged_hash(&log), "{log}");
+    }
+    // The hybrid XX: X25519 statics only, ML-KEM-768 ephemeral.
+    let (server_x, _) = keygen(dir.path(), "hserver.key", "x25519");
+    let (client_x, _) = keygen(dir.path(), "hclient.key", "x25519");
+    let server = serve(&[
+        "--protocol",
+        HYBRID_XX,
+        "--identity",
+        server_x.to_str().unwrap(),
+    ]);
+    let (ok, json) = connect(
+        &server.addr,
+        &[
+            "--protocol",
+            HYBRID_XX,
+            "--identity",
+            client_x.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{json}");
+    assert_eq!(json["ok"], true);
+    let (ok, log) = finish(server);
+    assert!(ok, "{log}");
+    assert_eq!(json["handshake_hash"], logged_hash(&log), "{log}");
+}
+
+#[test]
+fn pq_ik_client_needs_the_combined_remote_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client_key, client_kem, _) = pq_identity(dir.path(), "client");
+    let (_, x25519_only) = keygen(dir.path(), "other.key", "x25519");
+    let (ok, json) = connect(
+        "127.0.0.1:9",
+        &[
+            "--protocol",
+            PQ_IK,
+            "--identity",
+            client_key.to_str().unwrap(),
+            "--kem-identity",
+            client_kem.to_str().unwrap(),
+            "--remote-key",
+            &x25519_only,
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        json["error"].as_str().unwrap().contains("1216 bytes"),
+        "{json}"
+    );
+}
+
+#[cfg(feature = "rsa-kt")]
+#[test]
+fn rsa_key_transport_between_two_processes() {
+    const RSA_KT: &str = "akex-rsa3072-oaep-kt-not-forward-secret-chachapoly-sha256";
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("rsa.key");
+    let out = akex(&[
+        "keygen",
+        "--type",
+        "rsa3072",
+        "--output",
+        key.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let public = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let again = akex(&[
+        "pubkey",
+        "--type",
+        "rsa3072",
+        "--identity",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(String::from_utf8(again.stdout).unwrap().trim(), public);
+    let server = serve(&["--protocol", RSA_KT, "--identity", key.to_str().unwrap()]);
+    let (ok, json) = connect(
+        &server.addr,
+        &["--protocol", RSA_KT, "--remote-key", &public],
+    );
+    assert!(ok, "{json}");
+    assert_eq!(json["protocol"], RSA_KT);
+    let (ok, log) = finish(server);
+    assert!(ok, "{log}");
+    assert_eq!(json["handshake_hash"], logged_hash(&log), "{log}");
+    let help = akex(&["serve", "--help"]);
+    assert!(String::from_utf8(help.stdout)
+        .unwrap()
+        .contains("NOT forward secret"));
+}

@@ -317,3 +317,75 @@ proptest! {
         prop_assert_eq!(a.s.ratchet_count(), b.s.ratchet_count());
     }
 }
+
+/// An authenticated datagram (sealed with the initiator's key) with the
+/// given plaintext, as a peer could send it.
+fn forged(plaintext: &[u8]) -> Vec<u8> {
+    let key = akex::crypto::AeadKey::new(AeadAlgorithm::ChaChaPoly, &[0x31; 32]);
+    let mut wire = [0u8; 16].to_vec();
+    let mut body = plaintext.to_vec();
+    key.seal_in_place(0, &wire, &mut body);
+    wire.extend_from_slice(&body);
+    wire
+}
+
+#[test]
+fn datagram_unknown_type_and_bad_ratchet_key_close_the_session() {
+    let (_, mut b) = pair(RekeyPolicy::never());
+    assert!(matches!(
+        b.open(&forged(&[0x7f, 1, 2]), &mut Vec::new()),
+        Err(Error::PeerMisbehaved(PeerMisbehaved::UnknownRecordType(
+            0x7f
+        )))
+    ));
+    assert!(b.has_failed());
+
+    let (_, mut b) = pair(RekeyPolicy::never());
+    let mut init = vec![0x03, 0, 0, 0, 1, 0x01];
+    init.extend_from_slice(&[0u8; 32]); // low-order point
+    init.extend_from_slice(&[0, 0]);
+    assert!(matches!(
+        b.open(&forged(&init), &mut Vec::new()),
+        Err(Error::PeerMisbehaved(PeerMisbehaved::InvalidPublicKey))
+    ));
+    assert!(b.has_failed());
+
+    // Unauthenticated garbage never closes it.
+    let (_, mut b) = pair(RekeyPolicy::never());
+    let mut bad = forged(&[0x01, 9]);
+    bad[20] ^= 1;
+    assert!(b.open(&bad, &mut Vec::new()).is_err());
+    assert!(!b.has_failed());
+}
+
+#[test]
+fn datagram_hybrid_ratchet_with_duplicated_init() {
+    let config = SessionConfig {
+        policy: RekeyPolicy::never(),
+        hybrid_ratchet: true,
+        ..SessionConfig::akex(AeadAlgorithm::ChaChaPoly)
+    };
+    let mut a = DatagramSession::new(established(Role::Initiator), config.clone()).unwrap();
+    let mut b = DatagramSession::new(established(Role::Responder), config).unwrap();
+    let mut rng = OsRng;
+    let mut init = Vec::new();
+    assert!(b.start_ratchet(&mut rng, &mut init).unwrap());
+    a.open(&init, &mut Vec::new()).unwrap();
+    let mut resp = Vec::new();
+    assert!(a.poll_control(Duration::ZERO, &mut rng, &mut resp).unwrap());
+    // The init arrives again (duplicated by the network): not a replay
+    // error that matters, and no second response key.
+    assert!(a.open(&init, &mut Vec::new()).is_err());
+    b.open(&resp, &mut Vec::new()).unwrap();
+    let mut fin = Vec::new();
+    assert!(b.poll_control(Duration::ZERO, &mut rng, &mut fin).unwrap());
+    a.open(&fin, &mut Vec::new()).unwrap();
+    assert_eq!((a.ratchet_count(), b.ratchet_count()), (1, 1));
+    assert_eq!(a.recv_epoch(), b.send_epoch());
+    let mut d = Vec::new();
+    a.seal(b"hybrid", &mut d).unwrap();
+    let mut got = Vec::new();
+    b.open(&d, &mut got).unwrap();
+    assert_eq!(got, b"hybrid");
+    assert_eq!(b.recv_epoch(), a.send_epoch());
+}

@@ -645,3 +645,55 @@ async fn downgrade_over_the_transport_fails_for_both() {
     );
     let _ = mitm.await;
 }
+
+/// Over real sockets an akex-mode protocol gets akex-mode records: a clean
+/// close is authenticated, and a cut connection is an error, not an EOF.
+#[tokio::test]
+async fn akex_protocols_get_akex_records_over_the_transport() {
+    use akex::session::RecordMode;
+    use akex::transport::{accept, connect, TransportOptions};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let mut results = Vec::new();
+        for _ in 0..2 {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut stream = accept(
+                tcp,
+                server(&[SIGMA_CHACHAPOLY]),
+                &TransportOptions::default(),
+            )
+            .await
+            .unwrap();
+            assert_eq!(stream.session().mode(), RecordMode::Akex);
+            let mut got = Vec::new();
+            results.push(stream.read_to_end(&mut got).await.map(|_| got));
+        }
+        results
+    });
+
+    // Clean end: shutdown sends the authenticated close record.
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut stream = connect(tcp, client(SIGMA_CHACHAPOLY), &TransportOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(stream.session().mode(), RecordMode::Akex);
+    stream.write_all(b"bye").await.unwrap();
+    stream.shutdown().await.unwrap();
+
+    // Cut connection: the socket closes without a close record.
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut stream = connect(tcp, client(SIGMA_CHACHAPOLY), &TransportOptions::default())
+        .await
+        .unwrap();
+    stream.write_all(b"partial").await.unwrap();
+    stream.flush().await.unwrap();
+    drop(stream);
+
+    let results = server.await.unwrap();
+    assert_eq!(results[0].as_ref().unwrap(), b"bye");
+    let err = results[1].as_ref().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{err:?}");
+}

@@ -433,3 +433,362 @@ pub fn session_open_seeds() -> Vec<Seed> {
     }
     seeds
 }
+
+/// Fuzz target `frame_decoder`: the selector byte picks the codec's limit
+/// (0..=63 bytes for even selectors, the default for odd ones) and the
+/// chunk size (1..=16 bytes) in which the rest arrives in a `BytesMut`.
+/// `decode` runs after every chunk and `decode_eof` at the end; no frame may
+/// exceed the limit, and an error ends the stream. `records` counts frames.
+pub fn frame_decoder(data: &[u8]) -> Progress {
+    use bytes::BytesMut;
+    use tokio_util::codec::Decoder;
+
+    let mut progress = Progress::default();
+    let Some((&selector, rest)) = data.split_first() else {
+        return progress;
+    };
+    let mut codec = if selector & 1 == 0 {
+        akex::transport::FrameCodec::new(usize::from(selector >> 2) % 64)
+    } else {
+        akex::transport::FrameCodec::default()
+    };
+    let limit = codec.max_frame_len();
+    let chunk = usize::from((selector >> 1) & 0x0f) + 1;
+    let mut buf = BytesMut::new();
+    let mut consumed = 0;
+    for piece in rest.chunks(chunk) {
+        buf.extend_from_slice(piece);
+        loop {
+            match codec.decode(&mut buf) {
+                Ok(Some(frame)) => {
+                    assert!(frame.len() <= limit, "frame over the limit");
+                    consumed += 2 + frame.len();
+                    progress.records += 1;
+                }
+                Ok(None) => break,
+                Err(_) => return progress,
+            }
+        }
+    }
+    progress.answered = true;
+    loop {
+        match codec.decode_eof(&mut buf) {
+            Ok(Some(frame)) => {
+                assert!(frame.len() <= limit, "frame over the limit");
+                consumed += 2 + frame.len();
+                progress.records += 1;
+            }
+            Ok(None) => {
+                assert!(buf.is_empty(), "decode_eof ends only on an empty buffer");
+                // KNOWN BUG, not asserted yet: a stream cut right after a
+                // length header (e.g. `00 05` then EOF) ends cleanly, because
+                // the inner codec has already consumed the header. Once
+                // `FrameCodec::decode_eof` reports `TruncatedFrame` for it,
+                // assert `consumed == rest.len()` here and un-ignore
+                // `frame_codec_rejects_a_stream_cut_after_the_header` in
+                // tests/fuzz_corpus.rs.
+                let _ = consumed;
+                progress.finished = true;
+                return progress;
+            }
+            Err(_) => return progress,
+        }
+    }
+}
+
+/// Frames for `frame_decoder`: a few well-formed streams and near misses.
+pub fn frame_decoder_seeds() -> Vec<Seed> {
+    let mut two = Vec::new();
+    push_frame(&mut two, b"hello");
+    push_frame(&mut two, b"");
+    let mut big = Vec::new();
+    push_frame(&mut big, &[0x5a; 100]);
+    let seed = |name, selector: u8, body: &[u8], expect| {
+        let mut data = vec![selector];
+        data.extend_from_slice(body);
+        Seed { name, data, expect }
+    };
+    let done = |records| Progress {
+        answered: true,
+        finished: true,
+        records,
+    };
+    vec![
+        // Default limit, chunks of 3.
+        seed("two-frames", 0x05, &two, done(2)),
+        // Limit 16, chunks of 1: both fit.
+        seed("two-frames-small", 0x40, &two, done(2)),
+        // Limit 16: the 100-byte frame is too large.
+        seed("too-large", 0x40, &big, Progress::default()),
+        // Default limit: fits.
+        seed("large-default", 0x1f, &big, done(1)),
+        // A stream cut inside a frame fails at EOF.
+        seed(
+            "truncated",
+            0x01,
+            &big[..50],
+            Progress {
+                answered: true,
+                finished: false,
+                records: 0,
+            },
+        ),
+    ]
+}
+
+/// The akex-mode protocols the negotiating responder allows; the selector
+/// byte of `akex_initiator` picks one.
+pub const AKEX_PROTOCOLS: [&str; 6] = [
+    akex::handshake::sigma::SIGMA_CHACHAPOLY,
+    akex::handshake::hybrid::HYBRID_XX,
+    akex::handshake::hybrid::HYBRID_IK,
+    akex::handshake::hybrid::HYBRID_NK,
+    akex::handshake::pq::PQ_XX,
+    akex::handshake::pq::PQ_IK,
+];
+
+/// Fixed long-term keys of one akex party.
+struct AkexParty {
+    x25519: StaticSecret,
+    ed25519: ed25519_dalek::SigningKey,
+    kem: akex::crypto::kem::MlKem768KeyPair,
+}
+
+fn akex_party(tag: u8) -> &'static AkexParty {
+    static PARTIES: OnceLock<[AkexParty; 2]> = OnceLock::new();
+    let make = |tag: u8| AkexParty {
+        x25519: StaticSecret::from_private(Secret::new([tag; 32])),
+        ed25519: ed25519_dalek::SigningKey::from_bytes(&[tag; 32]),
+        kem: akex::crypto::kem::MlKem768KeyPair::from_seed(&Secret::new([tag; 64])),
+    };
+    let parties = PARTIES.get_or_init(|| [make(0x49), make(0x52)]);
+    if tag == 0x49 {
+        &parties[0]
+    } else {
+        &parties[1]
+    }
+}
+
+/// Scripted randomness, plenty for any handshake.
+fn akex_rng(tag: u8) -> SharedRng {
+    let bytes: Vec<u8> = (0..4096u32)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(tag))
+        .collect();
+    SharedRng::new(Box::new(ScriptedRng::new(bytes)))
+}
+
+fn akex_responder_handshake() -> Box<dyn Handshake> {
+    let me = akex_party(0x52);
+    let keys = akex::handshake::registry::HandshakeKeys {
+        x25519: Some(me.x25519.clone()),
+        ed25519: Some(me.ed25519.clone()),
+        mlkem768: Some(me.kem.clone()),
+        rng: akex_rng(0x72),
+        ..Default::default()
+    };
+    akex::handshake::registry::responder(&AKEX_PROTOCOLS, &keys)
+        .expect("the fixed responder configuration is valid")
+}
+
+fn akex_initiator_handshake(name: &str) -> Box<dyn Handshake> {
+    let me = akex_party(0x49);
+    let peer = akex_party(0x52);
+    let remote = if name == akex::handshake::sigma::SIGMA_CHACHAPOLY {
+        Some(peer.ed25519.verifying_key().as_bytes().to_vec())
+    } else if name == akex::handshake::pq::PQ_IK {
+        let mut r = peer.x25519.public().to_vec();
+        r.extend_from_slice(peer.kem.encapsulation_key());
+        Some(r)
+    } else if name.contains("-ik-") || name.contains("-nk-") {
+        Some(peer.x25519.public().to_vec())
+    } else {
+        None
+    };
+    let keys = akex::handshake::registry::HandshakeKeys {
+        x25519: Some(me.x25519.clone()),
+        ed25519: Some(me.ed25519.clone()),
+        mlkem768: Some(me.kem.clone()),
+        remote,
+        rng: akex_rng(0x65),
+        ..Default::default()
+    };
+    akex::handshake::registry::initiator(name, &keys)
+        .expect("the fixed initiator configuration is valid")
+}
+
+/// After an error a handshake must stay unfinished (and not panic).
+fn assert_dead_dyn(hs: &mut dyn Handshake) {
+    let mut sink = Vec::new();
+    let _ = hs.read_message(&[0u8; 48], &mut sink);
+    let _ = hs.write_message(b"", &mut sink);
+    assert!(!hs.is_finished(), "a failed handshake must not finish");
+}
+
+/// Drives `hs` with `frames` as the peer's messages, answering whenever it
+/// wants to write. Fills in `answered` (wrote at least one message after
+/// reading one) and `finished`.
+fn drive<'a>(
+    mut hs: Box<dyn Handshake>,
+    mut frames: impl Iterator<Item = &'a [u8]>,
+    progress: &mut Progress,
+) {
+    let (mut payload, mut out) = (Vec::new(), Vec::new());
+    let mut read_any = false;
+    while !hs.is_finished() {
+        if hs.wants_write() {
+            out.clear();
+            if hs.write_message(b"", &mut out).is_err() {
+                assert_dead_dyn(&mut *hs);
+                return;
+            }
+            if read_any {
+                progress.answered = true;
+            }
+            continue;
+        }
+        let Some(message) = frames.next() else {
+            return;
+        };
+        payload.clear();
+        if hs.read_message(message, &mut payload).is_err() {
+            assert_dead_dyn(&mut *hs);
+            return;
+        }
+        read_any = true;
+    }
+    let established = hs.finish().expect("a finished handshake yields its keys");
+    progress.finished = true;
+    let mut session = Session::new(established);
+    progress.records = open_records(&mut session, frames);
+}
+
+/// Fuzz target `akex_responder`: the negotiating responder allowing every
+/// protocol in [`AKEX_PROTOCOLS`] reads frame 1 as message 1 (hello
+/// included), answers, reads the next frames as later messages, and once
+/// finished opens the rest as transport records. The selector byte is
+/// unused (kept for the common layout).
+pub fn akex_responder(data: &[u8]) -> Progress {
+    let mut progress = Progress::default();
+    let Some((_, rest)) = data.split_first() else {
+        return progress;
+    };
+    drive(akex_responder_handshake(), Frames::new(rest), &mut progress);
+    progress
+}
+
+/// Fuzz target `akex_initiator`: the initiator of
+/// `AKEX_PROTOCOLS[selector % 6]` writes its (valid, fixed) message 1, then
+/// reads the frames as the responder's replies.
+pub fn akex_initiator(data: &[u8]) -> Progress {
+    let mut progress = Progress::default();
+    let Some((&selector, rest)) = data.split_first() else {
+        return progress;
+    };
+    let name = AKEX_PROTOCOLS[usize::from(selector) % AKEX_PROTOCOLS.len()];
+    let mut hs = akex_initiator_handshake(name);
+    let mut first = Vec::new();
+    hs.write_message(b"", &mut first)
+        .expect("the fixed first message");
+    drive(hs, Frames::new(rest), &mut progress);
+    progress
+}
+
+/// Runs a full in-memory handshake of `name`; returns every message in
+/// order and a record sealed by the initiator.
+fn akex_transcript(name: &str) -> (Vec<Vec<u8>>, Vec<u8>) {
+    let mut alice = akex_initiator_handshake(name);
+    let mut bob = akex_responder_handshake();
+    let mut messages = Vec::new();
+    let mut payload = Vec::new();
+    while !(alice.is_finished() && bob.is_finished()) {
+        let (from, to) = if alice.wants_write() {
+            (&mut alice, &mut bob)
+        } else {
+            (&mut bob, &mut alice)
+        };
+        let mut message = Vec::new();
+        from.write_message(b"", &mut message)
+            .expect("in-memory handshake");
+        to.read_message(&message, &mut payload)
+            .expect("in-memory handshake");
+        messages.push(message);
+    }
+    let mut session = Session::new(alice.finish().expect("in-memory handshake"));
+    let mut record = Vec::new();
+    session.seal(b"hello", &mut record).expect("seal");
+    (messages, record)
+}
+
+fn akex_short(name: &str) -> &'static str {
+    match name {
+        akex::handshake::sigma::SIGMA_CHACHAPOLY => "sigma",
+        akex::handshake::hybrid::HYBRID_XX => "hybrid-xx",
+        akex::handshake::hybrid::HYBRID_IK => "hybrid-ik",
+        akex::handshake::hybrid::HYBRID_NK => "hybrid-nk",
+        akex::handshake::pq::PQ_XX => "pq-xx",
+        _ => "pq-ik",
+    }
+}
+
+/// Seeds for `akex_responder`: each protocol's valid message 1, and each
+/// protocol's whole initiator side with one record.
+pub fn akex_responder_seeds() -> Vec<Seed> {
+    let mut seeds = Vec::new();
+    for name in AKEX_PROTOCOLS {
+        let (messages, record) = akex_transcript(name);
+        let mut first = vec![0];
+        push_frame(&mut first, &messages[0]);
+        let two_messages = messages.len() == 2;
+        seeds.push(Seed {
+            name: leak(format!("{}-msg1", akex_short(name))),
+            data: first,
+            expect: Progress {
+                answered: true,
+                finished: two_messages,
+                records: 0,
+            },
+        });
+        let mut full = vec![0];
+        for message in messages.iter().step_by(2) {
+            push_frame(&mut full, message);
+        }
+        push_frame(&mut full, &record);
+        seeds.push(Seed {
+            name: leak(format!("{}-full", akex_short(name))),
+            data: full,
+            expect: Progress {
+                answered: true,
+                finished: true,
+                records: 1,
+            },
+        });
+    }
+    seeds
+}
+
+/// Seeds for `akex_initiator`: each protocol's valid responder replies.
+pub fn akex_initiator_seeds() -> Vec<Seed> {
+    let mut seeds = Vec::new();
+    for (selector, name) in AKEX_PROTOCOLS.iter().enumerate() {
+        let (messages, _) = akex_transcript(name);
+        let mut data = vec![selector as u8];
+        for message in messages.iter().skip(1).step_by(2) {
+            push_frame(&mut data, message);
+        }
+        seeds.push(Seed {
+            name: leak(format!("{}-replies", akex_short(name))),
+            data,
+            expect: Progress {
+                answered: messages.len() > 2,
+                finished: true,
+                records: 0,
+            },
+        });
+    }
+    seeds
+}
+
+/// Seed names are `&'static str`; the few built at run time are leaked.
+fn leak(name: String) -> &'static str {
+    Box::leak(name.into_boxed_str())
+}

@@ -5,7 +5,7 @@ and protocols/akex-mode.md only (Python `cryptography`, hashlib, hmac).
 Usage: python3 protocols/vectors/check_sigma.py [vector.json ...]
 Recomputes every handshake message, the handshake hash and the traffic
 secrets from the file's keys and randomness, and the two transport
-messages (Noise-style CipherState, counter nonce, empty AD).
+messages (akex-mode data records: type byte 0x01 + payload, counter nonce, empty AD).
 """
 import hashlib
 import hmac
@@ -108,7 +108,8 @@ def check(path):
     for n, m in enumerate(v["transport"]):
         key = okm[:32] if m["sender"] == "initiator" else okm[32:]
         aead = AESGCM(key) if gcm else ChaCha20Poly1305(key)
-        ct = aead.encrypt(s.nonce(counters[m["sender"]]), bytes.fromhex(m["payload"]), b"")
+        # akex-mode data record: type byte 0x01, then the payload
+        ct = aead.encrypt(s.nonce(counters[m["sender"]]), b"\x01" + bytes.fromhex(m["payload"]), b"")
         counters[m["sender"]] += 1
         assert ct.hex() == m["message"], f"{name}: transport message {n}"
     print(f"ok {name}: 3 handshake messages, hash, secrets, {len(v['transport'])} transport messages")

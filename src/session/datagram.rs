@@ -130,6 +130,8 @@ pub struct DatagramSession {
     sent_close: bool,
     received_close: bool,
     failed: bool,
+    /// Whether the record being opened has authenticated.
+    authenticated: bool,
 }
 
 impl std::fmt::Debug for DatagramSession {
@@ -189,6 +191,7 @@ impl DatagramSession {
             sent_close: false,
             received_close: false,
             failed: false,
+            authenticated: false,
             info,
         })
     }
@@ -281,19 +284,18 @@ impl DatagramSession {
         ) {
             return Err(LimitReached::AeadUsageLimit.into());
         }
-        let start = out.len();
-        out.extend_from_slice(&self.send.epoch.generation.to_be_bytes());
-        out.extend_from_slice(&self.send.epoch.update.to_be_bytes());
-        out.extend_from_slice(&self.send.counter.to_be_bytes());
-        let mut body = Vec::with_capacity(1 + payload.len() + TAG_LEN);
-        body.push(ty as u8);
-        body.extend_from_slice(payload);
-        self.send.key.seal_in_place(
-            self.send.counter,
-            &out[start..start + HEADER_LEN],
-            &mut body,
-        );
-        out.extend_from_slice(&body);
+        let mut header = [0u8; HEADER_LEN];
+        header[0..4].copy_from_slice(&self.send.epoch.generation.to_be_bytes());
+        header[4..8].copy_from_slice(&self.send.epoch.update.to_be_bytes());
+        header[8..16].copy_from_slice(&self.send.counter.to_be_bytes());
+        out.reserve(HEADER_LEN + 1 + payload.len() + TAG_LEN);
+        out.extend_from_slice(&header);
+        let body = out.len();
+        out.push(ty as u8);
+        out.extend_from_slice(payload);
+        self.send
+            .key
+            .seal_in_place(self.send.counter, &header, &mut super::Tail(out, body));
         self.send.counter += 1;
         self.send.bytes += payload.len() as u64;
         if ty == RecordType::Close {
@@ -438,38 +440,47 @@ impl DatagramSession {
 
     /// Opens one datagram record; data is appended to `out`.
     ///
-    /// Errors: `DecryptFailed`, `Replayed`, `TooOld`, `BadMessageLength`
-    /// and `UnexpectedMessage` (an epoch we have no key for) mean "drop
-    /// this datagram"; the session stays usable. Any other error closes it
-    /// ([`DatagramSession::has_failed`]).
+    /// Errors before the record authenticated (`DecryptFailed`,
+    /// `Replayed`, `TooOld`, `BadMessageLength`, `UnexpectedMessage` for an
+    /// epoch we have no key for) mean "drop this datagram"; the session
+    /// stays usable. A usage limit or any error about an authenticated
+    /// record (unknown type, bad ratchet key, unexpected ratchet step)
+    /// closes it ([`DatagramSession::has_failed`]).
     pub fn open(&mut self, datagram: &[u8], out: &mut Vec<u8>) -> Result<Record, Error> {
+        let mut buf = datagram.to_vec();
+        let record = self.open_in_place(&mut buf)?;
+        if let Record::Data(len) = record {
+            out.extend_from_slice(&buf[HEADER_LEN + 1..HEADER_LEN + 1 + len]);
+        }
+        Ok(record)
+    }
+
+    /// Opens one datagram record in place (no copy): for
+    /// [`Record::Data`]`(len)` the data is
+    /// `datagram[HEADER_LEN + 1..HEADER_LEN + 1 + len]`. Errors as for
+    /// [`DatagramSession::open`].
+    pub fn open_in_place(&mut self, datagram: &mut [u8]) -> Result<Record, Error> {
         if self.failed {
             return Err(ApiMisuse::SessionClosed.into());
         }
-        let result = self.open_inner(datagram, out);
+        self.authenticated = false;
+        let result = self.open_inner(datagram);
         if let Err(e) = &result {
-            let benign = matches!(
-                e,
-                Error::PeerMisbehaved(
-                    PeerMisbehaved::DecryptFailed
-                        | PeerMisbehaved::Replayed
-                        | PeerMisbehaved::TooOld
-                        | PeerMisbehaved::BadMessageLength
-                        | PeerMisbehaved::UnexpectedMessage
-                )
-            );
-            if !benign {
+            // Before authentication a failure says nothing about the peer
+            // (anyone can send a datagram): drop it. After, it is the peer's.
+            if self.authenticated || matches!(e, Error::Limit(_)) {
                 self.failed = true;
             }
         }
         result
     }
 
-    fn open_inner(&mut self, datagram: &[u8], out: &mut Vec<u8>) -> Result<Record, Error> {
+    fn open_inner(&mut self, datagram: &mut [u8]) -> Result<Record, Error> {
         if datagram.len() < HEADER_LEN + 1 + TAG_LEN || datagram.len() > MAX_MESSAGE_LEN {
             return Err(PeerMisbehaved::BadMessageLength.into());
         }
-        let (header, ciphertext) = datagram.split_at(HEADER_LEN);
+        let (header, ciphertext) = datagram.split_at_mut(HEADER_LEN);
+        let header: &[u8] = header;
         let epoch = Epoch {
             generation: u32::from_be_bytes(header[0..4].try_into().expect("4 bytes")),
             update: u32::from_be_bytes(header[4..8].try_into().expect("4 bytes")),
@@ -523,8 +534,8 @@ impl DatagramSession {
         {
             return Err(LimitReached::PeerExceededLimit.into());
         }
-        let mut buf = ciphertext.to_vec();
-        let opened = key.key.open_in_place(counter, header, &mut buf);
+        let opened = key.key.open_in_place(counter, header, ciphertext);
+        let buf: &[u8] = ciphertext;
         let n = match opened {
             Ok(n) => n,
             Err(e) => {
@@ -542,6 +553,7 @@ impl DatagramSession {
             }
         };
         // Authenticated: commit.
+        self.authenticated = true;
         let key = match slot {
             Slot::Current => &mut self.recv,
             Slot::Previous => self.prev.as_mut().expect("checked"),
@@ -562,10 +574,7 @@ impl DatagramSession {
         let ty = RecordType::from_byte(buf[0])?;
         let body = &buf[1..n];
         match ty {
-            RecordType::Data => {
-                out.extend_from_slice(body);
-                Ok(Record::Data(body.len()))
-            }
+            RecordType::Data => Ok(Record::Data(body.len())),
             RecordType::KeyUpdate => Ok(Record::KeyUpdate),
             RecordType::Close => {
                 self.received_close = true;

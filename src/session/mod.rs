@@ -555,9 +555,7 @@ impl Session {
         out.reserve(1 + payload.len() + TAG_LEN);
         out.push(ty as u8);
         out.extend_from_slice(payload);
-        let mut body = out.split_off(start);
-        let sealed = self.send.encrypt_in_place(&[], &mut body);
-        out.append(&mut body);
+        let sealed = self.send.encrypt_in_place(&[], &mut Tail(out, start));
         if sealed.is_err() {
             out.truncate(start);
         }
@@ -837,6 +835,22 @@ impl Session {
                 }
             }
         }
+    }
+}
+
+/// The tail of a `Vec` from `.1` on, for sealing in place after a header
+/// without copying.
+pub(crate) struct Tail<'a>(pub(crate) &'a mut Vec<u8>, pub(crate) usize);
+
+impl AsMut<[u8]> for Tail<'_> {
+    fn as_mut(&mut self) -> &mut [u8] {
+        &mut self.0[self.1..]
+    }
+}
+
+impl<'b> Extend<&'b u8> for Tail<'_> {
+    fn extend<I: IntoIterator<Item = &'b u8>>(&mut self, iter: I) {
+        self.0.extend(iter)
     }
 }
 

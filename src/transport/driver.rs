@@ -78,7 +78,7 @@ where
         tokio::time::timeout(options.handshake_timeout, pump(&mut framed, handshake))
             .await
             .map_err(|_| Error::Timeout(options.handshake_timeout))??;
-    Ok(SecureStream::new(framed, established, payloads))
+    SecureStream::new(framed, established, payloads)
 }
 
 async fn pump<IO>(

@@ -12,7 +12,7 @@ use super::codec::FrameCodec;
 use super::messages::SecureFramed;
 use crate::error::Error;
 use crate::handshake::Established;
-use crate::session::{Session, SessionInfo};
+use crate::session::{Session, SessionConfig, SessionInfo};
 
 /// An established session as a byte stream, the shape of tokio-rustls'
 /// `TlsStream`: writes are cut into messages of at most
@@ -40,11 +40,19 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecureStream<IO> {
         framed: Framed<IO, FrameCodec>,
         established: Established,
         handshake_payloads: Vec<Vec<u8>>,
-    ) -> Self {
-        SecureStream {
-            inner: SecureFramed::new(framed, Session::new(established), handshake_payloads),
+    ) -> Result<Self, Error> {
+        // Noise names keep the Noise transport exactly (interop); akex-native
+        // protocols get typed records, key updates and an authenticated close.
+        let session = if established.protocol().starts_with("Noise_") {
+            Session::new(established)
+        } else {
+            let config = SessionConfig::akex(established.aead());
+            Session::with_config(established, config)?
+        };
+        Ok(SecureStream {
+            inner: SecureFramed::new(framed, session, handshake_payloads),
             plaintext: BytesMut::new(),
-        }
+        })
     }
 
     /// A stream over `framed` with a ready-made session, e.g. an akex-mode

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
+use akex::crypto::kem::{MlKem768KeyPair, SEED_LEN};
 use akex::crypto::Secret;
 use akex::error::{ConfigError, KeyStoreError};
 use akex::handshake::registry::{self, HandshakeKeys};
@@ -26,17 +27,25 @@ pub struct HandshakeArgs {
     /// Noise_XX_25519_ChaChaPoly_BLAKE2s or
     /// akex-sigma-x25519-ed25519-chachapoly-sha256. `serve` accepts a
     /// comma-separated allow-list of akex-* names (a Noise name only alone:
-    /// Noise mode has no hello to negotiate with).
+    /// Noise mode has no hello to negotiate with). Note: RSA key transport
+    /// (akex-rsa3072-oaep-kt-not-forward-secret-chachapoly-sha256, built with
+    /// --features rsa-kt) is NOT forward secret: a legacy baseline only.
     #[arg(long)]
     pub protocol: String,
-    /// Our private key file: X25519 from `akex keygen`, or Ed25519 from
-    /// `akex keygen --type ed25519` when every protocol is SIGMA.
+    /// Our private key file: X25519 from `akex keygen`, Ed25519 from
+    /// `akex keygen --type ed25519` when every protocol is SIGMA, or (server
+    /// only) RSA-3072 from `akex keygen --type rsa3072` when every protocol
+    /// is RSA key transport.
     #[arg(long, conflicts_with = "key")]
     pub identity: Option<PathBuf>,
     /// Our Ed25519 key file for SIGMA when the allow-list mixes SIGMA with
     /// protocols that use an X25519 --identity.
     #[arg(long = "signing-identity")]
     pub signing_identity: Option<PathBuf>,
+    /// Our ML-KEM-768 key file (`akex keygen --type mlkem768`) for the
+    /// akex-pq-* protocols, next to the X25519 --identity.
+    #[arg(long = "kem-identity")]
+    pub kem_identity: Option<PathBuf>,
     /// Our identity by name from the key store (see `akex keys`); the
     /// passphrase comes from AKEX_PASSPHRASE or a prompt.
     #[arg(long)]
@@ -58,7 +67,11 @@ pub struct HandshakeArgs {
     #[arg(long, conflicts_with = "remote_key")]
     pub peer: Option<String>,
     /// The peer's public key, base64: required in advance by NK/IK/KK, and
-    /// pinned (checked) by patterns that transmit it, such as XX.
+    /// pinned (checked) by patterns that transmit it, such as XX. For the
+    /// akex-pq-* protocols: the X25519 public key followed by the ML-KEM-768
+    /// encapsulation key (1216 bytes; `akex pubkey --identity X --kem-identity
+    /// K` prints it). For RSA key transport: the server's RSA public key
+    /// (DER, as `akex keygen --type rsa3072` prints it).
     #[arg(long = "remote-key")]
     pub remote_key: Option<String>,
     /// A 32-byte pre-shared key, base64; repeat for several psk slots.
@@ -103,7 +116,19 @@ impl HandshakeArgs {
             prologue: self.prologue.as_bytes().to_vec(),
             ..Default::default()
         };
-        if let Some(path) = &self.identity {
+        #[cfg(feature = "rsa-kt")]
+        let all_rsa = names.iter().all(|n| n == akex::handshake::rsa::RSA_KT);
+        #[cfg(not(feature = "rsa-kt"))]
+        let all_rsa = false;
+        if let Some(path) = &self.kem_identity {
+            keys.mlkem768 = Some(load_mlkem768(path)?);
+        }
+        if all_rsa {
+            #[cfg(feature = "rsa-kt")]
+            if let Some(path) = &self.identity {
+                keys.rsa = Some(load_rsa3072(path)?);
+            }
+        } else if let Some(path) = &self.identity {
             let key = load_identity(path)?;
             if all_sigma {
                 keys.ed25519 = Some(SigningKey::from_bytes(key.private().expose()));
@@ -426,6 +451,74 @@ pub fn report(result: Result<(), Error>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Creates `path` holding one line of base64 of `bytes` (mode 0600; fails
+/// if the file exists), like `akex::keys::write_new_identity`.
+pub fn write_new_key_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::io::Write;
+    let key_file_error = |reason: String| Error::KeyFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => {
+            key_file_error("already exists; refusing to overwrite".into())
+        }
+        _ => key_file_error(format!("cannot create: {e}")),
+    })?;
+    let line = zeroize::Zeroizing::new(format!("{}\n", b64(bytes)));
+    file.write_all(line.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| key_file_error(format!("cannot write: {e}")))
+}
+
+/// Reads a base64 key file (PEM armour lines are skipped).
+pub fn read_key_file(path: &std::path::Path) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
+    use base64::Engine;
+    let key_file_error = |reason: String| Error::KeyFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| key_file_error(format!("cannot read: {e}")))?,
+    );
+    let body: zeroize::Zeroizing<String> = zeroize::Zeroizing::new(
+        text.lines()
+            .filter(|l| !l.starts_with("-----"))
+            .map(str::trim)
+            .collect(),
+    );
+    base64::engine::general_purpose::STANDARD
+        .decode(body.as_bytes())
+        .map(zeroize::Zeroizing::new)
+        .map_err(|_| key_file_error("not a base64 key".into()))
+}
+
+/// Loads an ML-KEM-768 key file: base64 of the 64-byte seed `d ‖ z`.
+pub fn load_mlkem768(path: &std::path::Path) -> Result<MlKem768KeyPair, Error> {
+    let bytes = read_key_file(path)?;
+    let seed = Secret::<SEED_LEN>::from_slice(&bytes).ok_or_else(|| Error::KeyFile {
+        path: path.display().to_string(),
+        reason: format!(
+            "an ML-KEM-768 key must be a {SEED_LEN}-byte seed, found {} bytes",
+            bytes.len()
+        ),
+    })?;
+    Ok(MlKem768KeyPair::from_seed(&seed))
+}
+
+/// Loads an RSA-3072 key file: base64 (or PEM) of PKCS#8 DER.
+#[cfg(feature = "rsa-kt")]
+pub fn load_rsa3072(path: &std::path::Path) -> Result<akex::handshake::rsa::RsaKeyPair, Error> {
+    akex::handshake::rsa::RsaKeyPair::from_pkcs8(&read_key_file(path)?)
 }
 
 pub fn b64(bytes: &[u8]) -> String {

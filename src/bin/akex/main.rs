@@ -28,7 +28,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Write a new private key (base64, mode 0600) and print its public key:
-    /// X25519 by default, or an Ed25519 seed (`--type ed25519`) for SIGMA.
+    /// X25519 by default, an Ed25519 seed (`--type ed25519`) for SIGMA, or
+    /// an ML-KEM-768 seed (`--type mlkem768`) for the akex-pq-* protocols.
     Keygen {
         /// Where to write the key; an existing file is never overwritten.
         #[arg(long)]
@@ -37,14 +38,20 @@ enum Command {
         #[arg(long = "type", value_enum, default_value_t = KeyFileType::X25519)]
         key_type: KeyFileType,
     },
-    /// Print the base64 public key of a private key file.
+    /// Print the base64 public key of a private key file. With
+    /// --kem-identity too: the X25519 public key followed by the ML-KEM-768
+    /// encapsulation key, the --remote-key of the akex-pq-* protocols.
     Pubkey {
         /// The private key file.
         #[arg(long)]
         identity: PathBuf,
-        /// The key type (the file format is the same for both).
+        /// The key type (x25519 and ed25519 files have the same format).
         #[arg(long = "type", value_enum, default_value_t = KeyFileType::X25519)]
         key_type: KeyFileType,
+        /// An ML-KEM-768 key file to append the encapsulation key of (with
+        /// an X25519 --identity).
+        #[arg(long = "kem-identity")]
+        kem_identity: Option<PathBuf>,
     },
     /// List every protocol with its properties and message sizes.
     Protocols,
@@ -66,7 +73,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Keygen { output, key_type } => common::report(keygen(&output, key_type)),
-        Command::Pubkey { identity, key_type } => common::report(pubkey(&identity, key_type)),
+        Command::Pubkey {
+            identity,
+            key_type,
+            kem_identity,
+        } => common::report(pubkey(&identity, key_type, kem_identity.as_deref())),
         Command::Protocols => {
             print!("{}", protocols::table());
             ExitCode::SUCCESS
@@ -98,26 +109,58 @@ fn main() -> ExitCode {
     }
 }
 
-/// `--type` of key files: both hold 32 base64 bytes (an X25519 private
-/// key, or an Ed25519 seed).
+/// `--type` of key files: one line of base64 each. X25519 and Ed25519
+/// hold 32 bytes (a private key or a seed), ML-KEM-768 the 64-byte seed
+/// `d ‖ z`, RSA-3072 (--features rsa-kt) PKCS#8 DER.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum KeyFileType {
     /// Noise and hybrid static keys.
     X25519,
     /// SIGMA signing identities.
     Ed25519,
+    /// ML-KEM-768 static keys of the akex-pq-* protocols.
+    Mlkem768,
+    /// RSA-3072 key transport (NOT forward secret; --features rsa-kt).
+    #[cfg(feature = "rsa-kt")]
+    Rsa3072,
 }
 
 fn public_of(key: &akex::crypto::StaticSecret, key_type: KeyFileType) -> [u8; 32] {
     match key_type {
-        KeyFileType::X25519 => *key.public(),
         KeyFileType::Ed25519 => ed25519_dalek::SigningKey::from_bytes(key.private().expose())
             .verifying_key()
             .to_bytes(),
+        _ => *key.public(),
     }
 }
 
 fn keygen(output: &std::path::Path, key_type: KeyFileType) -> Result<(), akex::Error> {
+    match key_type {
+        KeyFileType::X25519 | KeyFileType::Ed25519 => {}
+        KeyFileType::Mlkem768 => {
+            let seed = akex::crypto::Secret::<{ akex::crypto::kem::SEED_LEN }>::random(
+                &mut akex::crypto::OsRng,
+            );
+            let pair = akex::crypto::kem::MlKem768KeyPair::from_seed(&seed);
+            common::write_new_key_file(output, seed.expose())?;
+            println!("{}", common::b64(pair.encapsulation_key()));
+            return Ok(());
+        }
+        #[cfg(feature = "rsa-kt")]
+        KeyFileType::Rsa3072 => {
+            if output.exists() {
+                // Fail before the slow key generation; the write checks again.
+                return Err(akex::Error::KeyFile {
+                    path: output.display().to_string(),
+                    reason: "already exists; refusing to overwrite".into(),
+                });
+            }
+            let pair = akex::handshake::rsa::RsaKeyPair::generate()?;
+            common::write_new_key_file(output, &pair.to_pkcs8()?)?;
+            println!("{}", common::b64(pair.public_key_der()));
+            return Ok(());
+        }
+    }
     // 32 random bytes either way: an X25519 scalar or an Ed25519 seed.
     let key = akex::keys::write_new_identity(output, &mut akex::crypto::OsRng)?;
     println!(
@@ -127,11 +170,41 @@ fn keygen(output: &std::path::Path, key_type: KeyFileType) -> Result<(), akex::E
     Ok(())
 }
 
-fn pubkey(identity: &std::path::Path, key_type: KeyFileType) -> Result<(), akex::Error> {
+fn pubkey(
+    identity: &std::path::Path,
+    key_type: KeyFileType,
+    kem_identity: Option<&std::path::Path>,
+) -> Result<(), akex::Error> {
+    match key_type {
+        KeyFileType::X25519 | KeyFileType::Ed25519 => {}
+        KeyFileType::Mlkem768 => {
+            let pair = common::load_mlkem768(identity)?;
+            println!("{}", common::b64(pair.encapsulation_key()));
+            return Ok(());
+        }
+        #[cfg(feature = "rsa-kt")]
+        KeyFileType::Rsa3072 => {
+            let pair = common::load_rsa3072(identity)?;
+            println!("{}", common::b64(pair.public_key_der()));
+            return Ok(());
+        }
+    }
     let key = akex::keys::load_identity(identity)?;
-    println!(
-        "{}",
-        akex::keys::encode_public_key(&public_of(&key, key_type))
-    );
+    let public = public_of(&key, key_type);
+    match kem_identity {
+        Some(path) if key_type == KeyFileType::X25519 => {
+            let pair = common::load_mlkem768(path)?;
+            let mut combined = public.to_vec();
+            combined.extend_from_slice(pair.encapsulation_key());
+            println!("{}", common::b64(&combined));
+        }
+        Some(_) => {
+            return Err(akex::error::ConfigError::Invalid(
+                "--kem-identity goes with an X25519 --identity".into(),
+            )
+            .into())
+        }
+        None => println!("{}", akex::keys::encode_public_key(&public)),
+    }
     Ok(())
 }
