@@ -11,6 +11,9 @@ use crate::handshake::MAX_MESSAGE_LEN;
 pub struct FrameCodec {
     inner: LengthDelimitedCodec,
     max_frame_len: usize,
+    /// The inner codec consumed a length header whose body has not arrived:
+    /// an EOF now is a truncated frame even though the buffer is empty.
+    mid_frame: bool,
 }
 
 impl FrameCodec {
@@ -25,6 +28,7 @@ impl FrameCodec {
         FrameCodec {
             inner,
             max_frame_len,
+            mid_frame: false,
         }
     }
 
@@ -55,13 +59,20 @@ impl Decoder for FrameCodec {
     type Error = Error;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, Error> {
-        self.inner.decode(src).map_err(map_decode_error)
+        let before = src.len();
+        let frame = self.inner.decode(src).map_err(map_decode_error)?;
+        if frame.is_some() {
+            self.mid_frame = false;
+        } else if src.len() < before {
+            self.mid_frame = true;
+        }
+        Ok(frame)
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, Error> {
         match self.decode(src)? {
             Some(frame) => Ok(Some(frame)),
-            None if src.is_empty() => Ok(None),
+            None if src.is_empty() && !self.mid_frame => Ok(None),
             None => Err(PeerMisbehaved::TruncatedFrame.into()),
         }
     }
