@@ -217,6 +217,19 @@ impl LoadedKey {
         crate::crypto::kem::MlKem768KeyPair::from_expanded(&self.private)
     }
 
+    /// The key as an Ed25519 signing key for SIGMA (ed25519 identities
+    /// only).
+    pub fn ed25519(&self) -> Result<SigningKey, Error> {
+        if self.entry.key_type != KeyType::Ed25519 {
+            return Err(KeyStoreError::Unsupported(format!(
+                "key {:?} is {}, a SIGMA identity must be ed25519",
+                self.entry.name, self.entry.key_type
+            ))
+            .into());
+        }
+        Ok(self.signing.clone())
+    }
+
     /// Signs `message` with this identity's signing key (its companion
     /// Ed25519 key, or the key itself for ed25519 identities).
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {

@@ -12,7 +12,8 @@ use akex::handshake::registry::{self, HandshakeKeys};
 use akex::handshake::sigma::sigma_aead;
 use akex::keys::{
     decode_public_key, decode_rotation_message, encode_rotation_message, load_identity, now_unix,
-    AuditLog, KeyStore, Passphrase, Protection, TrustPolicy, TrustStore, DEFAULT_SCRYPT_LOG_N,
+    AuditLog, KeyStore, KeyType, Passphrase, Protection, TrustPolicy, TrustStore,
+    DEFAULT_SCRYPT_LOG_N,
 };
 use akex::transport::TransportOptions;
 use akex::Error;
@@ -46,10 +47,13 @@ pub struct HandshakeArgs {
     /// akex-pq-* protocols, next to the X25519 --identity.
     #[arg(long = "kem-identity")]
     pub kem_identity: Option<PathBuf>,
-    /// Our identity by name from the key store (see `akex keys`); the
-    /// passphrase comes from AKEX_PASSPHRASE or a prompt.
+    /// Our identity by name from the key store (see `akex keys`); repeat
+    /// it to give several keys, each used by its type: x25519 (Noise,
+    /// hybrid, PQ), ed25519 (SIGMA), mlkem768 (akex-pq-*, next to an
+    /// x25519 key). The passphrase comes from AKEX_PASSPHRASE,
+    /// --passphrase-fd or a prompt.
     #[arg(long)]
-    pub key: Option<String>,
+    pub key: Vec<String>,
     /// The key store directory (default $XDG_DATA_HOME/akex, else
     /// ~/.local/share/akex).
     #[arg(long)]
@@ -141,16 +145,16 @@ impl HandshakeArgs {
             keys.ed25519 = Some(SigningKey::from_bytes(key.private().expose()));
         }
         set_passphrase_fd(self.passphrase_fd);
-        if let Some(name) = &self.key {
-            if all_sigma {
-                return Err(ConfigError::Invalid(
-                    "SIGMA needs an Ed25519 key file: give --identity (from `akex keygen \
-                     --type ed25519`) instead of --key"
-                        .into(),
-                )
-                .into());
-            }
-            keys.x25519 = Some(load_store_key(self.store.as_deref(), name)?);
+        for name in &self.key {
+            load_store_key(self.store.as_deref(), name, &mut keys)?;
+        }
+        if all_sigma && !self.key.is_empty() && keys.ed25519.is_none() {
+            return Err(ConfigError::Invalid(
+                "SIGMA needs an Ed25519 identity: give --key naming an ed25519 store key \
+                 (`akex keys generate --type ed25519`)"
+                    .into(),
+            )
+            .into());
         }
         if let Some(key) = &self.remote_key {
             use base64::Engine;
@@ -224,8 +228,8 @@ impl HandshakeArgs {
 
 static TRUST: OnceLock<Mutex<Option<TrustPolicy>>> = OnceLock::new();
 
-/// The store key used in handshakes (`--key`): store dir, id, name.
-static KEY_IN_USE: OnceLock<(PathBuf, String, String)> = OnceLock::new();
+/// The store keys used in handshakes (`--key`): store dir, id, name.
+static KEYS_IN_USE: Mutex<Vec<(PathBuf, String, String)>> = Mutex::new(Vec::new());
 /// The rotation announcement `serve` sends first (see `ROTATION_MESSAGE_PREFIX`).
 static ANNOUNCEMENT: OnceLock<Bytes> = OnceLock::new();
 /// Serializes `use` records within the process.
@@ -237,13 +241,16 @@ const USE_INTERVAL: u64 = 60;
 /// (rate-limited, see `AuditLog::record_use`). A failure is a warning: it
 /// does not end the connection.
 pub fn record_use() {
-    let Some((dir, id, name)) = KEY_IN_USE.get() else {
-        return;
-    };
+    let keys = KEYS_IN_USE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
     let _guard = USE_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let audit = AuditLog::new(dir.join("audit.jsonl"));
-    if let Err(e) = audit.record_use(id, Some(name), now_unix(), USE_INTERVAL) {
-        eprintln!("akex: warning: cannot record the key's use in the audit log: {e}");
+    for (dir, id, name) in &keys {
+        let audit = AuditLog::new(dir.join("audit.jsonl"));
+        if let Err(e) = audit.record_use(id, Some(name), now_unix(), USE_INTERVAL) {
+            eprintln!("akex: warning: cannot record the key's use in the audit log: {e}");
+        }
     }
 }
 
@@ -408,10 +415,13 @@ pub fn protection(insecure_plaintext: bool, confirm: bool) -> Result<Protection,
 }
 
 /// Loads the X25519 identity `name` from the store for a handshake.
+/// Loads the store key `name` (`--key`) into the slot of `keys` its type
+/// fills; a second key of the same type is an error, not a silent override.
 fn load_store_key(
     store: Option<&std::path::Path>,
     name: &str,
-) -> Result<akex::crypto::StaticSecret, Error> {
+    keys: &mut HandshakeKeys,
+) -> Result<(), Error> {
     let store = KeyStore::open(store_dir(store)?)?;
     let entry = store
         .find(name)
@@ -424,16 +434,33 @@ fn load_store_key(
     };
     let loaded = store.load(name, protection.as_ref())?;
     let entry = loaded.entry();
-    let _ = KEY_IN_USE.set((
+    let twice = |kind: &str| {
+        Error::from(ConfigError::Invalid(format!(
+            "--key {name}: a {kind} key was already given; give one key of each type"
+        )))
+    };
+    match entry.key_type {
+        KeyType::X25519 if keys.x25519.is_some() => return Err(twice("x25519")),
+        KeyType::X25519 => keys.x25519 = Some(loaded.static_secret()?),
+        KeyType::Ed25519 if keys.ed25519.is_some() => return Err(twice("ed25519")),
+        KeyType::Ed25519 => keys.ed25519 = Some(loaded.ed25519()?),
+        KeyType::Mlkem768 if keys.mlkem768.is_some() => return Err(twice("mlkem768")),
+        KeyType::Mlkem768 => keys.mlkem768 = Some(loaded.mlkem768()?),
+    }
+    KEYS_IN_USE.lock().unwrap_or_else(|e| e.into_inner()).push((
         store.dir().to_path_buf(),
         entry.id.clone(),
         entry.name.clone(),
     ));
-    let chain = store.rotation_chain(&entry.id)?;
-    if !chain.is_empty() {
-        let _ = ANNOUNCEMENT.set(Bytes::from(encode_rotation_message(&chain)?));
+    // Peers pin the identity key (x25519 or ed25519), so a rotation of that
+    // key is announced; the ML-KEM key travels in --remote-key instead.
+    if entry.key_type != KeyType::Mlkem768 {
+        let chain = store.rotation_chain(&entry.id)?;
+        if !chain.is_empty() {
+            let _ = ANNOUNCEMENT.set(Bytes::from(encode_rotation_message(&chain)?));
+        }
     }
-    loaded.static_secret()
+    Ok(())
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
