@@ -547,3 +547,70 @@ fn noise_hfs_kyber1024_in_memory() {
         Err(Error::PeerMisbehaved(PeerMisbehaved::DecryptFailed))
     ));
 }
+
+/// akex's Kyber1024 (libcrux-ml-kem, round 3) against snow's own default
+/// resolver (pqcrypto-kyber, PQClean C) in both roles: the two KEMs are
+/// byte-compatible, so the hfs names mean the same protocol as in snow.
+#[test]
+fn noise_hfs_kyber1024_interoperates_with_snow_default_resolver() {
+    use akex::{NoiseConfig, NoiseHandshake};
+    let mut ran = 0;
+    for name in [
+        "Noise_XXhfs_25519+Kyber1024_ChaChaPoly_BLAKE2s",
+        "Noise_NNhfs_25519+Kyber1024_AESGCM_SHA256",
+    ] {
+        for akex_initiates in [true, false] {
+            let akex_key = Party::new(3).x;
+            let snow_builder = snow::Builder::new(name.parse().unwrap());
+            let snow_key = snow_builder.generate_keypair().unwrap();
+            let snow_builder = snow::Builder::new(name.parse().unwrap());
+            let snow_builder = if name.contains("XX") {
+                snow_builder.local_private_key(&snow_key.private).unwrap()
+            } else {
+                snow_builder
+            };
+            let mut snow_side = if akex_initiates {
+                snow_builder.build_responder().unwrap()
+            } else {
+                snow_builder.build_initiator().unwrap()
+            };
+            let mut config = NoiseConfig::new(name);
+            if name.contains("XX") {
+                config = config.local_static(akex_key);
+            }
+            let mut ours: Box<dyn Handshake> = Box::new(if akex_initiates {
+                NoiseHandshake::initiator(config).unwrap()
+            } else {
+                NoiseHandshake::responder(config).unwrap()
+            });
+            let mut buf = vec![0u8; 65535];
+            let mut payloads = 0;
+            while !ours.is_finished() {
+                if ours.wants_write() {
+                    let mut msg = Vec::new();
+                    ours.write_message(b"from akex", &mut msg).unwrap();
+                    let n = snow_side.read_message(&msg, &mut buf).unwrap();
+                    assert_eq!(&buf[..n], b"from akex", "{name}");
+                } else {
+                    let n = snow_side.write_message(b"from snow", &mut buf).unwrap();
+                    let mut payload = Vec::new();
+                    ours.read_message(&buf[..n], &mut payload)
+                        .unwrap_or_else(|e| panic!("{name} akex_initiates={akex_initiates}: {e}"));
+                    assert_eq!(payload, b"from snow", "{name}");
+                }
+                payloads += 1;
+            }
+            assert!(snow_side.is_handshake_finished(), "{name}");
+            let est = ours.finish().unwrap();
+            assert_eq!(
+                est.handshake_hash(),
+                snow_side.get_handshake_hash(),
+                "{name}: transcripts differ"
+            );
+            assert!(payloads >= 2);
+            ran += 1;
+        }
+    }
+    println!("hfs interop with snow's default resolver: ran {ran}");
+    assert_eq!(ran, 4);
+}

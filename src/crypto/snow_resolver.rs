@@ -1,12 +1,20 @@
-//! snow's primitives replaced by ours: X25519 and AEADs from aws-lc-rs, the
-//! RNG passed in by the caller. Hashes fall back to snow's defaults.
+//! snow's primitives replaced by ours: X25519 and AEADs from aws-lc-rs,
+//! Kyber1024 (for the `hfs` patterns) from libcrux-ml-kem, the RNG passed in
+//! by the caller. Hashes fall back to snow's defaults.
 //!
 //! Output is byte-identical to snow's default resolver (the Noise vectors
-//! replay through this resolver), only faster.
+//! replay through this resolver, and `tests/hybrid.rs` runs the hfs patterns
+//! against snow's pqcrypto-kyber), only faster. Because the KEM draws from
+//! the caller's RNG too, the hfs handshakes are deterministic under an
+//! injected RNG, so they have known-answer vectors.
 
-use snow::params::{CipherChoice, DHChoice, HashChoice};
+use libcrux_ml_kem::mlkem1024::{
+    self, MlKem1024Ciphertext, MlKem1024PrivateKey, MlKem1024PublicKey,
+};
+use snow::params::{CipherChoice, DHChoice, HashChoice, KemChoice};
 use snow::resolvers::{CryptoResolver, DefaultResolver, FallbackResolver};
-use snow::types::{Cipher, Dh, Hash, Random};
+use snow::types::{Cipher, Dh, Hash, Kem, Random};
+use zeroize::{Zeroize, Zeroizing};
 
 use super::aead::{AeadAlgorithm, AeadKey, TAG_LEN};
 use super::rng::SharedRng;
@@ -61,6 +69,137 @@ impl CryptoResolver for AkexResolver {
             algorithm,
             key: None,
         }))
+    }
+
+    fn resolve_kem(&self, choice: &KemChoice) -> Option<Box<dyn Kem>> {
+        match choice {
+            KemChoice::Kyber1024 => Some(Box::new(Kyber1024 {
+                rng: self.rng.clone(),
+                keys: None,
+            })),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        }
+    }
+}
+
+const KYBER1024_PUBLIC_LEN: usize = 1568;
+const KYBER1024_CIPHERTEXT_LEN: usize = 1568;
+const KYBER1024_SHARED_LEN: usize = 32;
+const KYBER1024_KEYGEN_SEED_LEN: usize = 64;
+
+/// The KEM snow's `hfs` names call "Kyber1024", from libcrux-ml-kem, with
+/// randomness from the handshake's RNG.
+///
+/// snow's default resolver runs pqcrypto-kyber 0.8, which is PQClean's
+/// FIPS 203 draft: its encapsulation and decapsulation are ML-KEM-1024's
+/// (K, r = G(m ‖ H(ek)); rejection key J(z ‖ c)), only key generation
+/// differs (G(d) without the final standard's `k` byte). Key generation is
+/// local, so ML-KEM-1024 here is wire-compatible with snow in both roles
+/// (`tests/hybrid.rs` checks it).
+struct Kyber1024 {
+    rng: SharedRng,
+    /// (public, private) after `generate`; boxed, 4.6 KiB together.
+    keys: Option<(Box<MlKem1024PublicKey>, Box<MlKem1024PrivateKey>)>,
+}
+
+impl Drop for Kyber1024 {
+    fn drop(&mut self) {
+        if let Some((_, private)) = self.keys.as_mut() {
+            private[0..].zeroize();
+        }
+    }
+}
+
+/// What `pubkey` shows before a key exists (or if the RNG failed): snow's
+/// trait cannot report a keygen failure, so we send a key we cannot decrypt
+/// for and the handshake fails at `decapsulate` instead of panicking.
+static NO_KYBER_KEY: [u8; KYBER1024_PUBLIC_LEN] = [0; KYBER1024_PUBLIC_LEN];
+
+impl Kem for Kyber1024 {
+    fn name(&self) -> &'static str {
+        "Kyber1024"
+    }
+    fn pub_len(&self) -> usize {
+        KYBER1024_PUBLIC_LEN
+    }
+    fn ciphertext_len(&self) -> usize {
+        KYBER1024_CIPHERTEXT_LEN
+    }
+    fn shared_secret_len(&self) -> usize {
+        KYBER1024_SHARED_LEN
+    }
+    fn generate(&mut self, rng: &mut dyn Random) {
+        let mut seed = Zeroizing::new([0u8; KYBER1024_KEYGEN_SEED_LEN]);
+        if rng.try_fill_bytes(&mut seed[..]).is_err() {
+            self.keys = None;
+            return;
+        }
+        let (private, public) = mlkem1024::generate_key_pair(*seed).into_parts();
+        if let Some((_, old)) = self.keys.as_mut() {
+            old[0..].zeroize();
+        }
+        self.keys = Some((Box::new(public), Box::new(private)));
+    }
+    fn pubkey(&self) -> &[u8] {
+        match &self.keys {
+            Some((public, _)) => public.as_slice(),
+            None => &NO_KYBER_KEY,
+        }
+    }
+    fn encapsulate(
+        &self,
+        pubkey: &[u8],
+        shared_secret_out: &mut [u8],
+        ciphertext_out: &mut [u8],
+    ) -> Result<(usize, usize), snow::Error> {
+        let public: [u8; KYBER1024_PUBLIC_LEN] = pubkey
+            .get(..KYBER1024_PUBLIC_LEN)
+            .and_then(|p| p.try_into().ok())
+            .ok_or(snow::Error::Kem)?;
+        let public = MlKem1024PublicKey::from(public);
+        // FIPS 203's encapsulation key check (coefficients reduced mod q).
+        if !mlkem1024::validate_public_key(&public) {
+            return Err(snow::Error::Kem);
+        }
+        let mut m = Zeroizing::new([0u8; KYBER1024_SHARED_LEN]);
+        rand_core::RngCore::try_fill_bytes(&mut self.rng.clone(), &mut m[..])
+            .map_err(|_| snow::Error::Kem)?;
+        let (ciphertext, mut shared) = mlkem1024::encapsulate(&public, *m);
+        let out = shared_secret_out.get_mut(..KYBER1024_SHARED_LEN);
+        if let Some(out) = out {
+            out.copy_from_slice(&shared);
+        }
+        shared.zeroize();
+        if shared_secret_out.len() < KYBER1024_SHARED_LEN {
+            return Err(snow::Error::Kem);
+        }
+        ciphertext_out
+            .get_mut(..KYBER1024_CIPHERTEXT_LEN)
+            .ok_or(snow::Error::Kem)?
+            .copy_from_slice(ciphertext.as_slice());
+        Ok((KYBER1024_SHARED_LEN, KYBER1024_CIPHERTEXT_LEN))
+    }
+    fn decapsulate(
+        &self,
+        ciphertext: &[u8],
+        shared_secret_out: &mut [u8],
+    ) -> Result<usize, snow::Error> {
+        let (_, private) = self.keys.as_ref().ok_or(snow::Error::Kem)?;
+        let ciphertext: [u8; KYBER1024_CIPHERTEXT_LEN] = ciphertext
+            .get(..KYBER1024_CIPHERTEXT_LEN)
+            .and_then(|c| c.try_into().ok())
+            .ok_or(snow::Error::Kem)?;
+        let mut shared = mlkem1024::decapsulate(private, &MlKem1024Ciphertext::from(ciphertext));
+        let out = shared_secret_out.get_mut(..KYBER1024_SHARED_LEN);
+        if let Some(out) = out {
+            out.copy_from_slice(&shared);
+        }
+        shared.zeroize();
+        if shared_secret_out.len() < KYBER1024_SHARED_LEN {
+            return Err(snow::Error::Kem);
+        }
+        Ok(KYBER1024_SHARED_LEN)
     }
 }
 
