@@ -242,6 +242,38 @@ fn noise_still_works_through_the_registry() {
     assert!(finish(server).0);
 }
 
+/// snow's Noise HFS names between two processes: XXhfs with X25519 key
+/// files, the server's key pinned by the client.
+#[test]
+fn noise_hfs_between_two_processes() {
+    const XX_HFS: &str = "Noise_XXhfs_25519+Kyber1024_ChaChaPoly_BLAKE2s";
+    let dir = tempfile::tempdir().unwrap();
+    let (server_key, server_pub) = keygen(dir.path(), "server.key", "x25519");
+    let (client_key, _) = keygen(dir.path(), "client.key", "x25519");
+    let server = serve(&[
+        "--protocol",
+        XX_HFS,
+        "--identity",
+        server_key.to_str().unwrap(),
+    ]);
+    let (ok, json) = connect(
+        &server.addr,
+        &[
+            "--protocol",
+            XX_HFS,
+            "--identity",
+            client_key.to_str().unwrap(),
+            "--remote-key",
+            &server_pub,
+        ],
+    );
+    assert!(ok, "{json}");
+    assert_eq!(json["protocol"], XX_HFS);
+    let (ok, log) = finish(server);
+    assert!(ok, "{log}");
+    assert_eq!(json["handshake_hash"], logged_hash(&log), "{log}");
+}
+
 #[test]
 fn protocols_prints_the_table() {
     let out = akex(&["protocols"]);
