@@ -111,6 +111,23 @@ impl Drop for Kyber1024 {
     }
 }
 
+/// Copies a KEM shared secret into snow's buffer and wipes our copy, even
+/// when the buffer is too short.
+fn move_shared_secret(
+    mut shared: [u8; KYBER1024_SHARED_LEN],
+    out: &mut [u8],
+) -> Result<(), snow::Error> {
+    let result = match out.get_mut(..KYBER1024_SHARED_LEN) {
+        Some(out) => {
+            out.copy_from_slice(&shared);
+            Ok(())
+        }
+        None => Err(snow::Error::Kem),
+    };
+    shared.zeroize();
+    result
+}
+
 /// What `pubkey` shows before a key exists (or if the RNG failed): snow's
 /// trait cannot report a keygen failure, so we send a key we cannot decrypt
 /// for and the handshake fails at `decapsulate` instead of panicking.
@@ -165,15 +182,8 @@ impl Kem for Kyber1024 {
         let mut m = Zeroizing::new([0u8; KYBER1024_SHARED_LEN]);
         rand_core::RngCore::try_fill_bytes(&mut self.rng.clone(), &mut m[..])
             .map_err(|_| snow::Error::Kem)?;
-        let (ciphertext, mut shared) = mlkem1024::encapsulate(&public, *m);
-        let out = shared_secret_out.get_mut(..KYBER1024_SHARED_LEN);
-        if let Some(out) = out {
-            out.copy_from_slice(&shared);
-        }
-        shared.zeroize();
-        if shared_secret_out.len() < KYBER1024_SHARED_LEN {
-            return Err(snow::Error::Kem);
-        }
+        let (ciphertext, shared) = mlkem1024::encapsulate(&public, *m);
+        move_shared_secret(shared, shared_secret_out)?;
         ciphertext_out
             .get_mut(..KYBER1024_CIPHERTEXT_LEN)
             .ok_or(snow::Error::Kem)?
@@ -190,15 +200,8 @@ impl Kem for Kyber1024 {
             .get(..KYBER1024_CIPHERTEXT_LEN)
             .and_then(|c| c.try_into().ok())
             .ok_or(snow::Error::Kem)?;
-        let mut shared = mlkem1024::decapsulate(private, &MlKem1024Ciphertext::from(ciphertext));
-        let out = shared_secret_out.get_mut(..KYBER1024_SHARED_LEN);
-        if let Some(out) = out {
-            out.copy_from_slice(&shared);
-        }
-        shared.zeroize();
-        if shared_secret_out.len() < KYBER1024_SHARED_LEN {
-            return Err(snow::Error::Kem);
-        }
+        let shared = mlkem1024::decapsulate(private, &MlKem1024Ciphertext::from(ciphertext));
+        move_shared_secret(shared, shared_secret_out)?;
         Ok(KYBER1024_SHARED_LEN)
     }
 }
