@@ -2,54 +2,14 @@
 //! checks that it prints the hybrid handshake's properties from the
 //! registry, the handshake bytes on the wire, and each echoed message.
 
-use std::path::{Path, PathBuf};
+mod support;
+
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 
 use akex::handshake::registry;
 
-/// Builds the example once (with the test's own profile) and returns its path,
-/// as cargo reports it, so `CARGO_TARGET_DIR` and `--release` are honoured.
-fn example_binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args([
-            "build",
-            "--quiet",
-            "--example",
-            "hybrid_pq",
-            "--message-format=json-render-diagnostics",
-        ])
-        .arg("--manifest-path")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
-        // This test binary lives in <target>/<profile>/deps/.
-        let exe = std::env::current_exe().expect("current_exe");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("profile dir");
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let out = cmd
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run cargo build");
-        assert!(
-            out.status.success(),
-            "cargo build --example hybrid_pq failed"
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|msg| {
-                msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "hybrid_pq"
-            })
-            .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported no hybrid_pq executable")
-    })
-}
-
 fn run(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(example_binary())
+    let out = Command::new(support::example_binary("hybrid_pq"))
         .args(args)
         .stdin(Stdio::null())
         .output()

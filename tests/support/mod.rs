@@ -1,0 +1,158 @@
+//! Helpers shared by the integration tests that run child processes (the
+//! examples and the `akex` binary): building an example, spawning it,
+//! waiting for its "listening on ADDR" line, and collecting its output
+//! with a deadline.
+//!
+//! Each test crate uses only some of these, hence the `dead_code` allow.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{mpsc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// How long a child may take to print its address or to exit.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Builds example `name` once per test binary (with the test's own profile)
+/// and returns its path as cargo reports it, so `CARGO_TARGET_DIR` and
+/// `--release` are honoured.
+pub fn example_binary(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
+    // Held across the build: two tests asking at once build it once.
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(name) {
+        return path.clone();
+    }
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.args([
+        "build",
+        "--quiet",
+        "--example",
+        name,
+        "--message-format=json-render-diagnostics",
+    ])
+    .arg("--manifest-path")
+    .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
+    // This test binary lives in <target>/<profile>/deps/.
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("profile dir");
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run cargo build");
+    assert!(out.status.success(), "cargo build --example {name} failed");
+    let path = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == name)
+        .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo reported no {name} executable"));
+    built.insert(name.to_string(), path.clone());
+    path
+}
+
+/// Spawns example `name` with all three standard streams piped.
+pub fn spawn_example(name: &str, args: &[&str]) -> Child {
+    Command::new(example_binary(name))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {name}: {e}"))
+}
+
+/// Reads the child's stderr until "listening on ADDR"; returns the address
+/// and a receiver for the rest of stderr (so the pipe never fills).
+pub fn listening_addr(child: &mut Child) -> (String, mpsc::Receiver<String>) {
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let start = Instant::now();
+    while start.elapsed() < DEADLINE {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => {
+                if let Some(addr) = line
+                    .split("listening on ")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                {
+                    return (addr.to_string(), rx);
+                }
+                seen.push(line);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let _ = child.kill();
+    panic!("listener never printed its address; stderr: {seen:#?}");
+}
+
+/// Waits for `child` to exit (killing it after [`DEADLINE`]) and collects
+/// its output; `stderr_lines` replaces the child's stderr if it was taken.
+/// Returns the output and whether the deadline killed it.
+pub fn finish(mut child: Child, stderr_lines: Option<mpsc::Receiver<String>>) -> (Output, bool) {
+    let start = Instant::now();
+    let mut timed_out = false;
+    while child.try_wait().expect("try_wait").is_none() {
+        if start.elapsed() > DEADLINE {
+            let _ = child.kill();
+            timed_out = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut stdout = Vec::new();
+    if let Some(mut out) = child.stdout.take() {
+        out.read_to_end(&mut stdout).expect("read stdout");
+    }
+    let mut stderr = Vec::new();
+    match stderr_lines {
+        Some(rx) => {
+            // The reader thread ends when the pipe closes.
+            while let Ok(line) = rx.recv_timeout(Duration::from_secs(5)) {
+                stderr.extend_from_slice(line.as_bytes());
+                stderr.push(b'\n');
+            }
+        }
+        None => {
+            if let Some(mut err) = child.stderr.take() {
+                err.read_to_end(&mut stderr).expect("read stderr");
+            }
+        }
+    }
+    let status = child.wait().expect("wait");
+    (
+        Output {
+            status,
+            stdout,
+            stderr,
+        },
+        timed_out,
+    )
+}
+
+/// A child's exit status and both streams, for assertion messages.
+pub fn describe(name: &str, out: &Output) -> String {
+    format!(
+        "{name}: {}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
