@@ -1,10 +1,13 @@
 //! The `akex` command across two processes: keys, serve/connect for each
 //! required pattern, and clear one-line errors (never a panic or a hang).
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
+
 use std::time::{Duration, Instant};
+use support::{start_listener, Listener};
 
 const AKEX: &str = env!("CARGO_BIN_EXE_akex");
 
@@ -22,63 +25,18 @@ fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
 }
 
 /// A running `akex serve --once` and the address it bound.
-struct Server {
-    child: Child,
-    addr: String,
-}
-
-fn serve(args: &[&str]) -> Server {
-    let mut child = Command::new(AKEX)
-        .arg("serve")
-        .args(["--listen", "127.0.0.1:0", "--once", "--timeout", "5"])
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn akex serve");
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let addr = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
-    // Keep draining stderr into the child's handle for `finish`.
-    child.stderr = None;
-    let rest = std::thread::spawn(move || {
-        let mut all = String::new();
-        for l in stderr.lines().map_while(Result::ok) {
-            all.push_str(&l);
-            all.push('\n');
-        }
-        all
-    });
-    SERVER_LOGS.with(|logs| logs.borrow_mut().push(rest));
-    Server { child, addr }
-}
-
-thread_local! {
-    static SERVER_LOGS: std::cell::RefCell<Vec<std::thread::JoinHandle<String>>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+fn serve(args: &[&str]) -> Listener {
+    start_listener(
+        Command::new(AKEX)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--once", "--timeout", "5"])
+            .args(args),
+    )
 }
 
 /// Waits for the server to exit (bounded) and returns (success, its log).
-fn finish(mut server: Server) -> (bool, String) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            server.child.kill().ok();
-            panic!("akex serve did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let log = SERVER_LOGS.with(|logs| logs.borrow_mut().pop().unwrap().join().unwrap());
-    (status.success(), log)
+fn finish(server: Listener) -> (bool, String) {
+    server.finish()
 }
 
 fn connect(args: &[&str]) -> (bool, serde_json::Value, String) {

@@ -1,10 +1,12 @@
 //! `akex` in akex mode across two processes: SIGMA with Ed25519 key files,
 //! a multi-protocol allow-list, refusals, and `akex protocols`.
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+
+use support::{start_listener, Listener};
 
 const AKEX: &str = env!("CARGO_BIN_EXE_akex");
 const SIGMA: &str = "akex-sigma-x25519-ed25519-chachapoly-sha256";
@@ -37,54 +39,17 @@ fn keygen(dir: &Path, name: &str, key_type: &str) -> (PathBuf, String) {
     (path, public)
 }
 
-struct Server {
-    child: Child,
-    addr: String,
-    log: std::thread::JoinHandle<String>,
+fn serve(args: &[&str]) -> Listener {
+    start_listener(
+        Command::new(AKEX)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--once", "--timeout", "5"])
+            .args(args),
+    )
 }
 
-fn serve(args: &[&str]) -> Server {
-    let mut child = Command::new(AKEX)
-        .arg("serve")
-        .args(["--listen", "127.0.0.1:0", "--once", "--timeout", "5"])
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn akex serve");
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let addr = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
-    let log = std::thread::spawn(move || {
-        let mut all = line;
-        for l in stderr.lines().map_while(Result::ok) {
-            all.push_str(&l);
-            all.push('\n');
-        }
-        all
-    });
-    Server { child, addr, log }
-}
-
-fn finish(mut server: Server) -> (bool, String) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            server.child.kill().ok();
-            panic!("akex serve did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (status.success(), server.log.join().unwrap())
+fn finish(server: Listener) -> (bool, String) {
+    server.finish()
 }
 
 fn connect(addr: &str, args: &[&str]) -> (bool, serde_json::Value) {

@@ -1,10 +1,13 @@
 //! `akex keys` end to end on temporary directories, and `serve`/`connect`
 //! with `--key NAME` and a pinned trust store over loopback.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
+
+use support::{start_listener, Listener};
 
 const AKEX: &str = env!("CARGO_BIN_EXE_akex");
 const PASS: &str = "correct horse battery staple";
@@ -44,13 +47,7 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-struct Server {
-    child: Child,
-    addr: String,
-    log: std::thread::JoinHandle<String>,
-}
-
-fn serve(args: &[&str]) -> Server {
+fn serve(args: &[&str]) -> Listener {
     let mut c = cmd();
     c.args([
         "serve",
@@ -63,45 +60,23 @@ fn serve(args: &[&str]) -> Server {
     if !args.contains(&"--protocol") {
         c.args(["--protocol", XX]);
     }
-    let mut child = c
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn akex serve");
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let addr = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
-    let log = std::thread::spawn(move || {
-        let mut all = line;
-        for l in stderr.lines().map_while(Result::ok) {
-            all.push_str(&l);
-            all.push('\n');
-        }
-        all
-    });
-    Server { child, addr, log }
+    start_listener(c.args(args))
 }
 
-fn finish(mut server: Server) -> (bool, String) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            server.child.kill().ok();
-            panic!("akex serve did not exit");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (status.success(), server.log.join().unwrap())
+fn finish(server: Listener) -> (bool, String) {
+    server.finish()
+}
+
+/// `serve` without `--once`, for tests that stop it themselves.
+fn spawn_serve(args: &[&str]) -> Listener {
+    let mut c = cmd();
+    c.args(["serve", "--listen", "127.0.0.1:0", "--timeout", "5"]);
+    c.args(["--protocol", XX]);
+    start_listener(c.args(args))
+}
+
+fn stop(server: Listener) -> String {
+    server.stop()
 }
 
 /// Generates `name` in `store`, pins it as `as_name` in `peer_store`.
@@ -472,42 +447,6 @@ fn serve_and_connect_with_store_keys_and_pinned_trust() {
         .iter()
         .all(|p| p["name"] != "server"));
     secret_grep(&[&srv, &cli], &log);
-}
-
-fn spawn_serve(args: &[&str]) -> Server {
-    let mut c = cmd();
-    c.args(["serve", "--listen", "127.0.0.1:0", "--timeout", "5"]);
-    c.args(["--protocol", XX]);
-    let mut child = c
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn akex serve");
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let addr = line
-        .split("listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_string();
-    let log = std::thread::spawn(move || {
-        let mut all = line;
-        for l in stderr.lines().map_while(Result::ok) {
-            all.push_str(&l);
-            all.push('\n');
-        }
-        all
-    });
-    Server { child, addr, log }
-}
-
-fn stop(mut server: Server) -> String {
-    server.child.kill().ok();
-    server.child.wait().ok();
-    server.log.join().unwrap()
 }
 
 /// A connection held open with the library: sends `payload`, expects the

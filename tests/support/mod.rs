@@ -156,3 +156,71 @@ pub fn describe(name: &str, out: &Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     )
 }
+
+/// A child (usually `akex serve`) that printed "listening on ADDR" as its
+/// first stderr line; a thread collects the rest of its stderr.
+pub struct Listener {
+    /// The process.
+    pub child: Child,
+    /// The address from its first line.
+    pub addr: String,
+    log: std::thread::JoinHandle<String>,
+}
+
+/// Spawns `cmd` (stdout discarded, stderr piped) and waits for its
+/// "listening on ADDR" line.
+pub fn start_listener(cmd: &mut Command) -> Listener {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the listener");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr is piped"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("read stderr");
+    let Some(addr) = line
+        .split("listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
+    else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("no address in {line:?}");
+    };
+    let log = std::thread::spawn(move || {
+        let mut all = line;
+        for l in stderr.lines().map_while(Result::ok) {
+            all.push_str(&l);
+            all.push('\n');
+        }
+        all
+    });
+    Listener { child, addr, log }
+}
+
+impl Listener {
+    /// Waits up to 15 s for the process to exit by itself (panicking if it
+    /// does not) and returns (success, its whole stderr).
+    pub fn finish(mut self) -> (bool, String) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("{} did not exit", self.addr);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (status.success(), self.log.join().expect("log thread"))
+    }
+
+    /// Kills the process and returns its whole stderr.
+    pub fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.log.join().expect("log thread")
+    }
+}
