@@ -5,12 +5,14 @@
 //! a slow consumer being dropped, and the shutdown (`quit` on stdin and
 //! SIGINT) that ends every session with an authenticated close.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use akex::keys::{encode_public_key, write_new_identity};
@@ -18,39 +20,8 @@ use akex::keys::{encode_public_key, write_new_identity};
 /// Generous: the machine may be loaded, and the example is a debug build.
 const DEADLINE: Duration = Duration::from_secs(120);
 
-/// Builds the example once (with the test's own profile) and returns its path,
-/// as cargo reports it, so `CARGO_TARGET_DIR` and `--release` are honoured.
-fn example_binary() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args([
-            "build",
-            "--quiet",
-            "--example",
-            "relay",
-            "--message-format=json-render-diagnostics",
-        ])
-        .arg("--manifest-path")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
-        // This test binary lives in <target>/<profile>/deps/.
-        let exe = std::env::current_exe().expect("current_exe");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("profile dir");
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let out = cmd
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run cargo build");
-        assert!(out.status.success(), "cargo build --example relay failed");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "relay")
-            .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported no relay executable")
-    })
+fn example_binary() -> PathBuf {
+    support::example_binary("relay")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -408,7 +379,7 @@ fn connection_limit_refuses_extra_clients() {
 /// sender is told, and the relay's memory does not grow with the backlog.
 #[test]
 fn slow_consumer_is_dropped() {
-    let mut relay = start_relay(&["--queue", "4", "--grace", "2"]);
+    let mut relay = start_relay(&["--queue", "4"]);
 
     // The sleeper's stdout is never read after its welcome: once the pipe
     // is full it blocks on printing and stops reading its session.
