@@ -425,7 +425,12 @@ async fn serve(args: ServeArgs) -> Res<()> {
         serve_session(handler_relay.clone(), peer, stream)
     };
     let shutdown = drain(relay.clone(), stats.clone(), args.shutdown_after);
-    server.run(make_handshake, handler, shutdown).await;
+    // Each session waits up to `grace` for the client's close; one more
+    // second covers sending ours.
+    let grace = relay.grace + Duration::from_secs(1);
+    server
+        .run_graceful(make_handshake, handler, shutdown, grace)
+        .await;
 
     let s = stats.snapshot();
     println!(
@@ -455,9 +460,9 @@ fn server_limits(args: &ServeArgs) -> (ServerLimits, TransportOptions) {
     (limits, options)
 }
 
-/// The server's shutdown future: waits for a trigger, tells every session
-/// to close and waits (up to the grace period) until they have. Only then
-/// does `Server::run` drop the listener and abort what is left.
+/// The server's shutdown future: waits for a trigger and tells every
+/// session to close. `Server::run_graceful` then stops accepting and gives
+/// the sessions the grace period to send their authenticated closes.
 async fn drain(relay: Arc<Relay>, stats: Arc<ServerStats>, after: Option<u64>) {
     let reason = shutdown_signal(after.map(Duration::from_secs)).await;
     eprintln!(
@@ -465,10 +470,6 @@ async fn drain(relay: Arc<Relay>, stats: Arc<ServerStats>, after: Option<u64>) {
         stats.snapshot().open
     );
     relay.shutdown.cancel();
-    let deadline = Instant::now() + relay.grace + Duration::from_secs(1);
-    while stats.snapshot().open > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// The library never prints: the relay logs every connection that failed.

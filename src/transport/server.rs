@@ -221,6 +221,26 @@ impl ServerStats {
     }
 }
 
+/// Forgets a finished connection task; one that panicked is counted and
+/// reported as a failed connection.
+fn reap(
+    shared: &Shared,
+    peers: &mut HashMap<tokio::task::Id, SocketAddr>,
+    joined: Result<(tokio::task::Id, ()), tokio::task::JoinError>,
+) {
+    let (id, panicked) = match joined {
+        Ok((id, ())) => (id, false),
+        Err(e) => (e.id(), e.is_panic()),
+    };
+    if let (Some(peer), true) = (peers.remove(&id), panicked) {
+        bump(&shared.stats.connections_failed);
+        shared.emit(ServerEvent::ConnectionFailed {
+            peer,
+            error: Error::Io(io::Error::other("connection handler panicked")),
+        });
+    }
+}
+
 fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
@@ -433,6 +453,31 @@ impl Server {
         Fut: Future<Output = Result<(), Error>> + Send + 'static,
         S: Future<Output = ()>,
     {
+        self.run_graceful(make_handshake, handler, shutdown, Duration::ZERO)
+            .await;
+    }
+
+    /// [`Server::run`] with a graceful drain: when `shutdown` completes the
+    /// listener is closed at once (new connections are refused by the
+    /// kernel), then the connection tasks get up to `grace` to finish on
+    /// their own before the rest are aborted.
+    ///
+    /// Handlers learn of the shutdown from the application, typically a
+    /// token that the `shutdown` future cancels before it completes; an
+    /// akex-mode handler then sends its authenticated close
+    /// (`SinkExt::close` on its `SecureFramed`) and returns.
+    pub async fn run_graceful<M, H, Fut, S>(
+        self,
+        make_handshake: M,
+        handler: H,
+        shutdown: S,
+        grace: Duration,
+    ) where
+        M: Fn(SocketAddr) -> Result<Box<dyn Handshake>, Error> + Send + Sync + 'static,
+        H: Fn(SocketAddr, ServerStream) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Error>> + Send + 'static,
+        S: Future<Output = ()>,
+    {
         let shared = self.shared();
         let listener = self.listener;
         let make_handshake = Arc::new(make_handshake);
@@ -445,17 +490,7 @@ impl Server {
             tokio::select! {
                 () = &mut shutdown => break,
                 Some(joined) = tasks.join_next_with_id(), if !tasks.is_empty() => {
-                    let (id, panicked) = match joined {
-                        Ok((id, ())) => (id, false),
-                        Err(e) => (e.id(), e.is_panic()),
-                    };
-                    if let (Some(peer), true) = (peers.remove(&id), panicked) {
-                        bump(&shared.stats.connections_failed);
-                        shared.emit(ServerEvent::ConnectionFailed {
-                            peer,
-                            error: Error::Io(io::Error::other("connection handler panicked")),
-                        });
-                    }
+                    reap(&shared, &mut peers, joined);
                 }
                 accepted = listener.accept() => match accepted {
                     Ok((tcp, peer)) => {
@@ -477,6 +512,14 @@ impl Server {
             }
         }
         drop(listener);
+        if !grace.is_zero() {
+            let drained = async {
+                while let Some(joined) = tasks.join_next_with_id().await {
+                    reap(&shared, &mut peers, joined);
+                }
+            };
+            let _ = tokio::time::timeout(grace, drained).await;
+        }
         tasks.shutdown().await;
     }
 
