@@ -23,6 +23,18 @@
 //! cargo run --example p2p_chat -- dial --addr 127.0.0.1:7000 --identity b.key --peer-key A_PUB
 //! ```
 //!
+//! Identities can also come from the key store (`akex keys`), with the
+//! peer's key taken from a pin in the store's trust store; the store
+//! passphrase is read from `AKEX_PASSPHRASE`:
+//!
+//! ```text
+//! cargo run -- keys --store alice generate --name me      # and bob's store likewise
+//! cargo run -- keys --store bob show --name me --json > bob.json
+//! cargo run -- keys --store alice trust --name bob --from bob.json   # and the other way
+//! cargo run --example p2p_chat -- listen --addr 127.0.0.1:7000 --store alice --key me --peer bob
+//! cargo run --example p2p_chat -- dial --addr 127.0.0.1:7000 --store bob --key me --peer alice
+//! ```
+//!
 //! Both sides must use the same `--pattern`: `IK` (the default; the dialer
 //! knows the listener's key in advance, one round trip) or `XX` (keys are
 //! exchanged in the handshake and then checked against `--peer-key`; hides
@@ -40,12 +52,17 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use akex::keys::{decode_public_key, encode_public_key, load_identity};
+use akex::crypto::StaticSecret;
+use akex::error::{ConfigError, KeyStoreError};
+use akex::keys::{
+    decode_public_key, encode_public_key, load_identity, now_unix, KeyStore, Passphrase,
+    Protection, TrustStore, DEFAULT_SCRYPT_LOG_N,
+};
 use akex::session::MAX_PLAINTEXT_LEN;
 use akex::transport::{accept, connect, TransportOptions};
 use akex::{Error, NoiseConfig, NoiseHandshake};
 use bytes::Bytes;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -67,12 +84,8 @@ enum Command {
         /// Address to listen on, e.g. 127.0.0.1:7000 (port 0 picks a free port).
         #[arg(long)]
         addr: SocketAddr,
-        /// Our X25519 private key file (from `akex keygen`).
-        #[arg(long)]
-        identity: PathBuf,
-        /// The dialer's public key (base64): only this key is accepted.
-        #[arg(long)]
-        peer_key: Option<String>,
+        #[command(flatten)]
+        keys: KeyArgs,
         /// Noise pattern; both sides must agree.
         #[arg(long, value_enum, ignore_case = true, default_value = "IK")]
         pattern: Pattern,
@@ -82,16 +95,88 @@ enum Command {
         /// The listener's address, e.g. 127.0.0.1:7000.
         #[arg(long)]
         addr: String,
-        /// Our X25519 private key file (from `akex keygen`).
-        #[arg(long)]
-        identity: PathBuf,
-        /// The listener's public key (base64), pinned.
-        #[arg(long)]
-        peer_key: String,
+        #[command(flatten)]
+        keys: KeyArgs,
         /// Noise pattern; both sides must agree.
         #[arg(long, value_enum, ignore_case = true, default_value = "IK")]
         pattern: Pattern,
     },
+}
+
+/// Where our identity and the peer's key come from.
+#[derive(Args, Debug)]
+struct KeyArgs {
+    /// Our X25519 private key file (from `akex keygen`).
+    #[arg(long, required_unless_present = "key", conflicts_with = "key")]
+    identity: Option<PathBuf>,
+    /// Our identity by name from the key store (`akex keys generate`); the
+    /// passphrase comes from AKEX_PASSPHRASE.
+    #[arg(long)]
+    key: Option<String>,
+    /// The key store directory (default: the one `akex keys` uses).
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// The peer's public key (base64), pinned: only this key is accepted.
+    /// Required to dial (or give --peer).
+    #[arg(long, conflicts_with = "peer")]
+    peer_key: Option<String>,
+    /// The peer's key from the pin with this name in the store's trust
+    /// store (`akex keys trust`).
+    #[arg(long)]
+    peer: Option<String>,
+}
+
+impl KeyArgs {
+    fn store_dir(&self) -> Result<PathBuf, Error> {
+        self.store
+            .clone()
+            .or_else(KeyStore::default_dir)
+            .ok_or_else(|| {
+                ConfigError::Invalid("no key store directory: give --store".into()).into()
+            })
+    }
+
+    /// Our static key, from the file or the store.
+    fn identity(&self) -> Result<StaticSecret, Error> {
+        if let Some(path) = &self.identity {
+            return load_identity(path);
+        }
+        let name = self
+            .key
+            .as_deref()
+            .ok_or_else(|| Error::from(ConfigError::Invalid("give --identity or --key".into())))?;
+        let store = KeyStore::open(self.store_dir()?)?;
+        let entry = store
+            .find(name)
+            .ok_or_else(|| KeyStoreError::NotFound(name.into()))?;
+        let protection = if entry.encrypted {
+            let passphrase = std::env::var("AKEX_PASSPHRASE").map_err(|_| {
+                KeyStoreError::NoPassphrase("set AKEX_PASSPHRASE to unlock the key".into())
+            })?;
+            Some(Protection::Passphrase {
+                passphrase: Passphrase::new(passphrase),
+                log_n: DEFAULT_SCRYPT_LOG_N,
+            })
+        } else {
+            None
+        };
+        store.load(name, protection.as_ref())?.static_secret()
+    }
+
+    /// The pinned peer key, if any.
+    fn peer_key(&self) -> Result<Option<[u8; 32]>, Error> {
+        if let Some(key) = &self.peer_key {
+            return decode_public_key(key).map(Some);
+        }
+        let Some(name) = &self.peer else {
+            return Ok(None);
+        };
+        let trust = TrustStore::open(self.store_dir()?.join("trust.json"))?;
+        let key = trust.pinned_key(name, now_unix())?;
+        <[u8; 32]>::try_from(key.as_slice())
+            .map(Some)
+            .map_err(|_| ConfigError::InvalidKey("the pinned key is not an X25519 key").into())
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -128,12 +213,11 @@ async fn run(command: Command) -> Result<(), Error> {
     match command {
         Command::Listen {
             addr,
-            identity,
-            peer_key,
+            keys,
             pattern,
         } => {
-            let key = load_identity(&identity)?;
-            let pinned = peer_key.as_deref().map(decode_public_key).transpose()?;
+            let key = keys.identity()?;
+            let pinned = keys.peer_key()?;
             let mut config = NoiseConfig::new(pattern.protocol())
                 .prologue(PROLOGUE)
                 .local_static(key.clone());
@@ -165,15 +249,19 @@ async fn run(command: Command) -> Result<(), Error> {
         }
         Command::Dial {
             addr,
-            identity,
-            peer_key,
+            keys,
             pattern,
         } => {
-            let key = load_identity(&identity)?;
+            let key = keys.identity()?;
+            let pinned = keys.peer_key()?.ok_or_else(|| {
+                Error::from(ConfigError::Invalid(
+                    "dialing needs the listener's key: give --peer-key or --peer".into(),
+                ))
+            })?;
             let config = NoiseConfig::new(pattern.protocol())
                 .prologue(PROLOGUE)
                 .local_static(key.clone())
-                .remote_static(decode_public_key(&peer_key)?);
+                .remote_static(pinned);
             let handshake = Box::new(NoiseHandshake::initiator(config)?);
             eprintln!(
                 "p2p_chat: my public key: {}",

@@ -7,15 +7,15 @@ mod support;
 
 use support::{describe, finish, listening_addr};
 
-fn spawn(args: &[&str]) -> std::process::Child {
-    support::spawn_example("file_transfer", args)
-}
-
 use std::path::PathBuf;
 use std::process::Output;
 
 use akex::keys::{encode_public_key, write_new_identity};
 use sha2::{Digest, Sha256};
+
+fn spawn(args: &[&str]) -> std::process::Child {
+    support::spawn_example("file_transfer", args)
+}
 
 struct Setup {
     dir: tempfile::TempDir,

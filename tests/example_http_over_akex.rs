@@ -7,13 +7,13 @@ mod support;
 
 use support::{describe, finish, listening_addr};
 
-fn spawn(args: &[&str]) -> std::process::Child {
-    support::spawn_example("http_over_akex", args)
-}
-
 use std::path::Path;
 
 use akex::keys::{encode_public_key, write_new_identity};
+
+fn spawn(args: &[&str]) -> std::process::Child {
+    support::spawn_example("http_over_akex", args)
+}
 
 fn key(dir: &Path, name: &str) -> (String, String) {
     let path = dir.join(name);

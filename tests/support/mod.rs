@@ -58,13 +58,19 @@ pub fn example_binary(name: &str) -> PathBuf {
     path
 }
 
+/// A command for example `name` with all three standard streams piped.
+pub fn example_command(name: &str) -> Command {
+    let mut cmd = Command::new(example_binary(name));
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
 /// Spawns example `name` with all three standard streams piped.
 pub fn spawn_example(name: &str, args: &[&str]) -> Child {
-    Command::new(example_binary(name))
+    example_command(name)
         .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {name}: {e}"))
 }

@@ -414,7 +414,6 @@ pub fn protection(insecure_plaintext: bool, confirm: bool) -> Result<Protection,
     })
 }
 
-/// Loads the X25519 identity `name` from the store for a handshake.
 /// Loads the store key `name` (`--key`) into the slot of `keys` its type
 /// fills; a second key of the same type is an error, not a silent override.
 fn load_store_key(
