@@ -93,6 +93,12 @@ fn generate_and_pin(log: &mut String, store: &Path, name: &str, peer_store: &Pat
             "--json",
         ],
     );
+    pin_key(log, store, name, peer_store, as_name);
+}
+
+/// Pins `store`'s key `name` as `as_name` in `peer_store` (`keys show
+/// --json`, then `keys trust --from`).
+fn pin_key(log: &mut String, store: &Path, name: &str, peer_store: &Path, as_name: &str) {
     let show = run(
         log,
         &[
@@ -379,33 +385,7 @@ fn serve_and_connect_with_store_keys_and_pinned_trust() {
         &mut log,
         &["keys", "--store", s(&srv), "generate", "--name", "server2"],
     );
-    let show = run(
-        &mut log,
-        &[
-            "keys",
-            "--store",
-            s(&srv),
-            "show",
-            "--name",
-            "server2",
-            "--json",
-        ],
-    );
-    let file = dir.path().join("server2.json");
-    std::fs::write(&file, &show.stdout).unwrap();
-    ok(
-        &mut log,
-        &[
-            "keys",
-            "--store",
-            s(&cli),
-            "trust",
-            "--name",
-            "server",
-            "--from",
-            s(&file),
-        ],
-    );
+    pin_key(&mut log, &srv, "server2", &cli, "server");
     let server = serve(&[
         "--protocol",
         IK,
@@ -965,33 +945,7 @@ fn no_private_key_appears_in_any_output() {
         }
     }
     assert_eq!(plaintext_secrets(&[&srv, &cli]).len(), 12);
-    let show = run(
-        &mut log,
-        &[
-            "keys",
-            "--store",
-            s(&srv),
-            "show",
-            "--name",
-            "server-x25519",
-            "--json",
-        ],
-    );
-    let file = dir.path().join("srv.pub.json");
-    std::fs::write(&file, &show.stdout).unwrap();
-    ok(
-        &mut log,
-        &[
-            "keys",
-            "--store",
-            s(&cli),
-            "trust",
-            "--name",
-            "server",
-            "--from",
-            s(&file),
-        ],
-    );
+    pin_key(&mut log, &srv, "server-x25519", &cli, "server");
     let server = serve(&[
         "--store",
         s(&srv),

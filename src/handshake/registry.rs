@@ -194,7 +194,8 @@ static PROTOCOLS: &[ProtocolInfo] = &[
         mode: Mode::Noise,
         authentication: "mutual (static DH)",
         forward_secrecy: true,
-        post_quantum: "confidentiality (snow's Kyber1024: ML-KEM-1024 on the wire, FIPS 203 draft keygen)",
+        post_quantum:
+            "confidentiality (snow's Kyber1024: ML-KEM-1024 on the wire, FIPS 203 draft keygen)",
         identity_hiding: "initiator vs active, responder vs passive",
         message_sizes: &[1600, 1680, 64],
         round_trips: 1.5,
