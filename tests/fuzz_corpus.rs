@@ -22,7 +22,7 @@ use harness::{Progress, Seed};
 type Target = fn(&[u8]) -> Progress;
 type Seeds = fn() -> Vec<Seed>;
 
-const TARGETS: [(&str, Target, Seeds); 6] = [
+const TARGETS: [(&str, Target, Seeds); 9] = [
     (
         "noise_responder",
         harness::noise_responder,
@@ -52,6 +52,21 @@ const TARGETS: [(&str, Target, Seeds); 6] = [
         "keystore_parsers",
         harness::keystore_parsers,
         harness::keystore_parsers_seeds,
+    ),
+    (
+        "session_ops",
+        harness::session_ops,
+        harness::session_ops_seeds,
+    ),
+    (
+        "akex_record",
+        harness::akex_record,
+        harness::akex_record_seeds,
+    ),
+    (
+        "noise_initiator",
+        harness::noise_initiator,
+        harness::noise_initiator_seeds,
     ),
 ];
 

@@ -18,6 +18,12 @@
 
 use std::sync::OnceLock;
 
+pub mod akex_record;
+pub mod session_ops;
+
+pub use akex_record::{akex_record, akex_record_seeds};
+pub use session_ops::{session_ops, session_ops_seeds};
+
 use akex::crypto::rng::ScriptedRng;
 use akex::crypto::{Secret, SharedRng, StaticSecret, TAG_LEN};
 use akex::handshake::TrafficSecret;
@@ -852,4 +858,80 @@ pub fn keystore_parsers_seeds() -> Vec<Seed> {
         seed("audit-garbage", 2, b"not a record\n"),
         seed("rotation-no-prefix", 3, b"{}"),
     ]
+}
+
+/// The Noise protocols of `noise_initiator`; the selector byte picks one.
+pub const INITIATOR_PROTOCOLS: [&str; 3] = [
+    "Noise_XX_25519_ChaChaPoly_BLAKE2s",
+    "Noise_IK_25519_ChaChaPoly_BLAKE2s",
+    "Noise_NK_25519_ChaChaPoly_BLAKE2s",
+];
+
+fn noise_short(protocol: &str) -> &'static str {
+    if protocol.contains("_XX_") {
+        "xx"
+    } else if protocol.contains("_IK_") {
+        "ik"
+    } else {
+        "nk"
+    }
+}
+
+/// Fuzz target `noise_initiator`: the initiator of
+/// `INITIATOR_PROTOCOLS[selector % 3]` (fixed keys and ephemeral) writes
+/// its valid message 1; the frames are the responder's replies (the
+/// initiator answers when it is its turn), then transport records for the
+/// new `Session`.
+pub fn noise_initiator(data: &[u8]) -> Progress {
+    let mut progress = Progress::default();
+    let Some((&selector, rest)) = data.split_first() else {
+        return progress;
+    };
+    let protocol = INITIATOR_PROTOCOLS[usize::from(selector) % INITIATOR_PROTOCOLS.len()];
+    let mut hs = initiator(protocol);
+    let mut first = Vec::new();
+    hs.write_message(b"", &mut first)
+        .expect("the fixed first message");
+    drive(Box::new(hs), Frames::new(rest), &mut progress);
+    progress
+}
+
+/// Seeds for `noise_initiator`: each protocol's valid responder replies
+/// and one transport record, and the replies with the last byte flipped.
+pub fn noise_initiator_seeds() -> Vec<Seed> {
+    let mut seeds = Vec::new();
+    for (selector, protocol) in INITIATOR_PROTOCOLS.iter().enumerate() {
+        let short = noise_short(protocol);
+        let mut alice = initiator(protocol);
+        let mut bob = responder(protocol);
+        let messages = pump(&mut alice, &mut bob);
+        let mut bob = Session::new(Box::new(bob).finish().expect("in-memory handshake"));
+        let mut record = Vec::new();
+        bob.seal(b"hello initiator", &mut record).expect("seal");
+
+        let mut replies = vec![selector as u8];
+        for message in messages.iter().skip(1).step_by(2) {
+            push_frame(&mut replies, message);
+        }
+        let mut full = replies.clone();
+        push_frame(&mut full, &record);
+        let xx = short == "xx";
+        seeds.push(Seed {
+            name: leak(format!("{short}-replies-record")),
+            data: full,
+            expect: Progress {
+                answered: xx,
+                finished: true,
+                records: 1,
+            },
+        });
+        let mut flipped = replies;
+        *flipped.last_mut().expect("non-empty") ^= 0x80;
+        seeds.push(Seed {
+            name: leak(format!("{short}-reply-flipped")),
+            data: flipped,
+            expect: Progress::default(),
+        });
+    }
+    seeds
 }
