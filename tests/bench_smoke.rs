@@ -1,7 +1,11 @@
 //! A tiny `akex bench --quick` run: the JSON is well-formed, every number
-//! in it is positive, and the rustls rows sit beside the Noise ones.
+//! in it is positive, and the rustls rows sit beside the Noise and the
+//! akex-mode (SIGMA, hybrid) ones, paired like with like.
 
 use std::process::Command;
+
+const SIGMA: &str = "akex-sigma-x25519-ed25519-chachapoly-sha256";
+const HYBRID_NK: &str = "akex-hybrid-nk-x25519-mlkem768-chachapoly-sha256";
 
 fn numbers(value: &serde_json::Value, path: &str, out: &mut Vec<(String, f64)>) {
     match value {
@@ -31,7 +35,10 @@ fn quick_bench_writes_positive_json_markdown_and_charts() {
             "bench",
             "--quick",
             "--protocols",
-            "Noise_NN_25519_ChaChaPoly_BLAKE2s,Noise_XX_25519_ChaChaPoly_BLAKE2s,TLS13_X25519,TLS13_X25519_mTLS",
+            "Noise_NN_25519_ChaChaPoly_BLAKE2s,Noise_XX_25519_ChaChaPoly_BLAKE2s,\
+             akex-sigma-x25519-ed25519-chachapoly-sha256,\
+             akex-hybrid-nk-x25519-mlkem768-chachapoly-sha256,\
+             TLS13_X25519,TLS13_X25519MLKEM768,TLS13_X25519_mTLS",
             "--json",
         ])
         .arg(&json)
@@ -56,12 +63,18 @@ fn quick_bench_writes_positive_json_markdown_and_charts() {
     }
 
     let results = doc["results"].as_array().unwrap();
-    for protocol in ["Noise_XX_25519_ChaChaPoly_BLAKE2s", "TLS13_X25519_mTLS"] {
+    for protocol in [
+        "Noise_XX_25519_ChaChaPoly_BLAKE2s",
+        SIGMA,
+        HYBRID_NK,
+        "TLS13_X25519_mTLS",
+    ] {
         for metric in [
             "latency_c1_p50",
             "latency_c4_p99",
             "handshakes_per_cpu_s_c1",
             "bulk_echo_mb_s",
+            "bulk_echo_mb_per_cpu_s",
             "small_messages_per_s",
             "handshake_bytes",
             "round_trips_to_first_data",
@@ -74,12 +87,33 @@ fn quick_bench_writes_positive_json_markdown_and_charts() {
             );
         }
     }
-    assert!(doc["ratios"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .any(|r| r["protocol"] == "Noise_XX_25519_ChaChaPoly_BLAKE2s"
-            && r["baseline"] == "TLS13_X25519_mTLS"));
+    // Like with like: mutual rows against TLS with client certificates,
+    // the hybrid server-authenticated row against TLS X25519MLKEM768.
+    let ratios = doc["ratios"].as_array().unwrap();
+    for (protocol, baseline) in [
+        ("Noise_XX_25519_ChaChaPoly_BLAKE2s", "TLS13_X25519_mTLS"),
+        (SIGMA, "TLS13_X25519_mTLS"),
+        (HYBRID_NK, "TLS13_X25519MLKEM768"),
+    ] {
+        assert!(
+            ratios
+                .iter()
+                .any(|r| r["protocol"] == protocol && r["baseline"] == baseline),
+            "no ratio {protocol} / {baseline}"
+        );
+        assert!(
+            ratios
+                .iter()
+                .filter(|r| r["protocol"] == protocol)
+                .all(|r| r["baseline"] == baseline),
+            "{protocol} compared with another row than {baseline}"
+        );
+    }
+    let hybrid = results.iter().find(|r| r["protocol"] == HYBRID_NK).unwrap();
+    assert_eq!(
+        (&hybrid["auth"], &hybrid["hybrid"]),
+        (&serde_json::json!("server_auth"), &serde_json::json!(true))
+    );
     assert!(doc["machine"]["cores"].as_u64().unwrap() >= 1);
 
     let md = std::fs::read_to_string(&markdown).unwrap();

@@ -166,23 +166,33 @@ pub async fn run(
         }
 
         // Bulk and small messages over one session.
-        let mb_s = bulk_phase(&endpoint, &target, options.size).await?;
+        let (mb_s, mb_cpu_s) = bulk_phase(&endpoint, &target, options.size).await?;
         push("bulk_echo_mb_s", mb_s, "MB/s");
+        push("bulk_echo_mb_per_cpu_s", mb_cpu_s, "MB/cpu-s");
         bar.inc(1);
-        let msgs =
+        let (msgs, msgs_cpu) =
             messages_phase(&endpoint, &target, options.messages, options.message_size).await?;
         push("small_messages_per_s", msgs, "1/s");
+        push("small_messages_per_cpu_s", msgs_cpu, "1/cpu-s");
         bar.inc(1);
 
         // Memory per established session.
         if options.sessions > 0 {
-            let (rss, heap) =
-                memory_phase(&endpoint, &target, options.sessions, options.concurrency).await?;
-            if rss > 0.0 {
-                push("rss_per_session", rss, "B");
+            let held = memory_phase(&endpoint, &target, &options).await?;
+            push("sessions_held", held.sessions as f64, "sessions");
+            if held.rss > 0.0 {
+                push("rss_per_session", held.rss, "B");
             }
-            if let Some(heap) = heap.filter(|h| *h > 0.0) {
+            if let Some(heap) = held.heap.filter(|h| *h > 0.0) {
                 push("heap_per_session", heap, "B");
+            }
+            // Handshake latency while every session above is still open.
+            for (q, qname) in [(0.5, "p50"), (0.99, "p99")] {
+                push(
+                    &format!("latency_held_{qname}"),
+                    held.latency.quantile_us(q),
+                    "us",
+                );
             }
         }
         bar.inc(1);
@@ -393,10 +403,16 @@ async fn latency_phase(
 }
 
 /// Echoes `size` bytes through one session, writing and reading at once;
-/// returns payload MB/s (10^6 bytes) one way.
-async fn bulk_phase(endpoint: &Endpoint, target: &Target, size: u64) -> Result<f64, BenchError> {
+/// returns payload MB/s (10^6 bytes) one way, per wall-clock second and
+/// per CPU-second of this process (both ends when in process).
+async fn bulk_phase(
+    endpoint: &Endpoint,
+    target: &Target,
+    size: u64,
+) -> Result<(f64, f64), BenchError> {
     let (stream, _) = target.handshake(endpoint).await?;
     let (mut reader, mut writer) = tokio::io::split(stream);
+    let cpu_start = sys::cpu_time();
     let start = Instant::now();
     let write = async move {
         let chunk = vec![0x5au8; 64 * 1024];
@@ -425,38 +441,64 @@ async fn bulk_phase(endpoint: &Endpoint, target: &Target, size: u64) -> Result<f
     };
     let (writer, reader) = tokio::try_join!(write, read)?;
     let elapsed = start.elapsed();
+    let cpu = sys::cpu_time().saturating_sub(cpu_start);
     drop(reader.unsplit(writer));
-    Ok(size as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9))
+    let mb = size as f64 / 1e6;
+    Ok((
+        mb / elapsed.as_secs_f64().max(1e-9),
+        mb / cpu.as_secs_f64().max(1e-6),
+    ))
 }
 
-/// `count` echo round trips of `size`-byte messages over one session.
+/// `count` echo round trips of `size`-byte messages over one session, per
+/// wall-clock second and per CPU-second of this process.
 async fn messages_phase(
     endpoint: &Endpoint,
     target: &Target,
     count: u32,
     size: usize,
-) -> Result<f64, BenchError> {
+) -> Result<(f64, f64), BenchError> {
     let (mut stream, _) = target.handshake(endpoint).await?;
     let message = vec![0xa5u8; size.max(1)];
     let mut buf = vec![0u8; message.len()];
+    let cpu_start = sys::cpu_time();
     let start = Instant::now();
     for _ in 0..count.max(1) {
         stream.write_all(&message).await?;
         stream.flush().await?;
         stream.read_exact(&mut buf).await?;
     }
-    Ok(f64::from(count.max(1)) / start.elapsed().as_secs_f64().max(1e-9))
+    let elapsed = start.elapsed();
+    let cpu = sys::cpu_time().saturating_sub(cpu_start);
+    let n = f64::from(count.max(1));
+    Ok((
+        n / elapsed.as_secs_f64().max(1e-9),
+        n / cpu.as_secs_f64().max(1e-6),
+    ))
 }
 
-/// Opens `sessions` sessions and holds them; returns the growth in resident
-/// memory and (with a heap probe) heap bytes, per session. In process both
-/// ends (and the server's task per connection) are counted.
+/// What the memory phase measured.
+struct HeldSessions {
+    /// Sessions held open at once.
+    sessions: usize,
+    /// Resident set growth per session (bytes).
+    rss: f64,
+    /// Heap growth per session (bytes), with a heap probe.
+    heap: Option<f64>,
+    /// Handshakes made while all of them were held.
+    latency: LatencyPhase,
+}
+
+/// Opens `options.sessions` sessions and holds them: measures resident
+/// memory and (with a heap probe) heap bytes per session, then the
+/// handshake latency of new clients while they are all still open. In
+/// process both ends (and the server's echo task) count.
 async fn memory_phase(
     endpoint: &Endpoint,
     target: &Target,
-    sessions: u32,
-    concurrency: u32,
-) -> Result<(f64, Option<f64>), BenchError> {
+    options: &BenchOptions,
+) -> Result<HeldSessions, BenchError> {
+    let (sessions, concurrency) = (options.sessions, options.concurrency);
     let heap = HEAP_PROBE.get().copied();
     // Settle: one session first, so lazily built state is not counted.
     let warm = target.handshake(endpoint).await?;
@@ -487,12 +529,20 @@ async fn memory_phase(
     }
     // Let the server ends finish their side and park in their reads.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let n = held.lock().unwrap_or_else(|e| e.into_inner()).len().max(1) as f64;
+    let count = held.lock().unwrap_or_else(|e| e.into_inner()).len();
+    let n = count.max(1) as f64;
     let rss = sys::rss_bytes().saturating_sub(rss_before) as f64 / n;
     let heap = heap
         .zip(heap_before)
         .map(|(h, before)| h().saturating_sub(before) as f64 / n);
+    // Closed again before the next handshake each: they add no descriptors.
+    let latency = latency_phase(endpoint, target, options.handshakes.min(500), concurrency).await?;
     drop(held);
     drop(warm);
-    Ok((rss, heap))
+    Ok(HeldSessions {
+        sessions: count,
+        rss,
+        heap,
+        latency,
+    })
 }

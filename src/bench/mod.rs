@@ -21,10 +21,12 @@ use std::sync::OnceLock;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::crypto::kem::MlKem768KeyPair;
 use crate::crypto::{OsRng, Secret, StaticSecret};
 use crate::handshake::noise::NoiseProtocol;
+use crate::handshake::registry::{self, HandshakeKeys, Mode, ProtocolInfo};
 use crate::transport::{accept, connect, TransportOptions};
-use crate::{NoiseConfig, NoiseHandshake, Role};
+use crate::{Handshake, NoiseConfig, NoiseHandshake, Role};
 use rustls_baseline::{TlsPair, TlsVariant};
 
 pub use harness::{run, BenchOptions};
@@ -42,10 +44,23 @@ pub const DEFAULT_NOISE: [&str; 5] = [
     "Noise_KK_25519_ChaChaPoly_BLAKE2s",
 ];
 
-/// The default protocol list: [`DEFAULT_NOISE`] then the four rustls rows.
+/// The default akex-mode rows (protocol registry): SIGMA-I and the
+/// NK- and XX-shaped X25519 + ML-KEM-768 hybrids, so every rustls row has
+/// a like-with-like partner (hybrid NK vs TLS X25519MLKEM768; hybrid XX vs
+/// TLS X25519MLKEM768 with client certificates; SIGMA vs TLS X25519 with
+/// client certificates).
+pub const DEFAULT_AKEX: [&str; 3] = [
+    crate::handshake::sigma::SIGMA_CHACHAPOLY,
+    crate::handshake::hybrid::HYBRID_NK,
+    crate::handshake::hybrid::HYBRID_XX,
+];
+
+/// The default protocol list: [`DEFAULT_NOISE`], [`DEFAULT_AKEX`], then the
+/// four rustls rows.
 pub fn default_protocols() -> Vec<String> {
     DEFAULT_NOISE
         .iter()
+        .chain(DEFAULT_AKEX.iter())
         .map(|s| s.to_string())
         .chain(TlsVariant::all().iter().map(TlsVariant::name))
         .collect()
@@ -86,6 +101,22 @@ pub enum Endpoint {
         /// Uses a post-quantum KEM (for like-with-like ratios).
         hybrid: bool,
     },
+    /// An akex-mode protocol from the registry (SIGMA, hybrid, PQ, RSA key
+    /// transport): hello + negotiation, akex records on the transport.
+    Akex {
+        /// The full protocol name.
+        name: String,
+        /// The responder's keys (none against a remote server).
+        server: Option<Box<HandshakeKeys>>,
+        /// The initiator's keys.
+        client: Box<HandshakeKeys>,
+        /// Which sides it authenticates.
+        auth: AuthClass,
+        /// Uses ML-KEM (for like-with-like ratios).
+        hybrid: bool,
+        /// False for RSA key transport.
+        forward_secret: bool,
+    },
     /// rustls TLS 1.3.
     Tls {
         /// Which variant.
@@ -96,14 +127,18 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    /// Builds both ends of `name` (a Noise name or a `TLS13_...` row) with
-    /// keys generated on the spot.
+    /// Builds both ends of `name` (a Noise name, an akex-mode name from
+    /// the protocol registry, or a `TLS13_...` row) with keys generated on
+    /// the spot.
     pub fn local(name: &str) -> Result<Endpoint, BenchError> {
         if let Some(variant) = TlsVariant::parse(name) {
             return Ok(Endpoint::Tls {
                 variant,
                 pair: TlsPair::new(variant)?,
             });
+        }
+        if registry::mode_of(name).ok() == Some(Mode::Akex) {
+            return akex_local(name);
         }
         let server_key = StaticSecret::generate(&mut OsRng);
         let client_key = StaticSecret::generate(&mut OsRng);
@@ -149,10 +184,27 @@ impl Endpoint {
         })
     }
 
+    /// The client end only of an akex-mode protocol, for a remote
+    /// `akex serve`: `keys` carries our key and the server's (`--identity`,
+    /// `--remote-key`).
+    pub fn remote_akex(name: &str, keys: HandshakeKeys) -> Result<Endpoint, BenchError> {
+        let info = akex_info(name)?;
+        // Fail on a missing key now rather than at the first connection.
+        registry::initiator(name, &keys)?;
+        Ok(Endpoint::Akex {
+            name: name.to_string(),
+            server: None,
+            client: Box::new(keys),
+            auth: registry_auth(info),
+            hybrid: registry_hybrid(info),
+            forward_secret: info.forward_secrecy,
+        })
+    }
+
     /// The row name.
     pub fn name(&self) -> String {
         match self {
-            Endpoint::Noise { name, .. } => name.clone(),
+            Endpoint::Noise { name, .. } | Endpoint::Akex { name, .. } => name.clone(),
             Endpoint::Tls { variant, .. } => variant.name(),
         }
     }
@@ -160,7 +212,7 @@ impl Endpoint {
     /// Which sides are authenticated.
     pub fn auth(&self) -> AuthClass {
         match self {
-            Endpoint::Noise { auth, .. } => *auth,
+            Endpoint::Noise { auth, .. } | Endpoint::Akex { auth, .. } => *auth,
             Endpoint::Tls { variant, .. } if variant.client_auth => AuthClass::Mutual,
             Endpoint::Tls { .. } => AuthClass::ServerAuth,
         }
@@ -174,43 +226,81 @@ impl Endpoint {
     /// True if the key exchange includes ML-KEM.
     pub fn is_hybrid(&self) -> bool {
         match self {
-            Endpoint::Noise { hybrid, .. } => *hybrid,
+            Endpoint::Noise { hybrid, .. } | Endpoint::Akex { hybrid, .. } => *hybrid,
             Endpoint::Tls { variant, .. } => variant.kx == rustls_baseline::TlsKx::X25519MlKem768,
+        }
+    }
+
+    /// False only for RSA key transport (a legacy baseline, never
+    /// forward secret).
+    pub fn is_forward_secret(&self) -> bool {
+        match self {
+            Endpoint::Akex { forward_secret, .. } => *forward_secret,
+            _ => true,
         }
     }
 
     /// True if this process can run the server end.
     pub fn has_server(&self) -> bool {
-        !matches!(self, Endpoint::Noise { server: None, .. })
+        !matches!(
+            self,
+            Endpoint::Noise { server: None, .. } | Endpoint::Akex { server: None, .. }
+        )
+    }
+
+    /// A fresh initiator handshake for this row (the keys generated at
+    /// start); `None` for the rustls rows.
+    pub fn initiator(&self) -> Result<Option<Box<dyn Handshake>>, BenchError> {
+        Ok(match self {
+            Endpoint::Noise { client, .. } => {
+                Some(Box::new(NoiseHandshake::initiator((**client).clone())?))
+            }
+            // As `akex connect` does: the registry's initiator writes the
+            // hello; the transport picks akex records for the name.
+            Endpoint::Akex { name, client, .. } => Some(registry::initiator(name, client)?),
+            Endpoint::Tls { .. } => None,
+        })
+    }
+
+    /// A fresh responder handshake for this row; `None` for the rustls
+    /// rows. Fails if the server runs elsewhere (`--server`).
+    pub fn responder(&self) -> Result<Option<Box<dyn Handshake>>, BenchError> {
+        Ok(match self {
+            Endpoint::Noise {
+                server: Some(server),
+                ..
+            } => Some(Box::new(NoiseHandshake::responder((**server).clone())?)),
+            // As `akex serve` does: a negotiating responder whose
+            // allow-list is this one protocol.
+            Endpoint::Akex {
+                name,
+                server: Some(server),
+                ..
+            } => Some(registry::responder(&[name.as_str()], server)?),
+            Endpoint::Noise { server: None, .. } | Endpoint::Akex { server: None, .. } => {
+                return Err("this protocol's server runs elsewhere (--server)".into())
+            }
+            Endpoint::Tls { .. } => None,
+        })
     }
 
     /// Runs the client handshake over `io`.
     pub async fn client<IO: Duplex + 'static>(&self, io: IO) -> Result<BoxStream, BenchError> {
-        match self {
-            Endpoint::Noise { client, .. } => {
-                let hs = Box::new(NoiseHandshake::initiator((**client).clone())?);
-                Ok(Box::new(connect(io, hs, options()).await?))
-            }
-            Endpoint::Tls { pair, .. } => Ok(Box::new(
+        match (self, self.initiator()?) {
+            (Endpoint::Tls { pair, .. }, _) => Ok(Box::new(
                 pair.connector.connect(pair.server_name.clone(), io).await?,
             )),
+            (_, Some(hs)) => Ok(Box::new(connect(io, hs, options()).await?)),
+            (_, None) => Err("no initiator for this row".into()),
         }
     }
 
     /// Runs the server handshake over `io`.
     pub async fn server<IO: Duplex + 'static>(&self, io: IO) -> Result<BoxStream, BenchError> {
-        match self {
-            Endpoint::Noise {
-                server: Some(server),
-                ..
-            } => {
-                let hs = Box::new(NoiseHandshake::responder((**server).clone())?);
-                Ok(Box::new(accept(io, hs, options()).await?))
-            }
-            Endpoint::Noise { server: None, .. } => {
-                Err("this protocol's server runs elsewhere (--server)".into())
-            }
-            Endpoint::Tls { pair, .. } => Ok(Box::new(pair.acceptor.accept(io).await?)),
+        match (self, self.responder()?) {
+            (Endpoint::Tls { pair, .. }, _) => Ok(Box::new(pair.acceptor.accept(io).await?)),
+            (_, Some(hs)) => Ok(Box::new(accept(io, hs, options()).await?)),
+            (_, None) => Err("no responder for this row".into()),
         }
     }
 }
@@ -218,6 +308,88 @@ impl Endpoint {
 fn options() -> &'static TransportOptions {
     static OPTIONS: OnceLock<TransportOptions> = OnceLock::new();
     OPTIONS.get_or_init(TransportOptions::default)
+}
+
+fn akex_info(name: &str) -> Result<&'static ProtocolInfo, BenchError> {
+    match registry::info(name) {
+        Some(info) if info.mode == Mode::Akex => Ok(info),
+        _ => Err(format!(
+            "{name}: not an akex-mode protocol of this build (see `akex protocols`; \
+             RSA key transport needs --features rsa-kt)"
+        )
+        .into()),
+    }
+}
+
+/// Which sides a registry row authenticates, from its description.
+fn registry_auth(info: &ProtocolInfo) -> AuthClass {
+    if info.authentication.starts_with("mutual") {
+        AuthClass::Mutual
+    } else if info.authentication.starts_with("responder") {
+        AuthClass::ServerAuth
+    } else {
+        AuthClass::Anonymous
+    }
+}
+
+/// True if a registry row's key exchange includes a post-quantum KEM.
+fn registry_hybrid(info: &ProtocolInfo) -> bool {
+    !info.post_quantum.starts_with("no")
+}
+
+/// Both ends of an akex-mode protocol, keys generated on the spot: each
+/// side gets exactly the long-term keys its role uses, and pins the
+/// peer's key wherever the protocol authenticates the peer (as the TLS
+/// rows trust exactly the peer's certificate).
+fn akex_local(name: &str) -> Result<Endpoint, BenchError> {
+    let info = akex_info(name)?;
+    let mut server = HandshakeKeys::default();
+    let mut client = HandshakeKeys::default();
+    if crate::handshake::sigma::sigma_aead(name).is_some() {
+        let server_id = ed25519_dalek::SigningKey::generate(&mut OsRng);
+        let client_id = ed25519_dalek::SigningKey::generate(&mut OsRng);
+        client.remote = Some(server_id.verifying_key().to_bytes().to_vec());
+        server.remote = Some(client_id.verifying_key().to_bytes().to_vec());
+        server.ed25519 = Some(server_id);
+        client.ed25519 = Some(client_id);
+    } else if let Some(hybrid) = crate::handshake::hybrid::protocol_info(name) {
+        let server_x = StaticSecret::generate(&mut OsRng);
+        let client_x = StaticSecret::generate(&mut OsRng);
+        let mut server_public = server_x.public().to_vec();
+        let mut client_public = client_x.public().to_vec();
+        if hybrid.pq_authentication {
+            let server_kem = MlKem768KeyPair::generate(&mut OsRng);
+            let client_kem = MlKem768KeyPair::generate(&mut OsRng);
+            server_public.extend_from_slice(server_kem.encapsulation_key());
+            client_public.extend_from_slice(client_kem.encapsulation_key());
+            server.mlkem768 = Some(server_kem);
+            client.mlkem768 = Some(client_kem);
+        }
+        server.x25519 = Some(server_x);
+        client.remote = Some(server_public);
+        if hybrid.authenticates_initiator {
+            client.x25519 = Some(client_x);
+            server.remote = Some(client_public);
+        }
+    } else {
+        #[cfg(feature = "rsa-kt")]
+        if name == crate::handshake::rsa::RSA_KT {
+            let key = crate::handshake::rsa::RsaKeyPair::generate()?;
+            client.remote = Some(key.public_key_der().to_vec());
+            server.rsa = Some(key);
+        }
+    }
+    // Fail now, not at the first connection, if a key is missing.
+    registry::initiator(name, &client)?;
+    registry::responder(&[name], &server)?;
+    Ok(Endpoint::Akex {
+        name: name.to_string(),
+        server: Some(Box::new(server)),
+        client: Box::new(client),
+        auth: registry_auth(info),
+        hybrid: registry_hybrid(info),
+        forward_secret: info.forward_secrecy,
+    })
 }
 
 fn noise_auth(params: &NoiseProtocol) -> AuthClass {
@@ -228,5 +400,68 @@ fn noise_auth(params: &NoiseProtocol) -> AuthClass {
         (true, true) => AuthClass::Mutual,
         (true, false) => AuthClass::ServerAuth,
         _ => AuthClass::Anonymous,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handshake::hybrid::{HYBRID_IK, HYBRID_NK, HYBRID_XX};
+    use crate::handshake::pq::{PQ_IK, PQ_XX};
+    use crate::handshake::sigma::SIGMA_CHACHAPOLY;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[test]
+    fn akex_rows_are_classified_from_the_registry() {
+        for (name, auth, hybrid) in [
+            (SIGMA_CHACHAPOLY, AuthClass::Mutual, false),
+            (HYBRID_NK, AuthClass::ServerAuth, true),
+            (HYBRID_XX, AuthClass::Mutual, true),
+            (HYBRID_IK, AuthClass::Mutual, true),
+            (PQ_XX, AuthClass::Mutual, true),
+            (PQ_IK, AuthClass::Mutual, true),
+        ] {
+            let e = Endpoint::local(name).unwrap();
+            assert_eq!((e.auth(), e.is_hybrid()), (auth, hybrid), "{name}");
+            assert!(e.is_forward_secret() && e.has_server() && !e.is_baseline());
+        }
+        #[cfg(feature = "rsa-kt")]
+        {
+            let e = Endpoint::local(crate::handshake::rsa::RSA_KT).unwrap();
+            assert_eq!((e.auth(), e.is_hybrid()), (AuthClass::ServerAuth, false));
+            assert!(!e.is_forward_secret());
+        }
+        assert!(Endpoint::local("akex-no-such-protocol").is_err());
+        for name in default_protocols() {
+            assert!(Endpoint::local(&name).is_ok(), "{name}");
+        }
+    }
+
+    #[tokio::test]
+    async fn akex_rows_handshake_and_echo() {
+        #[allow(unused_mut)]
+        let mut names = vec![SIGMA_CHACHAPOLY, HYBRID_NK, HYBRID_XX, PQ_IK];
+        #[cfg(feature = "rsa-kt")]
+        names.push(crate::handshake::rsa::RSA_KT);
+        for name in names {
+            let e = Endpoint::local(name).unwrap();
+            let (a, b) = tokio::io::duplex(1 << 16);
+            let server = e.clone();
+            let task = tokio::spawn(async move {
+                let mut s = server.server(b).await.unwrap();
+                let mut buf = [0u8; 4];
+                s.read_exact(&mut buf).await.unwrap();
+                s.write_all(&buf).await.unwrap();
+                s.flush().await.unwrap();
+                s.shutdown().await.unwrap();
+            });
+            let mut c = e.client(a).await.unwrap();
+            c.write_all(b"ping").await.unwrap();
+            c.flush().await.unwrap();
+            let mut buf = [0u8; 4];
+            c.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"ping", "{name}");
+            task.await.unwrap();
+        }
     }
 }

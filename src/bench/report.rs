@@ -22,6 +22,8 @@ pub struct Record {
     pub auth: AuthClass,
     /// True if the key exchange includes ML-KEM.
     pub hybrid: bool,
+    /// False for RSA key transport (not forward secret).
+    pub forward_secret: bool,
     /// Metric name, e.g. `latency_c1_p50`.
     pub metric: String,
     /// The value (always positive).
@@ -42,6 +44,7 @@ impl Record {
             },
             auth: endpoint.auth(),
             hybrid: endpoint.is_hybrid(),
+            forward_secret: endpoint.is_forward_secret(),
             metric: metric.to_string(),
             value,
             unit: unit.to_string(),
@@ -82,11 +85,12 @@ pub struct Report {
 }
 
 /// The metrics compared with rustls.
-const RATIO_METRICS: [&str; 5] = [
+const RATIO_METRICS: [&str; 6] = [
     "handshakes_per_cpu_s_c1",
     "handshakes_per_s_c1",
     "latency_c1_p50",
     "bulk_echo_mb_s",
+    "bulk_echo_mb_per_cpu_s",
     "handshake_bytes",
 ];
 
@@ -199,11 +203,14 @@ impl Report {
             "handshakes_per_s_c*",
             "handshakes_per_cpu_s_c1",
             "bulk_echo_mb_s",
+            "bulk_echo_mb_per_cpu_s",
             "small_messages_per_s",
             "handshake_bytes",
             "round_trips_to_first_data",
             "rss_per_session",
             "heap_per_session",
+            "sessions_held",
+            "latency_held_p99",
             "completion_rtt0ms_p50",
             "completion_rtt30ms_p50",
             "completion_rtt100ms_p50",
@@ -414,12 +421,14 @@ fn short(metric: &str) -> String {
         .replace("latency_", "")
         .replace("handshakes_per_cpu_s", "hs/cpu-s")
         .replace("handshakes_per_s", "hs/s")
+        .replace("bulk_echo_mb_per_cpu_s", "bulk/cpu-s")
         .replace("bulk_echo_mb_s", "bulk")
         .replace("small_messages_per_s", "msg/s")
         .replace("handshake_bytes", "wire")
         .replace("round_trips_to_first_data", "RTs")
         .replace("rss_per_session", "RSS/sess")
         .replace("heap_per_session", "heap/sess")
+        .replace("sessions_held", "held")
         .replace("completion_", "")
 }
 
@@ -430,5 +439,75 @@ fn fmt_num(v: f64) -> String {
         format!("{v:.1}")
     } else {
         format!("{v:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handshake::hybrid::{HYBRID_NK, HYBRID_XX};
+    use crate::handshake::sigma::SIGMA_CHACHAPOLY;
+
+    fn record(protocol: &str, auth: AuthClass, hybrid: bool, rustls: bool) -> Record {
+        Record {
+            protocol: protocol.to_string(),
+            implementation: if rustls { "rustls" } else { "akex" },
+            auth,
+            hybrid,
+            forward_secret: true,
+            metric: "handshakes_per_cpu_s_c1".into(),
+            value: 100.0,
+            unit: "1/s".into(),
+        }
+    }
+
+    #[test]
+    fn ratios_pair_like_with_like() {
+        let mut report = Report::new(serde_json::json!({}));
+        for r in [
+            record(
+                "Noise_NN_25519_ChaChaPoly_BLAKE2s",
+                AuthClass::Anonymous,
+                false,
+                false,
+            ),
+            record(
+                "Noise_NK_25519_ChaChaPoly_BLAKE2s",
+                AuthClass::ServerAuth,
+                false,
+                false,
+            ),
+            record(
+                "Noise_XX_25519_ChaChaPoly_BLAKE2s",
+                AuthClass::Mutual,
+                false,
+                false,
+            ),
+            record(SIGMA_CHACHAPOLY, AuthClass::Mutual, false, false),
+            record(HYBRID_NK, AuthClass::ServerAuth, true, false),
+            record(HYBRID_XX, AuthClass::Mutual, true, false),
+            record("TLS13_X25519", AuthClass::ServerAuth, false, true),
+            record("TLS13_X25519MLKEM768", AuthClass::ServerAuth, true, true),
+            record("TLS13_X25519_mTLS", AuthClass::Mutual, false, true),
+            record("TLS13_X25519MLKEM768_mTLS", AuthClass::Mutual, true, true),
+        ] {
+            report.push(r);
+        }
+        report.compute_ratios();
+        let pairs: Vec<(&str, &str)> = report
+            .ratios
+            .iter()
+            .map(|r| (r.protocol.as_str(), r.baseline.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("Noise_NK_25519_ChaChaPoly_BLAKE2s", "TLS13_X25519"),
+                ("Noise_XX_25519_ChaChaPoly_BLAKE2s", "TLS13_X25519_mTLS"),
+                (SIGMA_CHACHAPOLY, "TLS13_X25519_mTLS"),
+                (HYBRID_NK, "TLS13_X25519MLKEM768"),
+                (HYBRID_XX, "TLS13_X25519MLKEM768_mTLS"),
+            ]
+        );
     }
 }

@@ -36,6 +36,12 @@ impl FrameCodec {
     pub fn max_frame_len(&self) -> usize {
         self.max_frame_len
     }
+
+    /// True between a frame's length header and the end of its body: the
+    /// read buffer has been sized for the body, so keep it.
+    pub(crate) fn is_mid_frame(&self) -> bool {
+        self.mid_frame
+    }
 }
 
 impl Default for FrameCodec {

@@ -54,6 +54,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecureFramed<IO> {
         session: Session,
         handshake_payloads: Vec<Vec<u8>>,
     ) -> Self {
+        let mut framed = framed;
+        release_empty_buffers(&mut framed);
         SecureFramed {
             framed,
             session,
@@ -173,7 +175,23 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecureFramed<IO> {
     }
 
     pub(crate) fn poll_flush_frames(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Sink::<Bytes>::poll_flush(Pin::new(&mut self.framed), cx)
+        let flushed = ready!(Sink::<Bytes>::poll_flush(Pin::new(&mut self.framed), cx));
+        if flushed.is_ok() {
+            // Everything written: do not hold the write buffer while idle.
+            release_empty_write_buffer(&mut self.framed);
+        }
+        Poll::Ready(flushed)
+    }
+
+    /// Polls the framed stream for the next frame; when no whole frame is
+    /// there and no partial one either, drops the read buffer so an idle
+    /// session does not hold it (the codec grows it again on demand).
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<BytesMut, Error>>> {
+        let polled = Pin::new(&mut self.framed).poll_next(cx);
+        if polled.is_pending() {
+            release_empty_read_buffer(&mut self.framed);
+        }
+        polled
     }
 
     pub(crate) fn poll_close_frames(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -205,7 +223,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecureFramed<IO> {
         if self.session.mode() == RecordMode::Akex {
             return self.poll_next_record(cx);
         }
-        let frame = ready!(Pin::new(&mut self.framed).poll_next(cx));
+        let frame = ready!(self.poll_frame(cx));
         let result = frame.map(|frame| {
             let mut frame = frame?;
             let n = self.session.open_in_place(&mut frame)?;
@@ -216,6 +234,35 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecureFramed<IO> {
             self.read_failed = true;
         }
         Poll::Ready(result)
+    }
+}
+
+/// Drops `framed`'s read and write buffers if they hold no bytes, so an
+/// idle session holds no buffer: `Framed` allocates 8 KiB for each up
+/// front and keeps whatever capacity the handshake (or the largest record
+/// since) grew them to. They grow again on demand (the codec reserves a
+/// whole frame once it has read its length). Buffers holding bytes (the
+/// peer's first records, read together with its last handshake message, or
+/// part of a frame) are kept. Called when the session starts, after every
+/// completed flush (write side) and whenever a read would block (read
+/// side).
+fn release_empty_buffers<IO>(framed: &mut Framed<IO, FrameCodec>) {
+    release_empty_read_buffer(framed);
+    release_empty_write_buffer(framed);
+}
+
+fn release_empty_read_buffer<IO>(framed: &mut Framed<IO, FrameCodec>) {
+    if framed.read_buffer().is_empty()
+        && framed.read_buffer().capacity() > 0
+        && !framed.codec().is_mid_frame()
+    {
+        *framed.read_buffer_mut() = BytesMut::new();
+    }
+}
+
+fn release_empty_write_buffer<IO>(framed: &mut Framed<IO, FrameCodec>) {
+    if framed.write_buffer().is_empty() && framed.write_buffer().capacity() > 0 {
+        *framed.write_buffer_mut() = BytesMut::new();
     }
 }
 
@@ -238,7 +285,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecureFramed<IO> {
             if self.session.peer_closed() {
                 return Poll::Ready(None);
             }
-            let frame = ready!(Pin::new(&mut self.framed).poll_next(cx));
+            let frame = ready!(self.poll_frame(cx));
             let result = match frame {
                 None => Err(PeerMisbehaved::UnauthenticatedEof.into()),
                 Some(Err(e)) => Err(e),

@@ -9,9 +9,12 @@ use std::time::Duration;
 
 use akex::bench::linkemu::Link;
 use akex::bench::{default_protocols, BenchError, BenchOptions, Endpoint, Report};
+use akex::handshake::registry::{self, HandshakeKeys, Mode};
+use akex::handshake::sigma::sigma_aead;
 use akex::keys::{decode_public_key, load_identity};
 use akex::NoiseConfig;
 use clap::Args;
+use ed25519_dalek::SigningKey;
 
 /// Counts live heap bytes so the harness can report heap per session.
 pub struct CountingAlloc;
@@ -49,16 +52,18 @@ unsafe impl GlobalAlloc for CountingAlloc {
     }
 }
 
-fn live_bytes() -> u64 {
+pub fn live_bytes() -> u64 {
     LIVE_BYTES.load(Ordering::Relaxed)
 }
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Comma-separated rows: Noise protocol names and rustls rows
-    /// (TLS13_X25519, TLS13_X25519MLKEM768, add _mTLS for client
-    /// certificates). Default: NN, NK, XX, IK, KK (25519, ChaChaPoly,
-    /// BLAKE2s) and the four TLS rows.
+    /// Comma-separated rows: Noise protocol names, akex-mode names from
+    /// `akex protocols` (SIGMA, hybrid, PQ; RSA key transport with
+    /// --features rsa-kt) and rustls rows (TLS13_X25519,
+    /// TLS13_X25519MLKEM768, add _mTLS for client certificates). Default:
+    /// Noise NN, NK, XX, IK, KK (25519, ChaChaPoly, BLAKE2s), SIGMA,
+    /// hybrid NK and XX, and the four TLS rows.
     #[arg(long, value_delimiter = ',')]
     protocols: Vec<String>,
     /// Client tasks at once in the concurrent latency phase.
@@ -90,11 +95,13 @@ pub struct BenchArgs {
     /// Also measure handshake completion time at RTT 0, 30 and 100 ms.
     #[arg(long)]
     rtt_sweep: bool,
-    /// Benchmark a separate `akex serve` at this address (one Noise
-    /// protocol; give the keys it needs with --identity/--remote-key).
+    /// Benchmark a separate `akex serve` at this address (one Noise,
+    /// SIGMA or hybrid protocol; give the keys it needs with
+    /// --identity/--remote-key).
     #[arg(long)]
     server: Option<SocketAddr>,
-    /// Our X25519 private key file, with --server.
+    /// Our private key file, with --server: X25519 (`akex keygen`), or
+    /// Ed25519 (`akex keygen --type ed25519`) for SIGMA.
     #[arg(long, requires = "server")]
     identity: Option<PathBuf>,
     /// The server's public key (base64), with --server.
@@ -171,8 +178,11 @@ impl BenchArgs {
         };
         if self.server.is_some() {
             let [name] = names.as_slice() else {
-                return Err("--server takes exactly one Noise protocol in --protocols".into());
+                return Err("--server takes exactly one protocol in --protocols".into());
             };
+            if registry::mode_of(name)? == Mode::Akex {
+                return Ok(vec![Endpoint::remote_akex(name, self.remote_keys(name)?)?]);
+            }
             let mut config = NoiseConfig::new(name);
             if let Some(path) = &self.identity {
                 config = config.local_static(load_identity(path)?);
@@ -183,6 +193,28 @@ impl BenchArgs {
             return Ok(vec![Endpoint::remote(config)?]);
         }
         names.iter().map(|n| Endpoint::local(n.trim())).collect()
+    }
+
+    /// The client's keys for an akex-mode protocol against `--server`.
+    fn remote_keys(&self, name: &str) -> Result<HandshakeKeys, BenchError> {
+        let mut keys = HandshakeKeys::default();
+        if let Some(path) = &self.identity {
+            let key = load_identity(path)?;
+            if sigma_aead(name).is_some() {
+                keys.ed25519 = Some(SigningKey::from_bytes(key.private().expose()));
+            } else {
+                keys.x25519 = Some(key);
+            }
+        }
+        if let Some(key) = &self.remote_key {
+            use base64::Engine;
+            keys.remote = Some(
+                base64::engine::general_purpose::STANDARD
+                    .decode(key.trim())
+                    .map_err(|_| "--remote-key is not valid base64")?,
+            );
+        }
+        Ok(keys)
     }
 }
 

@@ -1,182 +1,126 @@
-//! `akex demo`: real handshakes over loopback TCP and a short benchmark,
-//! all in one process, with keys generated on the spot.
+//! `akex demo`: one real handshake per protocol over loopback TCP (both
+//! ends checked to agree), then a short run of the `akex bench` harness
+//! with rustls beside akex, all in one process, keys generated on the spot.
 
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
 
-use akex::crypto::{OsRng, Secret, StaticSecret};
-use akex::handshake::noise::NoiseProtocol;
+use akex::bench::{BenchError, BenchOptions, Endpoint, Report};
 use akex::transport::{accept, connect, TransportOptions};
-use akex::{Error, NoiseConfig, NoiseHandshake, Role};
+use akex::Error;
 use clap::Args;
-use hdrhistogram::Histogram;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
-    /// Comma-separated Noise protocol names.
+    /// Comma-separated rows, as for `akex bench --protocols`.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "Noise_NN_25519_ChaChaPoly_BLAKE2s,Noise_XX_25519_ChaChaPoly_BLAKE2s,Noise_IK_25519_ChaChaPoly_BLAKE2s,Noise_KK_25519_AESGCM_SHA256"
+        default_value = "Noise_NK_25519_ChaChaPoly_BLAKE2s,Noise_XX_25519_ChaChaPoly_BLAKE2s,akex-sigma-x25519-ed25519-chachapoly-sha256,akex-hybrid-nk-x25519-mlkem768-chachapoly-sha256,TLS13_X25519,TLS13_X25519MLKEM768,TLS13_X25519_mTLS"
     )]
     protocols: Vec<String>,
-    /// Handshakes per protocol, one after another over fresh TCP connections.
+    /// Handshakes per protocol in each latency phase (concurrency 1 and 4).
     #[arg(long, default_value_t = 200)]
     handshakes: u32,
-    /// Bytes to stream through one session per protocol, in MiB.
-    #[arg(long, default_value_t = 64)]
+    /// Bytes to echo through one session per protocol, in MiB.
+    #[arg(long, default_value_t = 16)]
     bulk_mib: u64,
-}
-
-struct Row {
-    protocol: String,
-    p50_us: f64,
-    p99_us: f64,
-    per_sec: f64,
-    bulk_mb_s: f64,
+    /// Sessions held open at once for the memory figure.
+    #[arg(long, default_value_t = 500)]
+    sessions: u32,
 }
 
 pub async fn run(args: DemoArgs) -> Result<(), Error> {
-    let server_key = StaticSecret::generate(&mut OsRng);
-    let client_key = StaticSecret::generate(&mut OsRng);
-    println!(
-        "akex demo: {} handshakes per protocol over 127.0.0.1, then {} MiB through one session",
-        args.handshakes, args.bulk_mib
-    );
-    let mut rows = Vec::new();
-    for protocol in &args.protocols {
-        let (server, client) = configs_for(protocol, &server_key, &client_key)?;
-        rows.push(measure(protocol, server, client, &args).await?);
+    demo(args)
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))
+}
+
+async fn demo(args: DemoArgs) -> Result<(), BenchError> {
+    akex::bench::harness::set_heap_probe(crate::bench::live_bytes);
+    let endpoints = args
+        .protocols
+        .iter()
+        .map(|n| Endpoint::local(n.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    println!("akex demo: one handshake per akex protocol over 127.0.0.1, both ends compared");
+    for endpoint in &endpoints {
+        if !endpoint.is_baseline() {
+            show_one_handshake(endpoint).await?;
+        }
     }
-    println!();
+
+    let options = BenchOptions {
+        handshakes: args.handshakes.max(1),
+        concurrency: 4,
+        size: args.bulk_mib.max(1) << 20,
+        messages: 1000,
+        sessions: args.sessions,
+        progress: false,
+        ..BenchOptions::default()
+    };
     println!(
-        "{:<40} {:>10} {:>10} {:>12} {:>12}",
-        "protocol", "p50 (us)", "p99 (us)", "handshakes/s", "bulk MB/s"
+        "\nakex demo: benchmark ({} handshakes per phase at concurrency 1 and {}, {} MiB echoed, \
+         {} sessions held; akex bench for the full run):",
+        options.handshakes,
+        options.concurrency,
+        args.bulk_mib.max(1),
+        options.sessions
     );
-    for r in &rows {
-        println!(
-            "{:<40} {:>10.0} {:>10.0} {:>12.0} {:>12.0}",
-            r.protocol, r.p50_us, r.p99_us, r.per_sec, r.bulk_mb_s
-        );
-    }
-    println!("\nlatency = TCP connect + full handshake, both ends in this process; see docs/benchmarks.md");
+    let report = Arc::new(Mutex::new(Report::new(serde_json::json!({ "demo": true }))));
+    akex::bench::run(endpoints, options, report.clone()).await?;
+    let mut report = report.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    report.compute_ratios();
+    println!("{}", report.table());
+    println!(
+        "latency = TCP connect + client handshake (us), both ends in this process; hs/cpu-s = \
+         handshakes per CPU-second; see docs/benchmarks.md"
+    );
     Ok(())
 }
 
-async fn measure(
-    protocol: &str,
-    server: NoiseConfig,
-    client: NoiseConfig,
-    args: &DemoArgs,
-) -> Result<Row, Error> {
+/// One handshake over a fresh TCP connection, one message each way; prints
+/// what both ends agreed on.
+async fn show_one_handshake(endpoint: &Endpoint) -> Result<(), BenchError> {
+    let (Some(initiator), Some(responder)) = (endpoint.initiator()?, endpoint.responder()?) else {
+        return Ok(());
+    };
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let options = TransportOptions::default();
-    let server_task = {
-        let options = options.clone();
-        let total = args.handshakes + 1;
-        tokio::spawn(async move {
-            for i in 0..total {
-                let (tcp, _) = listener.accept().await?;
-                let _ = tcp.set_nodelay(true);
-                let hs = Box::new(NoiseHandshake::responder(server.clone())?);
-                let mut stream = accept(tcp, hs, &options).await?;
-                if i + 1 == total {
-                    // Last connection: the bulk transfer; count the bytes, answer with the count.
-                    let mut buf = vec![0u8; 1 << 16];
-                    let mut received = 0u64;
-                    loop {
-                        let n = stream.read(&mut buf).await?;
-                        if n == 0 {
-                            break;
-                        }
-                        received += n as u64;
-                    }
-                    stream.write_all(&received.to_be_bytes()).await?;
-                    stream.shutdown().await?;
-                }
-            }
-            Ok::<(), Error>(())
-        })
-    };
-
-    let mut hist = Histogram::<u64>::new(3).expect("3 significant figures is valid");
-    let start_all = Instant::now();
-    for _ in 0..args.handshakes {
-        let start = Instant::now();
-        let tcp = TcpStream::connect(addr).await?;
-        let _ = tcp.set_nodelay(true);
-        let hs = Box::new(NoiseHandshake::initiator(client.clone())?);
-        let _stream = connect(tcp, hs, &options).await?;
-        hist.record(start.elapsed().as_micros().max(1) as u64).ok();
-    }
-    let elapsed = start_all.elapsed();
-
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await?;
+        let mut stream = accept(tcp, responder, &TransportOptions::default()).await?;
+        let mut buf = [0u8; 5];
+        stream.read_exact(&mut buf).await?;
+        stream.write_all(&buf).await?;
+        stream.shutdown().await?;
+        Ok::<_, Error>(stream.session_info().clone())
+    });
     let tcp = TcpStream::connect(addr).await?;
-    let hs = Box::new(NoiseHandshake::initiator(client.clone())?);
-    let mut stream = connect(tcp, hs, &options).await?;
-    let chunk = vec![0x5au8; 1 << 16];
-    let total = args.bulk_mib << 20;
-    let bulk_start = Instant::now();
-    let mut sent = 0u64;
-    while sent < total {
-        let n = chunk.len().min((total - sent) as usize);
-        stream.write_all(&chunk[..n]).await?;
-        sent += n as u64;
-    }
-    // Half-close so the server sees the end and answers with its count.
+    let _ = tcp.set_nodelay(true);
+    let mut stream = connect(tcp, initiator, &options).await?;
+    stream.write_all(b"hello").await?;
+    stream.flush().await?;
+    let mut echo = [0u8; 5];
+    stream.read_exact(&mut echo).await?;
     stream.shutdown().await?;
-    let mut count = [0u8; 8];
-    stream.read_exact(&mut count).await?;
-    let bulk = bulk_start.elapsed();
-    if u64::from_be_bytes(count) != total {
-        return Err(akex::error::ConfigError::Invalid("bulk transfer lost bytes".into()).into());
+    let client = stream.session_info().clone();
+    let server = server.await??;
+    if client.handshake_hash != server.handshake_hash || &echo != b"hello" {
+        return Err(format!("{}: the two ends disagree", endpoint.name()).into());
     }
-    tokio::time::timeout(Duration::from_secs(10), server_task)
-        .await
-        .map_err(|_| Error::Timeout(Duration::from_secs(10)))?
-        .map_err(|e| Error::Io(std::io::Error::other(e)))??;
-
-    let row = Row {
-        protocol: protocol.to_string(),
-        p50_us: hist.value_at_quantile(0.5) as f64,
-        p99_us: hist.value_at_quantile(0.99) as f64,
-        per_sec: f64::from(args.handshakes) / elapsed.as_secs_f64(),
-        bulk_mb_s: total as f64 / 1e6 / bulk.as_secs_f64(),
-    };
     println!(
-        "  {protocol}: {} handshakes ok, p50 {} us; {} MiB streamed",
-        args.handshakes, row.p50_us, args.bulk_mib
+        "  {}: ok, handshake hash {}…, server key {}",
+        client.protocol,
+        hex::encode(&client.handshake_hash[..8]),
+        client
+            .remote_static
+            .as_deref()
+            .map(|k| format!("{}… (authenticated)", hex::encode(&k[..k.len().min(8)])))
+            .unwrap_or_else(|| "none".into()),
     );
-    Ok(row)
-}
-
-/// Gives each side exactly the keys its pattern uses.
-fn configs_for(
-    protocol: &str,
-    server_key: &StaticSecret,
-    client_key: &StaticSecret,
-) -> Result<(NoiseConfig, NoiseConfig), Error> {
-    let params = NoiseProtocol::parse(protocol)?;
-    let mut server = NoiseConfig::new(protocol);
-    let mut client = NoiseConfig::new(protocol);
-    if params.needs_local_static(Role::Responder) {
-        server = server.local_static(server_key.clone());
-    }
-    if params.needs_local_static(Role::Initiator) {
-        client = client.local_static(client_key.clone());
-    }
-    if params.authenticates_peer_of(Role::Initiator) {
-        client = client.remote_static(*server_key.public());
-    }
-    if params.authenticates_peer_of(Role::Responder) {
-        server = server.remote_static(*client_key.public());
-    }
-    for _ in params.psk_slots() {
-        let psk = Secret::<32>::random(&mut OsRng);
-        server = server.psk(psk.clone());
-        client = client.psk(psk);
-    }
-    Ok((server, client))
+    Ok(())
 }
