@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Interoperability matrix: akex against an independent Noise implementation
-# (the PyPI `noiseprotocol` package, driven by interop/noise_peer.py).
+# Interoperability matrix: akex against two independent Noise
+# implementations from PyPI, `noiseprotocol` and `dissononce`, both driven
+# by interop/noise_peer.py (`--impl`).
 #
-#   bash interop/run.sh            # whole matrix (88 cases), ~30 s
+#   bash interop/run.sh            # whole matrix (88 cases per library), ~1 min
+#   INTEROP_IMPLS=dissononce bash interop/run.sh   # one library only
 #   AKEX=/path/to/akex bash interop/run.sh   # use a prebuilt binary, skip cargo
 #   INTEROP_FILTER=IK bash interop/run.sh    # only cases whose name contains IK
 #   INTEROP_VERBOSE=1 bash interop/run.sh    # print both sides of every case
@@ -32,10 +34,12 @@ PEER_TIMEOUT=10
 START_TIME=$(date +%s)
 
 # --- the Python peer ---------------------------------------------------------
-if ! "$VENV/bin/python" -c 'import noise' 2>/dev/null; then
-    echo "interop: creating $VENV with noiseprotocol==0.3.1" >&2
-    python3 -m venv "$VENV" || { echo "interop: python3 -m venv failed" >&2; exit 2; }
-    "$VENV/bin/pip" install -q noiseprotocol==0.3.1 || { echo "interop: pip install failed" >&2; exit 2; }
+IMPLS=${INTEROP_IMPLS:-noiseprotocol dissononce}
+if ! "$VENV/bin/python" -c 'import noise, dissononce' 2>/dev/null; then
+    echo "interop: creating $VENV with noiseprotocol==0.3.1 and dissononce==0.34.3" >&2
+    [ -x "$VENV/bin/pip" ] || python3 -m venv "$VENV" || { echo "interop: python3 -m venv failed" >&2; exit 2; }
+    "$VENV/bin/pip" install -q noiseprotocol==0.3.1 dissononce==0.34.3 ||
+        { echo "interop: pip install failed" >&2; exit 2; }
 fi
 PY="$VENV/bin/python"
 
@@ -151,7 +155,7 @@ args_for() {
 #   DIRECTION: akex2py (akex connect -> python server)
 #              py2akex (python client -> akex serve)
 run_case() {
-    local name=$1 dir=$2 proto=$3 case=$4 expect=$5
+    local name="$IMPL: $1" dir=$2 proto=$3 case=$4 expect=$5
     shift 5
     local extra=("$@")
     if [ -n "$FILTER" ] && [[ "$name" != *"$FILTER"* ]]; then return; fi
@@ -167,7 +171,7 @@ run_case() {
     local t0 t1
     t0=$(date +%s%N)
     if [ "$dir" = akex2py ]; then
-        timeout "$limit" "$PY" "$PEER" server --protocol "$proto" --timeout "$PEER_TIMEOUT" "${sargs[@]}" \
+        timeout "$limit" "$PY" "$PEER" server --impl "$IMPL" --protocol "$proto" --timeout "$PEER_TIMEOUT" "${sargs[@]}" \
             >"$d/server.out" 2>"$d/server.err" &
         spid=$!
         BG_PIDS+=("$spid")
@@ -187,7 +191,7 @@ run_case() {
         BG_PIDS+=("$spid")
         if wait_for "$d/server.err" 'listening on [0-9.]+:[0-9]+' "$spid"; then
             port=$(grep -oE 'listening on [0-9.]+:[0-9]+' "$d/server.err" | head -n1 | sed 's/.*://')
-            timeout "$limit" "$PY" "$PEER" client --protocol "$proto" --addr "127.0.0.1:$port" \
+            timeout "$limit" "$PY" "$PEER" client --impl "$IMPL" --protocol "$proto" --addr "127.0.0.1:$port" \
                 --timeout "$PEER_TIMEOUT" "${cargs[@]}" "${extra[@]}" >"$d/client.out" 2>"$d/client.err"
             crc=$?
         else
@@ -262,55 +266,61 @@ run_case() {
 
 # --- the matrix ------------------------------------------------------------------
 echo "interop: akex=$AKEX"
-echo "interop: python peer: noiseprotocol $("$PY" -c 'import importlib.metadata as m; print(m.version("noiseprotocol"))')"
+matrix() {
 
-for pattern in NN XX IK KK XXpsk3; do
-    for cipher in ChaChaPoly AESGCM; do
-        for hash in BLAKE2s SHA256; do
-            proto="Noise_${pattern}_25519_${cipher}_${hash}"
-            run_case "$proto akex->py" akex2py "$proto" "$pattern" ok --messages 5 --size 1000
-            run_case "$proto py->akex" py2akex "$proto" "$pattern" ok --messages 5 --size 1000
+    for pattern in NN XX IK KK XXpsk3; do
+        for cipher in ChaChaPoly AESGCM; do
+            for hash in BLAKE2s SHA256; do
+                proto="Noise_${pattern}_25519_${cipher}_${hash}"
+                run_case "$proto akex->py" akex2py "$proto" "$pattern" ok --messages 5 --size 1000
+                run_case "$proto py->akex" py2akex "$proto" "$pattern" ok --messages 5 --size 1000
+            done
         done
     done
-done
 
-# Beyond the required matrix: every other two-way base pattern, more PSK
-# placements (including two PSKs), and the BLAKE2b and SHA512 hashes.
-for proto in \
-    Noise_NK_25519_ChaChaPoly_BLAKE2s Noise_NX_25519_AESGCM_SHA256 \
-    Noise_XN_25519_ChaChaPoly_SHA256 Noise_XK_25519_AESGCM_BLAKE2s \
-    Noise_KN_25519_ChaChaPoly_BLAKE2s Noise_KX_25519_AESGCM_SHA256 \
-    Noise_IN_25519_ChaChaPoly_SHA256 Noise_IX_25519_AESGCM_BLAKE2s \
-    Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s Noise_IKpsk2_25519_AESGCM_SHA256 \
-    Noise_XXpsk0+psk3_25519_ChaChaPoly_BLAKE2s \
-    Noise_XX_25519_ChaChaPoly_BLAKE2b Noise_XX_25519_AESGCM_SHA512; do
-    pattern=$(cut -d_ -f2 <<<"$proto")
-    run_case "$proto akex->py" akex2py "$proto" "$pattern" ok --messages 3 --size 500
-    run_case "$proto py->akex" py2akex "$proto" "$pattern" ok --messages 3 --size 500
-done
+    # Beyond the required matrix: every other two-way base pattern, more PSK
+    # placements (including two PSKs), and the BLAKE2b and SHA512 hashes.
+    for proto in \
+        Noise_NK_25519_ChaChaPoly_BLAKE2s Noise_NX_25519_AESGCM_SHA256 \
+        Noise_XN_25519_ChaChaPoly_SHA256 Noise_XK_25519_AESGCM_BLAKE2s \
+        Noise_KN_25519_ChaChaPoly_BLAKE2s Noise_KX_25519_AESGCM_SHA256 \
+        Noise_IN_25519_ChaChaPoly_SHA256 Noise_IX_25519_AESGCM_BLAKE2s \
+        Noise_NNpsk0_25519_ChaChaPoly_BLAKE2s Noise_IKpsk2_25519_AESGCM_SHA256 \
+        Noise_XXpsk0+psk3_25519_ChaChaPoly_BLAKE2s \
+        Noise_XX_25519_ChaChaPoly_BLAKE2b Noise_XX_25519_AESGCM_SHA512; do
+        pattern=$(cut -d_ -f2 <<<"$proto")
+        run_case "$proto akex->py" akex2py "$proto" "$pattern" ok --messages 3 --size 500
+        run_case "$proto py->akex" py2akex "$proto" "$pattern" ok --messages 3 --size 500
+    done
 
-# Edge sizes: an empty message and the largest message a frame can carry.
-for size in 0 65519; do
-    proto=Noise_XX_25519_ChaChaPoly_BLAKE2s
-    run_case "$proto size=$size akex->py" akex2py "$proto" XX ok --messages 3 --size "$size"
-    run_case "$proto size=$size py->akex" py2akex "$proto" XX ok --messages 3 --size "$size"
-    proto=Noise_NN_25519_AESGCM_SHA256
-    run_case "$proto size=$size akex->py" akex2py "$proto" NN ok --messages 3 --size "$size"
-    run_case "$proto size=$size py->akex" py2akex "$proto" NN ok --messages 3 --size "$size"
-done
+    # Edge sizes: an empty message and the largest message a frame can carry.
+    for size in 0 65519; do
+        proto=Noise_XX_25519_ChaChaPoly_BLAKE2s
+        run_case "$proto size=$size akex->py" akex2py "$proto" XX ok --messages 3 --size "$size"
+        run_case "$proto size=$size py->akex" py2akex "$proto" XX ok --messages 3 --size "$size"
+        proto=Noise_NN_25519_AESGCM_SHA256
+        run_case "$proto size=$size akex->py" akex2py "$proto" NN ok --messages 3 --size "$size"
+        run_case "$proto size=$size py->akex" py2akex "$proto" NN ok --messages 3 --size "$size"
+    done
 
-# Negative cases: both sides must fail, without hanging.
-neg() { # CASE PROTOCOL
-    run_case "reject $1 ($2) akex->py" akex2py "$2" "$1" fail --messages 2 --size 100
-    run_case "reject $1 ($2) py->akex" py2akex "$2" "$1" fail --messages 2 --size 100
+    # Negative cases: both sides must fail, without hanging.
+    neg() { # CASE PROTOCOL
+        run_case "reject $1 ($2) akex->py" akex2py "$2" "$1" fail --messages 2 --size 100
+        run_case "reject $1 ($2) py->akex" py2akex "$2" "$1" fail --messages 2 --size 100
+    }
+    neg wrong-psk Noise_XXpsk3_25519_ChaChaPoly_BLAKE2s
+    neg wrong-psk Noise_XXpsk3_25519_AESGCM_SHA256
+    neg IK-client-wrong-server-key Noise_IK_25519_ChaChaPoly_BLAKE2s
+    neg KK-server-wrong-client-key Noise_KK_25519_AESGCM_SHA256
+    neg XX-client-pins-other-key Noise_XX_25519_ChaChaPoly_SHA256
+    neg XX-server-pins-other-key Noise_XX_25519_AESGCM_BLAKE2s
+    neg wrong-prologue Noise_XX_25519_ChaChaPoly_BLAKE2s
 }
-neg wrong-psk Noise_XXpsk3_25519_ChaChaPoly_BLAKE2s
-neg wrong-psk Noise_XXpsk3_25519_AESGCM_SHA256
-neg IK-client-wrong-server-key Noise_IK_25519_ChaChaPoly_BLAKE2s
-neg KK-server-wrong-client-key Noise_KK_25519_AESGCM_SHA256
-neg XX-client-pins-other-key Noise_XX_25519_ChaChaPoly_SHA256
-neg XX-server-pins-other-key Noise_XX_25519_AESGCM_BLAKE2s
-neg wrong-prologue Noise_XX_25519_ChaChaPoly_BLAKE2s
+
+for IMPL in $IMPLS; do
+    echo "interop: python peer: $IMPL $("$PY" -c "import importlib.metadata as m; print(m.version('$IMPL'))")"
+    matrix
+done
 
 echo
 if [ "$FAILED" -gt 0 ]; then
