@@ -1,9 +1,12 @@
 //! Secret byte strings that erase themselves and never print.
 
 use std::fmt;
+use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use super::x25519::X25519Private;
 
 /// `N` secret bytes: zeroized on drop, redacted in `Debug`, compared in
 /// constant time.
@@ -51,10 +54,14 @@ impl<const N: usize> Eq for Secret<N> {}
 /// A long-term X25519 private key with its public key.
 ///
 /// snow's own `Keypair` is a plain `Vec`; this one erases the private half.
+/// It also keeps the key parsed for aws-lc (shared by its clones), so a
+/// handshake that uses it does not derive the public key again: that is an
+/// X25519 base-point multiplication per side per handshake saved.
 #[derive(Clone)]
 pub struct StaticSecret {
     private: Secret<32>,
     public: [u8; 32],
+    parsed: Arc<X25519Private>,
 }
 
 impl StaticSecret {
@@ -66,8 +73,12 @@ impl StaticSecret {
     /// Builds the key pair from the 32 private bytes (any value is a valid
     /// X25519 scalar; clamping happens inside the DH).
     pub fn from_private(private: Secret<32>) -> Self {
-        let public = crate::crypto::x25519::public_key(&private);
-        StaticSecret { private, public }
+        let parsed = X25519Private::new(&private);
+        StaticSecret {
+            public: *parsed.public(),
+            private,
+            parsed: Arc::new(parsed),
+        }
     }
 
     /// The private scalar. Keep the borrow short.
@@ -78,6 +89,11 @@ impl StaticSecret {
     /// The public key.
     pub fn public(&self) -> &[u8; 32] {
         &self.public
+    }
+
+    /// The key parsed for agreements (shared, never re-derived).
+    pub(crate) fn parsed(&self) -> &Arc<X25519Private> {
+        &self.parsed
     }
 }
 

@@ -11,6 +11,8 @@
 use libcrux_ml_kem::mlkem1024::{
     self, MlKem1024Ciphertext, MlKem1024PrivateKey, MlKem1024PublicKey,
 };
+use std::sync::Arc;
+
 use snow::params::{CipherChoice, DHChoice, HashChoice, KemChoice};
 use snow::resolvers::{CryptoResolver, DefaultResolver, FallbackResolver};
 use snow::types::{Cipher, Dh, Hash, Kem, Random};
@@ -18,25 +20,36 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::aead::{AeadAlgorithm, AeadKey, TAG_LEN};
 use super::rng::SharedRng;
-use super::secret::Secret;
+use super::secret::{Secret, StaticSecret};
 use super::x25519::X25519Private;
 
 /// Resolves X25519, ChaChaPoly and AESGCM to aws-lc-rs and the RNG to the
 /// one given; everything else to snow's default resolver.
 pub struct AkexResolver {
     rng: SharedRng,
+    local_static: Option<StaticSecret>,
 }
 
 impl AkexResolver {
     /// A resolver drawing randomness from `rng`.
     pub fn new(rng: SharedRng) -> Self {
-        AkexResolver { rng }
+        AkexResolver {
+            rng,
+            local_static: None,
+        }
+    }
+
+    /// Lets snow's `set()` of this static key reuse its parsed form instead
+    /// of deriving the public key again (snow hands over only the bytes).
+    pub fn with_local_static(mut self, key: Option<StaticSecret>) -> Self {
+        self.local_static = key;
+        self
     }
 
     /// This resolver with snow's default one behind it, as snow's builder wants it.
-    pub fn boxed_with_fallback(rng: SharedRng) -> snow::resolvers::BoxedCryptoResolver {
+    pub fn boxed_with_fallback(self) -> snow::resolvers::BoxedCryptoResolver {
         Box::new(FallbackResolver::new(
-            Box::new(AkexResolver::new(rng)),
+            Box::new(self),
             Box::new(DefaultResolver),
         ))
     }
@@ -49,7 +62,10 @@ impl CryptoResolver for AkexResolver {
 
     fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn Dh>> {
         match choice {
-            DHChoice::Curve25519 => Some(Box::new(AwsX25519::default())),
+            DHChoice::Curve25519 => Some(Box::new(AwsX25519 {
+                known: self.local_static.clone(),
+                ..AwsX25519::default()
+            })),
             _ => None,
         }
     }
@@ -217,8 +233,10 @@ impl Random for RngAdapter {
 #[derive(Default)]
 struct AwsX25519 {
     raw: Option<Secret<32>>,
-    parsed: Option<X25519Private>,
+    parsed: Option<Arc<X25519Private>>,
     public: [u8; 32],
+    /// The handshake's static key, already parsed (see `set`).
+    known: Option<StaticSecret>,
 }
 
 impl AwsX25519 {
@@ -227,7 +245,7 @@ impl AwsX25519 {
         // it per DH would double the cost of every agreement.
         let parsed = X25519Private::new(&raw);
         self.public = *parsed.public();
-        self.parsed = Some(parsed);
+        self.parsed = Some(Arc::new(parsed));
         self.raw = Some(raw);
     }
 }
@@ -244,8 +262,17 @@ impl Dh for AwsX25519 {
     }
     fn set(&mut self, privkey: &[u8]) {
         // snow checks the length against priv_len() before calling set().
-        if let Some(raw) = Secret::from_slice(privkey) {
-            self.install(raw);
+        let Some(raw) = Secret::from_slice(privkey) else {
+            return;
+        };
+        match &self.known {
+            // Our static key: reuse its parsed form and public key.
+            Some(known) if known.private() == &raw => {
+                self.public = *known.public();
+                self.parsed = Some(Arc::clone(known.parsed()));
+                self.raw = Some(raw);
+            }
+            _ => self.install(raw),
         }
     }
     fn generate(&mut self, rng: &mut dyn Random) -> Result<(), snow::Error> {
@@ -309,5 +336,44 @@ impl Cipher for AwsCipher {
         }
         key.open_to(nonce, authtext, ciphertext, out)
             .map_err(|_| snow::Error::Decrypt)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dh_from(resolver: &AkexResolver) -> Box<dyn Dh> {
+        resolver
+            .resolve_dh(&DHChoice::Curve25519)
+            .expect("X25519 resolves")
+    }
+
+    /// `set()` with the known static key reuses its parsed form; any other
+    /// key is parsed afresh. Both must agree with a fresh derivation.
+    #[test]
+    fn set_reuses_the_known_static_key_and_parses_others() {
+        let known = StaticSecret::from_private(Secret::new([7; 32]));
+        let resolver = AkexResolver::new(SharedRng::os()).with_local_static(Some(known.clone()));
+        let mut dh = dh_from(&resolver);
+        dh.set(known.private().expose());
+        assert_eq!(dh.pubkey(), known.public());
+        let other = Secret::new([9; 32]);
+        let mut dh = dh_from(&resolver);
+        dh.set(other.expose());
+        assert_eq!(dh.pubkey(), crate::crypto::x25519::public_key(&other));
+        // The same DH result whichever way the key was installed.
+        let peer = *StaticSecret::from_private(Secret::new([3; 32])).public();
+        let (mut a, mut b) = (
+            dh_from(&resolver),
+            dh_from(&AkexResolver::new(SharedRng::os())),
+        );
+        a.set(known.private().expose());
+        b.set(known.private().expose());
+        let (mut out_a, mut out_b) = ([0u8; 32], [0u8; 32]);
+        a.dh(&peer, &mut out_a).unwrap();
+        b.dh(&peer, &mut out_b).unwrap();
+        assert_eq!(out_a, out_b);
+        assert_ne!(out_a, [0u8; 32]);
     }
 }

@@ -232,7 +232,9 @@ impl NoiseHandshake {
             .into());
         }
 
-        let resolver = AkexResolver::boxed_with_fallback(config.rng.clone());
+        let resolver = AkexResolver::new(config.rng.clone())
+            .with_local_static(config.local_static.clone().filter(|_| needs_local))
+            .boxed_with_fallback();
         let mut builder = snow::Builder::with_resolver(protocol.params.clone(), resolver);
         builder = builder.prologue(&config.prologue).map_err(config_error)?;
         if needs_local {
