@@ -14,6 +14,7 @@
 //! or ML-KEM-768 holds. Specs: `protocols/akex-hybrid-*.md`.
 
 use std::fmt;
+use std::sync::Arc;
 
 use super::akex::{self as akex_mode, AkexResponder, SymmetricState};
 use super::{Established, Handshake, Role, MAX_MESSAGE_LEN};
@@ -356,9 +357,10 @@ pub struct HybridHandshake {
     next: usize,
     status: Status,
     rng: SharedRng,
-    s: Option<X25519Private>,
+    /// Our static key, parsed once per key (shared with its `StaticSecret`).
+    s: Option<Arc<X25519Private>>,
     s_kem: Option<MlKem768KeyPair>,
-    e: Option<X25519Private>,
+    e: Option<Arc<X25519Private>>,
     e_kem: Option<MlKem768KeyPair>,
     rs: Option<[u8; 32]>,
     rs_kem: Option<Vec<u8>>,
@@ -438,10 +440,7 @@ impl HybridHandshake {
             status: Status::Running,
             rng: config.rng,
             s: if needs_local {
-                config
-                    .local_static
-                    .as_ref()
-                    .map(|k| X25519Private::new(k.private()))
+                config.local_static.as_ref().map(|k| Arc::clone(k.parsed()))
             } else {
                 None
             },
@@ -475,7 +474,7 @@ impl HybridHandshake {
 
     fn local_static_encoding(&self) -> Vec<u8> {
         encode_static(
-            self.s.as_ref().map(X25519Private::public),
+            self.s.as_deref().map(X25519Private::public),
             self.s_kem
                 .as_ref()
                 .map(|k| &k.encapsulation_key()[..])
@@ -548,7 +547,7 @@ impl HybridHandshake {
                     let e = X25519Private::new(&self.draw::<32>());
                     out.extend_from_slice(e.public());
                     self.ss.mix_hash(e.public());
-                    self.e = Some(e);
+                    self.e = Some(Arc::new(e));
                 }
                 E1 => {
                     let pair = MlKem768KeyPair::from_seed(&self.draw::<{ kem::SEED_LEN }>());
