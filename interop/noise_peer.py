@@ -97,7 +97,8 @@ class NoiseprotocolPeer:
     """The handshake and transport through `noiseprotocol`."""
 
     def __init__(self, args, initiator):
-        
+        from noise.connection import Keypair, NoiseConnection
+
         conn = NoiseConnection.from_name(args.protocol.encode())
         if initiator:
             conn.set_as_initiator()
