@@ -17,7 +17,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::akex::{self as akex_mode, AkexResponder, SymmetricState};
-use super::{Established, Handshake, Role, MAX_MESSAGE_LEN};
+use super::{append_or_undo, Established, Handshake, Role, MAX_MESSAGE_LEN};
 use crate::crypto::kem::{self, MlKem768KeyPair};
 use crate::crypto::secret::ct_eq;
 use crate::crypto::x25519::X25519Private;
@@ -701,14 +701,12 @@ impl Handshake for HybridHandshake {
         if !self.wants_write() {
             return self.fail(ApiMisuse::WrongTurn.into());
         }
-        let start = out.len();
         let size = self.spec.message_sizes()[self.next] + payload.len();
         if size > MAX_MESSAGE_LEN {
             return Err(ApiMisuse::MessageTooLarge.into());
         }
         out.reserve(size);
-        if let Err(e) = self.write_tokens(payload, out) {
-            out.truncate(start);
+        if let Err(e) = append_or_undo(out, |out| self.write_tokens(payload, out)) {
             return self.fail(e);
         }
         self.advance();
@@ -723,9 +721,7 @@ impl Handshake for HybridHandshake {
         if message.len() > MAX_MESSAGE_LEN {
             return self.fail(PeerMisbehaved::BadMessageLength.into());
         }
-        let start = payload.len();
-        if let Err(e) = self.read_tokens(message, payload) {
-            payload.truncate(start);
+        if let Err(e) = append_or_undo(payload, |payload| self.read_tokens(message, payload)) {
             return self.fail(e);
         }
         self.advance();

@@ -52,6 +52,21 @@ impl std::fmt::Display for Role {
 /// and the most a 2-byte length prefix can carry).
 pub const MAX_MESSAGE_LEN: usize = 65535;
 
+/// Runs one step that appends to `buf`; if it fails, removes what it
+/// appended, so a failed `write_message`/`read_message` leaves the caller's
+/// buffer as it was.
+pub(crate) fn append_or_undo(
+    buf: &mut Vec<u8>,
+    step: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let start = buf.len();
+    let result = step(buf);
+    if result.is_err() {
+        buf.truncate(start);
+    }
+    result
+}
+
 /// One authenticated key exchange, driven message by message.
 ///
 /// After any error the handshake is dead: every later call fails with

@@ -32,7 +32,7 @@ use aws_lc_rs::rsa::{
 use zeroize::Zeroizing;
 
 use super::akex::{self as akex_mode, AkexResponder, SymmetricState};
-use super::{Established, Handshake, Role, MAX_MESSAGE_LEN};
+use super::{append_or_undo, Established, Handshake, Role, MAX_MESSAGE_LEN};
 use crate::crypto::{AeadAlgorithm, Secret, SharedRng, TAG_LEN};
 use crate::error::{ApiMisuse, ConfigError, Error, PeerIncompatible, PeerMisbehaved};
 
@@ -351,9 +351,7 @@ impl Handshake for RsaKtHandshake {
         if payload.len() + 6 + RSA_KT.len() + RSA_BYTES + TAG_LEN > MAX_MESSAGE_LEN {
             return Err(ApiMisuse::MessageTooLarge.into());
         }
-        let start = out.len();
-        if let Err(e) = self.write_inner(payload, out) {
-            out.truncate(start);
+        if let Err(e) = append_or_undo(out, |out| self.write_inner(payload, out)) {
             return self.fail(e);
         }
         self.advance();
@@ -370,9 +368,7 @@ impl Handshake for RsaKtHandshake {
         if message.len() > MAX_MESSAGE_LEN {
             return self.fail(PeerMisbehaved::BadMessageLength.into());
         }
-        let start = payload.len();
-        if let Err(e) = self.read_inner(message, payload) {
-            payload.truncate(start);
+        if let Err(e) = append_or_undo(payload, |payload| self.read_inner(message, payload)) {
             return self.fail(e);
         }
         self.advance();

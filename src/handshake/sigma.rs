@@ -25,7 +25,7 @@ use sha2::Sha256;
 
 use super::akex::symmetric::labels;
 use super::akex::{encode_hello, AkexResponder, SymmetricState};
-use super::{Established, Handshake, Role, MAX_MESSAGE_LEN};
+use super::{append_or_undo, Established, Handshake, Role, MAX_MESSAGE_LEN};
 use crate::crypto::secret::ct_eq;
 use crate::crypto::x25519::X25519Private;
 use crate::crypto::{AeadAlgorithm, Secret, SharedRng, TAG_LEN};
@@ -387,13 +387,9 @@ impl Handshake for SigmaHandshake {
         if !self.our_turn() {
             return Err(ApiMisuse::WrongTurn.into());
         }
-        let start = out.len();
-        match self.write_inner(payload, out) {
+        match append_or_undo(out, |out| self.write_inner(payload, out)) {
             Ok(()) => Ok(()),
-            Err(e) => {
-                out.truncate(start);
-                self.fail(e)
-            }
+            Err(e) => self.fail(e),
         }
     }
 
@@ -405,13 +401,9 @@ impl Handshake for SigmaHandshake {
         if message.len() > MAX_MESSAGE_LEN {
             return self.fail(PeerMisbehaved::BadMessageLength.into());
         }
-        let start = payload.len();
-        match self.read_inner(message, payload) {
+        match append_or_undo(payload, |payload| self.read_inner(message, payload)) {
             Ok(()) => Ok(()),
-            Err(e) => {
-                payload.truncate(start);
-                self.fail(e)
-            }
+            Err(e) => self.fail(e),
         }
     }
 
