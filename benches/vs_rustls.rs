@@ -22,11 +22,14 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use akex::bench::rustls_baseline::{TlsPair, TlsVariant};
+#[allow(dead_code)]
+#[path = "../cli/src/harness/rustls_baseline.rs"]
+mod rustls_baseline;
 use akex::crypto::{Secret, StaticSecret};
 use akex::handshake::registry::{self, HandshakeKeys};
 use criterion::{BenchmarkId, Criterion};
 use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
+use rustls_baseline::{TlsPair, TlsVariant};
 
 const NK: &str = "Noise_NK_25519_ChaChaPoly_BLAKE2s";
 const XX: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2s";

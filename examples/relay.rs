@@ -63,7 +63,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use akex::bench::sys::raise_fd_limit;
 use akex::crypto::{OsRng, StaticSecret};
 use akex::handshake::hybrid::HYBRID_XX;
 use akex::handshake::registry::{self, HandshakeKeys, Mode};
@@ -1012,5 +1011,20 @@ fn report_failure(error: &dyn std::fmt::Display) {
     static SHOWN: AtomicU64 = AtomicU64::new(0);
     if SHOWN.fetch_add(1, Ordering::Relaxed) < 10 {
         eprintln!("load: failure: {error}");
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit (thousands of
+/// clients need thousands of descriptors); returns the limit in force.
+fn raise_fd_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard))
+            if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() =>
+        {
+            hard
+        }
+        Ok((soft, _)) => soft,
+        Err(_) => 1024,
     }
 }

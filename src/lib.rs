@@ -8,12 +8,12 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
-pub mod bench;
 pub mod crypto;
 pub mod error;
 pub mod handshake;
 pub mod keys;
 pub mod session;
+#[cfg(feature = "tokio")]
 pub mod transport;
 
 pub use error::{Error, Result};

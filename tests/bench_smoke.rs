@@ -2,6 +2,8 @@
 //! in it is positive, and the rustls rows sit beside the Noise and the
 //! akex-mode (SIGMA, hybrid) ones, paired like with like.
 
+mod support;
+
 use std::process::Command;
 
 const SIGMA: &str = "akex-sigma-x25519-ed25519-chachapoly-sha256";
@@ -30,7 +32,7 @@ fn quick_bench_writes_positive_json_markdown_and_charts() {
     let json = dir.path().join("bench.json");
     let markdown = dir.path().join("bench.md");
     let charts = dir.path().join("charts");
-    let output = Command::new(env!("CARGO_BIN_EXE_akex"))
+    let output = Command::new(support::akex_binary())
         .args([
             "bench",
             "--quick",

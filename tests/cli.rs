@@ -9,10 +9,12 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 use support::{start_listener, Listener};
 
-const AKEX: &str = env!("CARGO_BIN_EXE_akex");
+/// The `akex` command, built once for this test binary.
+static AKEX: std::sync::LazyLock<std::path::PathBuf> =
+    std::sync::LazyLock::new(support::akex_binary);
 
 fn akex(args: &[&str]) -> Output {
-    Command::new(AKEX).args(args).output().expect("run akex")
+    Command::new(&*AKEX).args(args).output().expect("run akex")
 }
 
 fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
@@ -27,7 +29,7 @@ fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
 /// A running `akex serve --once` and the address it bound.
 fn serve(args: &[&str]) -> Listener {
     start_listener(
-        Command::new(AKEX)
+        Command::new(&*AKEX)
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--once", "--timeout", "5"])
             .args(args),
@@ -40,7 +42,7 @@ fn finish(server: Listener) -> (bool, String) {
 }
 
 fn connect(args: &[&str]) -> (bool, serde_json::Value, String) {
-    let out = Command::new(AKEX)
+    let out = Command::new(&*AKEX)
         .arg("connect")
         .args(["--timeout", "5"])
         .args(args)
@@ -281,7 +283,7 @@ fn garbage_and_truncation_are_one_line_errors() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let started = Instant::now();
-    let out = Command::new(AKEX)
+    let out = Command::new(&*AKEX)
         .args([
             "connect",
             "--protocol",

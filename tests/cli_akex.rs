@@ -8,12 +8,14 @@ use std::process::{Command, Output};
 
 use support::{start_listener, Listener};
 
-const AKEX: &str = env!("CARGO_BIN_EXE_akex");
+/// The `akex` command, built once for this test binary.
+static AKEX: std::sync::LazyLock<std::path::PathBuf> =
+    std::sync::LazyLock::new(support::akex_binary);
 const SIGMA: &str = "akex-sigma-x25519-ed25519-chachapoly-sha256";
 const SIGMA_GCM: &str = "akex-sigma-x25519-ed25519-aesgcm-sha256";
 
 fn akex(args: &[&str]) -> Output {
-    Command::new(AKEX).args(args).output().expect("run akex")
+    Command::new(&*AKEX).args(args).output().expect("run akex")
 }
 
 fn keygen(dir: &Path, name: &str, key_type: &str) -> (PathBuf, String) {
@@ -41,7 +43,7 @@ fn keygen(dir: &Path, name: &str, key_type: &str) -> (PathBuf, String) {
 
 fn serve(args: &[&str]) -> Listener {
     start_listener(
-        Command::new(AKEX)
+        Command::new(&*AKEX)
             .arg("serve")
             .args(["--listen", "127.0.0.1:0", "--once", "--timeout", "5"])
             .args(args),
@@ -53,7 +55,7 @@ fn finish(server: Listener) -> (bool, String) {
 }
 
 fn connect(addr: &str, args: &[&str]) -> (bool, serde_json::Value) {
-    let out = Command::new(AKEX)
+    let out = Command::new(&*AKEX)
         .args([
             "connect",
             "--addr",

@@ -1,6 +1,8 @@
 //! Datagram mode over real UDP sockets through an in-process relay that
 //! loses, duplicates and reorders datagrams.
 
+mod support;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -196,9 +198,9 @@ async fn udp_handshake_and_transfer_through_lossy_reordering_relay_xx() {
 async fn cli_serve_and_connect_over_udp() {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
-    let bin = env!("CARGO_BIN_EXE_akex");
+    let bin = support::akex_binary();
     let proto = "Noise_NN_25519_ChaChaPoly_BLAKE2s";
-    let mut server = Command::new(bin)
+    let mut server = Command::new(&bin)
         .args([
             "serve",
             "--udp",

@@ -35,7 +35,7 @@ fn setup(size: usize) -> Setup {
     let recv_pub = encode_public_key(write_new_identity(&recv_key, &mut rng).unwrap().public());
     let send_pub = encode_public_key(write_new_identity(&send_key, &mut rng).unwrap().public());
     let mut data = vec![0u8; size];
-    getrandom::getrandom(&mut data).unwrap();
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut data);
     let file = dir.path().join("input.bin");
     std::fs::write(&file, &data).unwrap();
     let digest = hex::encode(Sha256::digest(&data));

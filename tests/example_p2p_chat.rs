@@ -141,7 +141,7 @@ const PASS: &str = "p2p chat test passphrase";
 
 /// `akex keys` with a fast scrypt setting and the test passphrase.
 fn akex_keys(store: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_akex"))
+    let out = Command::new(support::akex_binary())
         .args(["keys", "--store", store.to_str().unwrap()])
         .args(args)
         .env("AKEX_PASSPHRASE", PASS)

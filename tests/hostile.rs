@@ -7,6 +7,8 @@
 //! hostile connection must end in exactly one failure event with a reason,
 //! and the server must keep serving.
 
+mod support;
+
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -816,7 +818,7 @@ fn serve_cli_logs_limit_rejections() {
     use std::io::{BufRead, BufReader, Read};
     use std::process::{Command, Stdio};
     let _serial = SERIAL.blocking_lock();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_akex"))
+    let mut child = Command::new(support::akex_binary())
         .args(["serve", "--listen", "127.0.0.1:0", "--protocol", NN])
         .args(["--max-half-open-per-ip", "1", "--max-half-open", "4"])
         .args(["--timeout", "5"])

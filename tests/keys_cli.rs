@@ -9,12 +9,14 @@ use std::process::{Command, Output, Stdio};
 
 use support::{start_listener, Listener};
 
-const AKEX: &str = env!("CARGO_BIN_EXE_akex");
+/// The `akex` command, built once for this test binary.
+static AKEX: std::sync::LazyLock<std::path::PathBuf> =
+    std::sync::LazyLock::new(support::akex_binary);
 const PASS: &str = "correct horse battery staple";
 const XX: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2s";
 
 fn cmd() -> Command {
-    let mut c = Command::new(AKEX);
+    let mut c = Command::new(&*AKEX);
     c.env("AKEX_PASSPHRASE", PASS)
         .env("AKEX_SCRYPT_LOG_N", "4")
         .env_remove("XDG_DATA_HOME")
@@ -1136,7 +1138,7 @@ fn passphrase_from_a_file_descriptor() {
             .arg(format!(
                 "exec \"$AKEX\" {args} --passphrase-fd 3 3<\"$PASSFILE\""
             ))
-            .env("AKEX", AKEX)
+            .env("AKEX", &*AKEX)
             .env("PASSFILE", file)
             .env("AKEX_SCRYPT_LOG_N", "4")
             .env_remove("AKEX_PASSPHRASE")
@@ -1183,7 +1185,7 @@ fn passphrase_from_a_file_descriptor() {
     let out = Command::new("bash")
         .arg("-c")
         .arg("exec \"$AKEX\" keys --store \"$STORE\" rotate --name fd --passphrase-fd 3 3< <(printf '%s\\n' \"$PASS\")")
-        .env("AKEX", AKEX)
+        .env("AKEX", &*AKEX)
         .env("STORE", st)
         .env("PASS", PASS)
         .env("AKEX_SCRYPT_LOG_N", "4")

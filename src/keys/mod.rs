@@ -2,22 +2,37 @@
 //! with encryption at rest, a trust store, rotation, destruction and a
 //! hash-chained audit log (see `docs/key-management.md`).
 
+#[cfg(feature = "keystore")]
 pub mod audit;
+#[cfg(feature = "keystore")]
 pub mod encrypted;
 pub mod file;
+#[cfg(feature = "keystore")]
 mod fsutil;
+#[cfg(feature = "keystore")]
+mod material;
+#[cfg(feature = "keystore")]
 pub mod rotation;
+#[cfg(feature = "keystore")]
 pub mod store;
+#[cfg(feature = "keystore")]
 pub mod trust;
 
+#[cfg(feature = "keystore")]
 pub use audit::{AuditEvent, AuditLog};
+#[cfg(feature = "keystore")]
 pub use encrypted::{Passphrase, Protection, DEFAULT_SCRYPT_LOG_N};
 pub use file::{decode_public_key, encode_public_key, load_identity, write_new_identity};
+#[cfg(feature = "keystore")]
+pub use material::LoadedKey;
+#[cfg(feature = "keystore")]
 pub use rotation::{
     decode_rotation_message, encode_rotation_message, RotationStatement, MAX_ROTATION_CHAIN,
     ROTATION_MESSAGE_PREFIX,
 };
-pub use store::{KeyEntry, KeyStatus, KeyStore, KeyType, LoadedKey};
+#[cfg(feature = "keystore")]
+pub use store::{KeyEntry, KeyStatus, KeyStore, KeyType};
+#[cfg(feature = "keystore")]
 pub use trust::{Pin, Revocation, TrustPolicy, TrustStore};
 
 use sha2::{Digest, Sha256};
@@ -35,11 +50,13 @@ pub fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
+#[cfg(feature = "keystore")]
 pub(crate) fn b64(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+#[cfg(feature = "keystore")]
 pub(crate) fn unb64(text: &str) -> Option<Vec<u8>> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD

@@ -16,25 +16,26 @@ use std::time::{Duration, Instant};
 /// How long a child may take to print its address or to exit.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-/// Builds example `name` once per test binary (with the test's own profile)
-/// and returns its path as cargo reports it, so `CARGO_TARGET_DIR` and
-/// `--release` are honoured.
-pub fn example_binary(name: &str) -> PathBuf {
+/// Builds a target once per test binary (with the test's own profile) and
+/// returns its path as cargo reports it, so `CARGO_TARGET_DIR` and
+/// `--release` are honoured. `args` selects the target (`--example NAME`,
+/// or `-p akex-cli --bin akex`); `name` is the artifact's target name.
+fn build_once(name: &str, args: &[&str]) -> PathBuf {
     static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
     let built = BUILT.get_or_init(|| Mutex::new(HashMap::new()));
     // Held across the build: two tests asking at once build it once.
     let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(path) = built.get(name) {
+    let key = args.join(" ");
+    if let Some(path) = built.get(&key) {
         return path.clone();
     }
     let mut cmd = Command::new(env!("CARGO"));
     cmd.args([
         "build",
         "--quiet",
-        "--example",
-        name,
         "--message-format=json-render-diagnostics",
     ])
+    .args(args)
     .arg("--manifest-path")
     .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
     // This test binary lives in <target>/<profile>/deps/.
@@ -47,15 +48,30 @@ pub fn example_binary(name: &str) -> PathBuf {
         .stderr(Stdio::inherit())
         .output()
         .expect("run cargo build");
-    assert!(out.status.success(), "cargo build --example {name} failed");
+    assert!(out.status.success(), "cargo build {key} failed");
     let path = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|msg| msg["reason"] == "compiler-artifact" && msg["target"]["name"] == name)
         .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
         .unwrap_or_else(|| panic!("cargo reported no {name} executable"));
-    built.insert(name.to_string(), path.clone());
+    built.insert(key, path.clone());
     path
+}
+
+/// Builds example `name` once per test binary and returns its path.
+pub fn example_binary(name: &str) -> PathBuf {
+    build_once(name, &["--example", name])
+}
+
+/// The `akex` command (package `akex-cli`), built once per test binary with
+/// the same optional protocols as this test (`rsa-kt`).
+pub fn akex_binary() -> PathBuf {
+    let mut args = vec!["-p", "akex-cli", "--bin", "akex"];
+    if cfg!(feature = "rsa-kt") {
+        args.extend(["--features", "rsa-kt"]);
+    }
+    build_once("akex", &args)
 }
 
 /// A command for example `name` with all three standard streams piped.

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use akex::bench::{BenchError, BenchOptions, Endpoint, Report};
+use crate::harness::{BenchError, BenchOptions, Endpoint, Report};
 use akex::transport::{accept, connect, TransportOptions};
 use akex::Error;
 use clap::Args;
@@ -38,7 +38,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Error> {
 }
 
 async fn demo(args: DemoArgs) -> Result<(), BenchError> {
-    akex::bench::harness::set_heap_probe(crate::bench::live_bytes);
+    crate::harness::measure::set_heap_probe(crate::bench::live_bytes);
     let endpoints = args
         .protocols
         .iter()
@@ -70,7 +70,7 @@ async fn demo(args: DemoArgs) -> Result<(), BenchError> {
         options.sessions
     );
     let report = Arc::new(Mutex::new(Report::new(serde_json::json!({ "demo": true }))));
-    akex::bench::run(endpoints, options, report.clone()).await?;
+    crate::harness::run(endpoints, options, report.clone()).await?;
     let mut report = report.lock().unwrap_or_else(|e| e.into_inner()).clone();
     report.compute_ratios();
     println!("{}", report.table());

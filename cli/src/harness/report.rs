@@ -445,8 +445,8 @@ fn fmt_num(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handshake::hybrid::{HYBRID_NK, HYBRID_XX};
-    use crate::handshake::sigma::SIGMA_CHACHAPOLY;
+    use akex::handshake::hybrid::{HYBRID_NK, HYBRID_XX};
+    use akex::handshake::sigma::SIGMA_CHACHAPOLY;
 
     fn record(protocol: &str, auth: AuthClass, hybrid: bool, rustls: bool) -> Record {
         Record {

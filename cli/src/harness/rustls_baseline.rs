@@ -16,7 +16,9 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-use super::BenchError;
+/// Any error, with its message (this file is also compiled into
+/// `benches/vs_rustls.rs`, so it names no other harness module).
+type BenchError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The TLS key exchange group offered and accepted (the only one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +182,8 @@ impl TlsPair {
 
 #[cfg(test)]
 mod tests {
+    // Also compiled (without its tests) into benches/vs_rustls.rs.
+    #[allow(unused_imports)]
     use super::*;
 
     #[test]

@@ -9,8 +9,8 @@
 //! - [`linkemu`]: the in-process delay/bandwidth proxy;
 //! - [`wire`]: byte and round-trip counting; [`sys`]: getrusage, RSS, limits.
 
-pub mod harness;
 pub mod linkemu;
+pub mod measure;
 pub mod report;
 pub mod rustls_baseline;
 pub mod sys;
@@ -21,16 +21,16 @@ use std::sync::OnceLock;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::crypto::kem::MlKem768KeyPair;
-use crate::crypto::{OsRng, Secret, StaticSecret};
-use crate::handshake::noise::NoiseProtocol;
-use crate::handshake::registry::{self, HandshakeKeys, Mode, ProtocolInfo};
-use crate::transport::{accept, connect, TransportOptions};
-use crate::{Handshake, NoiseConfig, NoiseHandshake, Role};
+use akex::crypto::kem::MlKem768KeyPair;
+use akex::crypto::{OsRng, Secret, StaticSecret};
+use akex::handshake::noise::NoiseProtocol;
+use akex::handshake::registry::{self, HandshakeKeys, Mode, ProtocolInfo};
+use akex::transport::{accept, connect, TransportOptions};
+use akex::{Handshake, NoiseConfig, NoiseHandshake, Role};
 use rustls_baseline::{TlsPair, TlsVariant};
 
-pub use harness::{run, BenchOptions};
-pub use report::{Record, Report};
+pub use measure::{run, BenchOptions};
+pub use report::Report;
 
 /// Errors inside the harness: any error, with its message.
 pub type BenchError = Box<dyn std::error::Error + Send + Sync>;
@@ -50,9 +50,9 @@ pub const DEFAULT_NOISE: [&str; 5] = [
 /// TLS X25519MLKEM768 with client certificates; SIGMA vs TLS X25519 with
 /// client certificates).
 pub const DEFAULT_AKEX: [&str; 3] = [
-    crate::handshake::sigma::SIGMA_CHACHAPOLY,
-    crate::handshake::hybrid::HYBRID_NK,
-    crate::handshake::hybrid::HYBRID_XX,
+    akex::handshake::sigma::SIGMA_CHACHAPOLY,
+    akex::handshake::hybrid::HYBRID_NK,
+    akex::handshake::hybrid::HYBRID_XX,
 ];
 
 /// The default protocol list: [`DEFAULT_NOISE`], [`DEFAULT_AKEX`], then the
@@ -241,6 +241,7 @@ impl Endpoint {
     }
 
     /// True if this process can run the server end.
+    #[cfg(test)]
     pub fn has_server(&self) -> bool {
         !matches!(
             self,
@@ -345,14 +346,14 @@ fn akex_local(name: &str) -> Result<Endpoint, BenchError> {
     let info = akex_info(name)?;
     let mut server = HandshakeKeys::default();
     let mut client = HandshakeKeys::default();
-    if crate::handshake::sigma::sigma_aead(name).is_some() {
+    if akex::handshake::sigma::sigma_aead(name).is_some() {
         let server_id = ed25519_dalek::SigningKey::generate(&mut OsRng);
         let client_id = ed25519_dalek::SigningKey::generate(&mut OsRng);
         client.remote = Some(server_id.verifying_key().to_bytes().to_vec());
         server.remote = Some(client_id.verifying_key().to_bytes().to_vec());
         server.ed25519 = Some(server_id);
         client.ed25519 = Some(client_id);
-    } else if let Some(hybrid) = crate::handshake::hybrid::protocol_info(name) {
+    } else if let Some(hybrid) = akex::handshake::hybrid::protocol_info(name) {
         let server_x = StaticSecret::generate(&mut OsRng);
         let client_x = StaticSecret::generate(&mut OsRng);
         let mut server_public = server_x.public().to_vec();
@@ -373,8 +374,8 @@ fn akex_local(name: &str) -> Result<Endpoint, BenchError> {
         }
     } else {
         #[cfg(feature = "rsa-kt")]
-        if name == crate::handshake::rsa::RSA_KT {
-            let key = crate::handshake::rsa::RsaKeyPair::generate()?;
+        if name == akex::handshake::rsa::RSA_KT {
+            let key = akex::handshake::rsa::RsaKeyPair::generate()?;
             client.remote = Some(key.public_key_der().to_vec());
             server.rsa = Some(key);
         }
@@ -406,9 +407,9 @@ fn noise_auth(params: &NoiseProtocol) -> AuthClass {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::handshake::hybrid::{HYBRID_IK, HYBRID_NK, HYBRID_XX};
-    use crate::handshake::pq::{PQ_IK, PQ_XX};
-    use crate::handshake::sigma::SIGMA_CHACHAPOLY;
+    use akex::handshake::hybrid::{HYBRID_IK, HYBRID_NK, HYBRID_XX};
+    use akex::handshake::pq::{PQ_IK, PQ_XX};
+    use akex::handshake::sigma::SIGMA_CHACHAPOLY;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[test]
@@ -427,7 +428,7 @@ mod tests {
         }
         #[cfg(feature = "rsa-kt")]
         {
-            let e = Endpoint::local(crate::handshake::rsa::RSA_KT).unwrap();
+            let e = Endpoint::local(akex::handshake::rsa::RSA_KT).unwrap();
             assert_eq!((e.auth(), e.is_hybrid()), (AuthClass::ServerAuth, false));
             assert!(!e.is_forward_secret());
         }
@@ -442,7 +443,7 @@ mod tests {
         #[allow(unused_mut)]
         let mut names = vec![SIGMA_CHACHAPOLY, HYBRID_NK, HYBRID_XX, PQ_IK];
         #[cfg(feature = "rsa-kt")]
-        names.push(crate::handshake::rsa::RSA_KT);
+        names.push(akex::handshake::rsa::RSA_KT);
         for name in names {
             let e = Endpoint::local(name).unwrap();
             let (a, b) = tokio::io::duplex(1 << 16);

@@ -5,6 +5,7 @@ mod bench;
 mod common;
 mod connect;
 mod demo;
+mod harness;
 mod keys;
 mod protocols;
 mod serve;

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use akex::bench::linkemu::Link;
-use akex::bench::{default_protocols, BenchError, BenchOptions, Endpoint, Report};
+use crate::harness::linkemu::Link;
+use crate::harness::{default_protocols, BenchError, BenchOptions, Endpoint, Report};
 use akex::handshake::registry::{self, HandshakeKeys, Mode};
 use akex::handshake::sigma::sigma_aead;
 use akex::keys::{decode_public_key, load_identity};
@@ -219,7 +219,7 @@ impl BenchArgs {
 }
 
 pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
-    akex::bench::harness::set_heap_probe(live_bytes);
+    crate::harness::measure::set_heap_probe(live_bytes);
     let options = args.options();
     let endpoints = args.endpoints()?;
     let config = serde_json::json!({
@@ -245,7 +245,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         options.sessions,
         if options.server.is_some() { "" } else { "; client and server in this process" },
     );
-    let measured = akex::bench::run(endpoints, options, report.clone());
+    let measured = crate::harness::run(endpoints, options, report.clone());
     let outcome = tokio::select! {
         r = measured => r,
         _ = tokio::signal::ctrl_c() => {
