@@ -15,8 +15,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use akex::crypto::x25519::X25519Private;
-use akex::crypto::{AeadAlgorithm, AeadKey, OsRng, Secret, StaticSecret, TAG_LEN};
+use akex::crypto::{AeadAlgorithm, OsRng, Secret};
+use akex::hazmat::aead::{AeadKey, TAG_LEN};
+use akex::hazmat::x25519::X25519Private;
+use akex::keys::StaticSecret;
 use akex::session::MAX_PLAINTEXT_LEN;
 use akex::{Handshake, NoiseConfig, NoiseHandshake, Session};
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
@@ -113,8 +115,8 @@ fn pump(alice: &mut NoiseHandshake, bob: &mut NoiseHandshake, buf: &mut Vec<u8>)
 
 fn akex_configs(pattern: &Pattern, keys: &Keys) -> (NoiseConfig, NoiseConfig) {
     let name = protocol_name(pattern.name);
-    let mut initiator = NoiseConfig::new(name.clone());
-    let mut responder = NoiseConfig::new(name);
+    let mut initiator = NoiseConfig::new(&name).unwrap();
+    let mut responder = NoiseConfig::new(&name).unwrap();
     if pattern.initiator_static {
         initiator = initiator.local_static(keys.initiator.clone());
     }
@@ -122,10 +124,10 @@ fn akex_configs(pattern: &Pattern, keys: &Keys) -> (NoiseConfig, NoiseConfig) {
         responder = responder.local_static(keys.responder.clone());
     }
     if pattern.initiator_knows_responder {
-        initiator = initiator.remote_static(*keys.responder.public());
+        initiator = initiator.remote_static(akex::PublicKey::x25519(*keys.responder.public()));
     }
     if pattern.responder_knows_initiator {
-        responder = responder.remote_static(*keys.initiator.public());
+        responder = responder.remote_static(akex::PublicKey::x25519(*keys.initiator.public()));
     }
     (initiator, responder)
 }
@@ -200,17 +202,16 @@ fn primitives(c: &mut Criterion) {
         b.iter(|| ours.agree(black_box(&theirs)).expect("agree"))
     });
 
-    let signing = ed25519_dalek::SigningKey::from_bytes(&[11u8; 32]);
-    let verifying = signing.verifying_key();
+    let signing = akex::keys::SigningKey::from_seed(akex::crypto::Secret::new([11u8; 32]));
+    let verifying = *signing.public();
     let message = [0x42u8; 64];
-    let signature = ed25519_dalek::Signer::sign(&signing, &message);
+    let signature = signing.sign(&message);
     group.bench_function("ed25519_sign", |b| {
-        b.iter(|| ed25519_dalek::Signer::sign(&signing, black_box(&message)))
+        b.iter(|| signing.sign(black_box(&message)))
     });
     group.bench_function("ed25519_verify", |b| {
         b.iter(|| {
-            verifying
-                .verify_strict(black_box(&message), &signature)
+            akex::hazmat::ed25519::verify(&verifying, black_box(&message), &signature)
                 .expect("verify")
         })
     });

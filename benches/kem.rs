@@ -14,8 +14,9 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use akex::crypto::kem::{self as akem, MlKem768KeyPair};
 use akex::crypto::Secret;
+use akex::hazmat::kem as akem;
+use akex::keys::MlKem768KeyPair;
 use criterion::{BenchmarkId, Criterion};
 use ml_kem::kem::Decapsulate;
 use ml_kem::{EncapsulateDeterministic, KemCore, MlKem768, B32};

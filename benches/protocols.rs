@@ -13,10 +13,11 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use akex::crypto::kem::MlKem768KeyPair;
-use akex::crypto::{Secret, StaticSecret};
+use akex::crypto::Secret;
 use akex::handshake::hybrid;
 use akex::handshake::registry::{self, HandshakeKeys};
+use akex::keys::MlKem768KeyPair;
+use akex::keys::StaticSecret;
 use criterion::{BenchmarkId, Criterion};
 
 struct Keys {
@@ -35,28 +36,27 @@ fn keys_for(name: &str) -> Keys {
         .as_ref()
         .is_none_or(|i| i.initiator_needs_responder_key);
     let mut remote = rx.public().to_vec();
+    let mut kind = akex::KeyKind::X25519;
     if pq {
         remote.extend_from_slice(rk.encapsulation_key());
+        kind = akex::KeyKind::X25519MlKem768;
+    }
+    let mut client = HandshakeKeys::new().static_key(ix).kem_key(ik);
+    if needs_remote {
+        client = client.remote(akex::PublicKey::from_bytes(kind, &remote).expect("key length"));
     }
     #[allow(unused_mut)]
     let mut keys = Keys {
-        server: HandshakeKeys {
-            x25519: Some(rx),
-            mlkem768: Some(rk),
-            ..Default::default()
-        },
-        client: HandshakeKeys {
-            x25519: Some(ix),
-            mlkem768: Some(ik),
-            remote: needs_remote.then_some(remote),
-            ..Default::default()
-        },
+        server: HandshakeKeys::new().static_key(rx).kem_key(rk),
+        client,
     };
     #[cfg(feature = "rsa-kt")]
     if name == akex::handshake::rsa::RSA_KT {
         let key = akex::handshake::rsa::RsaKeyPair::generate().expect("RSA-3072 key");
-        keys.client.remote = Some(key.public_key_der().to_vec());
-        keys.server.rsa = Some(key);
+        keys.client = HandshakeKeys::new().remote(
+            akex::PublicKey::from_bytes(akex::KeyKind::Rsa, key.public_key_der()).expect("DER"),
+        );
+        keys.server = HandshakeKeys::new().rsa_key(key);
     }
     keys
 }

@@ -18,11 +18,12 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use akex::crypto::{AeadAlgorithm, AeadKey, OsRng, Secret};
+use akex::crypto::{AeadAlgorithm, OsRng, Secret};
+
 use akex::handshake::TrafficSecret;
-use akex::session::{
-    CipherState, DatagramSession, RecordType, RekeyPolicy, Session, SessionConfig,
-};
+use akex::hazmat::aead::AeadKey;
+use akex::hazmat::CipherState;
+use akex::session::{DatagramSession, RecordType, RekeyPolicy, Session, SessionConfig};
 use akex::{Established, Role};
 use criterion::{BenchmarkId, Criterion, Throughput};
 
@@ -41,12 +42,10 @@ fn established(role: Role, aead: AeadAlgorithm) -> Established {
     .with_root_secret(TrafficSecret::new(Secret::new([3; 32])))
 }
 
-fn akex_config(aead: AeadAlgorithm, hybrid: bool) -> SessionConfig {
-    SessionConfig {
-        policy: RekeyPolicy::never(),
-        hybrid_ratchet: hybrid,
-        ..SessionConfig::akex(aead)
-    }
+fn akex_config(hybrid: bool) -> SessionConfig {
+    SessionConfig::new()
+        .rekey_policy(RekeyPolicy::never())
+        .hybrid_ratchet(hybrid)
 }
 
 fn pair(aead: AeadAlgorithm, config: SessionConfig) -> (Session, Session) {
@@ -90,7 +89,7 @@ fn records(c: &mut Criterion) {
                 })
             });
 
-            let (mut tx, mut rx) = pair(aead, akex_config(aead, false));
+            let (mut tx, mut rx) = pair(aead, akex_config(false));
             group.bench_function(id("akex_mode"), |b| {
                 b.iter(|| {
                     buf.clear();
@@ -100,7 +99,7 @@ fn records(c: &mut Criterion) {
                 })
             });
 
-            let config = akex_config(aead, false);
+            let config = akex_config(false);
             let mut tx =
                 DatagramSession::new(established(Role::Initiator, aead), config.clone()).unwrap();
             let mut rx = DatagramSession::new(established(Role::Responder, aead), config).unwrap();
@@ -126,7 +125,7 @@ fn rekeys(c: &mut Criterion) {
     let mut cs = CipherState::new(aead, &[1; 32]);
     group.bench_function("noise_rekey_one_direction", |b| b.iter(|| cs.rekey()));
 
-    let (mut a, mut b_side) = pair(aead, akex_config(aead, false));
+    let (mut a, mut b_side) = pair(aead, akex_config(false));
     let mut wire = Vec::new();
     group.bench_function("akex_key_update_both_sides", |b| {
         b.iter(|| {
@@ -137,7 +136,7 @@ fn rekeys(c: &mut Criterion) {
     });
 
     for hybrid in [false, true] {
-        let (mut a, mut b_side) = pair(aead, akex_config(aead, hybrid));
+        let (mut a, mut b_side) = pair(aead, akex_config(hybrid));
         let name = if hybrid {
             "dh_ratchet_step_hybrid_mlkem768"
         } else {
@@ -176,8 +175,8 @@ fn interleaved_ratios(quick: bool) {
             let mut n = 0u64;
             let mut noise_tx = Session::new(established(Role::Initiator, aead));
             let mut noise_rx = Session::new(established(Role::Responder, aead));
-            let (mut akex_tx, mut akex_rx) = pair(aead, akex_config(aead, false));
-            let config = akex_config(aead, false);
+            let (mut akex_tx, mut akex_rx) = pair(aead, akex_config(false));
+            let config = akex_config(false);
             let mut dg_tx =
                 DatagramSession::new(established(Role::Initiator, aead), config.clone()).unwrap();
             let mut dg_rx =

@@ -25,8 +25,9 @@ use std::time::{Duration, Instant};
 #[allow(dead_code)]
 #[path = "../cli/src/harness/rustls_baseline.rs"]
 mod rustls_baseline;
-use akex::crypto::{Secret, StaticSecret};
+use akex::crypto::Secret;
 use akex::handshake::registry::{self, HandshakeKeys};
+use akex::keys::StaticSecret;
 use criterion::{BenchmarkId, Criterion};
 use rustls::{ClientConfig, ClientConnection, ServerConfig, ServerConnection};
 use rustls_baseline::{TlsPair, TlsVariant};
@@ -54,36 +55,30 @@ const PAIRS: [(&str, &str); 7] = [
 /// protocol authenticates it.
 fn akex_keys(name: &str) -> (HandshakeKeys, HandshakeKeys) {
     if name == SIGMA {
-        let i = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
-        let r = ed25519_dalek::SigningKey::from_bytes(&[2; 32]);
+        let i = akex::keys::SigningKey::from_seed(akex::crypto::Secret::new([1; 32]));
+        let r = akex::keys::SigningKey::from_seed(akex::crypto::Secret::new([2; 32]));
         return (
-            HandshakeKeys {
-                remote: Some(r.verifying_key().to_bytes().to_vec()),
-                ed25519: Some(i.clone()),
-                ..Default::default()
-            },
-            HandshakeKeys {
-                remote: Some(i.verifying_key().to_bytes().to_vec()),
-                ed25519: Some(r),
-                ..Default::default()
-            },
+            HandshakeKeys::new()
+                .remote(akex::PublicKey::ed25519(*r.public()))
+                .signing_key(i.clone()),
+            HandshakeKeys::new()
+                .remote(akex::PublicKey::ed25519(*i.public()))
+                .signing_key(r),
         );
     }
     let i = StaticSecret::from_private(Secret::new([1; 32]));
     let r = StaticSecret::from_private(Secret::new([2; 32]));
     let mutual = name != NK && name != HYBRID_NK;
-    (
-        HandshakeKeys {
-            remote: Some(r.public().to_vec()),
-            x25519: mutual.then(|| i.clone()),
-            ..Default::default()
-        },
-        HandshakeKeys {
-            remote: mutual.then(|| i.public().to_vec()),
-            x25519: Some(r),
-            ..Default::default()
-        },
-    )
+    let client = HandshakeKeys::new().remote(akex::PublicKey::x25519(*r.public()));
+    let server = HandshakeKeys::new().static_key(r);
+    if mutual {
+        (
+            client.static_key(i.clone()),
+            server.remote(akex::PublicKey::x25519(*i.public())),
+        )
+    } else {
+        (client, server)
+    }
 }
 
 /// One full akex handshake in memory (through the registry, as the

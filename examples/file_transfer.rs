@@ -46,6 +46,7 @@ use std::process::ExitCode;
 use akex::handshake::registry::{self, HandshakeKeys};
 use akex::keys::{decode_public_key, encode_public_key, load_identity};
 use akex::transport::{accept, connect, SecureFramed, TransportOptions};
+use akex::PublicKey;
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use futures_util::{SinkExt, StreamExt};
@@ -169,15 +170,13 @@ async fn main() -> ExitCode {
 }
 
 fn handshake_keys(identity: &Path, peer_key: Option<&str>) -> Res<HandshakeKeys> {
-    Ok(HandshakeKeys {
-        x25519: Some(load_identity(identity)?),
-        remote: peer_key
-            .map(decode_public_key)
-            .transpose()?
-            .map(|k| k.to_vec()),
-        prologue: PROLOGUE.to_vec(),
-        ..Default::default()
-    })
+    let mut keys = HandshakeKeys::new()
+        .static_key(load_identity(identity)?)
+        .prologue(PROLOGUE.to_vec());
+    if let Some(key) = peer_key {
+        keys = keys.remote(PublicKey::x25519(decode_public_key(key)?));
+    }
+    Ok(keys)
 }
 
 fn progress(len: u64, quiet: bool) -> ProgressBar {
@@ -320,7 +319,7 @@ async fn recv(
     let keys = handshake_keys(identity, peer_key)?;
     // Check the configuration before opening the port.
     registry::check_responder(&[protocol], &keys)?;
-    if let Some(key) = &keys.x25519 {
+    if let Some(key) = keys.local_static_key() {
         eprintln!(
             "file_transfer: my public key: {}",
             encode_public_key(key.public())

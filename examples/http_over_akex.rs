@@ -27,6 +27,7 @@ use std::sync::Arc;
 use akex::handshake::registry::{self, HandshakeKeys};
 use akex::keys::{decode_public_key, encode_public_key, load_identity};
 use akex::transport::{accept, connect, TransportOptions};
+use akex::PublicKey;
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
 use http_body_util::{BodyExt, Empty, Full};
@@ -111,15 +112,13 @@ async fn main() -> ExitCode {
 }
 
 fn handshake_keys(identity: &Path, peer_key: Option<&str>) -> Res<HandshakeKeys> {
-    Ok(HandshakeKeys {
-        x25519: Some(load_identity(identity)?),
-        remote: peer_key
-            .map(decode_public_key)
-            .transpose()?
-            .map(|k| k.to_vec()),
-        prologue: PROLOGUE.to_vec(),
-        ..Default::default()
-    })
+    let mut keys = HandshakeKeys::new()
+        .static_key(load_identity(identity)?)
+        .prologue(PROLOGUE.to_vec());
+    if let Some(key) = peer_key {
+        keys = keys.remote(PublicKey::x25519(decode_public_key(key)?));
+    }
+    Ok(keys)
 }
 
 async fn serve(addr: SocketAddr, identity: &Path, allow: &[String], protocol: &str) -> Res<()> {

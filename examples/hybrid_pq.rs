@@ -19,9 +19,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use akex::crypto::{OsRng, StaticSecret};
+use akex::crypto::OsRng;
+
 use akex::handshake::registry::{self, HandshakeKeys};
 use akex::keys::encode_public_key;
+use akex::keys::StaticSecret;
 use akex::transport::{accept, connect, TransportOptions};
 use bytes::Bytes;
 use clap::Parser;
@@ -128,15 +130,10 @@ async fn run(cli: Cli) -> Res<()> {
     let server_key = StaticSecret::generate(&mut rng);
     let client_key = StaticSecret::generate(&mut rng);
     let server_pub = *server_key.public();
-    let server_keys = HandshakeKeys {
-        x25519: Some(server_key),
-        ..Default::default()
-    };
-    let client_keys = HandshakeKeys {
-        x25519: Some(client_key),
-        remote: Some(server_pub.to_vec()),
-        ..Default::default()
-    };
+    let server_keys = HandshakeKeys::new().static_key(server_key);
+    let client_keys = HandshakeKeys::new()
+        .static_key(client_key)
+        .remote(akex::PublicKey::x25519(server_pub));
     registry::check_responder(&[protocol.as_str()], &server_keys)?;
 
     let listener = TcpListener::bind("127.0.0.1:0").await?;

@@ -52,8 +52,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use akex::crypto::StaticSecret;
 use akex::error::{ConfigError, KeyStoreError};
+use akex::keys::StaticSecret;
 use akex::keys::{
     decode_public_key, encode_public_key, load_identity, now_unix, KeyStore, Passphrase,
     Protection, TrustStore, DEFAULT_SCRYPT_LOG_N,
@@ -218,11 +218,11 @@ async fn run(command: Command) -> Result<(), Error> {
         } => {
             let key = keys.identity()?;
             let pinned = keys.peer_key()?;
-            let mut config = NoiseConfig::new(pattern.protocol())
+            let mut config = NoiseConfig::new(pattern.protocol())?
                 .prologue(PROLOGUE)
                 .local_static(key.clone());
             if let Some(peer) = pinned {
-                config = config.remote_static(peer);
+                config = config.remote_static(akex::PublicKey::x25519(peer));
             }
             // Check the configuration before opening the port.
             NoiseHandshake::responder(config.clone())?;
@@ -258,10 +258,10 @@ async fn run(command: Command) -> Result<(), Error> {
                     "dialing needs the listener's key: give --peer-key or --peer".into(),
                 ))
             })?;
-            let config = NoiseConfig::new(pattern.protocol())
+            let config = NoiseConfig::new(pattern.protocol())?
                 .prologue(PROLOGUE)
                 .local_static(key.clone())
-                .remote_static(pinned);
+                .remote_static(akex::PublicKey::x25519(pinned));
             let handshake = Box::new(NoiseHandshake::initiator(config)?);
             eprintln!(
                 "p2p_chat: my public key: {}",

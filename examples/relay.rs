@@ -63,9 +63,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use akex::crypto::{OsRng, StaticSecret};
+use akex::crypto::OsRng;
+use akex::PublicKey;
+
 use akex::handshake::hybrid::HYBRID_XX;
 use akex::handshake::registry::{self, HandshakeKeys, Mode};
+use akex::keys::StaticSecret;
 use akex::keys::{decode_public_key, encode_public_key, load_identity};
 use akex::session::SessionInfo;
 use akex::transport::{
@@ -378,11 +381,9 @@ async fn serve(args: ServeArgs) -> Res<()> {
         None => StaticSecret::generate(&mut OsRng),
     };
     let public = *key.public();
-    let keys = HandshakeKeys {
-        x25519: Some(key),
-        prologue: PROLOGUE.to_vec(),
-        ..Default::default()
-    };
+    let keys = HandshakeKeys::new()
+        .static_key(key)
+        .prologue(PROLOGUE.to_vec());
     registry::check_responder(&[args.protocol.as_str()], &keys)?;
     let fds = raise_fd_limit();
     let (limits, options) = server_limits(&args);
@@ -451,11 +452,8 @@ fn server_limits(args: &ServeArgs) -> (ServerLimits, TransportOptions) {
         max_connections: args.max_clients,
         idle_timeout: Duration::from_secs(args.idle_timeout),
     };
-    let options = TransportOptions {
-        handshake_timeout: Duration::from_secs(args.handshake_timeout),
-        // Bound what one peer can make us buffer, before decryption.
-        max_frame_len: (args.max_message + RECORD_OVERHEAD).clamp(MIN_FRAME, 65535),
-    };
+    let options = TransportOptions::new().handshake_timeout(Duration::from_secs(args.handshake_timeout)).// Bound what one peer can make us buffer(// Bound what one peer can make us buffer).before decryption.
+        max_frame_len((args.max_message + RECORD_OVERHEAD).clamp(MIN_FRAME, 65535));
     (limits, options)
 }
 
@@ -674,12 +672,12 @@ async fn open_session(conn: &ConnectArgs, key: StaticSecret) -> Res<Session> {
         .as_deref()
         .map(decode_public_key)
         .transpose()?;
-    let keys = HandshakeKeys {
-        x25519: Some(key),
-        remote: pinned.map(|k| k.to_vec()),
-        prologue: PROLOGUE.to_vec(),
-        ..Default::default()
-    };
+    let mut keys = HandshakeKeys::new()
+        .static_key(key)
+        .prologue(PROLOGUE.to_vec());
+    if let Some(pinned) = pinned {
+        keys = keys.remote(PublicKey::x25519(pinned));
+    }
     let handshake = registry::initiator(&conn.protocol, &keys)?;
     let tcp = TcpStream::connect(&conn.connect).await?;
     let _ = tcp.set_nodelay(true);

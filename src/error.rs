@@ -250,6 +250,22 @@ pub enum ConfigError {
     /// A key had the wrong length or encoding.
     #[error("invalid key: {0}")]
     InvalidKey(&'static str),
+    /// A handshake of one role was given where the other belongs.
+    #[error("this call needs a handshake in the {expected} role, not the {given} role")]
+    WrongRole {
+        /// The role the call needs.
+        expected: crate::handshake::Role,
+        /// The role of the handshake given.
+        given: crate::handshake::Role,
+    },
+    /// A key of one kind was given where the protocol needs another.
+    #[error("wrong kind of key: this protocol needs an {expected} key, got an {given} key")]
+    WrongKeyKind {
+        /// What the protocol needs.
+        expected: crate::keys::KeyKind,
+        /// What was given.
+        given: crate::keys::KeyKind,
+    },
     /// Some other invalid setting.
     #[error("{0}")]
     Invalid(String),

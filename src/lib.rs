@@ -8,14 +8,21 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod config;
+pub mod connection;
 pub mod crypto;
 pub mod error;
 pub mod handshake;
+#[cfg(feature = "hazmat")]
+pub mod hazmat;
 pub mod keys;
 pub mod session;
 #[cfg(feature = "tokio")]
 pub mod transport;
 
+pub use config::{ClientConfig, HandshakeKeys, ServerConfig};
+pub use connection::Connection;
 pub use error::{Error, Result};
 pub use handshake::{Established, Handshake, NoiseConfig, NoiseHandshake, Role};
-pub use session::Session;
+pub use keys::{KeyKind, PublicKey};
+pub use session::{RecordMode, Session, SessionInfo};

@@ -15,18 +15,20 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use akex::crypto::kem::MlKem768KeyPair;
-use akex::crypto::rng::ScriptedRng;
-use akex::crypto::SharedRng;
-use akex::crypto::StaticSecret;
+use akex::crypto::Secret;
 use akex::handshake::hybrid::{HYBRID_IK, HYBRID_NK, HYBRID_XX};
 use akex::handshake::noise::NoiseProtocol;
 use akex::handshake::pq::{PQ_IK, PQ_XX};
 use akex::handshake::registry::{self, HandshakeKeys, Mode};
 use akex::handshake::sigma::{SIGMA_AESGCM, SIGMA_CHACHAPOLY};
 use akex::handshake::{Handshake, Role};
+use akex::hazmat::ReplayRng as ScriptedRng;
+use akex::keys::MlKem768KeyPair;
+use akex::keys::SigningKey;
+use akex::keys::StaticSecret;
 use akex::session::{Record, RecordType, SessionConfig};
 use akex::Session;
+use akex::{KeyKind, PublicKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -151,16 +153,12 @@ fn hybrid_mutual_keys(keys: &Keys) -> (HandshakeKeys, HandshakeKeys) {
         x25519(keys, "responder_x25519"),
     );
     (
-        HandshakeKeys {
-            remote: Some(r.public().to_vec()),
-            x25519: Some(i.clone()),
-            ..Default::default()
-        },
-        HandshakeKeys {
-            remote: Some(i.public().to_vec()),
-            x25519: Some(r),
-            ..Default::default()
-        },
+        HandshakeKeys::new()
+            .remote(PublicKey::x25519(*r.public()))
+            .static_key(i.clone()),
+        HandshakeKeys::new()
+            .remote(PublicKey::x25519(*i.public()))
+            .static_key(r),
     )
 }
 
@@ -168,14 +166,8 @@ fn hybrid_mutual_keys(keys: &Keys) -> (HandshakeKeys, HandshakeKeys) {
 fn hybrid_nk_keys(keys: &Keys) -> (HandshakeKeys, HandshakeKeys) {
     let r = x25519(keys, "responder_x25519");
     (
-        HandshakeKeys {
-            remote: Some(r.public().to_vec()),
-            ..Default::default()
-        },
-        HandshakeKeys {
-            x25519: Some(r),
-            ..Default::default()
-        },
+        HandshakeKeys::new().remote(PublicKey::x25519(*r.public())),
+        HandshakeKeys::new().static_key(r),
     )
 }
 
@@ -193,21 +185,17 @@ fn pq_keys(keys: &Keys) -> (HandshakeKeys, HandshakeKeys) {
     let id = |x: &StaticSecret, k: &MlKem768KeyPair| {
         let mut v = x.public().to_vec();
         v.extend_from_slice(k.encapsulation_key());
-        v
+        PublicKey::from_bytes(KeyKind::X25519MlKem768, &v).expect("1216 bytes")
     };
     (
-        HandshakeKeys {
-            remote: Some(id(&r, &rk)),
-            x25519: Some(i.clone()),
-            mlkem768: Some(ik.clone()),
-            ..Default::default()
-        },
-        HandshakeKeys {
-            remote: Some(id(&i, &ik)),
-            x25519: Some(r),
-            mlkem768: Some(rk),
-            ..Default::default()
-        },
+        HandshakeKeys::new()
+            .remote(id(&r, &rk))
+            .static_key(i.clone())
+            .kem_key(ik.clone()),
+        HandshakeKeys::new()
+            .remote(id(&i, &ik))
+            .static_key(r)
+            .kem_key(rk),
     )
 }
 
@@ -217,28 +205,16 @@ fn seed32(keys: &Keys, name: &str) -> [u8; 32] {
 
 /// SIGMA: both sides have an Ed25519 identity and pin the other's.
 fn sigma_keys(keys: &Keys) -> (HandshakeKeys, HandshakeKeys) {
-    let i = ed25519_dalek::SigningKey::from_bytes(&seed32(keys, "initiator_ed25519_seed"));
-    let r = ed25519_dalek::SigningKey::from_bytes(&seed32(keys, "responder_ed25519_seed"));
+    let i = SigningKey::from_seed(Secret::new(seed32(keys, "initiator_ed25519_seed")));
+    let r = SigningKey::from_seed(Secret::new(seed32(keys, "responder_ed25519_seed")));
     (
-        HandshakeKeys {
-            remote: Some(r.verifying_key().to_bytes().to_vec()),
-            ed25519: Some(i),
-            ..Default::default()
-        },
-        HandshakeKeys {
-            remote: Some(r_pub_of(&keys["initiator_ed25519_seed"])),
-            ed25519: Some(r),
-            ..Default::default()
-        },
+        HandshakeKeys::new()
+            .remote(PublicKey::ed25519(*r.public()))
+            .signing_key(i.clone()),
+        HandshakeKeys::new()
+            .remote(PublicKey::ed25519(*i.public()))
+            .signing_key(r),
     )
-}
-
-fn r_pub_of(seed: &[u8]) -> Vec<u8> {
-    let seed: [u8; 32] = seed.try_into().expect("32-byte seed");
-    ed25519_dalek::SigningKey::from_bytes(&seed)
-        .verifying_key()
-        .to_bytes()
-        .to_vec()
 }
 
 /// `len` bytes from SHA-256 in counter mode over `protocol || 0 || label`.
@@ -307,9 +283,9 @@ fn run(
     handshake_payloads: &[Vec<u8>],
     transport_payloads: &[(Role, Vec<u8>)],
 ) -> VectorFile {
-    let (mut ik, mut rk) = (case.setup)(keys);
-    ik.rng = SharedRng::new(Box::new(ScriptedRng::new(irand.to_vec())));
-    rk.rng = SharedRng::new(Box::new(ScriptedRng::new(rrand.to_vec())));
+    let (ik, rk) = (case.setup)(keys);
+    let ik = ik.rng(ScriptedRng::new(irand.to_vec()));
+    let rk = rk.rng(ScriptedRng::new(rrand.to_vec()));
     let mut i = registry::initiator(case.name, &ik).expect("initiator");
     let mut r = registry::responder(&[case.name], &rk).expect("responder");
     let mut handshake = Vec::new();
@@ -341,15 +317,10 @@ fn run(
     let initiator_to_responder = ie.sending_secret().expose().to_vec();
     let responder_to_initiator = ie.receiving_secret().expose().to_vec();
     // Transport messages are as on the wire: akex-mode data records, or
-    // Noise transport messages for Noise names.
+    // Noise transport messages for Noise names (the protocol decides).
     let noise_mode = registry::mode_of(case.name).expect("known protocol") == Mode::Noise;
-    let config = if noise_mode {
-        SessionConfig::noise()
-    } else {
-        SessionConfig::akex(ie.aead())
-    };
-    let mut is = Session::with_config(ie, config.clone()).expect("session");
-    let mut rs = Session::with_config(re, config).expect("session");
+    let mut is = Session::with_config(ie, SessionConfig::new()).expect("session");
+    let mut rs = Session::with_config(re, SessionConfig::new()).expect("session");
     let mut transport = Vec::new();
     for (role, payload) in transport_payloads {
         let (s, rcv) = match role {
@@ -543,7 +514,7 @@ fn registry_message_sizes_are_true() {
                     .collect();
                 (case.setup)(&keys)
             }
-            Mode::Noise => noise_keys(info.name),
+            _ => noise_keys(info.name),
         };
         let mut i = registry::initiator(info.name, &ik).unwrap();
         let mut r = registry::responder(&[info.name], &rk).unwrap();
@@ -569,11 +540,18 @@ fn noise_keys(name: &str) -> (HandshakeKeys, HandshakeKeys) {
     let si = StaticSecret::from_private(akex::crypto::Secret::new([1; 32]));
     let sr = StaticSecret::from_private(akex::crypto::Secret::new([2; 32]));
     let psks = vec![akex::crypto::Secret::new([3; 32]); p.psk_slots().len()];
-    let side = |role: Role, me: &StaticSecret, peer: &StaticSecret| HandshakeKeys {
-        x25519: p.needs_local_static(role).then(|| me.clone()),
-        remote: p.needs_remote_static(role).then(|| peer.public().to_vec()),
-        psks: psks.clone(),
-        ..Default::default()
+    let side = |role: Role, me: &StaticSecret, peer: &StaticSecret| {
+        let mut keys = HandshakeKeys::new();
+        if p.needs_local_static(role) {
+            keys = keys.static_key(me.clone());
+        }
+        if p.needs_remote_static(role) {
+            keys = keys.remote(PublicKey::x25519(*peer.public()));
+        }
+        for psk in &psks {
+            keys = keys.psk(psk.clone());
+        }
+        keys
     };
     (
         side(Role::Initiator, &si, &sr),

@@ -95,11 +95,9 @@ async fn lossy_relay(server: SocketAddr, loss: u64, seed: u64) -> (SocketAddr, A
 }
 
 fn config(protocol: &str) -> NoiseConfig {
-    let config = NoiseConfig::new(protocol);
+    let config = NoiseConfig::new(protocol).unwrap();
     if protocol.contains("_XX_") {
-        config.local_static(akex::crypto::StaticSecret::generate(
-            &mut akex::crypto::OsRng,
-        ))
+        config.local_static(akex::keys::StaticSecret::generate(&mut akex::crypto::OsRng))
     } else {
         config
     }

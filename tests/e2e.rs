@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
-use akex::crypto::{OsRng, Secret, StaticSecret};
+use akex::crypto::{OsRng, Secret};
+
 use akex::error::{Error, PeerMisbehaved, TrustFailure};
 use akex::handshake::noise::NoiseProtocol;
+use akex::keys::StaticSecret;
 use akex::transport::{accept, connect, SecureStream, TransportOptions};
 use akex::{NoiseConfig, NoiseHandshake, Role};
 use bytes::Bytes;
@@ -30,8 +32,8 @@ fn keys() -> Keys {
 /// Each side gets exactly the keys its pattern uses.
 fn configs(protocol: &str, k: &Keys) -> (NoiseConfig, NoiseConfig) {
     let p = NoiseProtocol::parse(protocol).unwrap();
-    let mut server = NoiseConfig::new(protocol);
-    let mut client = NoiseConfig::new(protocol);
+    let mut server = NoiseConfig::new(protocol).unwrap();
+    let mut client = NoiseConfig::new(protocol).unwrap();
     if p.needs_local_static(Role::Responder) {
         server = server.local_static(k.server.clone());
     }
@@ -39,10 +41,10 @@ fn configs(protocol: &str, k: &Keys) -> (NoiseConfig, NoiseConfig) {
         client = client.local_static(k.client.clone());
     }
     if p.authenticates_peer_of(Role::Initiator) {
-        client = client.remote_static(*k.server.public());
+        client = client.remote_static(akex::PublicKey::x25519(*k.server.public()));
     }
     if p.authenticates_peer_of(Role::Responder) {
-        server = server.remote_static(*k.client.public());
+        server = server.remote_static(akex::PublicKey::x25519(*k.client.public()));
     }
     for _ in p.psk_slots() {
         server = server.psk(k.psk.clone());
@@ -52,10 +54,7 @@ fn configs(protocol: &str, k: &Keys) -> (NoiseConfig, NoiseConfig) {
 }
 
 fn short() -> TransportOptions {
-    TransportOptions {
-        handshake_timeout: Duration::from_secs(5),
-        ..TransportOptions::default()
-    }
+    TransportOptions::new().handshake_timeout(Duration::from_secs(5))
 }
 
 async fn pair(
@@ -167,8 +166,9 @@ async fn wrong_remote_key_is_rejected() {
     let impostor = StaticSecret::generate(&mut OsRng);
     // XX: the client pinned the real server key; an impostor server answers.
     let (_, client) = configs("Noise_XX_25519_ChaChaPoly_BLAKE2s", &k);
-    let server =
-        NoiseConfig::new("Noise_XX_25519_ChaChaPoly_BLAKE2s").local_static(impostor.clone());
+    let server = NoiseConfig::new("Noise_XX_25519_ChaChaPoly_BLAKE2s")
+        .unwrap()
+        .local_static(impostor.clone());
     let (server, client) = pair(server, client).await;
     assert!(matches!(
         client,
@@ -182,7 +182,9 @@ async fn wrong_remote_key_is_rejected() {
 
     // IK: the client encrypts to the wrong server key; the server cannot decrypt.
     let (_, client) = configs("Noise_IK_25519_ChaChaPoly_BLAKE2s", &k);
-    let server = NoiseConfig::new("Noise_IK_25519_ChaChaPoly_BLAKE2s").local_static(impostor);
+    let server = NoiseConfig::new("Noise_IK_25519_ChaChaPoly_BLAKE2s")
+        .unwrap()
+        .local_static(impostor);
     let (server, client) = pair(server, client).await;
     assert!(matches!(
         server,
@@ -437,10 +439,7 @@ async fn hostile_first_messages_get_typed_errors() {
     );
 
     // A frame over the configured limit.
-    let small = TransportOptions {
-        max_frame_len: 100,
-        ..short()
-    };
+    let small = TransportOptions::new().max_frame_len(100);
     let err = server_result_for_raw_client(b"\x01\x00", small).await;
     assert!(
         matches!(err, Error::PeerMisbehaved(PeerMisbehaved::FrameTooLarge)),
@@ -448,10 +447,7 @@ async fn hostile_first_messages_get_typed_errors() {
     );
 
     // A client that sends nothing: the handshake deadline fires.
-    let quick = TransportOptions {
-        handshake_timeout: Duration::from_millis(200),
-        ..short()
-    };
+    let quick = TransportOptions::new().handshake_timeout(Duration::from_millis(200));
     let err = server_result_for_raw_client(b"", quick).await;
     assert!(matches!(err, Error::Timeout(_)), "{err:?}");
 }

@@ -150,18 +150,14 @@ fn frames_split_like_the_wire_format() {
     assert_eq!(harness::Frames::new(&[0x01]).count(), 0);
 }
 
-/// Found by `frame_decoder`: after a length header and no body, EOF is a
-/// truncated frame (the inner `LengthDelimitedCodec` has already consumed
-/// the header, so the buffer alone looks empty).
+/// Found by `frame_decoder`: after a length header and no body, the end of
+/// the stream is a truncated frame.
 #[test]
-fn frame_codec_rejects_a_stream_cut_after_the_header() {
-    use akex::transport::FrameCodec;
-    use tokio_util::codec::Decoder;
-
-    let mut codec = FrameCodec::default();
-    let mut buf = bytes::BytesMut::from(&[0x00, 0x05][..]);
-    assert!(matches!(codec.decode(&mut buf), Ok(None)));
-    assert!(codec.decode_eof(&mut buf).is_err(), "EOF inside a frame");
+fn frame_decoder_rejects_a_stream_cut_after_the_header() {
+    let mut decoder = akex::hazmat::FrameDecoder::new(65535);
+    decoder.push(&[0x00, 0x05]);
+    assert!(matches!(decoder.next_frame(), Ok(None)));
+    assert!(decoder.finish().is_err(), "end inside a frame");
 }
 
 #[test]

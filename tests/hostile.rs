@@ -14,8 +14,10 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use akex::crypto::{OsRng, StaticSecret};
+use akex::crypto::OsRng;
+
 use akex::error::{Error, PeerMisbehaved};
+use akex::keys::StaticSecret;
 use akex::transport::{
     connect, RejectReason, Server, ServerEvent, ServerLimits, ServerStream, StatsSnapshot,
     TransportOptions,
@@ -131,10 +133,7 @@ async fn tcp_from(host: u8, addr: SocketAddr) -> std::io::Result<TcpStream> {
 }
 
 fn client_options() -> TransportOptions {
-    TransportOptions {
-        handshake_timeout: Duration::from_secs(10),
-        ..TransportOptions::default()
-    }
+    TransportOptions::new().handshake_timeout(Duration::from_secs(10))
 }
 
 /// One honest client: handshake, one echoed message, orderly close.
@@ -184,9 +183,14 @@ fn frame(message: &[u8]) -> Vec<u8> {
 /// server's key: the three messages, for replay and reordering.
 fn captured_xx(server_key: &StaticSecret) -> [Vec<u8>; 3] {
     let client_key = StaticSecret::generate(&mut OsRng);
-    let mut i = NoiseHandshake::initiator(NoiseConfig::new(XX).local_static(client_key)).unwrap();
-    let mut r =
-        NoiseHandshake::responder(NoiseConfig::new(XX).local_static(server_key.clone())).unwrap();
+    let mut i =
+        NoiseHandshake::initiator(NoiseConfig::new(XX).unwrap().local_static(client_key)).unwrap();
+    let mut r = NoiseHandshake::responder(
+        NoiseConfig::new(XX)
+            .unwrap()
+            .local_static(server_key.clone()),
+    )
+    .unwrap();
     let (mut m1, mut m2, mut m3, mut p) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     i.write_message(&[], &mut m1).unwrap();
     r.read_message(&m1, &mut p).unwrap();
@@ -236,13 +240,12 @@ fn hostile_limits() -> (ServerLimits, TransportOptions) {
             max_connections: 10_000,
             idle_timeout: Duration::from_secs(5),
         },
-        TransportOptions {
-            // Long enough for honest handshakes on a loaded 2-core machine,
-            // short enough to keep the test quick: slowloris and flood
-            // connections hold their slot this long.
-            handshake_timeout: Duration::from_secs(3),
-            max_frame_len: 1024,
-        },
+        // Long enough for honest handshakes on a loaded 2-core machine,
+        // short enough to keep the test quick: slowloris and flood
+        // connections hold their slot this long.
+        TransportOptions::new()
+            .handshake_timeout(Duration::from_secs(3))
+            .max_frame_len(1024),
     )
 }
 
@@ -253,7 +256,9 @@ async fn hostile_inputs_fail_with_reasons_while_honest_clients_succeed() {
     let client_key = StaticSecret::generate(&mut OsRng);
     let (limits, options) = hostile_limits();
     let server = start(
-        NoiseConfig::new(XX).local_static(server_key.clone()),
+        NoiseConfig::new(XX)
+            .unwrap()
+            .local_static(server_key.clone()),
         limits,
         options,
     )
@@ -269,8 +274,9 @@ async fn hostile_inputs_fail_with_reasons_while_honest_clients_succeed() {
     let mut honest_tasks = Vec::new();
     for _ in 0..8 {
         let config = NoiseConfig::new(XX)
+            .unwrap()
             .local_static(client_key.clone())
-            .remote_static(*server_key.public());
+            .remote_static(akex::PublicKey::x25519(*server_key.public()));
         let done = Arc::clone(&attacks_done);
         honest_tasks.push(tokio::spawn(async move {
             let (mut runs, mut errors) = (0usize, Vec::new());
@@ -384,7 +390,8 @@ async fn hostile_inputs_fail_with_reasons_while_honest_clients_succeed() {
         while cut < len {
             n += 1;
             let mut i =
-                NoiseHandshake::initiator(NoiseConfig::new(XX).local_static(ck.clone())).unwrap();
+                NoiseHandshake::initiator(NoiseConfig::new(XX).unwrap().local_static(ck.clone()))
+                    .unwrap();
             let (mut m1, mut m3, mut p) = (Vec::new(), Vec::new(), Vec::new());
             i.write_message(&[], &mut m1).unwrap();
             let Ok(mut tcp) = tcp_from(6, addr).await else {
@@ -547,8 +554,9 @@ async fn hostile_inputs_fail_with_reasons_while_honest_clients_succeed() {
 
     // The server is still up and serves a fresh client.
     let config = NoiseConfig::new(XX)
+        .unwrap()
         .local_static(client_key)
-        .remote_static(*server_key.public());
+        .remote_static(akex::PublicKey::x25519(*server_key.public()));
     honest(addr, 1, config).await.expect("server still serves");
     server.stop().await;
 }
@@ -561,11 +569,8 @@ async fn global_half_open_limit_rejects_then_recovers() {
         max_half_open_per_ip: 16,
         ..ServerLimits::default()
     };
-    let options = TransportOptions {
-        handshake_timeout: Duration::from_secs(5),
-        ..TransportOptions::default()
-    };
-    let server = start(NoiseConfig::new(NN), limits, options).await;
+    let options = TransportOptions::new().handshake_timeout(Duration::from_secs(5));
+    let server = start(NoiseConfig::new(NN).unwrap(), limits, options).await;
     let addr = server.addr;
 
     // Eight silent connections from eight addresses fill the global limit.
@@ -601,7 +606,7 @@ async fn global_half_open_limit_rejects_then_recovers() {
     drop(silent);
     let s = server.drained(Duration::from_secs(2)).await;
     assert_eq!(s.half_open, 0);
-    if let Err(e) = honest(addr, 1, NoiseConfig::new(NN)).await {
+    if let Err(e) = honest(addr, 1, NoiseConfig::new(NN).unwrap()).await {
         let log = server.log.lock().unwrap();
         panic!(
             "{e}: {:?} {:?} {:?}",
@@ -628,11 +633,16 @@ async fn idle_established_connection_is_closed_with_a_reason() {
         idle_timeout: Duration::from_millis(300),
         ..ServerLimits::default()
     };
-    let server = start(NoiseConfig::new(NN), limits, TransportOptions::default()).await;
+    let server = start(
+        NoiseConfig::new(NN).unwrap(),
+        limits,
+        TransportOptions::default(),
+    )
+    .await;
     let tcp = tcp_from(1, server.addr).await.unwrap();
     let stream = connect(
         tcp,
-        Box::new(NoiseHandshake::initiator(NoiseConfig::new(NN)).unwrap()),
+        Box::new(NoiseHandshake::initiator(NoiseConfig::new(NN).unwrap()).unwrap()),
         &client_options(),
     )
     .await
@@ -662,12 +672,14 @@ async fn load_2000_handshakes_from_100_clients_without_failure_or_leak() {
     // opened (the runtime's I/O driver, RNG and library state) are counted
     // in the baseline.
     let warm = start(
-        NoiseConfig::new(NN),
+        NoiseConfig::new(NN).unwrap(),
         ServerLimits::default(),
         TransportOptions::default(),
     )
     .await;
-    honest(warm.addr, 1, NoiseConfig::new(NN)).await.unwrap();
+    honest(warm.addr, 1, NoiseConfig::new(NN).unwrap())
+        .await
+        .unwrap();
     warm.drained(Duration::from_secs(2)).await;
     warm.stop().await;
     let fds_before = open_fds();
@@ -677,7 +689,7 @@ async fn load_2000_handshakes_from_100_clients_without_failure_or_leak() {
     // Default limits; 100 clients spread over 10 source addresses so each
     // address stays within the per-address half-open limit of 16.
     let server = start(
-        NoiseConfig::new(NN),
+        NoiseConfig::new(NN).unwrap(),
         ServerLimits::default(),
         TransportOptions::default(),
     )
@@ -692,7 +704,7 @@ async fn load_2000_handshakes_from_100_clients_without_failure_or_leak() {
             let host = 40 + (c % 10) as u8;
             let mut errors = Vec::new();
             for _ in 0..per_client {
-                if let Err(e) = honest(addr, host, NoiseConfig::new(NN)).await {
+                if let Err(e) = honest(addr, host, NoiseConfig::new(NN).unwrap()).await {
                     errors.push(e.to_string());
                 }
             }
@@ -780,7 +792,12 @@ async fn panicking_handler_is_reported_and_the_server_keeps_serving() {
     let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(server.run(
-        |_| Ok(Box::new(NoiseHandshake::responder(NoiseConfig::new(NN))?) as Box<dyn Handshake>),
+        |_| {
+            Ok(
+                Box::new(NoiseHandshake::responder(NoiseConfig::new(NN).unwrap())?)
+                    as Box<dyn Handshake>,
+            )
+        },
         move |peer, stream| {
             let first = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
             async move {
@@ -793,9 +810,13 @@ async fn panicking_handler_is_reported_and_the_server_keeps_serving() {
         },
     ));
     // The first client's connection dies with its handler.
-    assert!(honest(addr, 1, NoiseConfig::new(NN)).await.is_err());
+    assert!(honest(addr, 1, NoiseConfig::new(NN).unwrap())
+        .await
+        .is_err());
     // The next one is served.
-    honest(addr, 1, NoiseConfig::new(NN)).await.unwrap();
+    honest(addr, 1, NoiseConfig::new(NN).unwrap())
+        .await
+        .unwrap();
     let started = Instant::now();
     while stats.snapshot().open > 0 && started.elapsed() < Duration::from_secs(2) {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -862,7 +883,8 @@ fn serve_cli_logs_limit_rejections() {
     );
     // Still serving: an honest handshake completes.
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(honest(addr, 1, NoiseConfig::new(NN))).unwrap();
+    rt.block_on(honest(addr, 1, NoiseConfig::new(NN).unwrap()))
+        .unwrap();
     let mut ok = String::new();
     stderr.read_line(&mut ok).unwrap();
     assert!(ok.contains("handshake ok"), "{ok:?}");

@@ -3,11 +3,13 @@
 
 mod hybrid_support;
 
-use akex::crypto::{Secret, StaticSecret};
+use akex::crypto::Secret;
+
 use akex::error::{ApiMisuse, ConfigError, Error, PeerMisbehaved, TrustFailure};
 use akex::handshake::hybrid::{
     self, HybridConfig, HybridHandshake, HYBRID_IK, HYBRID_NK, HYBRID_XX,
 };
+use akex::keys::StaticSecret;
 use akex::{Handshake, Role};
 use hybrid_support::*;
 
@@ -25,11 +27,17 @@ fn round_trips() {
         for (k, (m, size)) in transcript.iter().zip(&info.message_sizes).enumerate() {
             assert_eq!(m.len(), size + format!("msg{k}").len(), "{name} msg {k}");
         }
-        assert_eq!(ie.remote_static(), Some(&b.x.public()[..]));
+        assert_eq!(
+            ie.remote_static().map(|k| k.as_bytes()),
+            Some(&b.x.public()[..])
+        );
         if info.authenticates_initiator {
-            assert_eq!(re.remote_static(), Some(&a.x.public()[..]));
+            assert_eq!(
+                re.remote_static().map(|k| k.as_bytes()),
+                Some(&a.x.public()[..])
+            );
         } else {
-            assert_eq!(re.remote_static(), None);
+            assert_eq!(re.remote_static().map(|k| k.as_bytes()), None);
         }
         assert_eq!(ie.protocol(), name);
         check_established(ie, re);
@@ -80,7 +88,7 @@ fn wrong_responder_key_fails() {
     let ic = HybridConfig::new(HYBRID_XX)
         .unwrap()
         .local_static(a.x.clone())
-        .remote_static(*mallory.x.public());
+        .remote(mallory.x_key());
     let (_, r) = pair(HYBRID_XX, &a, &b, 1);
     let (k, side, err) = run(HybridHandshake::initiator(ic).unwrap(), r)
         .err()
@@ -96,7 +104,7 @@ fn wrong_responder_key_fails() {
         let rc = HybridConfig::new(name)
             .unwrap()
             .local_static(b.x.clone())
-            .remote_static(*mallory.x.public());
+            .remote(mallory.x_key());
         let (_, side, err) = run(i, HybridHandshake::responder(rc).unwrap())
             .err()
             .unwrap();
@@ -203,7 +211,7 @@ fn misuse_and_config_errors() {
             HybridConfig::new(HYBRID_NK)
                 .unwrap()
                 .local_static(b.x.clone())
-                .remote_static(*a.x.public())
+                .remote(a.x_key())
         ),
         Err(Error::Config(ConfigError::Invalid(_)))
     ));
@@ -255,23 +263,22 @@ fn registry_negotiation_and_no_downgrade() {
     let a = Party::new(1);
     let b = Party::new(2);
     let names = [HYBRID_XX, HYBRID_IK, HYBRID_NK, PQ_XX, PQ_IK];
-    let server = || HandshakeKeys {
-        x25519: Some(b.x.clone()),
-        mlkem768: Some(b.kem.clone()),
-        ..Default::default()
+    let server = || {
+        HandshakeKeys::new()
+            .static_key(b.x.clone())
+            .kem_key(b.kem.clone())
     };
     let client = |name: &str| {
         let pq = name.starts_with("akex-pq");
         let info = hybrid::protocol_info(name).unwrap();
-        let mut remote = b.x.public().to_vec();
-        if pq {
-            remote.extend_from_slice(b.kem.encapsulation_key());
-        }
-        HandshakeKeys {
-            x25519: Some(a.x.clone()),
-            mlkem768: Some(a.kem.clone()),
-            remote: info.initiator_needs_responder_key.then_some(remote),
-            ..Default::default()
+        let remote = if pq { b.pq_key() } else { b.x_key() };
+        let keys = HandshakeKeys::new()
+            .static_key(a.x.clone())
+            .kem_key(a.kem.clone());
+        if info.initiator_needs_responder_key {
+            keys.remote(remote)
+        } else {
+            keys
         }
     };
     let drive = |mut i: Box<dyn Handshake>,
@@ -380,7 +387,10 @@ mod rsa_kt {
         assert!(!info.forward_secrecy);
         let (i, r) = pair(key(), key());
         let (ie, re) = run(i, r, 9, &mut |_| {}).unwrap();
-        assert_eq!(ie.remote_static(), Some(key().public_key_der()));
+        assert_eq!(
+            ie.remote_static().map(|k| k.as_bytes()),
+            Some(key().public_key_der())
+        );
         check_established(ie, re);
         let key2 = RsaKeyPair::from_pkcs8(&key().to_pkcs8().unwrap()).unwrap();
         assert_eq!(key2.public_key_der(), key().public_key_der());
@@ -502,14 +512,14 @@ fn noise_hfs_kyber1024_in_memory() {
     ] {
         let a = Party::new(1);
         let b = Party::new(2);
-        let mut ic = NoiseConfig::new(name);
-        let mut rc = NoiseConfig::new(name);
+        let mut ic = NoiseConfig::new(name).unwrap();
+        let mut rc = NoiseConfig::new(name).unwrap();
         if name.contains("XX") || name.contains("IK") {
             ic = ic.local_static(a.x.clone());
             rc = rc.local_static(b.x.clone());
         }
         if name.contains("IK") {
-            ic = ic.remote_static(*b.x.public());
+            ic = ic.remote_static(b.x_key());
         }
         let mut i: Box<dyn Handshake> = Box::new(NoiseHandshake::initiator(ic).unwrap());
         let mut r: Box<dyn Handshake> = Box::new(NoiseHandshake::responder(rc).unwrap());
@@ -533,9 +543,11 @@ fn noise_hfs_kyber1024_in_memory() {
     let a = Party::new(1);
     let b = Party::new(2);
     let mut i =
-        NoiseHandshake::initiator(NoiseConfig::new(name).local_static(a.x.clone())).unwrap();
+        NoiseHandshake::initiator(NoiseConfig::new(name).unwrap().local_static(a.x.clone()))
+            .unwrap();
     let mut r =
-        NoiseHandshake::responder(NoiseConfig::new(name).local_static(b.x.clone())).unwrap();
+        NoiseHandshake::responder(NoiseConfig::new(name).unwrap().local_static(b.x.clone()))
+            .unwrap();
     let mut m = Vec::new();
     i.write_message(b"", &mut m).unwrap();
     r.read_message(&m, &mut Vec::new()).unwrap();
@@ -574,7 +586,7 @@ fn noise_hfs_kyber1024_interoperates_with_snow_default_resolver() {
             } else {
                 snow_builder.build_initiator().unwrap()
             };
-            let mut config = NoiseConfig::new(name);
+            let mut config = NoiseConfig::new(name).unwrap();
             if name.contains("XX") {
                 config = config.local_static(akex_key);
             }

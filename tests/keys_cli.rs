@@ -442,12 +442,14 @@ struct LiveClient {
 
 impl LiveClient {
     fn open(addr: &str) -> Self {
-        use akex::crypto::{OsRng, StaticSecret};
+        use akex::crypto::OsRng;
+        use akex::keys::StaticSecret;
         let rt = tokio::runtime::Runtime::new().unwrap();
         let stream = rt.block_on(async {
             let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let config =
-                akex::NoiseConfig::new(XX).local_static(StaticSecret::generate(&mut OsRng));
+            let config = akex::NoiseConfig::new(XX)
+                .unwrap()
+                .local_static(StaticSecret::generate(&mut OsRng));
             let handshake = Box::new(akex::NoiseHandshake::initiator(config).unwrap());
             akex::transport::connect(tcp, handshake, &Default::default())
                 .await
@@ -704,7 +706,7 @@ fn forged_rotation_announcement_is_refused() {
         let server = rt.spawn(async move {
             use futures_util::{SinkExt, StreamExt};
             let (tcp, _) = listener.accept().await.unwrap();
-            let config = akex::NoiseConfig::new(XX).local_static(key);
+            let config = akex::NoiseConfig::new(XX).unwrap().local_static(key);
             let handshake = Box::new(akex::NoiseHandshake::responder(config).unwrap());
             let stream = akex::transport::accept(tcp, handshake, &Default::default()).await;
             let Ok(stream) = stream else { return };

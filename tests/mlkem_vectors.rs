@@ -7,9 +7,10 @@
 
 use std::io::Read;
 
-use akex::crypto::kem::{self, MlKem768KeyPair};
 use akex::crypto::Secret;
 use akex::error::{ConfigError, Error, PeerMisbehaved};
+use akex::hazmat::kem;
+use akex::keys::MlKem768KeyPair;
 use serde_json::Value;
 
 fn dir() -> std::path::PathBuf {

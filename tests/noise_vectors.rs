@@ -12,12 +12,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use akex::crypto::rng::ScriptedRng;
-use akex::crypto::{Secret, SharedRng, StaticSecret};
+use akex::crypto::RandomSource;
+use akex::crypto::Secret;
 use akex::error::{ConfigError, Error};
 use akex::handshake::noise::NoiseProtocol;
+use akex::hazmat::ReplayRng as ScriptedRng;
+use akex::keys::StaticSecret;
+use akex::PublicKey;
 use akex::{Handshake, NoiseConfig, NoiseHandshake, Role, Session};
-use rand_core::{CryptoRng, RngCore};
 use serde_json::Value;
 
 const FILES: [&str; 3] = ["cacophony.txt", "snow.txt", "noise-c-basic.txt"];
@@ -55,28 +57,12 @@ struct CountingRng {
     drawn: Arc<AtomicUsize>,
 }
 
-impl RngCore for CountingRng {
-    fn next_u32(&mut self) -> u32 {
-        let mut b = [0u8; 4];
-        self.fill_bytes(&mut b);
-        u32::from_le_bytes(b)
-    }
-    fn next_u64(&mut self) -> u64 {
-        let mut b = [0u8; 8];
-        self.fill_bytes(&mut b);
-        u64::from_le_bytes(b)
-    }
+impl RandomSource for CountingRng {
     fn fill_bytes(&mut self, dest: &mut [u8]) {
         self.drawn.fetch_add(dest.len(), Ordering::SeqCst);
         self.inner.fill_bytes(dest)
     }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.drawn.fetch_add(dest.len(), Ordering::SeqCst);
-        self.inner.try_fill_bytes(dest)
-    }
 }
-
-impl CryptoRng for CountingRng {}
 
 fn hex_field(v: &Value, key: &str) -> Result<Option<Vec<u8>>, String> {
     match v.get(key) {
@@ -159,9 +145,7 @@ fn build_side(v: &Value, name: &str, role: Role) -> Result<Result<Side, String>,
         inner: ScriptedRng::new(ephemeral),
         drawn: drawn.clone(),
     };
-    let mut config = NoiseConfig::new(name)
-        .prologue(prologue)
-        .rng(SharedRng::new(Box::new(rng)));
+    let mut config = NoiseConfig::new(name).unwrap().prologue(prologue).rng(rng);
     let mut static_public = None;
     if let Some(private) = key32(v, &format!("{prefix}_static"))? {
         let key = StaticSecret::from_private(Secret::new(private));
@@ -169,7 +153,7 @@ fn build_side(v: &Value, name: &str, role: Role) -> Result<Result<Side, String>,
         config = config.local_static(key);
     }
     if let Some(remote) = key32(v, &format!("{prefix}_remote_static"))? {
-        config = config.remote_static(remote);
+        config = config.remote_static(PublicKey::x25519(remote));
     }
     for psk in psks(v, &format!("{prefix}_psks"))? {
         config = config.psk(Secret::new(psk));
@@ -310,7 +294,7 @@ fn run_vector(v: &Value) -> Result<Outcome, String> {
         (&resp_est, init_static, "responder"),
     ] {
         if let Some(remote) = est.remote_static() {
-            if Some(remote) != peer_static.as_ref().map(|k| &k[..]) {
+            if Some(remote.as_bytes()) != peer_static.as_ref().map(|k| &k[..]) {
                 return Err(format!(
                     "{who}'s remote_static is not the peer's static key"
                 ));

@@ -32,8 +32,14 @@ fn round_trips() {
             assert_eq!(m.len(), size + format!("msg{k}").len(), "{name} msg {k}");
         }
         // The authenticated identity is X25519 public key || ML-KEM-768 ek.
-        assert_eq!(ie.remote_static(), Some(&identity(&b)[..]));
-        assert_eq!(re.remote_static(), Some(&identity(&a)[..]));
+        assert_eq!(
+            ie.remote_static().map(|k| k.as_bytes()),
+            Some(&identity(&b)[..])
+        );
+        assert_eq!(
+            re.remote_static().map(|k| k.as_bytes()),
+            Some(&identity(&a)[..])
+        );
         check_established(ie, re);
     }
 }
@@ -93,8 +99,7 @@ fn wrong_peer_keys_fail() {
         .unwrap()
         .local_static(a.x.clone())
         .local_kem(a.kem.clone())
-        .remote_static(*b.x.public())
-        .remote_kem(c.kem.encapsulation_key().to_vec());
+        .remote(pq_key(b.x.public(), c.kem.encapsulation_key()));
     let (_, r) = pair(PQ_XX, &a, &b, 1);
     let (k, side, err) = run(PqHandshake::initiator(ic).unwrap(), r).err().unwrap();
     assert_eq!((k, side), (1, Role::Initiator));
@@ -109,7 +114,7 @@ fn wrong_peer_keys_fail() {
             .unwrap()
             .local_static(b.x.clone())
             .local_kem(b.kem.clone())
-            .remote_static(*c.x.public());
+            .remote(c.pq_key());
         let (_, side, err) = run(i, PqHandshake::responder(rc).unwrap()).err().unwrap();
         assert_eq!(side, Role::Responder);
         assert!(
@@ -124,10 +129,21 @@ fn wrong_peer_keys_fail() {
                 .unwrap()
                 .local_static(a.x.clone())
                 .local_kem(a.kem.clone())
-                .remote_static(*b.x.public())
-                .remote_kem(vec![0xffu8; 1184])
+                .remote(pq_key(b.x.public(), &[0xffu8; 1184]))
         ),
         Err(Error::Config(ConfigError::InvalidKey(_)))
+    ));
+    // Half a PQ peer key (the X25519 half alone) is refused: the ML-KEM
+    // half would go unchecked.
+    assert!(matches!(
+        PqHandshake::initiator(
+            PqConfig::new(PQ_XX)
+                .unwrap()
+                .local_static(a.x.clone())
+                .local_kem(a.kem.clone())
+                .remote(b.x_key())
+        ),
+        Err(Error::Config(ConfigError::WrongKeyKind { .. }))
     ));
     // A missing ML-KEM static key is refused up front.
     assert!(matches!(
@@ -140,10 +156,9 @@ fn wrong_peer_keys_fail() {
             HybridConfig::new(hybrid::HYBRID_XX)
                 .unwrap()
                 .local_static(a.x.clone())
-                .remote_static(*b.x.public())
-                .remote_kem(b.kem.encapsulation_key().to_vec())
+                .remote(b.pq_key())
         ),
-        Err(Error::Config(ConfigError::Invalid(_)))
+        Err(Error::Config(ConfigError::WrongKeyKind { .. }))
     ));
 }
 
@@ -215,19 +230,12 @@ fn key_store_mlkem_identities_work() {
     );
     let a = Party::new(1);
     let b = Party::new(2);
-    let mut remote = b.x.public().to_vec();
-    remote.extend_from_slice(bob.encapsulation_key());
-    let ik = HandshakeKeys {
-        x25519: Some(a.x.clone()),
-        mlkem768: Some(alice),
-        remote: Some(remote),
-        ..Default::default()
-    };
-    let rk = HandshakeKeys {
-        x25519: Some(b.x.clone()),
-        mlkem768: Some(bob),
-        ..Default::default()
-    };
+    let remote = pq_key(b.x.public(), bob.encapsulation_key());
+    let ik = HandshakeKeys::new()
+        .static_key(a.x.clone())
+        .kem_key(alice)
+        .remote(remote);
+    let rk = HandshakeKeys::new().static_key(b.x.clone()).kem_key(bob);
     let mut i = registry::initiator(PQ_XX, &ik).unwrap();
     let mut r = registry::responder(&[PQ_XX, PQ_IK], &rk).unwrap();
     while !(i.is_finished() && r.is_finished()) {

@@ -7,10 +7,12 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use akex::crypto::{OsRng, StaticSecret};
+use akex::crypto::OsRng;
+
 use akex::error::Error;
 use akex::handshake::hybrid::HYBRID_NK;
 use akex::handshake::registry::{self, HandshakeKeys};
+use akex::keys::StaticSecret;
 use akex::transport::{
     connect, SecureFramed, Server, ServerLimits, ServerStream, TransportOptions,
 };
@@ -41,10 +43,7 @@ struct Running {
 async fn start(handler: Handler, grace: Duration) -> Running {
     let key = StaticSecret::generate(&mut OsRng);
     let server_public = *key.public();
-    let keys = HandshakeKeys {
-        x25519: Some(key),
-        ..Default::default()
-    };
+    let keys = HandshakeKeys::new().static_key(key);
     let server = Server::bind(
         "127.0.0.1:0",
         ServerLimits::default(),
@@ -98,10 +97,7 @@ async fn start(handler: Handler, grace: Duration) -> Running {
 
 /// A client session that has had one message echoed.
 async fn client(addr: SocketAddr, server_public: &[u8; 32]) -> SecureFramed<TcpStream> {
-    let keys = HandshakeKeys {
-        remote: Some(server_public.to_vec()),
-        ..Default::default()
-    };
+    let keys = HandshakeKeys::new().remote(akex::PublicKey::x25519(*server_public));
     let handshake = registry::initiator(HYBRID_NK, &keys).unwrap();
     let tcp = TcpStream::connect(addr).await.unwrap();
     let stream = connect(tcp, handshake, &TransportOptions::default())

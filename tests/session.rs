@@ -4,10 +4,11 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use akex::crypto::rng::ScriptedRng;
-use akex::crypto::{AeadAlgorithm, AeadKey, OsRng, Secret};
+use akex::crypto::{AeadAlgorithm, OsRng, Secret};
 use akex::error::{ApiMisuse, LimitReached, PeerMisbehaved};
 use akex::handshake::TrafficSecret;
+use akex::hazmat::aead::AeadKey;
+use akex::hazmat::ReplayRng as ScriptedRng;
 use akex::session::{
     AeadLimits, Record, RecordMode, RecordType, RekeyPolicy, Session, SessionConfig,
 };
@@ -15,8 +16,18 @@ use akex::{Error, Established, Handshake, NoiseConfig, NoiseHandshake, Role};
 use proptest::prelude::*;
 
 fn established(role: Role, aead: AeadAlgorithm, seed: u8, root: bool) -> Established {
+    established_named("akex-session-test", role, aead, seed, root)
+}
+
+fn established_named(
+    name: &str,
+    role: Role,
+    aead: AeadAlgorithm,
+    seed: u8,
+    root: bool,
+) -> Established {
     let e = Established::new(
-        "akex-session-test".into(),
+        name.into(),
         role,
         vec![seed; 32],
         None,
@@ -39,10 +50,7 @@ fn akex_pair(aead: AeadAlgorithm, config: SessionConfig) -> (Session, Session) {
 }
 
 fn never() -> SessionConfig {
-    SessionConfig {
-        policy: RekeyPolicy::never(),
-        ..SessionConfig::akex(AeadAlgorithm::ChaChaPoly)
-    }
+    SessionConfig::new().rekey_policy(RekeyPolicy::never())
 }
 
 /// Moves every control record `from` has due to `to`, in both directions,
@@ -95,7 +103,7 @@ fn noise_mode_rekey_schedule_interoperates_with_snow() {
         ("Noise_NN_25519_AESGCM_SHA256", 1),
     ] {
         // Our initiator against snow's own responder, built directly.
-        let mut ours = NoiseHandshake::initiator(NoiseConfig::new(proto)).unwrap();
+        let mut ours = NoiseHandshake::initiator(NoiseConfig::new(proto).unwrap()).unwrap();
         let mut theirs = snow::Builder::new(proto.parse().unwrap())
             .build_responder()
             .unwrap();
@@ -138,32 +146,89 @@ fn noise_mode_rekey_schedule_interoperates_with_snow() {
     }
 }
 
+/// A Noise-mode session's `Established` (the protocol name decides the
+/// mode).
+fn noise_established(role: Role, aead: AeadAlgorithm, seed: u8) -> Established {
+    established_named("Noise_session_test", role, aead, seed, false)
+}
+
 #[test]
 fn noise_mode_rejects_time_policy_and_akex_calls() {
-    let e = established(Role::Initiator, AeadAlgorithm::ChaChaPoly, 1, false);
-    let config = SessionConfig {
-        policy: RekeyPolicy::recommended(AeadAlgorithm::ChaChaPoly),
-        ..SessionConfig::noise()
-    };
+    let e = noise_established(Role::Initiator, AeadAlgorithm::ChaChaPoly, 1);
+    let config =
+        SessionConfig::new().rekey_policy(RekeyPolicy::recommended(AeadAlgorithm::ChaChaPoly));
     assert!(matches!(
         Session::with_config(e, config),
         Err(Error::Config(_))
     ));
-    let mut s = Session::new(established(
+    let mut s = Session::new(noise_established(
         Role::Initiator,
         AeadAlgorithm::ChaChaPoly,
         1,
-        false,
     ));
+    assert_eq!(s.mode(), RecordMode::Noise);
     assert!(matches!(
         s.seal_record(RecordType::Data, b"x", &mut Vec::new()),
         Err(Error::ApiMisuse(ApiMisuse::WrongRecordMode))
     ));
-    let (mut a, _) = akex_pair(AeadAlgorithm::ChaChaPoly, never());
-    assert!(matches!(
-        a.seal(b"x", &mut Vec::new()),
-        Err(Error::ApiMisuse(ApiMisuse::WrongRecordMode))
-    ));
+    // `seal` and `open` work in both modes: a data record in akex mode.
+    let (mut a, mut b) = akex_pair(AeadAlgorithm::ChaChaPoly, never());
+    assert_eq!(a.mode(), RecordMode::Akex);
+    let mut wire = Vec::new();
+    a.seal(b"x", &mut wire).unwrap();
+    let mut got = Vec::new();
+    assert_eq!(b.open(&wire, &mut got).unwrap(), Record::Data(1));
+    assert_eq!(got, b"x");
+}
+
+/// Sessions that disagree on the record mode (the same secrets, one side
+/// made from a Noise name, the other from an akex name) never exchange a
+/// byte: every record fails to authenticate, in both directions and for
+/// both AEADs.
+#[test]
+fn mismatched_record_modes_fail_in_both_directions() {
+    for aead in [AeadAlgorithm::ChaChaPoly, AeadAlgorithm::AesGcm] {
+        for noise_role in [Role::Initiator, Role::Responder] {
+            let akex_role = match noise_role {
+                Role::Initiator => Role::Responder,
+                _ => Role::Initiator,
+            };
+            let mut noise = Session::new(noise_established(noise_role, aead, 4));
+            let mut akex = Session::new(established_named("akex-x", akex_role, aead, 4, true));
+            assert_eq!(
+                (noise.mode(), akex.mode()),
+                (RecordMode::Noise, RecordMode::Akex)
+            );
+            for data in [&b""[..], b"\x01hello", &[0u8; 100][..]] {
+                let mut wire = Vec::new();
+                noise.seal(data, &mut wire).unwrap();
+                let mut out = Vec::new();
+                assert!(
+                    matches!(
+                        akex.open(&wire, &mut out),
+                        Err(Error::PeerMisbehaved(
+                            PeerMisbehaved::DecryptFailed | PeerMisbehaved::BadMessageLength
+                        ))
+                    ),
+                    "{aead:?}: an akex-mode session opened a Noise record"
+                );
+                assert!(out.is_empty());
+                let mut wire = Vec::new();
+                let mut fresh = Session::new(established_named("akex-x", akex_role, aead, 4, true));
+                fresh.seal(data, &mut wire).unwrap();
+                assert!(
+                    matches!(
+                        noise.open(&wire, &mut out),
+                        Err(Error::PeerMisbehaved(PeerMisbehaved::DecryptFailed))
+                    ),
+                    "{aead:?}: a Noise-mode session opened an akex record"
+                );
+                assert!(out.is_empty());
+                noise = Session::new(noise_established(noise_role, aead, 4));
+                akex = Session::new(established_named("akex-x", akex_role, aead, 4, true));
+            }
+        }
+    }
 }
 
 #[test]
@@ -172,17 +237,14 @@ fn noise_mode_refuses_past_the_usage_limit_until_rekeyed() {
         max_records: 10,
         ..AeadLimits::for_aead(AeadAlgorithm::AesGcm)
     };
-    let config = SessionConfig {
-        limits: Some(limits),
-        ..SessionConfig::noise()
-    };
+    let config = SessionConfig::new().limits(limits);
     let mut a = Session::with_config(
-        established(Role::Initiator, AeadAlgorithm::AesGcm, 3, false),
+        noise_established(Role::Initiator, AeadAlgorithm::AesGcm, 3),
         config.clone(),
     )
     .unwrap();
     let mut b = Session::with_config(
-        established(Role::Responder, AeadAlgorithm::AesGcm, 3, false),
+        noise_established(Role::Responder, AeadAlgorithm::AesGcm, 3),
         config,
     )
     .unwrap();
@@ -201,13 +263,10 @@ fn noise_mode_refuses_past_the_usage_limit_until_rekeyed() {
     a.seal(b"m", &mut w).unwrap();
     b.open(&w, &mut Vec::new()).unwrap();
     // Raising the limits is refused.
-    let raise = SessionConfig {
-        limits: Some(AeadLimits {
-            max_records: u64::MAX,
-            ..AeadLimits::for_aead(AeadAlgorithm::AesGcm)
-        }),
-        ..SessionConfig::noise()
-    };
+    let raise = SessionConfig::new().limits(AeadLimits {
+        max_records: u64::MAX,
+        ..AeadLimits::for_aead(AeadAlgorithm::AesGcm)
+    });
     assert!(Session::with_config(
         established(Role::Initiator, AeadAlgorithm::AesGcm, 3, false),
         raise
@@ -217,21 +276,17 @@ fn noise_mode_refuses_past_the_usage_limit_until_rekeyed() {
 
 #[test]
 fn noise_mode_peer_past_the_limit_is_refused() {
-    let small = SessionConfig {
-        limits: Some(AeadLimits {
-            max_records: 10,
-            ..AeadLimits::for_aead(AeadAlgorithm::ChaChaPoly)
-        }),
-        ..SessionConfig::noise()
-    };
-    let mut a = Session::new(established(
+    let small = SessionConfig::new().limits(AeadLimits {
+        max_records: 10,
+        ..AeadLimits::for_aead(AeadAlgorithm::ChaChaPoly)
+    });
+    let mut a = Session::new(noise_established(
         Role::Initiator,
         AeadAlgorithm::ChaChaPoly,
         4,
-        false,
     ));
     let mut b = Session::with_config(
-        established(Role::Responder, AeadAlgorithm::ChaChaPoly, 4, false),
+        noise_established(Role::Responder, AeadAlgorithm::ChaChaPoly, 4),
         small,
     )
     .unwrap();
@@ -270,14 +325,11 @@ fn akex_key_update_moves_one_direction() {
 
 #[test]
 fn akex_policy_triggers_key_updates_by_count_and_time() {
-    let config = SessionConfig {
-        policy: RekeyPolicy {
-            max_messages: Some(2),
-            max_bytes: None,
-            max_age: Some(Duration::from_secs(120)),
-        },
-        ..SessionConfig::akex(AeadAlgorithm::ChaChaPoly)
-    };
+    let config = SessionConfig::new().rekey_policy(RekeyPolicy {
+        max_messages: Some(2),
+        max_bytes: None,
+        max_age: Some(Duration::from_secs(120)),
+    });
     let (mut a, mut b) = akex_pair(AeadAlgorithm::ChaChaPoly, config);
     let mut rng = OsRng;
     for _ in 0..2 {
@@ -304,10 +356,7 @@ fn akex_policy_triggers_key_updates_by_count_and_time() {
 #[test]
 fn akex_ratchet_step_and_post_compromise_security() {
     for hybrid in [false, true] {
-        let config = SessionConfig {
-            hybrid_ratchet: hybrid,
-            ..never()
-        };
+        let config = never().hybrid_ratchet(hybrid);
         let (mut a, mut b) = akex_pair(AeadAlgorithm::ChaChaPoly, config);
         // The attacker steals every secret the session started with,
         // including the root, and can follow any number of key updates.
@@ -337,7 +386,7 @@ fn akex_ratchet_step_and_post_compromise_security() {
                     let mut buf = msg.clone();
                     assert!(key.open_in_place(n, &[], &mut buf).is_err());
                 }
-                k = akex::session::schedule::next_traffic_secret(&k);
+                k = akex::hazmat::schedule::next_traffic_secret(&k);
             }
         }
         let mut got = Vec::new();
@@ -368,7 +417,8 @@ fn bad_ratchet_key_and_unknown_type_close_the_session() {
     // the ratchet body, then flipping the type byte under the AEAD is not
     // possible; so use the raw CipherState to forge a well-authenticated one.
     let (_, mut b) = akex_pair(AeadAlgorithm::ChaChaPoly, never());
-    let key = AeadKey::new(AeadAlgorithm::ChaChaPoly, &[7u8; 32]);
+    let record_key = akex::hazmat::schedule::record_key(&Secret::new([7u8; 32]));
+    let key = AeadKey::new(AeadAlgorithm::ChaChaPoly, record_key.expose());
     let mut body = vec![RecordType::Ratchet as u8, 0x01];
     body.extend_from_slice(&[0u8; 32]); // low-order point
     body.extend_from_slice(&[0, 0]);
@@ -422,13 +472,10 @@ fn close_is_authenticated_and_final() {
 
 #[test]
 fn akex_limit_forces_a_key_update() {
-    let config = SessionConfig {
-        limits: Some(AeadLimits {
-            max_records: 20,
-            ..AeadLimits::for_aead(AeadAlgorithm::AesGcm)
-        }),
-        ..never()
-    };
+    let config = never().limits(AeadLimits {
+        max_records: 20,
+        ..AeadLimits::for_aead(AeadAlgorithm::AesGcm)
+    });
     let (mut a, mut b) = akex_pair(AeadAlgorithm::AesGcm, config);
     let mut sent = 0;
     loop {
@@ -520,10 +567,7 @@ proptest! {
         aes in any::<bool>(),
     ) {
         let aead = if aes { AeadAlgorithm::AesGcm } else { AeadAlgorithm::ChaChaPoly };
-        let config = SessionConfig {
-            policy: RekeyPolicy::every_messages(7),
-            ..SessionConfig::akex(aead)
-        };
+        let config = SessionConfig::new().rekey_policy(RekeyPolicy::every_messages(7));
         let (a, b) = akex_pair(aead, config);
         let mut sides = [
             Side { s: a, inflight: VecDeque::new(), expected: VecDeque::new(), counter: 0 },
@@ -593,10 +637,7 @@ const VECTORS: &str = concat!(
 /// A scripted run: both sides' records, byte for byte.
 fn scripted_run(aead: AeadAlgorithm, hybrid: bool) -> serde_json::Value {
     use serde_json::json;
-    let config = SessionConfig {
-        hybrid_ratchet: hybrid,
-        ..never()
-    };
+    let config = never().hybrid_ratchet(hybrid);
     let (mut a, mut b) = akex_pair(aead, config);
     let mut records = Vec::new();
     let mut push = |who: &str, what: &str, wire: &[u8]| {
@@ -660,13 +701,16 @@ fn scripted_run(aead: AeadAlgorithm, hybrid: bool) -> serde_json::Value {
 }
 
 fn schedule_vectors() -> serde_json::Value {
-    use akex::session::schedule;
+    use akex::hazmat::schedule;
     use serde_json::json;
     let mut chain = Vec::new();
+    let mut record_keys = Vec::new();
     let mut s = Secret::new([7u8; 32]);
+    record_keys.push(hex::encode(schedule::record_key(&s).expose()));
     for _ in 0..3 {
         s = schedule::next_traffic_secret(&s);
         chain.push(hex::encode(s.expose()));
+        record_keys.push(hex::encode(schedule::record_key(&s).expose()));
     }
     let root = Secret::new([9u8; 32]);
     let dh = Secret::new([0xd4u8; 32]);
@@ -682,6 +726,7 @@ fn schedule_vectors() -> serde_json::Value {
     };
     json!({
         "key_update": { "start": hex::encode([7u8; 32]), "label": "akex key update", "chain": chain },
+        "record_key": { "label": "akex record key", "keys": record_keys },
         "ratchet": {
             "label": "akex ratchet",
             "root": hex::encode(root.expose()),

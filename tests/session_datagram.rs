@@ -7,9 +7,10 @@ use std::time::Duration;
 use akex::crypto::{AeadAlgorithm, OsRng, Secret};
 use akex::error::PeerMisbehaved;
 use akex::handshake::TrafficSecret;
+use akex::hazmat::replay::WINDOW_SIZE;
+use akex::hazmat::replay::{ReplayCheck, ReplayWindow};
 use akex::session::datagram::{DatagramSession, Epoch};
-use akex::session::replay::WINDOW_SIZE;
-use akex::session::{Record, RekeyPolicy, ReplayCheck, ReplayWindow, SessionConfig};
+use akex::session::{Record, RekeyPolicy, SessionConfig};
 use akex::{Error, Established, Role};
 use proptest::prelude::*;
 
@@ -61,10 +62,7 @@ fn established(role: Role) -> Established {
 }
 
 fn pair(policy: RekeyPolicy) -> (DatagramSession, DatagramSession) {
-    let config = SessionConfig {
-        policy,
-        ..SessionConfig::akex(AeadAlgorithm::ChaChaPoly)
-    };
+    let config = SessionConfig::new().rekey_policy(policy);
     (
         DatagramSession::new(established(Role::Initiator), config.clone()).unwrap(),
         DatagramSession::new(established(Role::Responder), config).unwrap(),
@@ -321,7 +319,9 @@ proptest! {
 /// An authenticated datagram (sealed with the initiator's key) with the
 /// given plaintext, as a peer could send it.
 fn forged(plaintext: &[u8]) -> Vec<u8> {
-    let key = akex::crypto::AeadKey::new(AeadAlgorithm::ChaChaPoly, &[0x31; 32]);
+    // Records are sealed under the record key derived from the secret.
+    let record_key = akex::hazmat::schedule::record_key(&Secret::new([0x31; 32]));
+    let key = akex::hazmat::aead::AeadKey::new(AeadAlgorithm::ChaChaPoly, record_key.expose());
     let mut wire = [0u8; 16].to_vec();
     let mut body = plaintext.to_vec();
     key.seal_in_place(0, &wire, &mut body);
@@ -360,11 +360,9 @@ fn datagram_unknown_type_and_bad_ratchet_key_close_the_session() {
 
 #[test]
 fn datagram_hybrid_ratchet_with_duplicated_init() {
-    let config = SessionConfig {
-        policy: RekeyPolicy::never(),
-        hybrid_ratchet: true,
-        ..SessionConfig::akex(AeadAlgorithm::ChaChaPoly)
-    };
+    let config = SessionConfig::new()
+        .rekey_policy(RekeyPolicy::never())
+        .hybrid_ratchet(true);
     let mut a = DatagramSession::new(established(Role::Initiator), config.clone()).unwrap();
     let mut b = DatagramSession::new(established(Role::Responder), config).unwrap();
     let mut rng = OsRng;

@@ -7,10 +7,9 @@ use akex::crypto::{AeadAlgorithm, Secret};
 use akex::error::PeerMisbehaved;
 use akex::handshake::TrafficSecret;
 use akex::session::{RekeyPolicy, Session, SessionConfig};
-use akex::transport::{FrameCodec, SecureStream};
+use akex::transport::SecureStream;
 use akex::{Error, Established, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
-use tokio_util::codec::Framed;
 
 fn session(role: Role, config: SessionConfig) -> Session {
     let e = Established::new(
@@ -29,24 +28,16 @@ fn session(role: Role, config: SessionConfig) -> Session {
 fn pair(config: SessionConfig) -> (SecureStream<DuplexStream>, SecureStream<DuplexStream>) {
     let (a, b) = tokio::io::duplex(1 << 20);
     (
-        SecureStream::from_session(
-            Framed::new(a, FrameCodec::default()),
-            session(Role::Initiator, config.clone()),
-        ),
-        SecureStream::from_session(
-            Framed::new(b, FrameCodec::default()),
-            session(Role::Responder, config),
-        ),
+        SecureStream::from_session(a, session(Role::Initiator, config.clone())),
+        SecureStream::from_session(b, session(Role::Responder, config)),
     )
 }
 
 #[tokio::test]
 async fn akex_stream_rekeys_ratchets_and_closes_cleanly() {
-    let config = SessionConfig {
-        policy: RekeyPolicy::every_messages(3),
-        ratchet_interval: Some(Duration::from_millis(5)),
-        ..SessionConfig::akex(AeadAlgorithm::ChaChaPoly)
-    };
+    let config = SessionConfig::new()
+        .rekey_policy(RekeyPolicy::every_messages(3))
+        .ratchet_every(Duration::from_millis(5));
     let (mut a, mut b) = pair(config);
     let echo = tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
@@ -92,7 +83,7 @@ async fn akex_stream_rekeys_ratchets_and_closes_cleanly() {
 
 #[tokio::test]
 async fn akex_stream_truncation_is_an_error() {
-    let (mut a, mut b) = pair(SessionConfig::akex(AeadAlgorithm::AesGcm));
+    let (mut a, mut b) = pair(SessionConfig::new());
     a.write_all(b"partial").await.unwrap();
     a.flush().await.unwrap();
     // Drop the transport without a close record (an attacker cutting the TCP connection).

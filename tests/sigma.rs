@@ -1,28 +1,29 @@
 //! SIGMA-I and akex-mode negotiation: the happy path and every way to
 //! break it, each with a typed error.
 
-use akex::crypto::x25519::X25519Private;
-use akex::crypto::{Secret, TAG_LEN};
+use akex::crypto::Secret;
 use akex::error::{ApiMisuse, Error, PeerIncompatible, PeerMisbehaved, TrustFailure};
-use akex::handshake::akex::symmetric::labels;
-use akex::handshake::akex::{hello, SymmetricState};
 use akex::handshake::registry::{self, HandshakeKeys};
 use akex::handshake::sigma::{SIGMA_AESGCM, SIGMA_CHACHAPOLY};
 use akex::handshake::{Established, Handshake};
-use akex::Session;
-use ed25519_dalek::{Signer, SigningKey};
+use akex::hazmat::aead::TAG_LEN;
+use akex::hazmat::akex::labels;
+use akex::hazmat::akex::{hello, SymmetricState};
+use akex::hazmat::x25519::X25519Private;
+use akex::keys::SigningKey;
+use akex::{PublicKey, Session};
 
 const NOISE_NN: &str = "Noise_NN_25519_ChaChaPoly_BLAKE2s";
 
 fn ed(seed: u8) -> SigningKey {
-    SigningKey::from_bytes(&[seed; 32])
+    SigningKey::from_seed(akex::crypto::Secret::new([seed; 32]))
 }
 
 fn keys(seed: u8, remote: Option<&SigningKey>) -> HandshakeKeys {
-    HandshakeKeys {
-        ed25519: Some(ed(seed)),
-        remote: remote.map(|k| k.verifying_key().to_bytes().to_vec()),
-        ..Default::default()
+    let keys = HandshakeKeys::new().signing_key(ed(seed));
+    match remote {
+        Some(k) => keys.remote(PublicKey::ed25519(*k.public())),
+        None => keys,
     }
 }
 
@@ -88,14 +89,8 @@ fn handshake_completes_both_aeads() {
         assert_eq!(ie.sending_secret(), re.receiving_secret());
         assert_eq!(ie.receiving_secret(), re.sending_secret());
         assert_ne!(ie.sending_secret(), ie.receiving_secret());
-        assert_eq!(
-            ie.remote_static().unwrap(),
-            ed(2).verifying_key().as_bytes()
-        );
-        assert_eq!(
-            re.remote_static().unwrap(),
-            ed(1).verifying_key().as_bytes()
-        );
+        assert_eq!(ie.remote_static().unwrap(), ed(2).public());
+        assert_eq!(re.remote_static().unwrap(), ed(1).public());
         let mut a = Session::new(ie);
         let mut b = Session::new(re);
         let mut ct = Vec::new();
@@ -119,14 +114,8 @@ fn unpinned_peers_are_reported_not_rejected() {
     let i = registry::initiator(SIGMA_CHACHAPOLY, &keys(1, None)).unwrap();
     let r = registry::responder(&[SIGMA_CHACHAPOLY], &keys(9, None)).unwrap();
     let (ie, re) = run(i, r);
-    assert_eq!(
-        ie.remote_static().unwrap(),
-        ed(9).verifying_key().as_bytes()
-    );
-    assert_eq!(
-        re.remote_static().unwrap(),
-        ed(1).verifying_key().as_bytes()
-    );
+    assert_eq!(ie.remote_static().unwrap(), ed(9).public());
+    assert_eq!(re.remote_static().unwrap(), ed(1).public());
 }
 
 /// Flips one byte at `pos` of message `idx` and returns the receiver's
@@ -277,7 +266,7 @@ fn initiator_identity_stays_hidden_from_an_impostor_responder() {
     assert!(!i.wants_write());
     assert_err(i.write_message(b"", &mut Vec::new()), "HandshakeDead");
     // And message 1 carries no long-term key material at all.
-    let id = ed(1).verifying_key().to_bytes();
+    let id = ed(1).public().to_owned();
     assert!(!m1.windows(32).any(|w| w == id));
 }
 
@@ -391,7 +380,7 @@ fn misuse_is_typed() {
         r.write_message(b"", &mut Vec::new()),
         Err(Error::ApiMisuse(ApiMisuse::WrongTurn))
     ));
-    let i = client(SIGMA_CHACHAPOLY);
+    let mut i = client(SIGMA_CHACHAPOLY);
     assert!(matches!(
         i.finish(),
         Err(Error::ApiMisuse(ApiMisuse::HandshakeNotFinished))
@@ -420,7 +409,7 @@ fn forged_m2(m1: &[u8], bad_sig: bool, bad_mac: bool) -> Vec<u8> {
     if bad_sig {
         signed.push(0);
     }
-    let sig = id.sign(&signed).to_bytes();
+    let sig = id.sign(&signed);
     let km = ss.derive_key(if bad_mac {
         labels::SIGMA_MAC_INITIATOR
     } else {
@@ -428,8 +417,8 @@ fn forged_m2(m1: &[u8], bad_sig: bool, bad_mac: bool) -> Vec<u8> {
     });
     use hmac::Mac;
     let mut mac = <hmac::Hmac<sha2::Sha256>>::new_from_slice(km.expose()).unwrap();
-    mac.update(id.verifying_key().as_bytes());
-    let mut block = id.verifying_key().to_bytes().to_vec();
+    mac.update(id.public());
+    let mut block = id.public().to_owned().to_vec();
     block.extend_from_slice(&sig);
     block.extend_from_slice(&mac.finalize().into_bytes());
     ss.encrypt_and_hash(&block, &mut out).unwrap();
@@ -479,17 +468,11 @@ fn timing() {
         "Noise_XX_25519_ChaChaPoly_BLAKE2s",
     ] {
         let (ik, rk) = if name.starts_with("Noise") {
-            let si = akex::crypto::StaticSecret::from_private(Secret::new([1; 32]));
-            let sr = akex::crypto::StaticSecret::from_private(Secret::new([2; 32]));
+            let si = akex::keys::StaticSecret::from_private(Secret::new([1; 32]));
+            let sr = akex::keys::StaticSecret::from_private(Secret::new([2; 32]));
             (
-                HandshakeKeys {
-                    x25519: Some(si),
-                    ..Default::default()
-                },
-                HandshakeKeys {
-                    x25519: Some(sr),
-                    ..Default::default()
-                },
+                HandshakeKeys::new().static_key(si),
+                HandshakeKeys::new().static_key(sr),
             )
         } else {
             (keys(1, Some(&ed(2))), keys(2, Some(&ed(1))))
@@ -595,10 +578,7 @@ async fn downgrade_over_the_transport_fails_for_both() {
 
     let (client_io, mut mitm_client) = tokio::io::duplex(1 << 16);
     let (mut mitm_server, server_io) = tokio::io::duplex(1 << 16);
-    let options = TransportOptions {
-        handshake_timeout: std::time::Duration::from_secs(5),
-        ..Default::default()
-    };
+    let options = TransportOptions::new().handshake_timeout(std::time::Duration::from_secs(5));
     let server = tokio::spawn({
         let options = options.clone();
         async move {

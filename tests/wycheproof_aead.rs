@@ -13,7 +13,9 @@
 //! given. Valid cases must seal to `ct || tag` and open to `msg`; invalid
 //! cases must fail to open.
 
-use akex::crypto::{AeadAlgorithm, AeadKey};
+use akex::crypto::AeadAlgorithm;
+
+use akex::hazmat::aead::AeadKey;
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, CHACHA20_POLY1305};
 use serde_json::Value;
 
@@ -36,7 +38,7 @@ fn counter(algorithm: AeadAlgorithm, iv: &[u8]) -> Option<u64> {
     let rest: [u8; 8] = iv[4..].try_into().ok()?;
     let n = match algorithm {
         AeadAlgorithm::ChaChaPoly => u64::from_le_bytes(rest),
-        AeadAlgorithm::AesGcm => u64::from_be_bytes(rest),
+        _ => u64::from_be_bytes(rest),
     };
     (algorithm.nonce(n) == iv).then_some(n)
 }
@@ -55,7 +57,7 @@ fn run(file: &str, algorithm: AeadAlgorithm) -> Counts {
     let json: Value = serde_json::from_str(&text).expect("parse the vector file");
     let backend = match algorithm {
         AeadAlgorithm::ChaChaPoly => &CHACHA20_POLY1305,
-        AeadAlgorithm::AesGcm => &AES_256_GCM,
+        _ => &AES_256_GCM,
     };
     let mut c = Counts::default();
     for group in json["testGroups"].as_array().unwrap() {

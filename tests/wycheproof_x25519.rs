@@ -8,9 +8,9 @@
 //! - other `acceptable` cases (twist points, non-canonical encodings) may
 //!   be accepted, but then must give the expected secret.
 
-use akex::crypto::x25519::X25519Private;
 use akex::crypto::Secret;
 use akex::error::{Error, PeerMisbehaved};
+use akex::hazmat::x25519::X25519Private;
 use serde_json::Value;
 
 const VECTORS: &str = concat!(

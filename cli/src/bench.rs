@@ -11,10 +11,11 @@ use crate::harness::linkemu::Link;
 use crate::harness::{default_protocols, BenchError, BenchOptions, Endpoint, Report};
 use akex::handshake::registry::{self, HandshakeKeys, Mode};
 use akex::handshake::sigma::sigma_aead;
+use akex::keys::SigningKey;
 use akex::keys::{decode_public_key, load_identity};
 use akex::NoiseConfig;
+use akex::{KeyKind, PublicKey};
 use clap::Args;
-use ed25519_dalek::SigningKey;
 
 /// Counts live heap bytes so the harness can report heap per session.
 pub struct CountingAlloc;
@@ -183,12 +184,12 @@ impl BenchArgs {
             if registry::mode_of(name)? == Mode::Akex {
                 return Ok(vec![Endpoint::remote_akex(name, self.remote_keys(name)?)?]);
             }
-            let mut config = NoiseConfig::new(name);
+            let mut config = NoiseConfig::new(name)?;
             if let Some(path) = &self.identity {
                 config = config.local_static(load_identity(path)?);
             }
             if let Some(key) = &self.remote_key {
-                config = config.remote_static(decode_public_key(key)?);
+                config = config.remote_static(PublicKey::x25519(decode_public_key(key)?));
             }
             return Ok(vec![Endpoint::remote(config)?]);
         }
@@ -197,22 +198,18 @@ impl BenchArgs {
 
     /// The client's keys for an akex-mode protocol against `--server`.
     fn remote_keys(&self, name: &str) -> Result<HandshakeKeys, BenchError> {
-        let mut keys = HandshakeKeys::default();
+        let mut keys = HandshakeKeys::new();
         if let Some(path) = &self.identity {
             let key = load_identity(path)?;
             if sigma_aead(name).is_some() {
-                keys.ed25519 = Some(SigningKey::from_bytes(key.private().expose()));
+                keys = keys.signing_key(SigningKey::from_seed(key.private().clone()));
             } else {
-                keys.x25519 = Some(key);
+                keys = keys.static_key(key);
             }
         }
         if let Some(key) = &self.remote_key {
-            use base64::Engine;
-            keys.remote = Some(
-                base64::engine::general_purpose::STANDARD
-                    .decode(key.trim())
-                    .map_err(|_| "--remote-key is not valid base64")?,
-            );
+            let kind = registry::remote_key_kind(name).unwrap_or(KeyKind::X25519);
+            keys = keys.remote(PublicKey::from_base64(kind, key)?);
         }
         Ok(keys)
     }

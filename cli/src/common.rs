@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use akex::crypto::kem::{MlKem768KeyPair, SEED_LEN};
 use akex::crypto::Secret;
 use akex::error::{ConfigError, KeyStoreError};
 use akex::handshake::registry::{self, HandshakeKeys};
@@ -15,11 +14,11 @@ use akex::keys::{
     AuditLog, KeyStore, KeyType, Passphrase, Protection, TrustPolicy, TrustStore,
     DEFAULT_SCRYPT_LOG_N,
 };
+use akex::keys::{MlKem768KeyPair, SigningKey};
 use akex::transport::TransportOptions;
-use akex::Error;
+use akex::{Error, KeyKind, PublicKey};
 use bytes::Bytes;
 use clap::{Args, ValueEnum};
-use ed25519_dalek::SigningKey;
 
 /// How to run the handshake: protocol, keys, PSKs, limits.
 #[derive(Args, Clone, Debug)]
@@ -116,39 +115,36 @@ impl HandshakeArgs {
     pub fn handshake_keys(&self) -> Result<HandshakeKeys, Error> {
         let names = self.protocols()?;
         let all_sigma = names.iter().all(|n| sigma_aead(n).is_some());
-        let mut keys = HandshakeKeys {
-            prologue: self.prologue.as_bytes().to_vec(),
-            ..Default::default()
-        };
+        let mut keys = HandshakeKeys::new().prologue(self.prologue.as_bytes());
         #[cfg(feature = "rsa-kt")]
         let all_rsa = names.iter().all(|n| n == akex::handshake::rsa::RSA_KT);
         #[cfg(not(feature = "rsa-kt"))]
         let all_rsa = false;
         if let Some(path) = &self.kem_identity {
-            keys.mlkem768 = Some(load_mlkem768(path)?);
+            keys = keys.kem_key(load_mlkem768(path)?);
         }
         if all_rsa {
             #[cfg(feature = "rsa-kt")]
             if let Some(path) = &self.identity {
-                keys.rsa = Some(load_rsa3072(path)?);
+                keys = keys.rsa_key(load_rsa3072(path)?);
             }
         } else if let Some(path) = &self.identity {
             let key = load_identity(path)?;
             if all_sigma {
-                keys.ed25519 = Some(SigningKey::from_bytes(key.private().expose()));
+                keys = keys.signing_key(SigningKey::from_seed(key.private().clone()));
             } else {
-                keys.x25519 = Some(key);
+                keys = keys.static_key(key);
             }
         }
         if let Some(path) = &self.signing_identity {
             let key = load_identity(path)?;
-            keys.ed25519 = Some(SigningKey::from_bytes(key.private().expose()));
+            keys = keys.signing_key(SigningKey::from_seed(key.private().clone()));
         }
         set_passphrase_fd(self.passphrase_fd);
         for name in &self.key {
             load_store_key(self.store.as_deref(), name, &mut keys)?;
         }
-        if all_sigma && !self.key.is_empty() && keys.ed25519.is_none() {
+        if all_sigma && !self.key.is_empty() && keys.local_signing_key().is_none() {
             return Err(ConfigError::Invalid(
                 "SIGMA needs an Ed25519 identity: give --key naming an ed25519 store key \
                  (`akex keys generate --type ed25519`)"
@@ -156,22 +152,25 @@ impl HandshakeArgs {
             )
             .into());
         }
+        // The kind of peer key the (first) protocol authenticates.
+        let kind = registry::remote_key_kind(&names[0]).unwrap_or(KeyKind::X25519);
         if let Some(key) = &self.remote_key {
             use base64::Engine;
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(key.trim())
                 .map_err(|_| ConfigError::InvalidKey("--remote-key is not valid base64"))?;
-            keys.remote = Some(bytes);
+            keys = keys.remote(PublicKey::from_bytes(kind, &bytes)?);
         }
         if let Some(name) = &self.peer {
             let trust = self.open_trust_store()?;
-            keys.remote = Some(trust.pinned_key(name, now_unix())?);
+            let bytes = trust.pinned_key(name, now_unix())?;
+            keys = keys.remote(PublicKey::from_bytes(kind, &bytes)?);
         }
         self.install_trust()?;
         for psk in &self.psk {
             let bytes = decode_public_key(psk)
                 .map_err(|_| ConfigError::InvalidKey("--psk must be 32 bytes of base64"))?;
-            keys.psks.push(Secret::new(bytes));
+            keys = keys.psk(Secret::new(bytes));
         }
         Ok(keys)
     }
@@ -181,10 +180,7 @@ impl HandshakeArgs {
             .ok()
             .filter(|t| !t.is_zero())
             .ok_or_else(|| ConfigError::Invalid("--timeout must be a positive number".into()))?;
-        Ok(TransportOptions {
-            handshake_timeout: timeout,
-            ..TransportOptions::default()
-        })
+        Ok(TransportOptions::new().handshake_timeout(timeout))
     }
 }
 
@@ -438,14 +434,15 @@ fn load_store_key(
             "--key {name}: a {kind} key was already given; give one key of each type"
         )))
     };
-    match entry.key_type {
-        KeyType::X25519 if keys.x25519.is_some() => return Err(twice("x25519")),
-        KeyType::X25519 => keys.x25519 = Some(loaded.static_secret()?),
-        KeyType::Ed25519 if keys.ed25519.is_some() => return Err(twice("ed25519")),
-        KeyType::Ed25519 => keys.ed25519 = Some(loaded.ed25519()?),
-        KeyType::Mlkem768 if keys.mlkem768.is_some() => return Err(twice("mlkem768")),
-        KeyType::Mlkem768 => keys.mlkem768 = Some(loaded.mlkem768()?),
-    }
+    let taken = std::mem::take(keys);
+    *keys = match entry.key_type {
+        KeyType::X25519 if taken.local_static_key().is_some() => return Err(twice("x25519")),
+        KeyType::X25519 => taken.static_key(loaded.static_secret()?),
+        KeyType::Ed25519 if taken.local_signing_key().is_some() => return Err(twice("ed25519")),
+        KeyType::Ed25519 => taken.signing_key(loaded.ed25519()?),
+        KeyType::Mlkem768 if taken.local_kem_key().is_some() => return Err(twice("mlkem768")),
+        KeyType::Mlkem768 => taken.kem_key(loaded.mlkem768()?),
+    };
     KEYS_IN_USE.lock().unwrap_or_else(|e| e.into_inner()).push((
         store.dir().to_path_buf(),
         entry.id.clone(),
@@ -531,6 +528,7 @@ pub fn read_key_file(path: &std::path::Path) -> Result<zeroize::Zeroizing<Vec<u8
 /// Loads an ML-KEM-768 key file: base64 of the 64-byte seed `d ‖ z`.
 pub fn load_mlkem768(path: &std::path::Path) -> Result<MlKem768KeyPair, Error> {
     let bytes = read_key_file(path)?;
+    const SEED_LEN: usize = MlKem768KeyPair::SEED_LEN;
     let seed = Secret::<SEED_LEN>::from_slice(&bytes).ok_or_else(|| Error::KeyFile {
         path: path.display().to_string(),
         reason: format!(

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use akex::crypto::RandomSource;
 use akex::error::{ConfigError, TrustFailure};
 use akex::handshake::registry;
 use akex::keys::ROTATION_MESSAGE_PREFIX;
@@ -12,7 +13,6 @@ use akex::Error;
 use bytes::Bytes;
 use clap::Args;
 use futures_util::{SinkExt, StreamExt};
-use rand_core::RngCore;
 use serde_json::json;
 use tokio::net::TcpStream;
 

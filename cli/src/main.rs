@@ -126,11 +126,9 @@ enum KeyFileType {
     Rsa3072,
 }
 
-fn public_of(key: &akex::crypto::StaticSecret, key_type: KeyFileType) -> [u8; 32] {
+fn public_of(key: &akex::keys::StaticSecret, key_type: KeyFileType) -> [u8; 32] {
     match key_type {
-        KeyFileType::Ed25519 => ed25519_dalek::SigningKey::from_bytes(key.private().expose())
-            .verifying_key()
-            .to_bytes(),
+        KeyFileType::Ed25519 => *akex::keys::SigningKey::from_seed(key.private().clone()).public(),
         _ => *key.public(),
     }
 }
@@ -139,10 +137,10 @@ fn keygen(output: &std::path::Path, key_type: KeyFileType) -> Result<(), akex::E
     match key_type {
         KeyFileType::X25519 | KeyFileType::Ed25519 => {}
         KeyFileType::Mlkem768 => {
-            let seed = akex::crypto::Secret::<{ akex::crypto::kem::SEED_LEN }>::random(
+            let seed = akex::crypto::Secret::<{ akex::keys::MlKem768KeyPair::SEED_LEN }>::random(
                 &mut akex::crypto::OsRng,
             );
-            let pair = akex::crypto::kem::MlKem768KeyPair::from_seed(&seed);
+            let pair = akex::keys::MlKem768KeyPair::from_seed(&seed);
             common::write_new_key_file(output, seed.expose())?;
             println!("{}", common::b64(pair.encapsulation_key()));
             return Ok(());

@@ -23,7 +23,7 @@ pub fn table() -> String {
             p.family.to_string(),
             match p.mode {
                 Mode::Noise => "noise".into(),
-                Mode::Akex => "akex".into(),
+                _ => "akex".into(),
             },
             p.authentication.to_string(),
             if p.forward_secrecy { "yes" } else { "NO" }.into(),

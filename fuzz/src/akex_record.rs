@@ -33,12 +33,15 @@
 
 use std::time::Duration;
 
-use akex::crypto::kem::{self, MlKem768KeyPair};
-use akex::crypto::rng::ScriptedRng;
-use akex::crypto::x25519::X25519Private;
-use akex::crypto::{AeadAlgorithm, Secret, TAG_LEN};
+use akex::crypto::{AeadAlgorithm, Secret};
 use akex::error::{Error, PeerMisbehaved};
-use akex::session::{schedule, AeadLimits, CipherState, Record, SessionConfig};
+use akex::hazmat::aead::TAG_LEN;
+use akex::hazmat::kem;
+use akex::hazmat::x25519::X25519Private;
+use akex::hazmat::ReplayRng as ScriptedRng;
+use akex::hazmat::{schedule, CipherState};
+use akex::keys::MlKem768KeyPair;
+use akex::session::{AeadLimits, Record, RecordMode, SessionConfig};
 use akex::{Role, Session};
 
 use super::session_ops::{fixed_established, rng_bytes, I2R, ROOT};
@@ -79,7 +82,8 @@ impl Mirror {
     }
 
     fn seal(&self, nonce: u64, inner: &[u8]) -> Vec<u8> {
-        let mut cipher = CipherState::new(self.aead, self.secret.expose());
+        let key = schedule::record_key(&self.secret);
+        let mut cipher = CipherState::new(self.aead, key.expose());
         cipher.set_nonce(nonce);
         let mut out = Vec::with_capacity(inner.len() + TAG_LEN);
         cipher
@@ -175,13 +179,13 @@ pub fn akex_record(data: &[u8]) -> Progress {
         max_bytes: 1 << 20,
         max_forgeries: 4,
     });
-    let config = SessionConfig {
-        hybrid_ratchet: hybrid,
-        limits,
-        ..SessionConfig::akex(aead)
-    };
-    let mut session = Session::with_config(fixed_established(Role::Responder, aead, true), config)
-        .expect("the fixed configuration is valid");
+    let mut config = SessionConfig::new().hybrid_ratchet(hybrid);
+    config.limits = limits;
+    let mut session = Session::with_config(
+        fixed_established(Role::Responder, aead, true, RecordMode::Akex),
+        config,
+    )
+    .expect("the fixed configuration is valid");
     let mut mirror = Mirror {
         aead,
         secret: Secret::new(I2R),
@@ -257,6 +261,7 @@ pub fn akex_record(data: &[u8]) -> Progress {
                     Record::KeyUpdate => assert_eq!(inner, [0x02]),
                     Record::Ratchet => assert_eq!(inner[0], 0x03),
                     Record::Close => assert_eq!(inner, [0x04]),
+                    other => panic!("a record type the harness does not know: {other:?}"),
                 }
                 progress.records += 1;
                 progress.answered |= sealed;

@@ -24,9 +24,12 @@ pub mod session_ops;
 pub use akex_record::{akex_record, akex_record_seeds};
 pub use session_ops::{session_ops, session_ops_seeds};
 
-use akex::crypto::rng::ScriptedRng;
-use akex::crypto::{Secret, SharedRng, StaticSecret, TAG_LEN};
+use akex::crypto::Secret;
 use akex::handshake::TrafficSecret;
+use akex::hazmat::aead::TAG_LEN;
+use akex::hazmat::ReplayRng as ScriptedRng;
+use akex::hazmat::SharedRng;
+use akex::keys::StaticSecret;
 use akex::{Established, Handshake, NoiseConfig, NoiseHandshake, Role, Session};
 
 /// The responder protocols; the selector byte picks one (modulo the length).
@@ -109,6 +112,7 @@ fn scripted_rng(role: Role) -> SharedRng {
 
 fn responder(protocol: &str) -> NoiseHandshake {
     let config = NoiseConfig::new(protocol)
+        .unwrap()
         .local_static(responder_static())
         .rng(scripted_rng(Role::Responder));
     NoiseHandshake::responder(config).expect("the fixed responder configuration is valid")
@@ -116,8 +120,9 @@ fn responder(protocol: &str) -> NoiseHandshake {
 
 fn initiator(protocol: &str) -> NoiseHandshake {
     let config = NoiseConfig::new(protocol)
+        .unwrap()
         .local_static(initiator_static())
-        .remote_static(*responder_static().public())
+        .remote_static(akex::PublicKey::x25519(*responder_static().public()))
         .rng(scripted_rng(Role::Initiator));
     NoiseHandshake::initiator(config).expect("the fixed initiator configuration is valid")
 }
@@ -139,13 +144,30 @@ fn open_records<'a>(session: &mut Session, frames: impl Iterator<Item = &'a [u8]
         buf.clear();
         buf.extend_from_slice(frame);
         let nonce = session.receiving().nonce();
-        match session.open_in_place(&mut buf) {
-            Ok(n) => {
-                assert_eq!(n + TAG_LEN, frame.len());
-                assert_eq!(session.receiving().nonce(), nonce + 1);
-                opened += 1;
+        if session.mode() == akex::RecordMode::Noise {
+            match session.open_in_place(&mut buf) {
+                Ok(n) => {
+                    assert_eq!(n + TAG_LEN, frame.len());
+                    assert_eq!(session.receiving().nonce(), nonce + 1);
+                    opened += 1;
+                }
+                Err(_) => assert_eq!(session.receiving().nonce(), nonce),
             }
-            Err(_) => assert_eq!(session.receiving().nonce(), nonce),
+        } else {
+            // akex mode: a type byte inside the AEAD; an error closes it.
+            let mut out = Vec::new();
+            match session.open(frame, &mut out) {
+                Ok(akex::session::Record::Data(n)) => {
+                    assert_eq!(n + 1 + TAG_LEN, frame.len());
+                    assert_eq!(out.len(), n);
+                    opened += 1;
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    assert!(out.is_empty());
+                    return opened;
+                }
+            }
         }
     }
     opened
@@ -189,10 +211,8 @@ pub fn noise_responder(data: &[u8]) -> Progress {
             return progress;
         }
     }
-    let established = Box::new(hs)
-        .finish()
-        .expect("a finished handshake yields its keys");
-    assert_eq!(established.remote_static().map(<[u8]>::len), Some(32));
+    let established = hs.finish().expect("a finished handshake yields its keys");
+    assert_eq!(established.remote_static().map(|k| k.len()), Some(32));
     let mut session = Session::new(established);
     progress.finished = true;
     progress.records = open_records(&mut session, frames);
@@ -204,8 +224,8 @@ pub fn noise_responder(data: &[u8]) -> Progress {
 struct SessionKeys {
     protocol: String,
     handshake_hash: Vec<u8>,
-    initiator_static: Vec<u8>,
-    responder_static: Vec<u8>,
+    initiator_static: akex::PublicKey,
+    responder_static: akex::PublicKey,
     aead: akex::crypto::AeadAlgorithm,
     i2r: Secret<32>,
     r2i: Secret<32>,
@@ -216,13 +236,13 @@ impl SessionKeys {
         let mut alice = initiator(protocol);
         let mut bob = responder(protocol);
         pump(&mut alice, &mut bob);
-        let alice = Box::new(alice).finish().expect("in-memory handshake");
-        let bob = Box::new(bob).finish().expect("in-memory handshake");
+        let alice = alice.finish().expect("in-memory handshake");
+        let bob = bob.finish().expect("in-memory handshake");
         SessionKeys {
             protocol: protocol.to_string(),
             handshake_hash: alice.handshake_hash().to_vec(),
-            initiator_static: bob.remote_static().expect("XX sends s").to_vec(),
-            responder_static: alice.remote_static().expect("XX sends s").to_vec(),
+            initiator_static: bob.remote_static().expect("XX sends s").clone(),
+            responder_static: alice.remote_static().expect("XX sends s").clone(),
             aead: alice.aead(),
             i2r: Secret::new(*alice.sending_secret().expose()),
             r2i: Secret::new(*alice.receiving_secret().expose()),
@@ -441,32 +461,28 @@ pub fn session_open_seeds() -> Vec<Seed> {
     seeds
 }
 
-/// Fuzz target `frame_decoder`: the selector byte picks the codec's limit
+/// Fuzz target `frame_decoder`: the selector byte picks the decoder's limit
 /// (0..=63 bytes for even selectors, the default for odd ones) and the
-/// chunk size (1..=16 bytes) in which the rest arrives in a `BytesMut`.
-/// `decode` runs after every chunk and `decode_eof` at the end; no frame may
-/// exceed the limit, and an error ends the stream. `records` counts frames.
+/// chunk size (1..=16 bytes) in which the rest arrives. Frames are taken
+/// after every chunk and the end is checked at the end; no frame may exceed
+/// the limit, and an error ends the stream. `records` counts frames.
 pub fn frame_decoder(data: &[u8]) -> Progress {
-    use bytes::BytesMut;
-    use tokio_util::codec::Decoder;
-
     let mut progress = Progress::default();
     let Some((&selector, rest)) = data.split_first() else {
         return progress;
     };
-    let mut codec = if selector & 1 == 0 {
-        akex::transport::FrameCodec::new(usize::from(selector >> 2) % 64)
+    let limit = if selector & 1 == 0 {
+        usize::from(selector >> 2) % 64
     } else {
-        akex::transport::FrameCodec::default()
+        65535
     };
-    let limit = codec.max_frame_len();
+    let mut decoder = akex::hazmat::FrameDecoder::new(limit);
     let chunk = usize::from((selector >> 1) & 0x0f) + 1;
-    let mut buf = BytesMut::new();
     let mut consumed = 0;
     for piece in rest.chunks(chunk) {
-        buf.extend_from_slice(piece);
+        decoder.push(piece);
         loop {
-            match codec.decode(&mut buf) {
+            match decoder.next_frame() {
                 Ok(Some(frame)) => {
                     assert!(frame.len() <= limit, "frame over the limit");
                     consumed += 2 + frame.len();
@@ -478,27 +494,15 @@ pub fn frame_decoder(data: &[u8]) -> Progress {
         }
     }
     progress.answered = true;
-    loop {
-        match codec.decode_eof(&mut buf) {
-            Ok(Some(frame)) => {
-                assert!(frame.len() <= limit, "frame over the limit");
-                consumed += 2 + frame.len();
-                progress.records += 1;
-            }
-            Ok(None) => {
-                assert!(buf.is_empty(), "decode_eof ends only on an empty buffer");
-                // A clean end means every byte belonged to a whole frame
-                // (a stream cut after a length header is `TruncatedFrame`).
-                assert_eq!(consumed, rest.len(), "clean EOF inside a frame");
-                progress.finished = true;
-                return progress;
-            }
-            Err(_) => return progress,
-        }
+    if decoder.finish().is_ok() {
+        // A clean end means every byte belonged to a whole frame (a stream
+        // cut after a length header is `TruncatedFrame`).
+        assert_eq!(consumed, rest.len(), "clean end inside a frame");
+        progress.finished = true;
     }
+    progress
 }
 
-/// Frames for `frame_decoder`: a few well-formed streams and near misses.
 pub fn frame_decoder_seeds() -> Vec<Seed> {
     let mut two = Vec::new();
     push_frame(&mut two, b"hello");
@@ -552,16 +556,16 @@ pub const AKEX_PROTOCOLS: [&str; 6] = [
 /// Fixed long-term keys of one akex party.
 struct AkexParty {
     x25519: StaticSecret,
-    ed25519: ed25519_dalek::SigningKey,
-    kem: akex::crypto::kem::MlKem768KeyPair,
+    ed25519: akex::keys::SigningKey,
+    kem: akex::keys::MlKem768KeyPair,
 }
 
 fn akex_party(tag: u8) -> &'static AkexParty {
     static PARTIES: OnceLock<[AkexParty; 2]> = OnceLock::new();
     let make = |tag: u8| AkexParty {
         x25519: StaticSecret::from_private(Secret::new([tag; 32])),
-        ed25519: ed25519_dalek::SigningKey::from_bytes(&[tag; 32]),
-        kem: akex::crypto::kem::MlKem768KeyPair::from_seed(&Secret::new([tag; 64])),
+        ed25519: akex::keys::SigningKey::from_seed(Secret::new([tag; 32])),
+        kem: akex::keys::MlKem768KeyPair::from_seed(&Secret::new([tag; 64])),
     };
     let parties = PARTIES.get_or_init(|| [make(0x49), make(0x52)]);
     if tag == 0x49 {
@@ -581,13 +585,11 @@ fn akex_rng(tag: u8) -> SharedRng {
 
 fn akex_responder_handshake() -> Box<dyn Handshake> {
     let me = akex_party(0x52);
-    let keys = akex::handshake::registry::HandshakeKeys {
-        x25519: Some(me.x25519.clone()),
-        ed25519: Some(me.ed25519.clone()),
-        mlkem768: Some(me.kem.clone()),
-        rng: akex_rng(0x72),
-        ..Default::default()
-    };
+    let keys = akex::HandshakeKeys::new()
+        .static_key(me.x25519.clone())
+        .signing_key(me.ed25519.clone())
+        .kem_key(me.kem.clone())
+        .rng(akex_rng(0x72));
     akex::handshake::registry::responder(&AKEX_PROTOCOLS, &keys)
         .expect("the fixed responder configuration is valid")
 }
@@ -596,24 +598,24 @@ fn akex_initiator_handshake(name: &str) -> Box<dyn Handshake> {
     let me = akex_party(0x49);
     let peer = akex_party(0x52);
     let remote = if name == akex::handshake::sigma::SIGMA_CHACHAPOLY {
-        Some(peer.ed25519.verifying_key().as_bytes().to_vec())
+        Some(akex::PublicKey::ed25519(*peer.ed25519.public()))
     } else if name == akex::handshake::pq::PQ_IK {
         let mut r = peer.x25519.public().to_vec();
         r.extend_from_slice(peer.kem.encapsulation_key());
-        Some(r)
+        Some(akex::PublicKey::from_bytes(akex::KeyKind::X25519MlKem768, &r).expect("1216 bytes"))
     } else if name.contains("-ik-") || name.contains("-nk-") {
-        Some(peer.x25519.public().to_vec())
+        Some(akex::PublicKey::x25519(*peer.x25519.public()))
     } else {
         None
     };
-    let keys = akex::handshake::registry::HandshakeKeys {
-        x25519: Some(me.x25519.clone()),
-        ed25519: Some(me.ed25519.clone()),
-        mlkem768: Some(me.kem.clone()),
-        remote,
-        rng: akex_rng(0x65),
-        ..Default::default()
-    };
+    let mut keys = akex::HandshakeKeys::new()
+        .static_key(me.x25519.clone())
+        .signing_key(me.ed25519.clone())
+        .kem_key(me.kem.clone())
+        .rng(akex_rng(0x65));
+    if let Some(remote) = remote {
+        keys = keys.remote(remote);
+    }
     akex::handshake::registry::initiator(name, &keys)
         .expect("the fixed initiator configuration is valid")
 }

@@ -24,10 +24,10 @@
 use arbitrary::{Arbitrary, Unstructured};
 use std::time::Duration;
 
-use akex::crypto::rng::ScriptedRng;
 use akex::crypto::{AeadAlgorithm, Secret};
 use akex::error::{Error, PeerMisbehaved};
 use akex::handshake::TrafficSecret;
+use akex::hazmat::ReplayRng as ScriptedRng;
 use akex::session::datagram::DatagramSession;
 use akex::session::{AeadLimits, Record, RecordMode, RecordType, SessionConfig};
 use akex::{Established, Role, Session};
@@ -58,39 +58,46 @@ fn lowered_limits() -> AeadLimits {
     }
 }
 
-fn config(index: usize) -> (AeadAlgorithm, SessionConfig) {
+fn config(index: usize) -> (AeadAlgorithm, SessionConfig, RecordMode) {
     let chacha = AeadAlgorithm::ChaChaPoly;
     let aes = AeadAlgorithm::AesGcm;
     match index {
-        0 => (chacha, SessionConfig::noise()),
-        1 => (aes, SessionConfig::noise_rekey_every(3)),
+        0 => (chacha, SessionConfig::new(), RecordMode::Noise),
+        1 => (aes, SessionConfig::noise_rekey_every(3), RecordMode::Noise),
         2 | 4 => (
             chacha,
-            SessionConfig {
-                ratchet_interval: Some(Duration::from_secs(60)),
-                ..SessionConfig::akex(chacha)
-            },
+            SessionConfig::new().ratchet_every(Duration::from_secs(60)),
+            RecordMode::Akex,
         ),
         _ => (
             aes,
-            SessionConfig {
-                hybrid_ratchet: true,
-                limits: Some(lowered_limits()),
-                ..SessionConfig::akex(aes)
-            },
+            SessionConfig::new()
+                .hybrid_ratchet(true)
+                .limits(lowered_limits()),
+            RecordMode::Akex,
         ),
     }
 }
 
 /// An `Established` with fixed secrets (no handshake needed: the session
 /// layer only sees the secrets).
-pub(crate) fn fixed_established(role: Role, aead: AeadAlgorithm, root: bool) -> Established {
+pub(crate) fn fixed_established(
+    role: Role,
+    aead: AeadAlgorithm,
+    root: bool,
+    mode: RecordMode,
+) -> Established {
     let remote = match role {
-        Role::Initiator => vec![0x52; 32],
-        Role::Responder => vec![0x49; 32],
+        Role::Initiator => akex::PublicKey::x25519([0x52; 32]),
+        Role::Responder => akex::PublicKey::x25519([0x49; 32]),
+    };
+    // The protocol name decides the record mode.
+    let name = match mode {
+        RecordMode::Noise => "Noise_fuzz_fixed",
+        _ => "akex-fuzz-fixed",
     };
     let established = Established::new(
-        "akex-fuzz-fixed".to_string(),
+        name.to_string(),
         role,
         vec![0x48; 32],
         Some(remote),
@@ -348,11 +355,11 @@ fn payload(seq: u32, len: usize) -> Vec<u8> {
 
 impl Run {
     fn new(index: usize) -> Self {
-        let (aead, config) = config(index);
+        let (aead, config, mode) = config(index);
         let datagram = index >= 4;
-        let root = config.mode == RecordMode::Akex;
+        let root = mode == RecordMode::Akex;
         let make = |role| {
-            let est = fixed_established(role, aead, root);
+            let est = fixed_established(role, aead, root, mode);
             if datagram {
                 Peer::Datagram(Box::new(
                     DatagramSession::new(est, config.clone()).expect("valid datagram config"),
@@ -368,7 +375,7 @@ impl Run {
             flights: [Flight::default(), Flight::default()],
             models: [Model::default(); 2],
             now: [Duration::ZERO; 2],
-            mode: config.mode,
+            mode,
             datagram,
             limited: config.limits.is_some(),
             rng_calls: 0,
@@ -634,7 +641,7 @@ impl Run {
         let (result, nonce_before, nonce_after) = match &mut self.peers[i] {
             Peer::Stream(s) if s.mode() == RecordMode::Noise => {
                 let n = s.receiving().nonce();
-                let r = s.open(bytes, &mut out).map(|()| Record::Data(out.len()));
+                let r = s.open(bytes, &mut out);
                 (r, n, s.receiving().nonce())
             }
             Peer::Stream(s) => (s.open_record(bytes, &mut out), 0, 0),

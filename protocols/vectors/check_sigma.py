@@ -5,7 +5,8 @@ and protocols/akex-mode.md only (Python `cryptography`, hashlib, hmac).
 Usage: python3 protocols/vectors/check_sigma.py [vector.json ...]
 Recomputes every handshake message, the handshake hash and the traffic
 secrets from the file's keys and randomness, and the two transport
-messages (akex-mode data records: type byte 0x01 + payload, counter nonce, empty AD).
+messages (akex-mode data records: type byte 0x01 + payload, counter nonce,
+empty AD, under the record key HKDF-Expand(secret, "akex record key", 32)).
 """
 import hashlib
 import hmac
@@ -19,6 +20,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives import serialization
 
 RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+
+
+def record_key(traffic_secret):
+    # HKDF-Expand(PRK = traffic secret, info = "akex record key", L = 32):
+    # one HMAC block.
+    return hmac.new(traffic_secret, b"akex record key" + b"\x01", hashlib.sha256).digest()
 
 
 def hkdf(salt, ikm, info, length=64):
@@ -106,7 +113,8 @@ def check(path):
 
     counters = {"initiator": 0, "responder": 0}
     for n, m in enumerate(v["transport"]):
-        key = okm[:32] if m["sender"] == "initiator" else okm[32:]
+        secret = okm[:32] if m["sender"] == "initiator" else okm[32:]
+        key = record_key(secret)
         aead = AESGCM(key) if gcm else ChaCha20Poly1305(key)
         # akex-mode data record: type byte 0x01, then the payload
         ct = aead.encrypt(s.nonce(counters[m["sender"]]), b"\x01" + bytes.fromhex(m["payload"]), b"")

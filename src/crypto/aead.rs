@@ -10,6 +10,7 @@ pub const TAG_LEN: usize = 16;
 pub const KEY_LEN: usize = 32;
 
 /// The AEADs Noise defines.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AeadAlgorithm {
     /// ChaCha20-Poly1305 (RFC 8439); Noise encodes the nonce little-endian.

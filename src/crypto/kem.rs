@@ -20,6 +20,7 @@ use std::fmt;
 use libcrux_ml_kem::mlkem768::{self, MlKem768Ciphertext, MlKem768PrivateKey, MlKem768PublicKey};
 use zeroize::Zeroize;
 
+use super::rng::RandomSource;
 use super::secret::{ct_eq, Secret};
 use crate::error::{ConfigError, Error, PeerMisbehaved};
 
@@ -74,6 +75,11 @@ impl fmt::Debug for MlKem768KeyPair {
 }
 
 impl MlKem768KeyPair {
+    /// Length of the key-generation seed `d ‖ z`.
+    pub const SEED_LEN: usize = SEED_LEN;
+    /// Length of the encapsulation (public) key.
+    pub const PUBLIC_LEN: usize = ENCAPSULATION_KEY_LEN;
+
     /// ML-KEM.KeyGen_internal(d, z) from the 64-byte seed `d ‖ z`.
     pub fn from_seed(seed: &Secret<SEED_LEN>) -> Self {
         let pair = mlkem768::generate_key_pair(*seed.expose());
@@ -85,7 +91,7 @@ impl MlKem768KeyPair {
     }
 
     /// A fresh key pair from 64 bytes of `rng`.
-    pub fn generate(rng: &mut dyn rand_core::CryptoRngCore) -> Self {
+    pub fn generate(rng: &mut dyn RandomSource) -> Self {
         Self::from_seed(&Secret::random(rng))
     }
 
@@ -167,7 +173,7 @@ pub fn encapsulate(
 /// ML-KEM.Encaps with 32 bytes of randomness from `rng`.
 pub fn encapsulate_random(
     ek: &[u8],
-    rng: &mut dyn rand_core::CryptoRngCore,
+    rng: &mut dyn RandomSource,
 ) -> Result<([u8; CIPHERTEXT_LEN], Secret<SHARED_SECRET_LEN>), Error> {
     encapsulate(ek, &Secret::random(rng))
 }

@@ -1,16 +1,31 @@
 //! Primitives, each wrapped once.
 //!
-//! X25519 and the AEADs come from aws-lc-rs, which measured fastest here
-//! (see `docs/benchmarks.md`). The hashes used inside Noise handshakes stay
-//! with snow's RustCrypto implementations (aws-lc-rs has no BLAKE2).
+//! X25519, Ed25519, SHA-256/HMAC/HKDF and the AEADs come from aws-lc-rs,
+//! which measured fastest here (see `docs/benchmarks.md`); ML-KEM from
+//! libcrux (it takes its randomness as an argument, see
+//! `docs/mlkem-choice.md`); BLAKE2 for Noise names that ask for it from the
+//! RustCrypto `blake2` crate.
+//!
+//! The public part is small: [`RandomSource`] and [`OsRng`] (randomness is
+//! passed in), [`AeadAlgorithm`] and [`Secret`]. Long-term key types live
+//! in [`crate::keys`]; the raw primitives are behind the `hazmat` feature
+//! ([`crate::hazmat`]).
 
-pub mod aead;
-pub mod kem;
-pub mod rng;
-pub mod secret;
-pub mod snow_resolver;
-pub mod x25519;
+pub(crate) mod aead;
+pub(crate) mod ed25519;
+pub(crate) mod hash;
+pub(crate) mod kem;
+pub(crate) mod rng;
+pub(crate) mod secret;
+#[cfg_attr(not(feature = "hazmat"), allow(dead_code))]
+pub(crate) mod snow_resolver;
+#[cfg_attr(not(feature = "hazmat"), allow(dead_code))]
+pub(crate) mod x25519;
 
-pub use aead::{AeadAlgorithm, AeadKey, TAG_LEN};
-pub use rng::{OsRng, SharedRng};
-pub use secret::{Secret, StaticSecret};
+pub use aead::AeadAlgorithm;
+pub use rng::{OsRng, RandomSource};
+pub use secret::Secret;
+
+pub(crate) use aead::{AeadKey, TAG_LEN};
+pub(crate) use rng::SharedRng;
+pub(crate) use x25519::StaticSecret;

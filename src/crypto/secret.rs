@@ -1,12 +1,11 @@
 //! Secret byte strings that erase themselves and never print.
 
 use std::fmt;
-use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use super::x25519::X25519Private;
+use super::rng::RandomSource;
 
 /// `N` secret bytes: zeroized on drop, redacted in `Debug`, compared in
 /// constant time.
@@ -26,7 +25,7 @@ impl<const N: usize> Secret<N> {
     }
 
     /// Draws `N` fresh bytes from `rng`.
-    pub fn random(rng: &mut dyn rand_core::CryptoRngCore) -> Self {
+    pub fn random(rng: &mut dyn RandomSource) -> Self {
         let mut s = Secret([0u8; N]);
         rng.fill_bytes(&mut s.0);
         s
@@ -35,6 +34,11 @@ impl<const N: usize> Secret<N> {
     /// The secret bytes. Keep the borrow short.
     pub fn expose(&self) -> &[u8; N] {
         &self.0
+    }
+
+    /// The secret bytes, to fill in place.
+    pub(crate) fn expose_mut(&mut self) -> &mut [u8; N] {
+        &mut self.0
     }
 }
 
@@ -51,61 +55,6 @@ impl<const N: usize> PartialEq for Secret<N> {
 }
 impl<const N: usize> Eq for Secret<N> {}
 
-/// A long-term X25519 private key with its public key.
-///
-/// snow's own `Keypair` is a plain `Vec`; this one erases the private half.
-/// It also keeps the key parsed for aws-lc (shared by its clones), so a
-/// handshake that uses it does not derive the public key again: that is an
-/// X25519 base-point multiplication per side per handshake saved.
-#[derive(Clone)]
-pub struct StaticSecret {
-    private: Secret<32>,
-    public: [u8; 32],
-    parsed: Arc<X25519Private>,
-}
-
-impl StaticSecret {
-    /// Generates a new key from `rng`.
-    pub fn generate(rng: &mut dyn rand_core::CryptoRngCore) -> Self {
-        Self::from_private(Secret::random(rng))
-    }
-
-    /// Builds the key pair from the 32 private bytes (any value is a valid
-    /// X25519 scalar; clamping happens inside the DH).
-    pub fn from_private(private: Secret<32>) -> Self {
-        let parsed = X25519Private::new(&private);
-        StaticSecret {
-            public: *parsed.public(),
-            private,
-            parsed: Arc::new(parsed),
-        }
-    }
-
-    /// The private scalar. Keep the borrow short.
-    pub fn private(&self) -> &Secret<32> {
-        &self.private
-    }
-
-    /// The public key.
-    pub fn public(&self) -> &[u8; 32] {
-        &self.public
-    }
-
-    /// The key parsed for agreements (shared, never re-derived).
-    pub(crate) fn parsed(&self) -> &Arc<X25519Private> {
-        &self.parsed
-    }
-}
-
-impl fmt::Debug for StaticSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StaticSecret")
-            .field("public", &hex::encode(self.public))
-            .field("private", &"<redacted>")
-            .finish()
-    }
-}
-
 /// Compares two byte strings in constant time (length may leak).
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
@@ -120,10 +69,6 @@ mod tests {
         let s = Secret::new([0x41u8; 32]);
         let text = format!("{s:?}");
         assert!(!text.contains("41"), "{text}");
-        let k = StaticSecret::from_private(Secret::new([7u8; 32]));
-        let text = format!("{k:?}");
-        assert!(text.contains("redacted"));
-        assert!(!text.contains(&hex::encode([7u8; 32])));
     }
 
     #[test]

@@ -4,17 +4,34 @@ use std::fmt;
 
 use super::Role;
 use crate::crypto::{AeadAlgorithm, Secret};
+use crate::keys::PublicKey;
 
-/// A 32-byte traffic key for one direction; zeroized on drop, never printed.
+/// A 32-byte traffic secret for one direction; zeroized on drop, never
+/// printed, and not readable outside the crate without the `hazmat`
+/// feature.
 #[derive(Clone, PartialEq, Eq)]
 pub struct TrafficSecret(Secret<32>);
 
 impl TrafficSecret {
-    /// Wraps key bytes.
+    /// Wraps key bytes (protocol backends).
+    pub(crate) fn wrap(key: Secret<32>) -> Self {
+        TrafficSecret(key)
+    }
+
+    /// The secret, for the session layer.
+    pub(crate) fn secret(&self) -> &Secret<32> {
+        &self.0
+    }
+
+    /// Wraps key bytes (hazardous: for known-answer tests and protocol
+    /// work).
+    #[cfg(feature = "hazmat")]
     pub fn new(key: Secret<32>) -> Self {
         TrafficSecret(key)
     }
-    /// The key bytes. Keep the borrow short.
+
+    /// The key bytes (hazardous: a traffic secret decrypts the session).
+    #[cfg(feature = "hazmat")]
     pub fn expose(&self) -> &[u8; 32] {
         self.0.expose()
     }
@@ -32,7 +49,7 @@ pub struct Established {
     pub(crate) protocol: String,
     pub(crate) role: Role,
     pub(crate) handshake_hash: Vec<u8>,
-    pub(crate) remote_static: Option<Vec<u8>>,
+    pub(crate) remote_static: Option<PublicKey>,
     pub(crate) aead: AeadAlgorithm,
     pub(crate) initiator_to_responder: TrafficSecret,
     pub(crate) responder_to_initiator: TrafficSecret,
@@ -42,12 +59,14 @@ pub struct Established {
 }
 
 impl Established {
-    /// Assembles a result. Protocol backends call this.
-    pub fn new(
+    /// Assembles a result. Protocol backends call this (and, with the
+    /// `hazmat` feature, tests that need sessions from chosen secrets).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn assemble(
         protocol: String,
         role: Role,
         handshake_hash: Vec<u8>,
-        remote_static: Option<Vec<u8>>,
+        remote_static: Option<PublicKey>,
         aead: AeadAlgorithm,
         initiator_to_responder: TrafficSecret,
         responder_to_initiator: TrafficSecret,
@@ -70,7 +89,7 @@ impl Established {
     /// independent of the traffic secrets). Noise handshakes do not: nothing
     /// secret may be derived from the public handshake hash, so sessions
     /// from Noise handshakes cannot use the akex DH ratchet.
-    pub fn with_root_secret(mut self, root: TrafficSecret) -> Self {
+    pub(crate) fn with_root(mut self, root: TrafficSecret) -> Self {
         self.root_secret = Some(root);
         self
     }
@@ -93,8 +112,8 @@ impl Established {
         &self.handshake_hash
     }
     /// The peer's static public key, if the protocol authenticated one.
-    pub fn remote_static(&self) -> Option<&[u8]> {
-        self.remote_static.as_deref()
+    pub fn remote_static(&self) -> Option<&PublicKey> {
+        self.remote_static.as_ref()
     }
     /// The AEAD the session will use.
     pub fn aead(&self) -> AeadAlgorithm {
@@ -122,12 +141,40 @@ impl fmt::Debug for Established {
             .field("protocol", &self.protocol)
             .field("role", &self.role)
             .field("handshake_hash", &hex::encode(&self.handshake_hash))
-            .field(
-                "remote_static",
-                &self.remote_static.as_ref().map(hex::encode),
-            )
+            .field("remote_static", &self.remote_static)
             .field("aead", &self.aead)
             .field("secrets", &"<redacted>")
             .finish()
+    }
+}
+
+/// Hazardous constructors for sessions from chosen secrets.
+#[cfg(feature = "hazmat")]
+impl Established {
+    /// A result with the given secrets, as a protocol backend would make
+    /// it. For known-answer tests and protocol work only.
+    pub fn new(
+        protocol: String,
+        role: Role,
+        handshake_hash: Vec<u8>,
+        remote_static: Option<PublicKey>,
+        aead: AeadAlgorithm,
+        initiator_to_responder: TrafficSecret,
+        responder_to_initiator: TrafficSecret,
+    ) -> Self {
+        Self::assemble(
+            protocol,
+            role,
+            handshake_hash,
+            remote_static,
+            aead,
+            initiator_to_responder,
+            responder_to_initiator,
+        )
+    }
+
+    /// Adds the root secret the session layer's DH ratchet starts from.
+    pub fn with_root_secret(self, root: TrafficSecret) -> Self {
+        self.with_root(root)
     }
 }

@@ -21,8 +21,9 @@ use super::{append_or_undo, Established, Handshake, Role, MAX_MESSAGE_LEN};
 use crate::crypto::kem::{self, MlKem768KeyPair};
 use crate::crypto::secret::ct_eq;
 use crate::crypto::x25519::X25519Private;
-use crate::crypto::{AeadAlgorithm, Secret, SharedRng, StaticSecret, TAG_LEN};
+use crate::crypto::{AeadAlgorithm, RandomSource, Secret, SharedRng, StaticSecret, TAG_LEN};
 use crate::error::{ApiMisuse, ConfigError, Error, PeerIncompatible, PeerMisbehaved, TrustFailure};
+use crate::keys::{KeyKind, PublicKey};
 
 /// Hybrid XX: mutual authentication with X25519 static keys, both statics
 /// sent encrypted; ephemeral X25519 + ephemeral ML-KEM-768.
@@ -258,8 +259,7 @@ pub struct HybridConfig {
     prologue: Vec<u8>,
     local_static: Option<StaticSecret>,
     local_kem: Option<MlKem768KeyPair>,
-    remote_static: Option<[u8; 32]>,
-    remote_kem: Option<Vec<u8>>,
+    remote: Option<PublicKey>,
     rng: SharedRng,
 }
 
@@ -269,7 +269,7 @@ impl fmt::Debug for HybridConfig {
             .field("protocol", &self.spec.name)
             .field("local_static", &self.local_static)
             .field("local_kem", &self.local_kem)
-            .field("remote_static", &self.remote_static.map(hex::encode))
+            .field("remote", &self.remote)
             .finish()
     }
 }
@@ -289,8 +289,7 @@ impl HybridConfig {
             prologue: Vec::new(),
             local_static: None,
             local_kem: None,
-            remote_static: None,
-            remote_kem: None,
+            remote: None,
             rng: SharedRng::os(),
         })
     }
@@ -314,21 +313,25 @@ impl HybridConfig {
         self
     }
 
-    /// The peer's X25519 static key: needed in advance for IK/NK, otherwise
-    /// the key the peer must prove (pinning).
-    pub fn remote_static(mut self, key: [u8; 32]) -> Self {
-        self.remote_static = Some(key);
+    /// The peer's static key: needed in advance for IK/NK, otherwise the
+    /// key the peer must prove (pinning). An X25519 key for the hybrid
+    /// protocols; for the PQ-authenticated ones the whole X25519 +
+    /// ML-KEM-768 key ([`KeyKind::X25519MlKem768`]), so neither half can be
+    /// left unchecked. The handshake refuses another kind.
+    pub fn remote(mut self, key: PublicKey) -> Self {
+        self.remote = Some(key);
         self
     }
 
-    /// The peer's ML-KEM-768 encapsulation key (PQ-authenticated protocols).
-    pub fn remote_kem(mut self, key: impl Into<Vec<u8>>) -> Self {
-        self.remote_kem = Some(key.into());
+    /// The random source for ephemeral keys (the OS by default; tests
+    /// inject a replayed one for known-answer vectors).
+    pub fn rng(mut self, rng: impl RandomSource + 'static) -> Self {
+        self.rng = SharedRng::new(rng);
         self
     }
 
-    /// The RNG for ephemeral keys and encapsulations (tests inject one).
-    pub fn rng(mut self, rng: SharedRng) -> Self {
+    /// Shares an existing generator (configurations built per connection).
+    pub(crate) fn shared_rng(mut self, rng: SharedRng) -> Self {
         self.rng = rng;
         self
     }
@@ -395,20 +398,30 @@ impl HybridHandshake {
     /// Starts the given side.
     pub fn new(config: HybridConfig, role: Role) -> Result<Self, Error> {
         let spec = config.spec;
+        let (remote_static, remote_kem) = match &config.remote {
+            None => (None, None),
+            Some(key) => {
+                let kind = if spec.kem_statics {
+                    KeyKind::X25519MlKem768
+                } else {
+                    KeyKind::X25519
+                };
+                let bytes = key.expect_kind(kind)?.as_bytes();
+                let mut x = [0u8; 32];
+                x.copy_from_slice(&bytes[..32]);
+                (Some(x), spec.kem_statics.then(|| bytes[32..].to_vec()))
+            }
+        };
         let needs_local = spec.needs_local_static(role);
         if needs_local
             && (config.local_static.is_none() || (spec.kem_statics && config.local_kem.is_none()))
         {
             return Err(ConfigError::MissingLocalKey.into());
         }
-        if spec.needs_remote_static(role)
-            && (config.remote_static.is_none() || (spec.kem_statics && config.remote_kem.is_none()))
-        {
+        if spec.needs_remote_static(role) && remote_static.is_none() {
             return Err(ConfigError::MissingRemoteKey.into());
         }
-        if (config.remote_static.is_some() || config.remote_kem.is_some())
-            && !spec.authenticates_peer_of(role)
-        {
+        if remote_static.is_some() && !spec.authenticates_peer_of(role) {
             return Err(ConfigError::Invalid(format!(
                 "{} never authenticates the {}'s static key, so a remote key cannot be checked",
                 spec.name,
@@ -416,14 +429,7 @@ impl HybridHandshake {
             ))
             .into());
         }
-        if let Some(ek) = &config.remote_kem {
-            if !spec.kem_statics {
-                return Err(ConfigError::Invalid(format!(
-                    "{} has no ML-KEM static keys",
-                    spec.name
-                ))
-                .into());
-            }
+        if let Some(ek) = &remote_kem {
             kem::check_encapsulation_key(ek)
                 .map_err(|_| ConfigError::InvalidKey("remote ML-KEM-768 key"))?;
         }
@@ -455,8 +461,8 @@ impl HybridHandshake {
             rs_kem: None,
             re: None,
             re_kem: None,
-            expected_rs: config.remote_static,
-            expected_rs_kem: config.remote_kem,
+            expected_rs: remote_static,
+            expected_rs_kem: remote_kem,
         };
         if spec.pre_responder_static {
             let encoded = match role {
@@ -732,22 +738,31 @@ impl Handshake for HybridHandshake {
         self.status == Status::Finished
     }
 
-    fn finish(self: Box<Self>) -> Result<Established, Error> {
+    fn finish(&mut self) -> Result<Established, Error> {
         self.check_alive()?;
         if self.status != Status::Finished {
             return Err(ApiMisuse::HandshakeNotFinished.into());
         }
+        // The secrets leave this handshake once.
+        self.status = Status::Dead;
         let remote = if self.spec.authenticates_peer_of(self.role) {
             let rs = self.rs.ok_or(TrustFailure::NoRemoteKey)?;
-            Some(encode_static(Some(&rs), self.rs_kem.as_deref()))
+            let bytes = encode_static(Some(&rs), self.rs_kem.as_deref());
+            let kind = if self.rs_kem.is_some() {
+                KeyKind::X25519MlKem768
+            } else {
+                KeyKind::X25519
+            };
+            Some(PublicKey::from_bytes(kind, &bytes)?)
         } else {
             None
         };
-        let HybridHandshake { ss, role, spec, .. } = *self;
+        let (role, spec) = (self.role, self.spec);
+        let ss = &mut self.ss;
         let hash = ss.handshake_hash().to_vec();
         let root = ss.root_secret();
         let (i2r, r2i) = ss.split();
-        Ok(Established::new(
+        Ok(Established::assemble(
             spec.name.to_string(),
             role,
             hash,
@@ -756,7 +771,7 @@ impl Handshake for HybridHandshake {
             i2r,
             r2i,
         )
-        .with_root_secret(root))
+        .with_root(root))
     }
 }
 

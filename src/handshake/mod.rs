@@ -5,7 +5,8 @@
 //! until [`Handshake::is_finished`], then calls [`Handshake::finish`] to get
 //! the [`Established`] keys. Time and randomness come from the caller.
 
-pub mod akex;
+#[cfg_attr(not(feature = "hazmat"), allow(dead_code))]
+pub(crate) mod akex;
 mod established;
 pub mod hybrid;
 pub mod noise;
@@ -67,6 +68,30 @@ pub(crate) fn append_or_undo(
     result
 }
 
+impl<H: Handshake + ?Sized> Handshake for Box<H> {
+    fn protocol(&self) -> &str {
+        (**self).protocol()
+    }
+    fn role(&self) -> Role {
+        (**self).role()
+    }
+    fn wants_write(&self) -> bool {
+        (**self).wants_write()
+    }
+    fn write_message(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        (**self).write_message(payload, out)
+    }
+    fn read_message(&mut self, message: &[u8], payload: &mut Vec<u8>) -> Result<(), Error> {
+        (**self).read_message(message, payload)
+    }
+    fn is_finished(&self) -> bool {
+        (**self).is_finished()
+    }
+    fn finish(&mut self) -> Result<Established, Error> {
+        (**self).finish()
+    }
+}
+
 /// One authenticated key exchange, driven message by message.
 ///
 /// After any error the handshake is dead: every later call fails with
@@ -84,6 +109,8 @@ pub trait Handshake: Send {
     fn read_message(&mut self, message: &[u8], payload: &mut Vec<u8>) -> Result<(), Error>;
     /// True when both sides have sent every handshake message.
     fn is_finished(&self) -> bool;
-    /// Consumes the finished handshake and hands over the traffic secrets.
-    fn finish(self: Box<Self>) -> Result<Established, Error>;
+    /// Hands over the traffic secrets of the finished handshake, once: the
+    /// handshake erases its own copies and every later call fails with
+    /// [`ApiMisuse::HandshakeDead`](crate::error::ApiMisuse::HandshakeDead).
+    fn finish(&mut self) -> Result<Established, Error>;
 }

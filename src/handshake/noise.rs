@@ -9,32 +9,35 @@ use snow::params::{CipherChoice, DHChoice, NoiseParams};
 use super::{Established, Handshake, Role, TrafficSecret, MAX_MESSAGE_LEN};
 use crate::crypto::secret::ct_eq;
 use crate::crypto::snow_resolver::AkexResolver;
-use crate::crypto::{AeadAlgorithm, Secret, SharedRng, StaticSecret};
+use crate::crypto::{AeadAlgorithm, RandomSource, Secret, SharedRng, StaticSecret};
 use crate::error::{ApiMisuse, ConfigError, Error, PeerMisbehaved, TrustFailure};
+use crate::keys::{KeyKind, PublicKey};
 
 /// Everything needed to start one side of a Noise handshake.
 #[derive(Debug, Clone)]
 pub struct NoiseConfig {
-    protocol: String,
+    protocol: NoiseProtocol,
     prologue: Vec<u8>,
     local_static: Option<StaticSecret>,
-    remote_static: Option<[u8; 32]>,
+    remote_static: Option<PublicKey>,
     psks: Vec<Secret<32>>,
     rng: SharedRng,
 }
 
 impl NoiseConfig {
     /// A configuration for `protocol`, e.g. `Noise_XX_25519_ChaChaPoly_BLAKE2s`,
-    /// drawing randomness from the OS.
-    pub fn new(protocol: impl Into<String>) -> Self {
-        NoiseConfig {
-            protocol: protocol.into(),
+    /// drawing randomness from the OS. The name is parsed here, once: a
+    /// name akex cannot run fails now with
+    /// [`ConfigError::UnsupportedProtocol`].
+    pub fn new(protocol: &str) -> Result<Self, Error> {
+        Ok(NoiseConfig {
+            protocol: NoiseProtocol::parse(protocol)?,
             prologue: Vec::new(),
             local_static: None,
             remote_static: None,
             psks: Vec::new(),
             rng: SharedRng::os(),
-        }
+        })
     }
 
     /// Data both sides must agree on, hashed into the transcript.
@@ -49,10 +52,12 @@ impl NoiseConfig {
         self
     }
 
-    /// The peer's static public key: known in advance for patterns that need
-    /// it (NK, IK, KK, ...), and otherwise the key the peer must prove
-    /// (pinning, e.g. for XX); the handshake fails if the peer shows another.
-    pub fn remote_static(mut self, key: [u8; 32]) -> Self {
+    /// The peer's static public key (X25519): known in advance for patterns
+    /// that need it (NK, IK, KK, ...), and otherwise the key the peer must
+    /// prove (pinning, e.g. for XX); the handshake fails if the peer shows
+    /// another. A key of another kind is refused when the handshake is
+    /// built.
+    pub fn remote_static(mut self, key: PublicKey) -> Self {
         self.remote_static = Some(key);
         self
     }
@@ -63,26 +68,34 @@ impl NoiseConfig {
         self
     }
 
-    /// The RNG for ephemeral keys (tests inject a deterministic one).
-    pub fn rng(mut self, rng: SharedRng) -> Self {
+    /// The random source for ephemeral keys (the OS by default; tests
+    /// inject a replayed one for known-answer vectors).
+    pub fn rng(mut self, rng: impl RandomSource + 'static) -> Self {
+        self.rng = SharedRng::new(rng);
+        self
+    }
+
+    /// Shares an existing generator (configurations built per connection).
+    pub(crate) fn shared_rng(mut self, rng: SharedRng) -> Self {
         self.rng = rng;
         self
     }
 
     /// The protocol name.
     pub fn protocol(&self) -> &str {
-        &self.protocol
+        &self.protocol.name
     }
 
-    /// Parses and checks the protocol name without building a handshake.
-    pub fn params(&self) -> Result<NoiseProtocol, Error> {
-        NoiseProtocol::parse(&self.protocol)
+    /// The parsed protocol.
+    pub fn params(&self) -> &NoiseProtocol {
+        &self.protocol
     }
 }
 
 /// A parsed, supported Noise protocol name.
 #[derive(Debug, Clone)]
 pub struct NoiseProtocol {
+    name: String,
     params: NoiseParams,
     aead: AeadAlgorithm,
     psk_slots: Vec<u8>,
@@ -97,9 +110,23 @@ impl NoiseProtocol {
                 reason,
             })
         };
-        let params: NoiseParams = name
-            .parse()
-            .map_err(|e: snow::Error| unsupported(format!("{e}")))?;
+        let params: NoiseParams = name.parse().map_err(|_: snow::Error| {
+            unsupported(
+                "not a Noise protocol name akex can run (expected \
+                 Noise_<pattern>_25519_<ChaChaPoly|AESGCM>_<BLAKE2s|BLAKE2b|SHA256|SHA512>)"
+                    .into(),
+            )
+        })?;
+        #[cfg(not(feature = "hfs"))]
+        if name
+            .split('_')
+            .nth(1)
+            .is_some_and(|pattern| pattern.contains("hfs"))
+        {
+            return Err(unsupported(
+                "HFS (Kyber1024) patterns need akex's `hfs` feature".into(),
+            ));
+        }
         if params.dh != DHChoice::Curve25519 {
             return Err(unsupported("only the 25519 DH is supported".into()));
         }
@@ -120,10 +147,16 @@ impl NoiseProtocol {
             })
             .collect();
         Ok(NoiseProtocol {
+            name: name.to_string(),
             params,
             aead,
             psk_slots,
         })
+    }
+
+    /// The full name.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The AEAD the protocol names.
@@ -207,7 +240,7 @@ impl NoiseHandshake {
 
     /// Starts the given side.
     pub fn new(config: NoiseConfig, role: Role) -> Result<Self, Error> {
-        let protocol = NoiseProtocol::parse(&config.protocol)?;
+        let protocol = &config.protocol;
         let needs_local = protocol.needs_local_static(role);
         let needs_remote = protocol.needs_remote_static(role);
         if needs_local && config.local_static.is_none() {
@@ -219,11 +252,19 @@ impl NoiseHandshake {
         if config.remote_static.is_some() && !protocol.authenticates_peer_of(role) {
             return Err(ConfigError::Invalid(format!(
                 "{} never authenticates the {}'s static key, so a remote key cannot be checked",
-                config.protocol,
+                protocol.name,
                 role.peer()
             ))
             .into());
         }
+        let expected_remote = match &config.remote_static {
+            Some(key) => Some(
+                *key.expect_kind(KeyKind::X25519)?
+                    .as_array32()
+                    .ok_or(ConfigError::InvalidKey("an X25519 public key is 32 bytes"))?,
+            ),
+            None => None,
+        };
         if config.psks.len() != protocol.psk_slots.len() {
             return Err(ConfigError::PskCount {
                 needed: protocol.psk_slots.len(),
@@ -232,9 +273,9 @@ impl NoiseHandshake {
             .into());
         }
 
-        let resolver = AkexResolver::new(config.rng.clone())
+        let resolver = AkexResolver::with_shared_rng(config.rng.clone())
             .with_local_static(config.local_static.clone().filter(|_| needs_local))
-            .boxed_with_fallback();
+            .boxed();
         let mut builder = snow::Builder::with_resolver(protocol.params.clone(), resolver);
         builder = builder.prologue(&config.prologue).map_err(config_error)?;
         if needs_local {
@@ -245,7 +286,7 @@ impl NoiseHandshake {
             }
         }
         if needs_remote {
-            if let Some(key) = &config.remote_static {
+            if let Some(key) = &expected_remote {
                 builder = builder.remote_public_key(key).map_err(config_error)?;
             }
         }
@@ -260,10 +301,10 @@ impl NoiseHandshake {
 
         Ok(NoiseHandshake {
             state,
-            protocol: config.protocol,
+            protocol: protocol.name.clone(),
             role,
             aead: protocol.aead,
-            expected_remote: config.remote_static,
+            expected_remote,
             status: Status::Running,
         })
     }
@@ -293,8 +334,11 @@ impl NoiseHandshake {
     }
 }
 
-fn config_error(e: snow::Error) -> Error {
-    ConfigError::Invalid(format!("snow rejected the configuration: {e}")).into()
+fn config_error(_: snow::Error) -> Error {
+    // Every setting was checked above; snow refusing one anyway is a key or
+    // PSK it cannot take.
+    ConfigError::Invalid("the Noise handshake state could not be built from these keys".into())
+        .into()
 }
 
 /// Maps snow's errors on peer input to ours.
@@ -304,7 +348,7 @@ fn read_error(e: snow::Error) -> Error {
         snow::Error::Dh => PeerMisbehaved::InvalidPublicKey.into(),
         snow::Error::Input => PeerMisbehaved::BadMessageLength.into(),
         snow::Error::State(_) => PeerMisbehaved::UnexpectedMessage.into(),
-        other => ConfigError::Invalid(format!("snow: {other}")).into(),
+        _ => PeerMisbehaved::UnexpectedMessage.into(),
     }
 }
 
@@ -313,7 +357,7 @@ fn write_error(e: snow::Error) -> Error {
         snow::Error::Input => ApiMisuse::MessageTooLarge.into(),
         snow::Error::State(_) => ApiMisuse::WrongTurn.into(),
         snow::Error::Dh => PeerMisbehaved::InvalidPublicKey.into(),
-        other => ConfigError::Invalid(format!("snow: {other}")).into(),
+        _ => ApiMisuse::HandshakeDead.into(),
     }
 }
 
@@ -385,22 +429,27 @@ impl Handshake for NoiseHandshake {
         self.status == Status::Running && self.state.is_handshake_finished()
     }
 
-    fn finish(mut self: Box<Self>) -> Result<Established, Error> {
+    fn finish(&mut self) -> Result<Established, Error> {
         self.check_alive()?;
         if !self.state.is_handshake_finished() {
             return Err(ApiMisuse::HandshakeNotFinished.into());
         }
+        // The secrets leave this handshake once.
+        self.status = Status::Dead;
         self.check_remote_static()?;
         let (mut k1, mut k2) = self.state.dangerously_get_raw_split();
-        let i2r = TrafficSecret::new(Secret::new(k1));
-        let r2i = TrafficSecret::new(Secret::new(k2));
+        let i2r = TrafficSecret::wrap(Secret::new(k1));
+        let r2i = TrafficSecret::wrap(Secret::new(k2));
         zeroize::Zeroize::zeroize(&mut k1);
         zeroize::Zeroize::zeroize(&mut k2);
-        Ok(Established::new(
+        Ok(Established::assemble(
             self.protocol.clone(),
             self.role,
             self.state.get_handshake_hash().to_vec(),
-            self.state.get_remote_static().map(<[u8]>::to_vec),
+            self.state
+                .get_remote_static()
+                .and_then(|k| <[u8; 32]>::try_from(k).ok())
+                .map(PublicKey::x25519),
             self.aead,
             i2r,
             r2i,

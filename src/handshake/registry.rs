@@ -22,20 +22,17 @@
 //!    and `registry_message_sizes_are_true` checks the row's sizes against
 //!    a real run (rows without a case are skipped with a note).
 
-use std::fmt;
-
-use ed25519_dalek::SigningKey;
-
 use super::akex::{AkexResponder, NegotiatingResponder, AKEX_PREFIX};
 use super::hybrid::{HybridConfig, HybridHandshake, HYBRID_IK, HYBRID_NK, HYBRID_XX};
 use super::pq::{PQ_IK, PQ_XX};
-use super::sigma::{SigmaConfig, SigmaHandshake, SIGMA_AESGCM, SIGMA_CHACHAPOLY};
+use super::sigma::{sigma_aead, SigmaConfig, SigmaHandshake, SIGMA_AESGCM, SIGMA_CHACHAPOLY};
 use super::{Handshake, NoiseConfig, NoiseHandshake, Role};
-use crate::crypto::kem::MlKem768KeyPair;
-use crate::crypto::{Secret, SharedRng, StaticSecret};
+pub use crate::config::HandshakeKeys;
 use crate::error::{ConfigError, Error};
+use crate::keys::KeyKind;
 
 /// How a protocol is spoken on the wire.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mode {
     /// Plain Noise messages, no hello: both sides configure the same name.
@@ -323,94 +320,35 @@ fn unknown(name: &str) -> Error {
     .into()
 }
 
-/// The keys and settings a handshake may need. Each protocol takes what it
-/// uses and fails with a [`ConfigError`] if something it needs is missing.
-///
-/// Protocol developers: add a field for a new kind of key here (an
-/// `Option`, `None` in `Default`), print it redacted in `Debug`, and read
-/// it in `build_akex`. Callers build this with `..Default::default()` so a
-/// new field does not break them.
-#[derive(Clone)]
-pub struct HandshakeKeys {
-    /// Our X25519 static key (Noise patterns with `s`; hybrid protocols).
-    pub x25519: Option<StaticSecret>,
-    /// Our Ed25519 identity (SIGMA).
-    pub ed25519: Option<SigningKey>,
-    /// The peer's public key, known in advance or pinned: X25519 for Noise,
-    /// Ed25519 for SIGMA (32 bytes each).
-    pub remote: Option<Vec<u8>>,
-    /// Pre-shared keys for Noise `pskN` slots, in order.
-    pub psks: Vec<Secret<32>>,
-    /// Noise prologue (akex-mode protocols bind the hello instead).
-    pub prologue: Vec<u8>,
-    /// The RNG for ephemeral keys (tests inject a scripted one).
-    pub rng: SharedRng,
-    /// Our ML-KEM-768 static key (PQ-authenticated protocols; with
-    /// `x25519`). Their `remote` is the peer's X25519 public key followed
-    /// by its ML-KEM-768 encapsulation key (32 + 1184 bytes).
-    pub mlkem768: Option<MlKem768KeyPair>,
-    /// Our RSA-3072 key (RSA key transport, responder only; NOT forward
-    /// secret). The initiator's `remote` is the responder's public key (DER).
+/// The kind of peer key `name` authenticates (what
+/// [`HandshakeKeys::remote`] must be for it), or `None` if the protocol
+/// authenticates no peer key or is unknown.
+pub fn remote_key_kind(name: &str) -> Option<KeyKind> {
+    if name.starts_with("Noise_") {
+        return Some(KeyKind::X25519);
+    }
+    if sigma_aead(name).is_some() {
+        return Some(KeyKind::Ed25519);
+    }
     #[cfg(feature = "rsa-kt")]
-    pub rsa: Option<super::rsa::RsaKeyPair>,
-}
-
-impl Default for HandshakeKeys {
-    fn default() -> Self {
-        HandshakeKeys {
-            x25519: None,
-            ed25519: None,
-            remote: None,
-            psks: Vec::new(),
-            prologue: Vec::new(),
-            rng: SharedRng::os(),
-            mlkem768: None,
-            #[cfg(feature = "rsa-kt")]
-            rsa: None,
-        }
+    if name == super::rsa::RSA_KT {
+        return Some(KeyKind::Rsa);
     }
-}
-
-impl fmt::Debug for HandshakeKeys {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HandshakeKeys")
-            .field("x25519", &self.x25519)
-            .field(
-                "ed25519",
-                &self.ed25519.as_ref().map(|k| {
-                    format!(
-                        "public {}, private <redacted>",
-                        hex::encode(k.verifying_key().as_bytes())
-                    )
-                }),
-            )
-            .field("remote", &self.remote.as_ref().map(hex::encode))
-            .field("psks", &self.psks.len())
-            .field("prologue", &hex::encode(&self.prologue))
-            .field("mlkem768", &self.mlkem768)
-            .finish_non_exhaustive()
+    if name == PQ_XX || name == PQ_IK {
+        return Some(KeyKind::X25519MlKem768);
     }
-}
-
-fn remote32(keys: &HandshakeKeys) -> Result<Option<[u8; 32]>, Error> {
-    keys.remote
-        .as_deref()
-        .map(|k| {
-            <[u8; 32]>::try_from(k)
-                .map_err(|_| ConfigError::InvalidKey("the remote key must be 32 bytes").into())
-        })
-        .transpose()
+    super::hybrid::protocol_info(name).map(|_| KeyKind::X25519)
 }
 
 fn noise(name: &str, keys: &HandshakeKeys, role: Role) -> Result<NoiseHandshake, Error> {
-    let mut config = NoiseConfig::new(name)
+    let mut config = NoiseConfig::new(name)?
         .prologue(keys.prologue.clone())
-        .rng(keys.rng.clone());
+        .shared_rng(keys.shared_rng());
     if let Some(k) = &keys.x25519 {
         config = config.local_static(k.clone());
     }
-    if let Some(r) = remote32(keys)? {
-        config = config.remote_static(r);
+    if let Some(r) = &keys.remote {
+        config = config.remote_static(r.clone());
     }
     for psk in &keys.psks {
         config = config.psk(psk.clone());
@@ -428,13 +366,13 @@ fn build_akex(
 ) -> Result<Box<dyn AkexResponder>, Error> {
     if name == SIGMA_CHACHAPOLY || name == SIGMA_AESGCM {
         let identity = keys.ed25519.clone().ok_or(ConfigError::MissingLocalKey)?;
-        let mut config = SigmaConfig::new(name, identity)?.rng(keys.rng.clone());
-        if let Some(r) = remote32(keys)? {
-            config = config.remote(r);
+        let mut config = SigmaConfig::new(name, identity)?.shared_rng(keys.shared_rng());
+        if let Some(r) = &keys.remote {
+            config = config.remote(r.clone());
         }
         return Ok(Box::new(match role {
-            Role::Initiator => SigmaHandshake::initiator(config),
-            Role::Responder => SigmaHandshake::responder(config),
+            Role::Initiator => SigmaHandshake::initiator(config)?,
+            Role::Responder => SigmaHandshake::responder(config)?,
         }));
     }
     #[cfg(feature = "rsa-kt")]
@@ -442,11 +380,12 @@ fn build_akex(
         use super::rsa::{RsaKtConfig, RsaKtHandshake};
         let mut config = RsaKtConfig::new()
             .prologue(keys.prologue.clone())
-            .rng(keys.rng.clone());
+            .shared_rng(keys.shared_rng());
         return Ok(Box::new(match role {
             Role::Initiator => {
-                let remote = keys.remote.clone().ok_or(ConfigError::MissingRemoteKey)?;
-                RsaKtHandshake::initiator(config.remote_key(remote))?
+                let remote = keys.remote.as_ref().ok_or(ConfigError::MissingRemoteKey)?;
+                let der = remote.expect_kind(KeyKind::Rsa)?.as_bytes().to_vec();
+                RsaKtHandshake::initiator(config.remote_key(der))?
             }
             Role::Responder => {
                 if let Some(k) = &keys.rsa {
@@ -467,7 +406,7 @@ fn hybrid(name: &str, keys: &HandshakeKeys, role: Role) -> Result<HybridHandshak
     let pq = name == PQ_XX || name == PQ_IK;
     let mut config = HybridConfig::new(name)?
         .prologue(keys.prologue.clone())
-        .rng(keys.rng.clone());
+        .shared_rng(keys.shared_rng());
     if let Some(k) = &keys.x25519 {
         config = config.local_static(k.clone());
     }
@@ -477,25 +416,7 @@ fn hybrid(name: &str, keys: &HandshakeKeys, role: Role) -> Result<HybridHandshak
         }
     }
     if let Some(remote) = &keys.remote {
-        let expected = if pq {
-            32 + crate::crypto::kem::ENCAPSULATION_KEY_LEN
-        } else {
-            32
-        };
-        if remote.len() != expected {
-            return Err(ConfigError::InvalidKey(if pq {
-                "the remote key must be the peer's X25519 key followed by its ML-KEM-768 key (1216 bytes)"
-            } else {
-                "the remote key must be 32 bytes"
-            })
-            .into());
-        }
-        let mut x = [0u8; 32];
-        x.copy_from_slice(&remote[..32]);
-        config = config.remote_static(x);
-        if pq {
-            config = config.remote_kem(remote[32..].to_vec());
-        }
+        config = config.remote(remote.clone());
     }
     HybridHandshake::new(config, role)
 }
@@ -536,14 +457,32 @@ pub fn responder(allowed: &[&str], keys: &HandshakeKeys) -> Result<Box<dyn Hands
             for name in allowed {
                 build_akex(name, keys, Role::Responder)?;
             }
-            let keys = keys.clone();
-            let names = allowed.iter().map(|s| s.to_string()).collect();
-            Ok(Box::new(NegotiatingResponder::new(
-                names,
-                Box::new(move |name: &str| build_akex(name, &keys, Role::Responder)),
-            )))
+            Ok(negotiating(allowed, keys))
         }
     }
+}
+
+/// A responder for an allow-list already checked by [`responder`]: only
+/// the protocol the hello names gets built, once per connection.
+pub(crate) fn responder_checked(
+    allowed: &[&str],
+    keys: &HandshakeKeys,
+) -> Result<Box<dyn Handshake>, Error> {
+    match allowed {
+        [name] if mode_of(name)? == Mode::Noise => {
+            Ok(Box::new(noise(name, keys, Role::Responder)?))
+        }
+        _ => Ok(negotiating(allowed, keys)),
+    }
+}
+
+fn negotiating(allowed: &[&str], keys: &HandshakeKeys) -> Box<dyn Handshake> {
+    let keys = keys.clone();
+    let names = allowed.iter().map(|s| s.to_string()).collect();
+    Box::new(NegotiatingResponder::new(
+        names,
+        Box::new(move |name: &str| build_akex(name, &keys, Role::Responder)),
+    ))
 }
 
 /// Checks an allow-list and the keys without building a handshake (for
@@ -575,7 +514,7 @@ impl Handshake for AkexInitiator {
     fn is_finished(&self) -> bool {
         self.0.is_finished()
     }
-    fn finish(self: Box<Self>) -> Result<super::Established, Error> {
+    fn finish(&mut self) -> Result<super::Established, Error> {
         self.0.finish()
     }
 }
@@ -583,6 +522,8 @@ impl Handshake for AkexInitiator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::Secret;
+    use crate::keys::{SigningKey, StaticSecret};
 
     #[test]
     fn names_are_unique_and_modes_match() {
@@ -598,10 +539,7 @@ mod tests {
 
     #[test]
     fn mixing_noise_and_akex_is_refused() {
-        let keys = HandshakeKeys {
-            ed25519: Some(SigningKey::from_bytes(&[1; 32])),
-            ..Default::default()
-        };
+        let keys = HandshakeKeys::new().signing_key(SigningKey::from_seed(Secret::new([1; 32])));
         let err = responder(
             &["Noise_NN_25519_ChaChaPoly_BLAKE2s", SIGMA_CHACHAPOLY],
             &keys,
@@ -620,11 +558,9 @@ mod tests {
 
     #[test]
     fn debug_is_redacted() {
-        let keys = HandshakeKeys {
-            ed25519: Some(SigningKey::from_bytes(&[0x42; 32])),
-            x25519: Some(StaticSecret::from_private(Secret::new([0x43; 32]))),
-            ..Default::default()
-        };
+        let keys = HandshakeKeys::new()
+            .signing_key(SigningKey::from_seed(Secret::new([0x42; 32])))
+            .static_key(StaticSecret::from_private(Secret::new([0x43; 32])));
         let text = format!("{keys:?}");
         assert!(!text.contains(&hex::encode([0x42; 32])), "{text}");
         assert!(!text.contains(&hex::encode([0x43; 32])), "{text}");

@@ -33,8 +33,9 @@ use zeroize::Zeroizing;
 
 use super::akex::{self as akex_mode, AkexResponder, SymmetricState};
 use super::{append_or_undo, Established, Handshake, Role, MAX_MESSAGE_LEN};
-use crate::crypto::{AeadAlgorithm, Secret, SharedRng, TAG_LEN};
+use crate::crypto::{AeadAlgorithm, RandomSource, Secret, SharedRng, TAG_LEN};
 use crate::error::{ApiMisuse, ConfigError, Error, PeerIncompatible, PeerMisbehaved};
+use crate::keys::{KeyKind, PublicKey};
 
 /// The protocol name. It says what the protocol lacks.
 pub const RSA_KT: &str = "akex-rsa3072-oaep-kt-not-forward-secret-chachapoly-sha256";
@@ -55,8 +56,7 @@ pub struct RsaKeyPair {
 
 impl fmt::Debug for RsaKeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use sha2::Digest;
-        let digest = sha2::Sha256::digest(&self.public_der);
+        let digest = crate::crypto::hash::sha256(&[&self.public_der]);
         f.debug_struct("RsaKeyPair")
             .field("public_sha256", &hex::encode(&digest[..8]))
             .field("private", &"<redacted>")
@@ -152,8 +152,15 @@ impl RsaKtConfig {
         self.prologue = prologue.into();
         self
     }
-    /// The RNG (the OAEP padding seed itself comes from aws-lc's RNG).
-    pub fn rng(mut self, rng: SharedRng) -> Self {
+    /// The random source for ephemeral keys (the OS by default; tests
+    /// inject a replayed one for known-answer vectors).
+    pub fn rng(mut self, rng: impl RandomSource + 'static) -> Self {
+        self.rng = SharedRng::new(rng);
+        self
+    }
+
+    /// Shares an existing generator (configurations built per connection).
+    pub(crate) fn shared_rng(mut self, rng: SharedRng) -> Self {
         self.rng = rng;
         self
     }
@@ -379,24 +386,25 @@ impl Handshake for RsaKtHandshake {
         self.status == Status::Finished
     }
 
-    fn finish(self: Box<Self>) -> Result<Established, Error> {
+    fn finish(&mut self) -> Result<Established, Error> {
         match self.status {
             Status::Dead => return Err(ApiMisuse::HandshakeDead.into()),
             Status::Running => return Err(ApiMisuse::HandshakeNotFinished.into()),
             Status::Finished => {}
         }
+        self.status = Status::Dead;
         let role = self.role();
-        let RsaKtHandshake { ss, side, .. } = *self;
         // The initiator authenticated the responder's RSA public key (DER);
         // the responder learns nothing about the initiator.
-        let remote = match side {
-            Side::Initiator(_, der) => Some(der),
+        let remote = match &self.side {
+            Side::Initiator(_, der) => Some(PublicKey::from_bytes(KeyKind::Rsa, der)?),
             Side::Responder(..) => None,
         };
+        let ss = &mut self.ss;
         let hash = ss.handshake_hash().to_vec();
         let root = ss.root_secret();
         let (i2r, r2i) = ss.split();
-        Ok(Established::new(
+        Ok(Established::assemble(
             RSA_KT.to_string(),
             role,
             hash,
@@ -405,7 +413,7 @@ impl Handshake for RsaKtHandshake {
             i2r,
             r2i,
         )
-        .with_root_secret(root))
+        .with_root(root))
     }
 }
 

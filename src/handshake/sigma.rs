@@ -19,17 +19,16 @@
 
 use std::fmt;
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-
 use super::akex::symmetric::labels;
 use super::akex::{encode_hello, AkexResponder, SymmetricState};
 use super::{append_or_undo, Established, Handshake, Role, MAX_MESSAGE_LEN};
+use crate::crypto::ed25519::{self, SigningKey};
+use crate::crypto::hash::hmac_sha256;
 use crate::crypto::secret::ct_eq;
 use crate::crypto::x25519::X25519Private;
-use crate::crypto::{AeadAlgorithm, Secret, SharedRng, TAG_LEN};
+use crate::crypto::{AeadAlgorithm, RandomSource, Secret, SharedRng, TAG_LEN};
 use crate::error::{ApiMisuse, ConfigError, Error, PeerMisbehaved, TrustFailure};
+use crate::keys::{KeyKind, PublicKey};
 
 /// SIGMA-I with ChaCha20-Poly1305.
 pub const SIGMA_CHACHAPOLY: &str = "akex-sigma-x25519-ed25519-chachapoly-sha256";
@@ -59,7 +58,7 @@ pub struct SigmaConfig {
     protocol: &'static str,
     aead: AeadAlgorithm,
     identity: SigningKey,
-    remote: Option<[u8; IDENTITY_LEN]>,
+    remote: Option<PublicKey>,
     rng: SharedRng,
 }
 
@@ -67,11 +66,8 @@ impl fmt::Debug for SigmaConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigmaConfig")
             .field("protocol", &self.protocol)
-            .field(
-                "identity",
-                &hex::encode(self.identity.verifying_key().as_bytes()),
-            )
-            .field("remote", &self.remote.map(hex::encode))
+            .field("identity", &hex::encode(self.identity.public()))
+            .field("remote", &self.remote)
             .finish_non_exhaustive()
     }
 }
@@ -103,14 +99,22 @@ impl SigmaConfig {
     /// The Ed25519 public key the peer must prove; the handshake fails with
     /// [`TrustFailure::RemoteKeyMismatch`] if it shows another. Without it,
     /// any peer that signs correctly is accepted and its key is reported in
-    /// [`Established::remote_static`] for the caller to check.
-    pub fn remote(mut self, key: [u8; IDENTITY_LEN]) -> Self {
+    /// [`Established::remote_static`] for the caller to check. A key of
+    /// another kind is refused when the handshake is built.
+    pub fn remote(mut self, key: PublicKey) -> Self {
         self.remote = Some(key);
         self
     }
 
-    /// The RNG for the ephemeral key (tests inject a deterministic one).
-    pub fn rng(mut self, rng: SharedRng) -> Self {
+    /// The random source for ephemeral keys (the OS by default; tests
+    /// inject a replayed one for known-answer vectors).
+    pub fn rng(mut self, rng: impl RandomSource + 'static) -> Self {
+        self.rng = SharedRng::new(rng);
+        self
+    }
+
+    /// Shares an existing generator (configurations built per connection).
+    pub(crate) fn shared_rng(mut self, rng: SharedRng) -> Self {
         self.rng = rng;
         self
     }
@@ -155,7 +159,7 @@ impl fmt::Debug for SigmaHandshake {
 
 impl SigmaHandshake {
     /// The initiator (it writes the hello itself).
-    pub fn initiator(config: SigmaConfig) -> Self {
+    pub fn initiator(config: SigmaConfig) -> Result<Self, Error> {
         Self::new(config, Role::Initiator)
     }
 
@@ -163,13 +167,16 @@ impl SigmaHandshake {
     /// ([`AkexResponder::mix_hello`]); use it through a
     /// [`NegotiatingResponder`](super::akex::NegotiatingResponder) (see
     /// [`crate::handshake::registry::responder`]).
-    pub fn responder(config: SigmaConfig) -> Self {
+    pub fn responder(config: SigmaConfig) -> Result<Self, Error> {
         Self::new(config, Role::Responder)
     }
 
-    fn new(config: SigmaConfig, role: Role) -> Self {
+    fn new(config: SigmaConfig, role: Role) -> Result<Self, Error> {
+        if let Some(remote) = &config.remote {
+            remote.expect_kind(KeyKind::Ed25519)?;
+        }
         let state = SymmetricState::with_aead(config.protocol, config.aead);
-        SigmaHandshake {
+        Ok(SigmaHandshake {
             config,
             role,
             state,
@@ -178,7 +185,7 @@ impl SigmaHandshake {
             pending_dh: None,
             hello_mixed: false,
             remote_identity: None,
-        }
+        })
     }
 
     fn our_turn(&self) -> bool {
@@ -214,13 +221,13 @@ impl SigmaHandshake {
             Role::Initiator => (labels::SIGMA_SIG_INITIATOR, labels::SIGMA_MAC_INITIATOR),
             Role::Responder => (labels::SIGMA_SIG_RESPONDER, labels::SIGMA_MAC_RESPONDER),
         };
-        let identity = self.config.identity.verifying_key().to_bytes();
+        let identity = *self.config.identity.public();
         let h = self.state.handshake_hash();
         let signature = self.config.identity.sign(&signed_message(sig_label, &h));
         let mac = identity_mac(&self.state.derive_key(mac_label), &identity);
         let mut block = zeroize::Zeroizing::new([0u8; IDENTITY_LEN + SIG_LEN + MAC_LEN]);
         block[..IDENTITY_LEN].copy_from_slice(&identity);
-        block[IDENTITY_LEN..IDENTITY_LEN + SIG_LEN].copy_from_slice(&signature.to_bytes());
+        block[IDENTITY_LEN..IDENTITY_LEN + SIG_LEN].copy_from_slice(&signature);
         block[IDENTITY_LEN + SIG_LEN..].copy_from_slice(&mac);
         self.state.encrypt_and_hash(&block[..], out)
     }
@@ -243,19 +250,15 @@ impl SigmaHandshake {
         let mut sig = [0u8; SIG_LEN];
         sig.copy_from_slice(&plain[IDENTITY_LEN..IDENTITY_LEN + SIG_LEN]);
         let mac = &plain[IDENTITY_LEN + SIG_LEN..];
-        let verifying =
-            VerifyingKey::from_bytes(&identity).map_err(|_| PeerMisbehaved::InvalidPublicKey)?;
-        if verifying.is_weak() {
+        if ed25519::is_weak_public_key(&identity) {
             return Err(PeerMisbehaved::InvalidPublicKey.into());
         }
         if !ct_eq(&identity_mac(&mac_key, &identity), mac) {
             return Err(PeerMisbehaved::BadMac.into());
         }
-        verifying
-            .verify_strict(&signed_message(sig_label, &h), &Signature::from_bytes(&sig))
-            .map_err(|_| PeerMisbehaved::BadSignature)?;
+        ed25519::verify(&identity, &signed_message(sig_label, &h), &sig)?;
         if let Some(expected) = &self.config.remote {
-            if !ct_eq(expected, &identity) {
+            if !ct_eq(expected.as_bytes(), &identity) {
                 return Err(TrustFailure::RemoteKeyMismatch.into());
             }
         }
@@ -361,10 +364,7 @@ fn signed_message(label: &[u8], h: &[u8; 32]) -> Vec<u8> {
 }
 
 fn identity_mac(key: &Secret<32>, identity: &[u8; IDENTITY_LEN]) -> [u8; MAC_LEN] {
-    // HMAC accepts keys of any length.
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key.expose()).expect("HMAC takes any key");
-    mac.update(identity);
-    mac.finalize().into_bytes().into()
+    *hmac_sha256(key.expose(), &[identity]).expose()
 }
 
 impl Handshake for SigmaHandshake {
@@ -411,36 +411,32 @@ impl Handshake for SigmaHandshake {
         self.step == Step::Done
     }
 
-    fn finish(self: Box<Self>) -> Result<Established, Error> {
+    fn finish(&mut self) -> Result<Established, Error> {
         match self.step {
             Step::Done => {}
             Step::Dead => return Err(ApiMisuse::HandshakeDead.into()),
             _ => return Err(ApiMisuse::HandshakeNotFinished.into()),
         }
-        let SigmaHandshake {
-            config,
-            role,
-            state,
-            remote_identity,
-            ..
-        } = *self;
-        let Some(remote) = remote_identity else {
+        // Whatever happens next, the secrets leave this handshake once.
+        self.step = Step::Dead;
+        let Some(remote) = self.remote_identity.take() else {
             return Err(TrustFailure::NoRemoteKey.into());
         };
+        let state = &mut self.state;
         let hash = state.handshake_hash().to_vec();
         let aead = state.aead();
         let root = state.root_secret();
         let (i2r, r2i) = state.split();
-        Ok(Established::new(
-            config.protocol.to_string(),
-            role,
+        Ok(Established::assemble(
+            self.config.protocol.to_string(),
+            self.role,
             hash,
-            Some(remote.to_vec()),
+            Some(PublicKey::ed25519(remote)),
             aead,
             i2r,
             r2i,
         )
-        .with_root_secret(root))
+        .with_root(root))
     }
 }
 

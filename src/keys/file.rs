@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use zeroize::Zeroizing;
 
-use crate::crypto::{Secret, StaticSecret};
+use crate::crypto::{RandomSource, Secret, StaticSecret};
 use crate::error::{ConfigError, Error};
 
 fn key_file_error(path: &Path, reason: impl Into<String>) -> Error {
@@ -21,10 +21,7 @@ fn key_file_error(path: &Path, reason: impl Into<String>) -> Error {
 
 /// Creates `path` with a new key from `rng` (mode 0600; fails if the file
 /// exists) and returns the key.
-pub fn write_new_identity(
-    path: &Path,
-    rng: &mut dyn rand_core::CryptoRngCore,
-) -> Result<StaticSecret, Error> {
+pub fn write_new_identity(path: &Path, rng: &mut dyn RandomSource) -> Result<StaticSecret, Error> {
     let key = StaticSecret::generate(rng);
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
@@ -85,7 +82,7 @@ mod tests {
     fn write_read_refuse_overwrite() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("id.key");
-        let key = write_new_identity(&path, &mut rand_core::OsRng).unwrap();
+        let key = write_new_identity(&path, &mut crate::crypto::OsRng).unwrap();
         let loaded = load_identity(&path).unwrap();
         assert_eq!(key.public(), loaded.public());
         #[cfg(unix)]
@@ -94,7 +91,7 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let err = write_new_identity(&path, &mut rand_core::OsRng).unwrap_err();
+        let err = write_new_identity(&path, &mut crate::crypto::OsRng).unwrap_err();
         assert!(err.to_string().contains("refusing to overwrite"), "{err}");
         assert_eq!(load_identity(&path).unwrap().public(), key.public());
     }

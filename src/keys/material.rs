@@ -63,7 +63,7 @@ impl LoadedKey {
 
     /// The key as an Ed25519 signing key for SIGMA (ed25519 identities
     /// only).
-    pub fn ed25519(&self) -> Result<SigningKey, Error> {
+    pub fn ed25519(&self) -> Result<crate::keys::SigningKey, Error> {
         if self.entry.key_type != KeyType::Ed25519 {
             return Err(KeyStoreError::Unsupported(format!(
                 "key {:?} is {}, a SIGMA identity must be ed25519",
@@ -71,7 +71,9 @@ impl LoadedKey {
             ))
             .into());
         }
-        Ok(self.signing.clone())
+        Ok(crate::keys::SigningKey::from_seed(Secret::new(
+            self.signing.to_bytes(),
+        )))
     }
 
     /// Signs `message` with this identity's signing key (its companion
@@ -102,7 +104,7 @@ pub(crate) fn generate_material(key_type: KeyType) -> Result<Material, Error> {
     let signing = SigningKey::generate(&mut rng);
     match key_type {
         KeyType::X25519 => {
-            let key = StaticSecret::generate(&mut rng);
+            let key = StaticSecret::generate(&mut crate::crypto::OsRng);
             Ok((
                 Zeroizing::new(key.private().expose().to_vec()),
                 key.public().to_vec(),

@@ -11,6 +11,7 @@ pub mod file;
 mod fsutil;
 #[cfg(feature = "keystore")]
 mod material;
+mod public;
 #[cfg(feature = "keystore")]
 pub mod rotation;
 #[cfg(feature = "keystore")]
@@ -18,6 +19,9 @@ pub mod store;
 #[cfg(feature = "keystore")]
 pub mod trust;
 
+pub use crate::crypto::ed25519::SigningKey;
+pub use crate::crypto::kem::MlKem768KeyPair;
+pub use crate::crypto::x25519::StaticSecret;
 #[cfg(feature = "keystore")]
 pub use audit::{AuditEvent, AuditLog};
 #[cfg(feature = "keystore")]
@@ -25,6 +29,7 @@ pub use encrypted::{Passphrase, Protection, DEFAULT_SCRYPT_LOG_N};
 pub use file::{decode_public_key, encode_public_key, load_identity, write_new_identity};
 #[cfg(feature = "keystore")]
 pub use material::LoadedKey;
+pub use public::{KeyKind, PublicKey};
 #[cfg(feature = "keystore")]
 pub use rotation::{
     decode_rotation_message, encode_rotation_message, RotationStatement, MAX_ROTATION_CHAIN,
@@ -35,11 +40,9 @@ pub use store::{KeyEntry, KeyStatus, KeyStore, KeyType};
 #[cfg(feature = "keystore")]
 pub use trust::{Pin, Revocation, TrustPolicy, TrustStore};
 
-use sha2::{Digest, Sha256};
-
 /// A key's id: hex of the first 16 bytes of SHA-256 of its public key.
 pub fn key_id(public: &[u8]) -> String {
-    hex::encode(&Sha256::digest(public)[..16])
+    hex::encode(&crate::crypto::hash::sha256(&[public])[..16])
 }
 
 /// Seconds since the Unix epoch (0 if the clock is before 1970).

@@ -32,7 +32,9 @@ impl CipherState {
         self.n
     }
 
-    /// Sets the nonce (Noise `SetNonce`), e.g. to resume a counter.
+    /// Sets the nonce (Noise `SetNonce`), e.g. to resume a counter
+    /// (hazardous: reusing a nonce under one key breaks the AEAD).
+    #[cfg(any(test, feature = "hazmat"))]
     pub fn set_nonce(&mut self, n: u64) {
         self.n = n;
     }

@@ -146,7 +146,7 @@ impl std::fmt::Debug for DatagramSession {
 
 fn recv_key(info: &SessionInfo, secret: Secret<32>, epoch: Epoch) -> RecvKey {
     RecvKey {
-        key: AeadKey::new(info.aead, secret.expose()),
+        key: AeadKey::new(info.aead, schedule::record_key(&secret).expose()),
         secret: Some(secret),
         epoch,
         window: ReplayWindow::new(),
@@ -157,19 +157,21 @@ fn recv_key(info: &SessionInfo, secret: Secret<32>, epoch: Epoch) -> RecvKey {
 }
 
 impl DatagramSession {
-    /// Takes over a finished handshake's secrets (`config.mode` is ignored:
-    /// datagram records are always typed).
+    /// Takes over a finished handshake's secrets. Datagram records are
+    /// always typed and under derived record keys, whatever the protocol
+    /// (Noise itself has no datagram mode to be compatible with).
     pub fn new(established: Established, config: SessionConfig) -> Result<Self, Error> {
-        config.policy.validate(false)?;
         let info = super::session_info(&established);
+        let policy = config.policy_for(super::RecordMode::Akex, info.aead);
+        policy.validate(false)?;
         let limits = check_limits(info.aead, config.limits)?;
-        let send_secret = Secret::new(*established.sending_secret().expose());
-        let recv_secret = Secret::new(*established.receiving_secret().expose());
+        let send_secret = established.sending_secret().secret().clone();
+        let recv_secret = established.receiving_secret().secret().clone();
         Ok(DatagramSession {
-            policy: config.policy,
+            policy,
             limits,
             send: SendKey {
-                key: AeadKey::new(info.aead, send_secret.expose()),
+                key: AeadKey::new(info.aead, schedule::record_key(&send_secret).expose()),
                 secret: send_secret,
                 epoch: Epoch::default(),
                 counter: 0,
@@ -179,7 +181,7 @@ impl DatagramSession {
             recv: recv_key(&info, recv_secret, Epoch::default()),
             prev: None,
             next_gen: None,
-            root: established.root_secret().map(|r| Secret::new(*r.expose())),
+            root: established.root_secret().map(|r| r.secret().clone()),
             root_generation: 0,
             ratchet: DgRatchet::Idle,
             finish_pending: false,
@@ -242,7 +244,7 @@ impl DatagramSession {
 
     fn install_send(&mut self, secret: Secret<32>, epoch: Epoch) {
         self.send = SendKey {
-            key: AeadKey::new(self.info.aead, secret.expose()),
+            key: AeadKey::new(self.info.aead, schedule::record_key(&secret).expose()),
             secret,
             epoch,
             counter: 0,
@@ -307,7 +309,7 @@ impl DatagramSession {
     /// Starts a ratchet step; `false` if one is already in progress.
     pub fn start_ratchet(
         &mut self,
-        rng: &mut dyn rand_core::CryptoRngCore,
+        rng: &mut dyn crate::crypto::RandomSource,
         out: &mut Vec<u8>,
     ) -> Result<bool, Error> {
         if self.root.is_none() {
@@ -340,7 +342,7 @@ impl DatagramSession {
     pub fn poll_control(
         &mut self,
         now: Duration,
-        rng: &mut dyn rand_core::CryptoRngCore,
+        rng: &mut dyn crate::crypto::RandomSource,
         out: &mut Vec<u8>,
     ) -> Result<bool, Error> {
         if self.is_closed() {

@@ -21,18 +21,19 @@
 //! randomness as an RNG argument. [`DatagramSession`] is the variant with
 //! explicit counters and a replay window for unreliable transports.
 
-mod cipher_state;
+#[cfg_attr(not(feature = "hazmat"), allow(dead_code))]
+pub(crate) mod cipher_state;
 pub mod datagram;
 pub mod policy;
-pub mod record;
-pub mod replay;
-pub mod schedule;
+pub(crate) mod record;
+#[cfg_attr(not(feature = "hazmat"), allow(dead_code))]
+pub(crate) mod replay;
+pub(crate) mod schedule;
 
-pub use cipher_state::CipherState;
+pub(crate) use cipher_state::CipherState;
 pub use datagram::DatagramSession;
 pub use policy::{AeadLimits, RekeyPolicy};
 pub use record::{Record, RecordType};
-pub use replay::{ReplayCheck, ReplayWindow};
 
 use std::time::Duration;
 
@@ -40,6 +41,7 @@ use crate::crypto::x25519::X25519Private;
 use crate::crypto::{kem, AeadAlgorithm, Secret, TAG_LEN};
 use crate::error::{ApiMisuse, ConfigError, Error, LimitReached, PeerMisbehaved};
 use crate::handshake::{Established, Role, MAX_MESSAGE_LEN};
+use crate::keys::PublicKey;
 use record::RatchetState;
 
 /// Largest plaintext in one transport message.
@@ -55,6 +57,7 @@ const CONTROL_RESERVE: u64 = 8;
 
 /// What a session knows about the handshake that made it (nothing secret).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SessionInfo {
     /// The full protocol name.
     pub protocol: String,
@@ -63,28 +66,57 @@ pub struct SessionInfo {
     /// The handshake hash (channel binding).
     pub handshake_hash: Vec<u8>,
     /// The peer's authenticated static public key, if any.
-    pub remote_static: Option<Vec<u8>>,
+    pub remote_static: Option<PublicKey>,
     /// The AEAD in use.
     pub aead: AeadAlgorithm,
+    /// How records are laid out (decided by the protocol).
+    pub mode: RecordMode,
 }
 
-/// How records are laid out.
+/// How records are laid out. The protocol decides it
+/// ([`RecordMode::for_protocol`]); nothing else can.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum RecordMode {
-    /// Plain Noise transport messages (interoperable).
+    /// Plain Noise transport messages (interoperable with any Noise
+    /// implementation). Noise has no authenticated close: a peer cannot
+    /// tell a truncated stream from a finished one. Use an akex-mode
+    /// protocol where that matters.
     Noise,
-    /// Typed akex records (data, key update, ratchet, close).
+    /// Typed akex records (data, key update, ratchet, close), under record
+    /// keys derived from the traffic secrets.
     Akex,
 }
 
-/// How a session rekeys and ratchets.
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl RecordMode {
+    /// The one rule: `Noise_*` names use Noise records, every other
+    /// protocol (the `akex-*` names) akex records.
+    ///
+    /// Both sides of a handshake agree on the protocol name (it is bound
+    /// into the transcript), so they agree on the mode. Even sessions made
+    /// to disagree cannot exchange a byte: akex-mode record keys are
+    /// derived from the traffic secrets under a label, while Noise mode
+    /// uses the secrets directly, so every record fails to authenticate in
+    /// both directions.
+    pub fn for_protocol(protocol: &str) -> RecordMode {
+        if protocol.starts_with("Noise_") {
+            RecordMode::Noise
+        } else {
+            RecordMode::Akex
+        }
+    }
+}
+
+/// How a session rekeys and ratchets. The record mode is not here: the
+/// protocol decides it ([`RecordMode::for_protocol`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct SessionConfig {
-    /// The record layout.
-    pub mode: RecordMode,
-    /// When to rekey our sending direction (Noise mode: both directions, on
-    /// a schedule both peers share; counts only).
-    pub policy: RekeyPolicy,
+    /// When to rekey our sending direction; `None` for the mode's default
+    /// (Noise: never, like every Noise implementation; akex:
+    /// [`RekeyPolicy::recommended`]). Noise mode rekeys both directions on
+    /// a schedule both peers must share, and counts only.
+    pub policy: Option<RekeyPolicy>,
     /// akex mode: start a DH ratchet this long after the last one (needs a
     /// root secret from the handshake).
     pub ratchet_interval: Option<Duration>,
@@ -97,35 +129,46 @@ pub struct SessionConfig {
 }
 
 impl SessionConfig {
-    /// Noise mode with no rekeying: exactly [`Session::new`].
-    pub fn noise() -> Self {
-        SessionConfig {
-            mode: RecordMode::Noise,
-            policy: RekeyPolicy::never(),
-            ratchet_interval: None,
-            hybrid_ratchet: false,
-            limits: None,
-        }
+    /// The mode's defaults (see the fields).
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// Noise mode with `REKEY()` after every `messages` messages per direction.
+    /// Rekeys on `policy`.
+    pub fn rekey_policy(mut self, policy: RekeyPolicy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// Noise mode: `REKEY()` after every `messages` messages per direction.
     pub fn noise_rekey_every(messages: u64) -> Self {
-        SessionConfig {
-            policy: RekeyPolicy::every_messages(messages),
-            ..Self::noise()
-        }
+        Self::new().rekey_policy(RekeyPolicy::every_messages(messages))
     }
 
-    /// akex mode with the recommended policy for `aead` and no automatic
-    /// ratchet.
-    pub fn akex(aead: AeadAlgorithm) -> Self {
-        SessionConfig {
-            mode: RecordMode::Akex,
-            policy: RekeyPolicy::recommended(aead),
-            ratchet_interval: None,
-            hybrid_ratchet: false,
-            limits: None,
-        }
+    /// akex mode: a DH ratchet every `interval`.
+    pub fn ratchet_every(mut self, interval: Duration) -> Self {
+        self.ratchet_interval = Some(interval);
+        self
+    }
+
+    /// akex mode: every ratchet step also encapsulates to ML-KEM-768.
+    pub fn hybrid_ratchet(mut self, hybrid: bool) -> Self {
+        self.hybrid_ratchet = hybrid;
+        self
+    }
+
+    /// Lowers the hard usage limits.
+    pub fn limits(mut self, limits: AeadLimits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// The policy in force for `mode` and `aead`.
+    pub(crate) fn policy_for(&self, mode: RecordMode, aead: AeadAlgorithm) -> RekeyPolicy {
+        self.policy.unwrap_or(match mode {
+            RecordMode::Noise => RekeyPolicy::never(),
+            RecordMode::Akex => RekeyPolicy::recommended(aead),
+        })
     }
 }
 
@@ -193,8 +236,9 @@ pub(crate) fn session_info(established: &Established) -> SessionInfo {
         protocol: established.protocol().to_string(),
         role: established.role(),
         handshake_hash: established.handshake_hash().to_vec(),
-        remote_static: established.remote_static().map(<[u8]>::to_vec),
+        remote_static: established.remote_static().cloned(),
         aead: established.aead(),
+        mode: RecordMode::for_protocol(established.protocol()),
     }
 }
 
@@ -221,32 +265,51 @@ pub(crate) fn check_limits(
 }
 
 impl Session {
-    /// Takes over the traffic secrets of a finished handshake (Noise mode,
-    /// no rekeying).
+    /// Takes over the traffic secrets of a finished handshake, in the
+    /// record mode its protocol decides ([`RecordMode::for_protocol`]),
+    /// with that mode's default policy.
     pub fn new(established: Established) -> Self {
-        Self::with_config(established, SessionConfig::noise())
-            .expect("the default Noise configuration is valid")
+        Self::with_config(established, SessionConfig::default())
+            .expect("the default configuration is valid in both modes")
     }
 
-    /// Takes over the traffic secrets with a mode and rekey policy.
+    /// Takes over the traffic secrets with a rekey policy (the record mode
+    /// is still the protocol's).
     ///
-    /// Fails for a Noise-mode policy with a time limit, a zero limit, or
-    /// raised AEAD limits.
+    /// Fails for a Noise-mode policy with a time limit, a zero limit,
+    /// raised AEAD limits, or a ratchet setting in Noise mode.
     pub fn with_config(established: Established, config: SessionConfig) -> Result<Self, Error> {
         let aead = established.aead();
-        let noise = config.mode == RecordMode::Noise;
-        config.policy.validate(noise)?;
+        let mode = RecordMode::for_protocol(established.protocol());
+        let noise = mode == RecordMode::Noise;
+        let policy = config.policy_for(mode, aead);
+        policy.validate(noise)?;
         let limits = check_limits(aead, config.limits)?;
         if noise && (config.ratchet_interval.is_some() || config.hybrid_ratchet) {
             return Err(ConfigError::Invalid("the DH ratchet needs akex mode".into()).into());
         }
-        let send = CipherState::new(aead, established.sending_secret().expose());
-        let recv = CipherState::new(aead, established.receiving_secret().expose());
+        let (send, recv) = if noise {
+            (
+                CipherState::new(aead, established.sending_secret().secret().expose()),
+                CipherState::new(aead, established.receiving_secret().secret().expose()),
+            )
+        } else {
+            (
+                CipherState::new(
+                    aead,
+                    schedule::record_key(established.sending_secret().secret()).expose(),
+                ),
+                CipherState::new(
+                    aead,
+                    schedule::record_key(established.receiving_secret().secret()).expose(),
+                ),
+            )
+        };
         let akex = (!noise).then(|| {
             Box::new(AkexState {
-                send_secret: Secret::new(*established.sending_secret().expose()),
-                recv_secret: Secret::new(*established.receiving_secret().expose()),
-                root: established.root_secret().map(|r| Secret::new(*r.expose())),
+                send_secret: established.sending_secret().secret().clone(),
+                recv_secret: established.receiving_secret().secret().clone(),
+                root: established.root_secret().map(|r| r.secret().clone()),
                 ratchet: RatchetState::Idle,
                 ratchet_interval: config.ratchet_interval,
                 last_ratchet: Duration::ZERO,
@@ -263,7 +326,7 @@ impl Session {
             info: session_info(&established),
             send,
             recv,
-            policy: config.policy,
+            policy,
             limits,
             send_use: Usage::default(),
             recv_use: Usage::default(),
@@ -386,28 +449,42 @@ impl Session {
         Ok(n)
     }
 
-    /// Noise mode: encrypts `plaintext`, appending the message to `out`.
+    /// Encrypts `plaintext` as one message, appending it to `out`: a Noise
+    /// transport message in Noise mode, a data record in akex mode. At most
+    /// [`Session::max_payload`] bytes.
     pub fn seal(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        if self.akex.is_some() {
+            return self.seal_record(RecordType::Data, plaintext, out);
+        }
         self.noise_before_seal(plaintext.len())?;
         self.send.encrypt_append(&[], plaintext, out)?;
         self.noise_after_seal(plaintext.len());
         Ok(())
     }
 
-    /// Noise mode: decrypts `message`, appending the plaintext to `out`.
-    pub fn open(&mut self, message: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+    /// Decrypts one message, appending its application data to `out`, and
+    /// says what it was: [`Record::Data`] (always, in Noise mode), or in
+    /// akex mode a key update, ratchet step or close the session has
+    /// handled (answer with [`Session::poll_control`]).
+    pub fn open(&mut self, message: &[u8], out: &mut Vec<u8>) -> Result<Record, Error> {
+        if self.akex.is_some() {
+            return self.open_record(message, out);
+        }
         self.noise_before_open(message.len())?;
+        let start = out.len();
         self.recv.decrypt_append(&[], message, out)?;
         self.noise_after_open(message.len() - TAG_LEN);
-        Ok(())
+        Ok(Record::Data(out.len() - start))
     }
 
     /// The CipherState for messages we send (its nonce is the count sent).
+    #[cfg(feature = "hazmat")]
     pub fn sending(&self) -> &CipherState {
         &self.send
     }
 
     /// The CipherState for messages we receive.
+    #[cfg(feature = "hazmat")]
     pub fn receiving(&self) -> &CipherState {
         &self.recv
     }
@@ -585,7 +662,7 @@ impl Session {
 
     fn install_send(&mut self, secret: Secret<32>) {
         let a = self.akex.as_deref_mut().expect("akex mode");
-        self.send = CipherState::new(self.info.aead, secret.expose());
+        self.send = CipherState::new(self.info.aead, schedule::record_key(&secret).expose());
         let now = a.now;
         a.send_secret = secret; // the old secret drops and is zeroized
         self.send_use = Usage {
@@ -597,7 +674,7 @@ impl Session {
 
     fn install_recv(&mut self, secret: Secret<32>) {
         let a = self.akex.as_deref_mut().expect("akex mode");
-        self.recv = CipherState::new(self.info.aead, secret.expose());
+        self.recv = CipherState::new(self.info.aead, schedule::record_key(&secret).expose());
         let now = a.now;
         a.recv_secret = secret;
         self.recv_use = Usage {
@@ -622,7 +699,7 @@ impl Session {
     /// Returns `false` and writes nothing if a step is already in progress.
     pub fn start_ratchet(
         &mut self,
-        rng: &mut dyn rand_core::CryptoRngCore,
+        rng: &mut dyn crate::crypto::RandomSource,
         out: &mut Vec<u8>,
     ) -> Result<bool, Error> {
         let a = self.akex()?;
@@ -646,7 +723,7 @@ impl Session {
     pub fn poll_control(
         &mut self,
         now: Duration,
-        rng: &mut dyn rand_core::CryptoRngCore,
+        rng: &mut dyn crate::crypto::RandomSource,
         out: &mut Vec<u8>,
     ) -> Result<bool, Error> {
         let role = self.info.role;

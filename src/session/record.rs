@@ -22,6 +22,7 @@ use crate::handshake::Role;
 use super::schedule::{self, RatchetKeys};
 
 /// The type byte at the start of every akex-mode record's plaintext.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum RecordType {
@@ -49,6 +50,7 @@ impl RecordType {
 }
 
 /// What an opened akex-mode record was.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Record {
     /// Application data of this many bytes (appended to the output, or at
@@ -153,7 +155,7 @@ pub(crate) fn ratchet_body(step: u8, public: &[u8; 32], kem: &[u8]) -> Vec<u8> {
 /// Starts a ratchet: a fresh X25519 key (and ML-KEM-768 key pair when
 /// `hybrid`); returns the init body and our state.
 pub(crate) fn start(
-    rng: &mut dyn rand_core::CryptoRngCore,
+    rng: &mut dyn crate::crypto::RandomSource,
     hybrid: bool,
 ) -> (Vec<u8>, RatchetState) {
     let private = X25519Private::new(&Secret::random(rng));
@@ -168,7 +170,7 @@ pub(crate) fn start(
 
 /// Answers a peer's init: the response body and the new keys.
 pub(crate) fn respond(
-    rng: &mut dyn rand_core::CryptoRngCore,
+    rng: &mut dyn crate::crypto::RandomSource,
     root: &Secret<32>,
     init: &RatchetMessage<'_>,
     hybrid: bool,

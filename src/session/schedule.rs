@@ -1,5 +1,7 @@
 //! The akex-mode key schedule: key updates and the DH ratchet.
 //!
+//! * Record key: `key = HKDF-Expand-SHA256(PRK = secret, info = "akex record key", L = 32)`:
+//!   the AEAD key of an epoch; the traffic secret is never a cipher key.
 //! * Key update: `next = HKDF-Expand-SHA256(PRK = current, info = "akex key update", L = 32)`.
 //!   The current traffic secret is already a uniformly random 32-byte key,
 //!   so it is used directly as the HKDF pseudorandom key (as TLS 1.3's
@@ -10,27 +12,28 @@
 //!
 //! See `protocols/session.md` for the full specification and vectors.
 
-use hkdf::Hkdf;
-use sha2::Sha256;
 use zeroize::Zeroize;
 
+use crate::crypto::hash::{hkdf_expand_sha256, hkdf_sha256};
 use crate::crypto::Secret;
 
 /// HKDF info for a key update.
 pub const LABEL_KEY_UPDATE: &[u8] = b"akex key update";
+/// HKDF info for the AEAD key of one epoch's records.
+pub const LABEL_RECORD_KEY: &[u8] = b"akex record key";
+
+/// The AEAD key for the records of one epoch: the traffic secret itself is
+/// never a cipher key (it only derives this key and the next secret, under
+/// two different labels).
+pub fn record_key(traffic: &Secret<32>) -> Secret<32> {
+    hkdf_expand_sha256(traffic.expose(), LABEL_RECORD_KEY)
+}
 /// HKDF info for a DH ratchet step.
 pub const LABEL_RATCHET: &[u8] = b"akex ratchet";
 
 /// The traffic secret of the next epoch.
 pub fn next_traffic_secret(current: &Secret<32>) -> Secret<32> {
-    // A 32-byte PRK is at least HashLen, so from_prk cannot fail.
-    let hk = Hkdf::<Sha256>::from_prk(current.expose()).expect("32-byte PRK is valid");
-    let mut out = [0u8; 32];
-    hk.expand(LABEL_KEY_UPDATE, &mut out)
-        .expect("32 bytes is a valid HKDF-SHA256 output length");
-    let s = Secret::new(out);
-    out.zeroize();
-    s
+    hkdf_expand_sha256(current.expose(), LABEL_KEY_UPDATE)
 }
 
 /// The outputs of one ratchet step.
@@ -54,17 +57,14 @@ pub fn ratchet(root: &Secret<32>, dh: &Secret<32>, kem: Option<&Secret<32>>) -> 
         }
         None => 32,
     };
-    let hk = Hkdf::<Sha256>::new(Some(root.expose()), &ikm[..ikm_len]);
-    let mut okm = [0u8; 96];
-    hk.expand(LABEL_RATCHET, &mut okm)
-        .expect("96 bytes is a valid HKDF-SHA256 output length");
+    let okm: Secret<96> = hkdf_sha256(root.expose(), &ikm[..ikm_len], LABEL_RATCHET);
+    let okm = okm.expose();
     let keys = RatchetKeys {
         root: Secret::from_slice(&okm[..32]).expect("32 bytes"),
         initiator_to_responder: Secret::from_slice(&okm[32..64]).expect("32 bytes"),
         responder_to_initiator: Secret::from_slice(&okm[64..]).expect("32 bytes"),
     };
     ikm.zeroize();
-    okm.zeroize();
     keys
 }
 

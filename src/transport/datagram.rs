@@ -67,7 +67,7 @@ impl Default for DatagramOptions {
             handshake_timeout: Duration::from_secs(10),
             initial_rto: Duration::from_millis(200),
             max_rto: Duration::from_secs(2),
-            session: SessionConfig::akex(crate::crypto::AeadAlgorithm::ChaChaPoly),
+            session: SessionConfig::default(),
         }
     }
 }

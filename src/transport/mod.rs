@@ -1,20 +1,26 @@
-//! The tokio transport: the only layer that knows sockets, tasks and time.
+//! The tokio transport (feature `tokio`): the only layer that knows sockets,
+//! tasks and time, as a thin driver over the sans-IO
+//! [`Connection`](crate::Connection).
 //!
-//! Every message on the stream is a 2-byte big-endian length and that many
-//! bytes ([`FrameCodec`]). [`connect`] and [`accept`] run a handshake over
-//! the frames with a timeout and return a [`SecureStream`] on the same
-//! framed stream, so no byte already read is lost when the handshake ends.
+//! - [`Connector`] / [`Acceptor`]: built once from an `Arc` of a
+//!   [`ClientConfig`](crate::ClientConfig) / [`ServerConfig`](crate::ServerConfig),
+//!   they run the handshake over any `AsyncRead + AsyncWrite` with a
+//!   deadline and return a [`SecureStream`] (bytes) that
+//!   [`SecureStream::into_messages`] turns into a [`SecureFramed`]
+//!   (messages).
+//! - [`connect`] / [`accept`]: the same for a handshake built by hand.
+//! - [`Server`]: a TCP accept loop with denial-of-service limits.
+//! - [`datagram`]: datagram mode over UDP.
 
-mod codec;
 pub mod datagram;
 mod driver;
+mod io;
 mod messages;
 mod server;
 mod stream;
 
-pub use codec::FrameCodec;
 pub use datagram::{accept_udp, connect_udp, DatagramOptions, SecureDatagram};
-pub use driver::{accept, connect, establish, TransportOptions};
+pub use driver::{accept, connect, establish, Acceptor, Connector, TransportOptions};
 pub use messages::SecureFramed;
 pub use server::{
     IdleTimeout, RejectReason, Server, ServerEvent, ServerLimits, ServerStats, ServerStream,

@@ -349,7 +349,7 @@ pub type ServerStream = SecureStream<IdleTimeout<TcpStream>>;
 /// # async fn demo() -> Result<(), akex::Error> {
 /// use akex::transport::{Server, ServerLimits, TransportOptions};
 /// use akex::{NoiseConfig, NoiseHandshake};
-/// let config = NoiseConfig::new("Noise_NN_25519_ChaChaPoly_BLAKE2s");
+/// let config = NoiseConfig::new("Noise_NN_25519_ChaChaPoly_BLAKE2s")?;
 /// let server = Server::bind("127.0.0.1:7000", ServerLimits::default(), TransportOptions::default())
 ///     .await?
 ///     .on_event(|event| {

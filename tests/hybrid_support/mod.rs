@@ -4,11 +4,13 @@
 
 #![allow(dead_code)]
 
-use akex::crypto::kem::MlKem768KeyPair;
-use akex::crypto::rng::ScriptedRng;
-use akex::crypto::{Secret, SharedRng, StaticSecret};
+use akex::crypto::Secret;
 use akex::error::{Error, PeerMisbehaved};
 use akex::handshake::hybrid::{self, HybridConfig, HybridHandshake};
+use akex::hazmat::ReplayRng as ScriptedRng;
+use akex::hazmat::SharedRng;
+use akex::keys::MlKem768KeyPair;
+use akex::keys::StaticSecret;
 use akex::{Established, Handshake, Role, Session};
 
 /// Long-term keys of one party.
@@ -25,6 +27,23 @@ impl Party {
             kem: MlKem768KeyPair::from_seed(&Secret::new([tag; 64])),
         }
     }
+
+    /// The X25519 static key (hybrid protocols).
+    pub fn x_key(&self) -> akex::PublicKey {
+        akex::PublicKey::x25519(*self.x.public())
+    }
+
+    /// X25519 ‖ ML-KEM-768 (PQ-authenticated protocols).
+    pub fn pq_key(&self) -> akex::PublicKey {
+        pq_key(self.x.public(), self.kem.encapsulation_key())
+    }
+}
+
+/// An X25519 ‖ ML-KEM-768 public key from its halves.
+pub fn pq_key(x: &[u8], ek: &[u8]) -> akex::PublicKey {
+    let mut bytes = x.to_vec();
+    bytes.extend_from_slice(ek);
+    akex::PublicKey::from_bytes(akex::KeyKind::X25519MlKem768, &bytes).expect("32 + 1184 bytes")
 }
 
 fn rng(tag: u8) -> SharedRng {
@@ -51,10 +70,11 @@ pub fn pair(
         .local_static(responder.x.clone())
         .local_kem(responder.kem.clone());
     if info.initiator_needs_responder_key {
-        ic = ic.remote_static(*responder.x.public());
-        if info.pq_authentication {
-            ic = ic.remote_kem(responder.kem.encapsulation_key().to_vec());
-        }
+        ic = ic.remote(if info.pq_authentication {
+            responder.pq_key()
+        } else {
+            responder.x_key()
+        });
     }
     if info.authenticates_initiator {
         ic = ic

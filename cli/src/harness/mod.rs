@@ -21,11 +21,12 @@ use std::sync::OnceLock;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use akex::crypto::kem::MlKem768KeyPair;
-use akex::crypto::{OsRng, Secret, StaticSecret};
+use akex::crypto::{OsRng, Secret};
 use akex::handshake::noise::NoiseProtocol;
 use akex::handshake::registry::{self, HandshakeKeys, Mode, ProtocolInfo};
+use akex::keys::{MlKem768KeyPair, SigningKey, StaticSecret};
 use akex::transport::{accept, connect, TransportOptions};
+use akex::PublicKey;
 use akex::{Handshake, NoiseConfig, NoiseHandshake, Role};
 use rustls_baseline::{TlsPair, TlsVariant};
 
@@ -143,8 +144,9 @@ impl Endpoint {
         let server_key = StaticSecret::generate(&mut OsRng);
         let client_key = StaticSecret::generate(&mut OsRng);
         let params = NoiseProtocol::parse(name)?;
-        let mut server = NoiseConfig::new(name);
-        let mut client = NoiseConfig::new(name);
+        let _ = &params;
+        let mut server = NoiseConfig::new(name)?;
+        let mut client = NoiseConfig::new(name)?;
         if params.needs_local_static(Role::Responder) {
             server = server.local_static(server_key.clone());
         }
@@ -152,10 +154,10 @@ impl Endpoint {
             client = client.local_static(client_key.clone());
         }
         if params.authenticates_peer_of(Role::Initiator) {
-            client = client.remote_static(*server_key.public());
+            client = client.remote_static(PublicKey::x25519(*server_key.public()));
         }
         if params.authenticates_peer_of(Role::Responder) {
-            server = server.remote_static(*client_key.public());
+            server = server.remote_static(PublicKey::x25519(*client_key.public()));
         }
         for _ in params.psk_slots() {
             let psk = Secret::<32>::random(&mut OsRng);
@@ -174,7 +176,7 @@ impl Endpoint {
     /// The client end only, for a remote `akex serve`: `config` carries the
     /// keys (`--identity`, `--remote-key`).
     pub fn remote(config: NoiseConfig) -> Result<Endpoint, BenchError> {
-        let params = config.params()?;
+        let params = config.params().clone();
         Ok(Endpoint::Noise {
             name: config.protocol().to_string(),
             server: None,
@@ -344,40 +346,45 @@ fn registry_hybrid(info: &ProtocolInfo) -> bool {
 /// rows trust exactly the peer's certificate).
 fn akex_local(name: &str) -> Result<Endpoint, BenchError> {
     let info = akex_info(name)?;
-    let mut server = HandshakeKeys::default();
-    let mut client = HandshakeKeys::default();
+    let mut server = HandshakeKeys::new();
+    let mut client = HandshakeKeys::new();
     if akex::handshake::sigma::sigma_aead(name).is_some() {
-        let server_id = ed25519_dalek::SigningKey::generate(&mut OsRng);
-        let client_id = ed25519_dalek::SigningKey::generate(&mut OsRng);
-        client.remote = Some(server_id.verifying_key().to_bytes().to_vec());
-        server.remote = Some(client_id.verifying_key().to_bytes().to_vec());
-        server.ed25519 = Some(server_id);
-        client.ed25519 = Some(client_id);
+        let server_id = SigningKey::generate(&mut OsRng);
+        let client_id = SigningKey::generate(&mut OsRng);
+        client = client.remote(PublicKey::ed25519(*server_id.public()));
+        server = server.remote(PublicKey::ed25519(*client_id.public()));
+        server = server.signing_key(server_id);
+        client = client.signing_key(client_id);
     } else if let Some(hybrid) = akex::handshake::hybrid::protocol_info(name) {
         let server_x = StaticSecret::generate(&mut OsRng);
         let client_x = StaticSecret::generate(&mut OsRng);
         let mut server_public = server_x.public().to_vec();
         let mut client_public = client_x.public().to_vec();
+        let mut kind = akex::KeyKind::X25519;
         if hybrid.pq_authentication {
             let server_kem = MlKem768KeyPair::generate(&mut OsRng);
             let client_kem = MlKem768KeyPair::generate(&mut OsRng);
             server_public.extend_from_slice(server_kem.encapsulation_key());
             client_public.extend_from_slice(client_kem.encapsulation_key());
-            server.mlkem768 = Some(server_kem);
-            client.mlkem768 = Some(client_kem);
+            server = server.kem_key(server_kem);
+            client = client.kem_key(client_kem);
+            kind = akex::KeyKind::X25519MlKem768;
         }
-        server.x25519 = Some(server_x);
-        client.remote = Some(server_public);
+        server = server.static_key(server_x);
+        client = client.remote(PublicKey::from_bytes(kind, &server_public)?);
         if hybrid.authenticates_initiator {
-            client.x25519 = Some(client_x);
-            server.remote = Some(client_public);
+            client = client.static_key(client_x);
+            server = server.remote(PublicKey::from_bytes(kind, &client_public)?);
         }
     } else {
         #[cfg(feature = "rsa-kt")]
         if name == akex::handshake::rsa::RSA_KT {
             let key = akex::handshake::rsa::RsaKeyPair::generate()?;
-            client.remote = Some(key.public_key_der().to_vec());
-            server.rsa = Some(key);
+            client = client.remote(PublicKey::from_bytes(
+                akex::KeyKind::Rsa,
+                key.public_key_der(),
+            )?);
+            server = server.rsa_key(key);
         }
     }
     // Fail now, not at the first connection, if a key is missing.

@@ -27,6 +27,7 @@
 pub mod negotiate;
 pub mod symmetric;
 
+#[allow(unused_imports)]
 pub use negotiate::{NegotiatingResponder, ResponderFactory};
 pub use symmetric::SymmetricState;
 

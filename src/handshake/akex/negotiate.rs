@@ -146,8 +146,8 @@ impl Handshake for NegotiatingResponder {
         }
     }
 
-    fn finish(self: Box<Self>) -> Result<Established, Error> {
-        match self.state {
+    fn finish(&mut self) -> Result<Established, Error> {
+        match &mut self.state {
             State::Chosen(inner) => inner.finish(),
             State::Waiting(_) => Err(ApiMisuse::HandshakeNotFinished.into()),
             State::Dead => Err(ApiMisuse::HandshakeDead.into()),

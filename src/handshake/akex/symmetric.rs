@@ -15,10 +15,9 @@
 
 use std::fmt;
 
-use hkdf::Hkdf;
-use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
+use crate::crypto::hash::{hkdf_sha256, sha256};
 use crate::crypto::{AeadAlgorithm, AeadKey, Secret, TAG_LEN};
 use crate::error::{Error, LimitReached, PeerMisbehaved};
 use crate::handshake::TrafficSecret;
@@ -89,7 +88,7 @@ impl SymmetricState {
     /// Like [`SymmetricState::new`] with another AEAD (nonces are encoded
     /// as in Noise: ChaChaPoly little-endian, AESGCM big-endian).
     pub fn with_aead(protocol_name: &str, aead: AeadAlgorithm) -> Self {
-        let h: [u8; HASH_LEN] = Sha256::digest(protocol_name.as_bytes()).into();
+        let h = sha256(&[protocol_name.as_bytes()]);
         SymmetricState {
             ck: Secret::new(h),
             h,
@@ -106,10 +105,7 @@ impl SymmetricState {
 
     /// `h = SHA-256(h || data)`.
     pub fn mix_hash(&mut self, data: &[u8]) {
-        let mut hasher = Sha256::new();
-        hasher.update(self.h);
-        hasher.update(data);
-        self.h = hasher.finalize().into();
+        self.h = sha256(&[&self.h, data]);
     }
 
     /// `(ck, k) = HKDF-SHA256(salt = ck, ikm, info = label)` (64 bytes),
@@ -145,10 +141,7 @@ impl SymmetricState {
                 self.n += 1;
             }
         }
-        let mut hasher = Sha256::new();
-        hasher.update(self.h);
-        hasher.update(&out[start..]);
-        self.h = hasher.finalize().into();
+        self.h = sha256(&[&self.h, &out[start..]]);
         Ok(())
     }
 
@@ -186,16 +179,19 @@ impl SymmetricState {
     /// it on the final state, just before [`SymmetricState::split`]; it is
     /// independent of the traffic secrets (another label).
     pub fn root_secret(&self) -> TrafficSecret {
-        TrafficSecret::new(self.derive_key(labels::ROOT))
+        TrafficSecret::wrap(self.derive_key(labels::ROOT))
     }
 
     /// The two traffic secrets, `(initiator->responder,
     /// responder->initiator)` = `HKDF-SHA256(salt = ck, ikm = "",
-    /// info = "akex split")`. Consumes the state.
-    pub fn split(self) -> (TrafficSecret, TrafficSecret) {
+    /// info = "akex split")`. The chaining key and handshake key are erased
+    /// afterwards: the state cannot derive anything more.
+    pub fn split(&mut self) -> (TrafficSecret, TrafficSecret) {
         let okm = hkdf64(self.ck.expose(), &[], labels::SPLIT);
         let (a, b) = split64(&okm);
-        (TrafficSecret::new(a), TrafficSecret::new(b))
+        self.ck = Secret::new([0u8; HASH_LEN]);
+        self.k = None;
+        (TrafficSecret::wrap(a), TrafficSecret::wrap(b))
     }
 
     fn peek_nonce(&self) -> Result<u64, Error> {
@@ -208,14 +204,7 @@ impl SymmetricState {
 }
 
 fn hkdf64(salt: &[u8; HASH_LEN], ikm: &[u8], info: &[u8]) -> Secret<64> {
-    let hk = Hkdf::<Sha256>::new(Some(salt), ikm);
-    let mut okm = [0u8; 64];
-    // 64 bytes is far below HKDF-SHA256's 255 * 32 limit.
-    hk.expand(info, &mut okm)
-        .expect("64-byte HKDF-SHA256 output");
-    let out = Secret::new(okm);
-    okm.zeroize();
-    out
+    hkdf_sha256(salt, ikm, info)
 }
 
 fn split64(okm: &Secret<64>) -> (Secret<HASH_LEN>, Secret<HASH_LEN>) {
@@ -249,7 +238,7 @@ mod tests {
     #[test]
     fn initial_state() {
         let s = SymmetricState::new(NAME);
-        let h: [u8; 32] = Sha256::digest(NAME.as_bytes()).into();
+        let h = sha256(&[NAME.as_bytes()]);
         assert_eq!(s.handshake_hash(), h);
         assert_eq!(s.ck.expose(), &h);
     }

@@ -1,6 +1,8 @@
-//! snow's primitives replaced by ours: X25519 and AEADs from aws-lc-rs,
-//! Kyber1024 (for the `hfs` patterns) from libcrux-ml-kem, the RNG passed in
-//! by the caller. Hashes fall back to snow's defaults.
+//! Every primitive snow asks for, from us: X25519, the AEADs and SHA-2 from
+//! aws-lc-rs, BLAKE2s/BLAKE2b from the RustCrypto `blake2` crate, Kyber1024
+//! (for the `hfs` patterns, feature `hfs`) from libcrux-ml-kem, the RNG
+//! passed in by the caller. snow is built without its own default resolver,
+//! so none of its crypto dependencies are compiled.
 //!
 //! Output is byte-identical to snow's default resolver (the Noise vectors
 //! replay through this resolver, and `tests/hybrid.rs` runs the hfs patterns
@@ -8,23 +10,22 @@
 //! the caller's RNG too, the hfs handshakes are deterministic under an
 //! injected RNG, so they have known-answer vectors.
 
-use libcrux_ml_kem::mlkem1024::{
-    self, MlKem1024Ciphertext, MlKem1024PrivateKey, MlKem1024PublicKey,
-};
 use std::sync::Arc;
 
-use snow::params::{CipherChoice, DHChoice, HashChoice, KemChoice};
-use snow::resolvers::{CryptoResolver, DefaultResolver, FallbackResolver};
-use snow::types::{Cipher, Dh, Hash, Kem, Random};
-use zeroize::{Zeroize, Zeroizing};
+use snow::params::{CipherChoice, DHChoice, HashChoice};
+use snow::resolvers::CryptoResolver;
+use snow::types::{Cipher, Dh, Hash, Random};
 
 use super::aead::{AeadAlgorithm, AeadKey, TAG_LEN};
-use super::rng::SharedRng;
-use super::secret::{Secret, StaticSecret};
-use super::x25519::X25519Private;
+use super::rng::{RandomSource, SharedRng};
+use super::secret::Secret;
+use super::x25519::{StaticSecret, X25519Private};
 
-/// Resolves X25519, ChaChaPoly and AESGCM to aws-lc-rs and the RNG to the
-/// one given; everything else to snow's default resolver.
+#[cfg(feature = "hfs")]
+mod kyber;
+mod sha;
+
+/// Resolves every primitive snow needs (see the module docs).
 pub struct AkexResolver {
     rng: SharedRng,
     local_static: Option<StaticSecret>,
@@ -32,7 +33,12 @@ pub struct AkexResolver {
 
 impl AkexResolver {
     /// A resolver drawing randomness from `rng`.
-    pub fn new(rng: SharedRng) -> Self {
+    pub fn new(rng: impl RandomSource + 'static) -> Self {
+        Self::with_shared_rng(SharedRng::new(rng))
+    }
+
+    /// A resolver drawing from a generator shared with its caller.
+    pub(crate) fn with_shared_rng(rng: SharedRng) -> Self {
         AkexResolver {
             rng,
             local_static: None,
@@ -46,12 +52,9 @@ impl AkexResolver {
         self
     }
 
-    /// This resolver with snow's default one behind it, as snow's builder wants it.
-    pub fn boxed_with_fallback(self) -> snow::resolvers::BoxedCryptoResolver {
-        Box::new(FallbackResolver::new(
-            Box::new(self),
-            Box::new(DefaultResolver),
-        ))
+    /// This resolver boxed, as snow's builder wants it.
+    pub fn boxed(self) -> snow::resolvers::BoxedCryptoResolver {
+        Box::new(self)
     }
 }
 
@@ -70,8 +73,8 @@ impl CryptoResolver for AkexResolver {
         }
     }
 
-    fn resolve_hash(&self, _choice: &HashChoice) -> Option<Box<dyn Hash>> {
-        None
+    fn resolve_hash(&self, choice: &HashChoice) -> Option<Box<dyn Hash>> {
+        sha::resolve(choice)
     }
 
     fn resolve_cipher(&self, choice: &CipherChoice) -> Option<Box<dyn Cipher>> {
@@ -87,138 +90,9 @@ impl CryptoResolver for AkexResolver {
         }))
     }
 
-    fn resolve_kem(&self, choice: &KemChoice) -> Option<Box<dyn Kem>> {
-        match choice {
-            KemChoice::Kyber1024 => Some(Box::new(Kyber1024 {
-                rng: self.rng.clone(),
-                keys: None,
-            })),
-            #[allow(unreachable_patterns)]
-            _ => None,
-        }
-    }
-}
-
-const KYBER1024_PUBLIC_LEN: usize = 1568;
-const KYBER1024_CIPHERTEXT_LEN: usize = 1568;
-const KYBER1024_SHARED_LEN: usize = 32;
-const KYBER1024_KEYGEN_SEED_LEN: usize = 64;
-
-/// The KEM snow's `hfs` names call "Kyber1024", from libcrux-ml-kem, with
-/// randomness from the handshake's RNG.
-///
-/// snow's default resolver runs pqcrypto-kyber 0.8, which is PQClean's
-/// FIPS 203 draft: its encapsulation and decapsulation are ML-KEM-1024's
-/// (K, r = G(m ‖ H(ek)); rejection key J(z ‖ c)), only key generation
-/// differs (G(d) without the final standard's `k` byte). Key generation is
-/// local, so ML-KEM-1024 here is wire-compatible with snow in both roles
-/// (`tests/hybrid.rs` checks it).
-struct Kyber1024 {
-    rng: SharedRng,
-    /// (public, private) after `generate`; boxed, 4.6 KiB together.
-    keys: Option<(Box<MlKem1024PublicKey>, Box<MlKem1024PrivateKey>)>,
-}
-
-impl Drop for Kyber1024 {
-    fn drop(&mut self) {
-        if let Some((_, private)) = self.keys.as_mut() {
-            private[0..].zeroize();
-        }
-    }
-}
-
-/// Copies a KEM shared secret into snow's buffer and wipes our copy, even
-/// when the buffer is too short.
-fn move_shared_secret(
-    mut shared: [u8; KYBER1024_SHARED_LEN],
-    out: &mut [u8],
-) -> Result<(), snow::Error> {
-    let result = match out.get_mut(..KYBER1024_SHARED_LEN) {
-        Some(out) => {
-            out.copy_from_slice(&shared);
-            Ok(())
-        }
-        None => Err(snow::Error::Kem),
-    };
-    shared.zeroize();
-    result
-}
-
-/// What `pubkey` shows before a key exists (or if the RNG failed): snow's
-/// trait cannot report a keygen failure, so we send a key we cannot decrypt
-/// for and the handshake fails at `decapsulate` instead of panicking.
-static NO_KYBER_KEY: [u8; KYBER1024_PUBLIC_LEN] = [0; KYBER1024_PUBLIC_LEN];
-
-impl Kem for Kyber1024 {
-    fn name(&self) -> &'static str {
-        "Kyber1024"
-    }
-    fn pub_len(&self) -> usize {
-        KYBER1024_PUBLIC_LEN
-    }
-    fn ciphertext_len(&self) -> usize {
-        KYBER1024_CIPHERTEXT_LEN
-    }
-    fn shared_secret_len(&self) -> usize {
-        KYBER1024_SHARED_LEN
-    }
-    fn generate(&mut self, rng: &mut dyn Random) {
-        let mut seed = Zeroizing::new([0u8; KYBER1024_KEYGEN_SEED_LEN]);
-        if rng.try_fill_bytes(&mut seed[..]).is_err() {
-            self.keys = None;
-            return;
-        }
-        let (private, public) = mlkem1024::generate_key_pair(*seed).into_parts();
-        if let Some((_, old)) = self.keys.as_mut() {
-            old[0..].zeroize();
-        }
-        self.keys = Some((Box::new(public), Box::new(private)));
-    }
-    fn pubkey(&self) -> &[u8] {
-        match &self.keys {
-            Some((public, _)) => public.as_slice(),
-            None => &NO_KYBER_KEY,
-        }
-    }
-    fn encapsulate(
-        &self,
-        pubkey: &[u8],
-        shared_secret_out: &mut [u8],
-        ciphertext_out: &mut [u8],
-    ) -> Result<(usize, usize), snow::Error> {
-        let public: [u8; KYBER1024_PUBLIC_LEN] = pubkey
-            .get(..KYBER1024_PUBLIC_LEN)
-            .and_then(|p| p.try_into().ok())
-            .ok_or(snow::Error::Kem)?;
-        let public = MlKem1024PublicKey::from(public);
-        // FIPS 203's encapsulation key check (coefficients reduced mod q).
-        if !mlkem1024::validate_public_key(&public) {
-            return Err(snow::Error::Kem);
-        }
-        let mut m = Zeroizing::new([0u8; KYBER1024_SHARED_LEN]);
-        rand_core::RngCore::try_fill_bytes(&mut self.rng.clone(), &mut m[..])
-            .map_err(|_| snow::Error::Kem)?;
-        let (ciphertext, shared) = mlkem1024::encapsulate(&public, *m);
-        move_shared_secret(shared, shared_secret_out)?;
-        ciphertext_out
-            .get_mut(..KYBER1024_CIPHERTEXT_LEN)
-            .ok_or(snow::Error::Kem)?
-            .copy_from_slice(ciphertext.as_slice());
-        Ok((KYBER1024_SHARED_LEN, KYBER1024_CIPHERTEXT_LEN))
-    }
-    fn decapsulate(
-        &self,
-        ciphertext: &[u8],
-        shared_secret_out: &mut [u8],
-    ) -> Result<usize, snow::Error> {
-        let (_, private) = self.keys.as_ref().ok_or(snow::Error::Kem)?;
-        let ciphertext: [u8; KYBER1024_CIPHERTEXT_LEN] = ciphertext
-            .get(..KYBER1024_CIPHERTEXT_LEN)
-            .and_then(|c| c.try_into().ok())
-            .ok_or(snow::Error::Kem)?;
-        let shared = mlkem1024::decapsulate(private, &MlKem1024Ciphertext::from(ciphertext));
-        move_shared_secret(shared, shared_secret_out)?;
-        Ok(KYBER1024_SHARED_LEN)
+    #[cfg(feature = "hfs")]
+    fn resolve_kem(&self, choice: &snow::params::KemChoice) -> Option<Box<dyn snow::types::Kem>> {
+        kyber::resolve(choice, &self.rng)
     }
 }
 
@@ -226,7 +100,8 @@ struct RngAdapter(SharedRng);
 
 impl Random for RngAdapter {
     fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), snow::Error> {
-        rand_core::RngCore::try_fill_bytes(&mut self.0, dest).map_err(|_| snow::Error::Rng)
+        self.0.fill_bytes(dest);
+        Ok(())
     }
 }
 
@@ -354,7 +229,8 @@ mod tests {
     #[test]
     fn set_reuses_the_known_static_key_and_parses_others() {
         let known = StaticSecret::from_private(Secret::new([7; 32]));
-        let resolver = AkexResolver::new(SharedRng::os()).with_local_static(Some(known.clone()));
+        let resolver =
+            AkexResolver::with_shared_rng(SharedRng::os()).with_local_static(Some(known.clone()));
         let mut dh = dh_from(&resolver);
         dh.set(known.private().expose());
         assert_eq!(dh.pubkey(), known.public());
@@ -366,7 +242,7 @@ mod tests {
         let peer = *StaticSecret::from_private(Secret::new([3; 32])).public();
         let (mut a, mut b) = (
             dh_from(&resolver),
-            dh_from(&AkexResolver::new(SharedRng::os())),
+            dh_from(&AkexResolver::with_shared_rng(SharedRng::os())),
         );
         a.set(known.private().expose());
         b.set(known.private().expose());
