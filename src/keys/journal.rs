@@ -84,6 +84,9 @@ pub(crate) struct Journal {
     /// The first sign of tampering found at open (reported, never blocking
     /// revocation).
     broken: Option<(usize, String)>,
+    /// The highest line number a state file committed: after a cut log,
+    /// new lines continue from it, so the gap stays visible.
+    floor: u64,
     /// Events logged by recovery, for the caller to report.
     pub(crate) recovered: Vec<String>,
 }
@@ -163,11 +166,13 @@ impl Journal {
             Some(other) => Some((text.lines.len().max(1), other.to_string())),
             None => None,
         };
+        let floor = commits.iter().map(|(_, c)| c.seq).max().unwrap_or(0);
         let mut journal = Journal {
             _lock: lock,
             log: log.clone(),
             text,
             broken,
+            floor,
             recovered: Vec::new(),
         };
         if rewrite_head && journal.broken.is_none() {
@@ -209,7 +214,7 @@ impl Journal {
     /// The audit line for `event` as the log's next line.
     pub(crate) fn next_line(&self, event: &AuditEvent, now: u64) -> Result<Commit, Error> {
         let record = AuditRecord {
-            seq: self.text.lines.len() as u64 + 1,
+            seq: (self.text.lines.len() as u64).max(self.floor) + 1,
             time: now,
             event: event.clone(),
             prev: self.text.last_hash(),
@@ -232,6 +237,7 @@ impl Journal {
     fn append_line(&mut self, commit: &Commit) -> Result<(), Error> {
         append(self.log.path(), format!("{}\n", commit.line).as_bytes())?;
         self.text.lines.push(commit.line.clone());
+        self.floor = self.floor.max(commit.seq);
         if self.broken.is_none() {
             self.write_head()?;
         }
