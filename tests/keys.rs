@@ -61,7 +61,11 @@ fn round_trip_every_key_type() {
         assert_eq!(loaded.entry(), &entry);
     }
     let store = KeyStore::open(dir.path()).unwrap();
-    let x = store.load("a", p.passphrase_ref()).unwrap().static_secret().unwrap();
+    let x = store
+        .load("a", p.passphrase_ref())
+        .unwrap()
+        .static_secret()
+        .unwrap();
     assert_eq!(x.public().to_vec(), store.find("a").unwrap().public_bytes());
     let err = store
         .load("b", p.passphrase_ref())
@@ -301,7 +305,11 @@ fn revoked_and_expired_keys_refuse_to_load() {
         .unwrap();
     store.load_at("e", p.passphrase_ref(), now).unwrap();
     assert!(matches!(
-        store_err(store.load_at("e", p.passphrase_ref(), now + 50).unwrap_err()),
+        store_err(
+            store
+                .load_at("e", p.passphrase_ref(), now + 50)
+                .unwrap_err()
+        ),
         KeyStoreError::Expired(_)
     ));
     store.revoke("r", "compromised").unwrap();

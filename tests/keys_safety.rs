@@ -8,8 +8,7 @@ use std::time::Instant;
 
 use akex::error::{KeyStoreError, TrustFailure};
 use akex::keys::{
-    key_id, now_unix, KeyStatus, KeyStore, KeyType, Passphrase, Protection, TrustPolicy,
-    TrustStore,
+    key_id, now_unix, KeyStatus, KeyStore, KeyType, Passphrase, Protection, TrustPolicy, TrustStore,
 };
 use akex::Error;
 
@@ -111,12 +110,7 @@ fn a_rotated_key_cannot_fork_the_chain() {
     // A retired key still loads during its overlap window.
     let a_key = server.load(&a.id, p.passphrase_ref()).unwrap();
     a_to_x.old_signature = b64(&a_key.sign(&message));
-    a_to_x.new_signature = b64(
-        &fork
-            .load("srv", p.passphrase_ref())
-            .unwrap()
-            .sign(&message),
-    );
+    a_to_x.new_signature = b64(&fork.load("srv", p.passphrase_ref()).unwrap().sign(&message));
     a_to_x.verify().unwrap();
     let err = store_err(trust.accept_rotation(&a_to_x, now).unwrap_err());
     match err {
@@ -125,7 +119,10 @@ fn a_rotated_key_cannot_fork_the_chain() {
             accepted,
             offered,
         } => {
-            assert_eq!((old_id, accepted, offered), (a.id.clone(), b.id.clone(), x.id.clone()));
+            assert_eq!(
+                (old_id, accepted, offered),
+                (a.id.clone(), b.id.clone(), x.id.clone())
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -158,17 +155,29 @@ fn pins_belong_to_names_and_revoking_a_name_covers_every_key() {
     let mut trust = TrustStore::open(&path).unwrap();
     for (name, e) in [("server", &a), ("other", &other)] {
         trust
-            .pin(name, KeyType::X25519, &e.public_bytes(), Some(&b64d(&e.signing_public)), None)
+            .pin(
+                name,
+                KeyType::X25519,
+                &e.public_bytes(),
+                Some(&b64d(&e.signing_public)),
+                None,
+            )
             .unwrap();
     }
     let now = now_unix();
     let mut policy = TrustPolicy::Pinned(TrustStore::open(&path).unwrap());
     // "other" cannot pass for "server".
     assert!(matches!(
-        trust_err(policy.check_peer(&other.public_bytes(), Some("server"), now).unwrap_err()),
+        trust_err(
+            policy
+                .check_peer(&other.public_bytes(), Some("server"), now)
+                .unwrap_err()
+        ),
         TrustFailure::WrongPeer { .. }
     ));
-    policy.check_peer(&a.public_bytes(), Some("server"), now).unwrap();
+    policy
+        .check_peer(&a.public_bytes(), Some("server"), now)
+        .unwrap();
     // A rotation of "server" announced to a connection expecting "other"
     // moves nothing.
     let (b, chain) = server.rotate("srv", &p, 600).unwrap();
@@ -213,7 +222,8 @@ fn revocations_reach_a_running_policy_and_survive_tofu_pins() {
     let mut server = TrustPolicy::Tofu(audited());
     server.check(&k1, now).unwrap();
     // Another process revokes it: refused on the very next check.
-    let mut other = TrustStore::open_for_revocation(store.trust_path(), store.audit().clone()).unwrap();
+    let mut other =
+        TrustStore::open_for_revocation(store.trust_path(), store.audit().clone()).unwrap();
     other
         .revoke_name(&format!("tofu-{}", &key_id(&k1)[..16]), &[], "stolen", now)
         .unwrap();
@@ -244,7 +254,9 @@ fn live_trust_check_cost() {
     let store = KeyStore::open(dir.path()).unwrap();
     let mut trust = TrustStore::open_audited(store.trust_path(), store.audit().clone()).unwrap();
     for i in 0..100u8 {
-        trust.pin(&format!("p{i}"), KeyType::X25519, &[i; 32], None, None).unwrap();
+        trust
+            .pin(&format!("p{i}"), KeyType::X25519, &[i; 32], None, None)
+            .unwrap();
     }
     let mut policy = TrustPolicy::Pinned(trust);
     let now = now_unix();
@@ -254,7 +266,8 @@ fn live_trust_check_cost() {
         policy.check(&[7u8; 32], now).unwrap();
     }
     let unchanged = start.elapsed() / n;
-    let mut writer = TrustStore::open_for_revocation(store.trust_path(), store.audit().clone()).unwrap();
+    let mut writer =
+        TrustStore::open_for_revocation(store.trust_path(), store.audit().clone()).unwrap();
     let rounds = 50;
     let mut reread = std::time::Duration::ZERO;
     for i in 0..rounds {
@@ -314,7 +327,12 @@ fn interrupted_writes_are_completed_and_a_cut_log_is_detected() {
     std::fs::remove_file(&head).unwrap();
     let report = store.audit_report().unwrap();
     let broken = report.broken.expect("a deleted log is reported");
-    assert!(broken.to_string().contains("removed or the log was deleted"), "{broken}");
+    assert!(
+        broken
+            .to_string()
+            .contains("removed or the log was deleted"),
+        "{broken}"
+    );
     store.load("b", p.passphrase_ref()).unwrap();
     store.revoke("b", "log gone").unwrap();
     assert!(store.generate("d", KeyType::X25519, &p, None).is_err());
@@ -372,7 +390,9 @@ fn destroy_never_leaves_the_store_and_checks_the_hash() {
 fn a_wrong_passphrase_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = KeyStore::open(dir.path()).unwrap();
-    store.generate("a", KeyType::X25519, &prot("right"), None).unwrap();
+    store
+        .generate("a", KeyType::X25519, &prot("right"), None)
+        .unwrap();
     let before = snapshot(dir.path());
     let wrong = prot("wrong");
     for result in [
@@ -383,12 +403,17 @@ fn a_wrong_passphrase_writes_nothing() {
     ] {
         let err = store_err(result.unwrap_err());
         assert!(
-            matches!(err, KeyStoreError::WrongPassphrase(_) | KeyStoreError::NoPassphrase(_)),
+            matches!(
+                err,
+                KeyStoreError::WrongPassphrase(_) | KeyStoreError::NoPassphrase(_)
+            ),
             "{err}"
         );
     }
     assert_eq!(snapshot(dir.path()), before);
-    store.generate("b", KeyType::X25519, &prot("right"), None).unwrap();
+    store
+        .generate("b", KeyType::X25519, &prot("right"), None)
+        .unwrap();
 }
 
 #[test]
@@ -440,7 +465,9 @@ fn keys_load_from_a_read_only_store() {
     let mut store = KeyStore::open(&src).unwrap();
     store.generate("k", KeyType::X25519, &p, None).unwrap();
     let mut trust = TrustStore::open_audited(store.trust_path(), store.audit().clone()).unwrap();
-    trust.pin("peer", KeyType::X25519, &[4u8; 32], None, None).unwrap();
+    trust
+        .pin("peer", KeyType::X25519, &[4u8; 32], None, None)
+        .unwrap();
     let before = snapshot(&src);
     let ro = dir.path().join("ro");
     let is_root = std::process::Command::new("id")
@@ -489,7 +516,10 @@ fn keys_load_from_a_read_only_store() {
 /// the same public key.
 #[test]
 fn openssl_reads_the_key_files() {
-    let Ok(version) = std::process::Command::new("openssl").arg("version").output() else {
+    let Ok(version) = std::process::Command::new("openssl")
+        .arg("version")
+        .output()
+    else {
         println!("SKIPPED: openssl is not installed");
         return;
     };
@@ -500,17 +530,32 @@ fn openssl_reads_the_key_files() {
         passphrase: pass("open sesame"),
         log_n: 10,
     };
-    for (name, ty) in [("x", KeyType::X25519), ("e", KeyType::Ed25519), ("m", KeyType::Mlkem768)] {
+    for (name, ty) in [
+        ("x", KeyType::X25519),
+        ("e", KeyType::Ed25519),
+        ("m", KeyType::Mlkem768),
+    ] {
         let entry = store.generate(name, ty, &p, None).unwrap();
         let out = std::process::Command::new("openssl")
-            .args(["pkey", "-pubout", "-outform", "DER", "-passin", "pass:open sesame", "-in"])
+            .args([
+                "pkey",
+                "-pubout",
+                "-outform",
+                "DER",
+                "-passin",
+                "pass:open sesame",
+                "-in",
+            ])
             .arg(dir.path().join(entry.file()))
             .output()
             .unwrap();
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             assert_eq!(ty, KeyType::Mlkem768, "openssl failed on {ty}: {err}");
-            println!("SKIPPED for {ty}: this openssl does not know ML-KEM ({})", err.lines().next().unwrap_or(""));
+            println!(
+                "SKIPPED for {ty}: this openssl does not know ML-KEM ({})",
+                err.lines().next().unwrap_or("")
+            );
             continue;
         }
         // The SubjectPublicKeyInfo ends with the raw public key.

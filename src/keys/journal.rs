@@ -75,6 +75,20 @@ pub(crate) fn commit_problem(
     None
 }
 
+/// The first write into a new store (often a pin, before any key exists)
+/// creates its empty index, so that later a missing index always means a
+/// lost one (see `KeyStore::open`).
+fn create_index_of_new_store(dir: &Path, text: &LogText) -> Result<(), Error> {
+    let index = dir.join(INDEX);
+    let keys_present = std::fs::read_dir(dir.join(KEYS)).is_ok_and(|mut d| d.next().is_some());
+    if index.exists() || keys_present || !text.lines.is_empty() || dir.join(ROTATIONS).exists() {
+        return Ok(());
+    }
+    let json = serde_json::to_vec_pretty(&super::index::Index::empty())
+        .map_err(|e| super::fsutil::corrupt(&index, e.to_string()))?;
+    write_atomic(&index, &json)
+}
+
 /// A locked store: the lock, and the log's tail after recovery.
 #[derive(Debug)]
 pub(crate) struct Journal {
@@ -126,6 +140,7 @@ impl Journal {
             remove_stale_temp_files(&d);
         }
         let mut text = log.read_text()?;
+        create_index_of_new_store(&dir, &text)?;
         let torn = text.torn;
         if torn > 0 {
             truncate(log.path(), text.complete_len)?;
