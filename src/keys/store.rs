@@ -128,6 +128,8 @@ impl KeyStore {
         ensure_dir(self.paths.dir())?;
         let mut journal = Journal::open(&self.audit, &[])?;
         let mut index = read_index(&self.paths)?;
+        // A destroy killed after its commit left the file: finish it.
+        let _ = complete_destructions(&index, &self.paths);
         let (value, event) = change(&mut index, &mut journal, &self.paths)?;
         let commit = journal.next_line(&event, now_unix())?;
         index.audit = Some(commit.clone());
@@ -135,6 +137,7 @@ impl KeyStore {
         write_atomic(&path, &index.to_json(&path)?)?;
         journal.append_committed(&commit);
         self.index = index;
+        complete_destructions(&self.index, &self.paths)?;
         Ok(value)
     }
 
@@ -314,16 +317,16 @@ impl KeyStore {
             if current.status == KeyStatus::Destroyed {
                 return Err(KeyStoreError::Destroyed(current.name.clone()).into());
             }
+            // Commit first, remove after (still under the lock): a crash in
+            // between leaves a key that never loads again and a file the
+            // next locked open removes, never a live key without its file.
             let path = paths.key_file(&current.id)?;
-            if std::fs::symlink_metadata(&path).is_ok() {
-                let bytes = read_file(&path, MAX_KEY_FILE)?.unwrap_or_default();
-                if hex::encode(Sha256::digest(&bytes[..])) != current.file_sha256 {
-                    return Err(corrupt(
-                        &path,
-                        "its SHA-256 differs from the one recorded in store.json; refusing to overwrite it",
-                    ));
-                }
-                overwrite_and_remove(&path)?;
+            if std::fs::symlink_metadata(&path).is_ok() && !file_matches(&path, current)? {
+                return Err(corrupt(
+                    &path,
+                    "it is not a regular file with the SHA-256 recorded in store.json; \
+                     refusing to overwrite it",
+                ));
             }
             current.status = KeyStatus::Destroyed;
             current.status_changed = Some(now_unix());
@@ -332,6 +335,32 @@ impl KeyStore {
             Ok((done, event))
         })
     }
+}
+
+/// True if `path` is a regular file whose hash is the one `entry` records.
+fn file_matches(path: &Path, entry: &KeyEntry) -> Result<bool, Error> {
+    let is_file = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file());
+    if !is_file {
+        return Ok(false);
+    }
+    let bytes = read_file(path, MAX_KEY_FILE)?.unwrap_or_default();
+    Ok(hex::encode(Sha256::digest(&bytes[..])) == entry.file_sha256)
+}
+
+/// Under the lock: overwrites and removes the files of destroyed keys that
+/// are still there (only files with the recorded hash).
+fn complete_destructions(index: &Index, paths: &StorePaths) -> Result<(), Error> {
+    for entry in index
+        .keys
+        .iter()
+        .filter(|e| e.status == KeyStatus::Destroyed)
+    {
+        let path = paths.key_file(&entry.id)?;
+        if file_matches(&path, entry)? {
+            overwrite_and_remove(&path)?;
+        }
+    }
+    Ok(())
 }
 
 fn check_name(name: &str) -> Result<(), Error> {
