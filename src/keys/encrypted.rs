@@ -232,6 +232,12 @@ fn bounded(params: &ScryptParams<'_>) -> Option<(u8, u32, u32)> {
     ok.then_some((log_n, r, p))
 }
 
+/// A derived key and the (salt, log N, r, p) it came from.
+struct Derived {
+    params: (Vec<u8>, u8, u32, u32),
+    key: Zeroizing<[u8; 32]>,
+}
+
 /// Opens a key file: its PKCS#8 `PrivateKeyInfo` DER blocks. `encrypted`
 /// is what the index recorded; a file whose form differs is corrupt. A
 /// passphrase that does not decrypt is [`KeyStoreError::WrongPassphrase`].
@@ -261,8 +267,8 @@ pub(crate) fn open(
     let passphrase = passphrase.ok_or_else(|| {
         KeyStoreError::NoPassphrase(format!("key {name:?} is encrypted and needs a passphrase"))
     })?;
-    // (salt, log N, r, p) -> key: blocks written together share it.
-    let mut cached: Option<(Vec<u8>, u8, u32, u32, Zeroizing<[u8; 32]>)> = None;
+    // Blocks written together share salt and parameters, hence the key.
+    let mut cached: Option<Derived> = None;
     let mut out = Vec::with_capacity(blocks.len());
     for (_, der) in &blocks {
         let info = EncryptedPrivateKeyInfo::from_der(der)
@@ -284,15 +290,16 @@ pub(crate) fn open(
                 "scrypt parameters outside the accepted bounds (log2 N <= 22, r <= 32, p <= 16)",
             )
         })?;
-        let reuse = cached
-            .as_ref()
-            .is_some_and(|(s, n, cr, cp, _)| s == kdf.salt && (*n, *cr, *cp) == (log_n, r, p));
-        if !reuse {
-            let key = derive(passphrase, kdf.salt, log_n, r, p)
-                .ok_or_else(|| corrupt("invalid scrypt parameters"))?;
-            cached = Some((kdf.salt.to_vec(), log_n, r, p, key));
-        }
-        let key = &cached.as_ref().expect("set above").4;
+        let params = (kdf.salt.to_vec(), log_n, r, p);
+        let key = match cached.take() {
+            Some(d) if d.params == params => d,
+            _ => Derived {
+                key: derive(passphrase, kdf.salt, log_n, r, p)
+                    .ok_or_else(|| corrupt("invalid scrypt parameters"))?,
+                params,
+            },
+        };
+        let key = &cached.insert(key).key;
         let plain = Aes256CbcDec::new(key.as_ref().into(), iv.into())
             .decrypt_padded_vec_mut::<Pkcs7>(info.encrypted_data)
             .map(Zeroizing::new)
