@@ -129,7 +129,12 @@ fn a_rotated_key_cannot_fork_the_chain() {
     assert!(events(&client).contains(&"equivocation".to_string()));
     // The announcement path refuses it too, and X is never pinned.
     assert!(trust
-        .accept_rotation_chain(&[a_to_x.clone()], &x.public_bytes(), Some("server"), now)
+        .accept_rotation_chain(
+            std::slice::from_ref(&a_to_x),
+            &x.public_bytes(),
+            Some("server"),
+            now
+        )
         .is_err());
     assert!(trust.pins().iter().all(|p| p.id != x.id));
     let mut policy = TrustPolicy::Pinned(trust);
@@ -182,7 +187,12 @@ fn pins_belong_to_names_and_revoking_a_name_covers_every_key() {
     // moves nothing.
     let (b, chain) = server.rotate("srv", &p, 600).unwrap();
     assert!(trust
-        .accept_rotation_chain(&[chain.clone()], &b.public_bytes(), Some("other"), now)
+        .accept_rotation_chain(
+            std::slice::from_ref(&chain),
+            &b.public_bytes(),
+            Some("other"),
+            now
+        )
         .is_err());
     trust
         .accept_rotation_chain(&[chain], &b.public_bytes(), Some("server"), now)
@@ -200,7 +210,7 @@ fn pins_belong_to_names_and_revoking_a_name_covers_every_key() {
     // A pin removed with unpin is still covered by a later revocation.
     trust.unpin("other").unwrap();
     let ids = trust.revoke_name("other", &[], "gone", now).unwrap();
-    assert_eq!(ids, [other.id.clone()]);
+    assert_eq!(ids, std::slice::from_ref(&other.id));
     // The store side: revoking a name revokes every rotation of it.
     let revoked = server.revoke("srv", "stolen").unwrap();
     assert_eq!(revoked.len(), 2);

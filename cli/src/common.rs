@@ -255,7 +255,10 @@ impl HandshakeArgs {
 /// The trust policy and the peer name it expects (`--peer`). The mutex is
 /// held for one check: a `stat` of the trust file, a re-read only when it
 /// changed, then a lookup.
-static TRUST: OnceLock<Mutex<Option<(TrustPolicy, Option<String>)>>> = OnceLock::new();
+static TRUST: OnceLock<Mutex<Option<PeerTrust>>> = OnceLock::new();
+
+/// A trust policy and the pin name `--peer` expects.
+type PeerTrust = (TrustPolicy, Option<String>);
 
 /// The store keys used in handshakes (`--key`): store dir, id, name.
 static KEYS_IN_USE: Mutex<Vec<(PathBuf, String, String)>> = Mutex::new(Vec::new());

@@ -201,7 +201,7 @@ fn open_trust_for_revocation(store: &KeyStore) -> Result<TrustStore, Error> {
 
 /// Reads a small JSON file (`--from`, `--statement`): a regular file of at
 /// most 64 KiB.
-fn read_json<T: serde::de::DeserializeOwned>(path: &PathBuf) -> Result<T, Error> {
+fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T, Error> {
     let bytes = read_regular_file(path, MAX_KEY_FILE_LEN).map_err(|source| KeyStoreError::Io {
         path: path.display().to_string(),
         source,
