@@ -55,8 +55,7 @@ use std::process::ExitCode;
 use akex::error::{ConfigError, KeyStoreError};
 use akex::keys::StaticSecret;
 use akex::keys::{
-    decode_public_key, encode_public_key, load_identity, now_unix, KeyStore, Passphrase,
-    Protection, TrustStore, DEFAULT_SCRYPT_LOG_N,
+    decode_public_key, encode_public_key, load_identity, now_unix, KeyStore, Passphrase, TrustStore,
 };
 use akex::session::MAX_PLAINTEXT_LEN;
 use akex::transport::{accept, connect, TransportOptions};
@@ -149,18 +148,15 @@ impl KeyArgs {
         let entry = store
             .find(name)
             .ok_or_else(|| KeyStoreError::NotFound(name.into()))?;
-        let protection = if entry.encrypted {
+        let passphrase = if entry.encrypted {
             let passphrase = std::env::var("AKEX_PASSPHRASE").map_err(|_| {
                 KeyStoreError::NoPassphrase("set AKEX_PASSPHRASE to unlock the key".into())
             })?;
-            Some(Protection::Passphrase {
-                passphrase: Passphrase::new(passphrase),
-                log_n: DEFAULT_SCRYPT_LOG_N,
-            })
+            Some(Passphrase::new(passphrase))
         } else {
             None
         };
-        store.load(name, protection.as_ref())?.static_secret()
+        store.load(name, passphrase.as_ref())?.static_secret()
     }
 
     /// The pinned peer key, if any.

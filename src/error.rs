@@ -157,12 +157,24 @@ pub enum TrustFailure {
         /// The key's id.
         key_id: String,
     },
+    /// The peer's key is pinned, but under another name than the peer the
+    /// connection expected: one pinned peer must not pass for another.
+    #[error("peer key {key_id} is not pinned as {expected:?}")]
+    WrongPeer {
+        /// The key's id.
+        key_id: String,
+        /// The pin name the connection expected.
+        expected: String,
+    },
 }
 
 /// The key store, trust store or audit log cannot be used.
 ///
 /// Messages name files, key names and ids, never key material or passphrases.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// I/O failures keep the operating system's error as their source, so
+/// callers can match on its [`std::io::ErrorKind`] (see
+/// [`KeyStoreError::io_kind`]).
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyStoreError {
     /// No key (or pin) with this name or id.
@@ -203,6 +215,22 @@ pub enum KeyStoreError {
     /// A rotation statement is malformed or its signatures do not verify.
     #[error("invalid rotation statement: {0}")]
     InvalidStatement(String),
+    /// A key that was already rotated to one successor signed a rotation to
+    /// another: the two statements fork the chain, so the second is refused
+    /// (and the attempt is logged as `equivocation`). The old key has
+    /// probably leaked.
+    #[error(
+        "equivocation: key {old_id} was already rotated to {accepted}, \
+         refusing its statement naming {offered}"
+    )]
+    Equivocation {
+        /// The key that signed both statements.
+        old_id: String,
+        /// The successor accepted first.
+        accepted: String,
+        /// The successor the refused statement names.
+        offered: String,
+    },
     /// The audit log's hash chain is broken.
     #[error("audit log line {line}: {reason}")]
     AuditBroken {
@@ -212,13 +240,26 @@ pub enum KeyStoreError {
         reason: String,
     },
     /// A file could not be read or written.
-    #[error("{path}: {reason}")]
+    #[error("{path}: {source}")]
     Io {
         /// The file.
         path: String,
         /// The operating system's error.
-        reason: String,
+        #[source]
+        source: std::io::Error,
     },
+}
+
+impl KeyStoreError {
+    /// The operating system's error kind for [`KeyStoreError::Io`] (for
+    /// instance `NotFound`, `PermissionDenied`, `ReadOnlyFilesystem`,
+    /// `StorageFull`), `None` for every other variant.
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self {
+            KeyStoreError::Io { source, .. } => Some(source.kind()),
+            _ => None,
+        }
+    }
 }
 
 /// The local configuration cannot work.
@@ -353,6 +394,7 @@ impl Error {
                         PeerMisbehaved::TruncatedFrame | PeerMisbehaved::UnauthenticatedEof,
                     ) => std::io::ErrorKind::UnexpectedEof,
                     Error::Timeout(_) | Error::IdleTimeout(_) => std::io::ErrorKind::TimedOut,
+                    Error::KeyStore(KeyStoreError::Io { source, .. }) => source.kind(),
                     _ => std::io::ErrorKind::InvalidData,
                 };
                 std::io::Error::new(kind, other)

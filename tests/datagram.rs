@@ -124,7 +124,7 @@ async fn run_echo(protocol: &str, loss: u64, seed: u64, messages: u32) {
         while let Some(m) = s.recv().await.unwrap() {
             s.send(&m).await.unwrap();
             echoed += 1;
-            if echoed % 7 == 0 {
+            if echoed.is_multiple_of(7) {
                 s.key_update();
             }
         }

@@ -10,6 +10,10 @@ use akex::keys::{
 };
 use akex::Error;
 
+fn pass(p: &str) -> Passphrase {
+    Passphrase::new(p.into())
+}
+
 fn prot(p: &str) -> Protection {
     // A tiny scrypt work factor keeps the tests fast; the default is 18.
     Protection::Passphrase {
@@ -53,14 +57,18 @@ fn round_trip_every_key_type() {
         assert_eq!(entry.status, KeyStatus::Active);
         // Reopen from disk.
         let reopened = KeyStore::open(dir.path()).unwrap();
-        let loaded = reopened.load(name, Some(&p)).unwrap();
+        let loaded = reopened.load(name, p.passphrase_ref()).unwrap();
         assert_eq!(loaded.entry(), &entry);
     }
     let store = KeyStore::open(dir.path()).unwrap();
-    let x = store.load("a", Some(&p)).unwrap().static_secret().unwrap();
+    let x = store
+        .load("a", p.passphrase_ref())
+        .unwrap()
+        .static_secret()
+        .unwrap();
     assert_eq!(x.public().to_vec(), store.find("a").unwrap().public_bytes());
     let err = store
-        .load("b", Some(&p))
+        .load("b", p.passphrase_ref())
         .unwrap()
         .static_secret()
         .unwrap_err();
@@ -79,11 +87,11 @@ fn wrong_or_missing_passphrase_is_a_typed_error() {
     store
         .generate("k", KeyType::X25519, &prot("right"), None)
         .unwrap();
-    let err = store.load("k", Some(&prot("wrong"))).unwrap_err();
+    let err = store.load("k", Some(&pass("wrong"))).unwrap_err();
     assert!(matches!(store_err(err), KeyStoreError::WrongPassphrase(ref n) if n == "k"));
     let err = store.load("k", None).unwrap_err();
     assert!(matches!(store_err(err), KeyStoreError::NoPassphrase(_)));
-    let err = store.load("missing", Some(&prot("right"))).unwrap_err();
+    let err = store.load("missing", Some(&pass("right"))).unwrap_err();
     assert!(matches!(store_err(err), KeyStoreError::NotFound(_)));
 }
 
@@ -93,13 +101,13 @@ fn corrupted_or_truncated_files_are_errors_and_left_untouched() {
     let mut store = KeyStore::open(dir.path()).unwrap();
     let p = prot("pw");
     let entry = store.generate("k", KeyType::X25519, &p, None).unwrap();
-    let key_path = dir.path().join(&entry.file);
+    let key_path = dir.path().join(entry.file());
     let original = std::fs::read(&key_path).unwrap();
 
     // Truncated.
     let truncated = original[..original.len() / 2].to_vec();
     std::fs::write(&key_path, &truncated).unwrap();
-    let err = store.load("k", Some(&p)).unwrap_err();
+    let err = store.load("k", p.passphrase_ref()).unwrap_err();
     let text = err.to_string();
     assert!(
         matches!(store_err(err), KeyStoreError::Corrupt { .. }),
@@ -114,14 +122,14 @@ fn corrupted_or_truncated_files_are_errors_and_left_untouched() {
     flipped[last] ^= 1;
     std::fs::write(&key_path, &flipped).unwrap();
     assert!(matches!(
-        store_err(store.load("k", Some(&p)).unwrap_err()),
+        store_err(store.load("k", p.passphrase_ref()).unwrap_err()),
         KeyStoreError::Corrupt { .. }
     ));
     assert_eq!(std::fs::read(&key_path).unwrap(), flipped);
 
     // Restored, it loads again.
     std::fs::write(&key_path, &original).unwrap();
-    store.load("k", Some(&p)).unwrap();
+    store.load("k", p.passphrase_ref()).unwrap();
 
     // A corrupted index: an error on open, and the file is not rewritten.
     let index = dir.path().join("store.json");
@@ -156,7 +164,7 @@ fn files_are_private() {
         .unwrap();
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     for file in [
-        root.join(&entry.file),
+        root.join(entry.file()),
         root.join("store.json"),
         root.join("trust.json"),
         root.join("audit.jsonl"),
@@ -191,20 +199,22 @@ fn plaintext_only_when_asked_and_secrets_never_printed() {
         )
         .unwrap();
     assert!(enc.encrypted && !plain.encrypted);
-    assert!(enc.file.ends_with(".age") && plain.file.ends_with(".plain"));
+    assert!(enc.file().ends_with(".pem") && plain.file().ends_with(".pem"));
     let loaded = store.load("plain", None).unwrap();
     let secret = loaded.static_secret().unwrap();
     let private = *secret.private().expose();
     let enc_secret = *store
-        .load("enc", Some(&prot("pw")))
+        .load("enc", Some(&pass("pw")))
         .unwrap()
         .static_secret()
         .unwrap()
         .private()
         .expose();
-    let age_bytes = std::fs::read(dir.path().join(&enc.file)).unwrap();
-    assert!(age_bytes.starts_with(b"age-encryption.org/v1\n-> scrypt "));
-    assert!(!age_bytes.windows(32).any(|w| w == enc_secret));
+    let pem = std::fs::read(dir.path().join(enc.file())).unwrap();
+    assert!(pem.starts_with(b"-----BEGIN ENCRYPTED PRIVATE KEY-----\n"));
+    assert!(!pem.windows(32).any(|w| w == enc_secret));
+    let plain_pem = std::fs::read(dir.path().join(plain.file())).unwrap();
+    assert!(plain_pem.starts_with(b"-----BEGIN PRIVATE KEY-----\n"));
     for text in [
         format!("{loaded:?}"),
         format!("{:?}", prot("hunter2")),
@@ -293,14 +303,18 @@ fn revoked_and_expired_keys_refuse_to_load() {
     store
         .generate("e", KeyType::X25519, &p, Some(now + 50))
         .unwrap();
-    store.load_at("e", Some(&p), now).unwrap();
+    store.load_at("e", p.passphrase_ref(), now).unwrap();
     assert!(matches!(
-        store_err(store.load_at("e", Some(&p), now + 50).unwrap_err()),
+        store_err(
+            store
+                .load_at("e", p.passphrase_ref(), now + 50)
+                .unwrap_err()
+        ),
         KeyStoreError::Expired(_)
     ));
     store.revoke("r", "compromised").unwrap();
     assert!(matches!(
-        store_err(store.load("r", Some(&p)).unwrap_err()),
+        store_err(store.load("r", p.passphrase_ref()).unwrap_err()),
         KeyStoreError::Revoked(_)
     ));
     assert_eq!(
@@ -340,9 +354,10 @@ fn audit_log_detects_edit_removal_reordering_and_truncation() {
     for name in ["a", "b", "c"] {
         store.generate(name, KeyType::X25519, &p, None).unwrap();
     }
-    store.load("a", Some(&p)).unwrap();
+    let loaded = store.load("a", p.passphrase_ref()).unwrap();
+    store.record_load(loaded.entry()).unwrap();
     store.revoke("b", "test").unwrap();
-    store.destroy("c").unwrap();
+    store.destroy("c", p.passphrase_ref()).unwrap();
     let log = store.audit().clone();
     let records = log.verify().unwrap();
     let events: Vec<_> = records.iter().map(|r| r.event.event.as_str()).collect();
@@ -417,19 +432,25 @@ fn destroy_removes_the_file_and_the_key_is_refused() {
     let mut store = KeyStore::open(dir.path()).unwrap();
     let p = prot("pw");
     let entry = store.generate("k", KeyType::Ed25519, &p, None).unwrap();
-    let path = dir.path().join(&entry.file);
+    let path = dir.path().join(entry.file());
     assert!(path.exists());
-    let destroyed = store.destroy("k").unwrap();
+    // The passphrase is proven first.
+    assert!(matches!(
+        store_err(store.destroy("k", Some(&pass("wrong"))).unwrap_err()),
+        KeyStoreError::WrongPassphrase(_)
+    ));
+    assert!(path.exists());
+    let destroyed = store.destroy("k", p.passphrase_ref()).unwrap();
     assert_eq!(destroyed.status, KeyStatus::Destroyed);
     assert!(!path.exists());
     assert!(matches!(
-        store_err(store.load("k", Some(&p)).unwrap_err()),
+        store_err(store.load("k", p.passphrase_ref()).unwrap_err()),
         KeyStoreError::Destroyed(_)
     ));
     let reopened = KeyStore::open(dir.path()).unwrap();
     assert_eq!(reopened.find("k").unwrap().status, KeyStatus::Destroyed);
-    assert!(reopened.load("k", Some(&p)).is_err());
-    assert!(store.destroy("k").is_err());
+    assert!(reopened.load("k", p.passphrase_ref()).is_err());
+    assert!(store.destroy("k", p.passphrase_ref()).is_err());
     // The public record stays; the name can be reused.
     store.generate("k", KeyType::Ed25519, &p, None).unwrap();
 }
@@ -466,7 +487,7 @@ fn rotation_statement_is_accepted_by_a_peer_that_pinned_the_old_key() {
         serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
     assert_eq!(from_file, statement);
     // The server now loads the new key under the same name; the old one is retired.
-    let loaded = server.load("srv", Some(&p)).unwrap();
+    let loaded = server.load("srv", p.passphrase_ref()).unwrap();
     assert_eq!(loaded.entry().id, new.id);
     assert_eq!(server.find_id(&old.id).unwrap().status, KeyStatus::Retired);
 
@@ -564,23 +585,23 @@ fn rotation_chains_are_announced_and_accepted_in_the_overlap_window() {
     // The presented key must be the chain's last key.
     let mut t = pin_v1("a.json");
     let err = store_err(
-        t.accept_rotation_chain(&chain, &v2.public_bytes(), now)
+        t.accept_rotation_chain(&chain, &v2.public_bytes(), None, now)
             .unwrap_err(),
     );
     assert!(matches!(err, KeyStoreError::InvalidStatement(_)), "{err}");
     // Unlinked statements are refused.
     let reversed: Vec<RotationStatement> = chain.iter().rev().cloned().collect();
     assert!(t
-        .accept_rotation_chain(&reversed, &v3.public_bytes(), now)
+        .accept_rotation_chain(&reversed, &v3.public_bytes(), None, now)
         .is_err());
     // After the overlap window, no automatic acceptance.
     assert!(t
-        .accept_rotation_chain(&chain, &v3.public_bytes(), now + 601)
+        .accept_rotation_chain(&chain, &v3.public_bytes(), None, now + 601)
         .is_err());
     assert_eq!(t.pins().len(), 1);
     // In the window, v1 -> v2 -> v3 is accepted and v3 passes the policy.
     let pin = t
-        .accept_rotation_chain(&chain, &v3.public_bytes(), now)
+        .accept_rotation_chain(&chain, &v3.public_bytes(), Some("srv"), now)
         .unwrap();
     assert_eq!(pin.id, v3.id);
     assert_eq!(pin.rotated_from.as_deref(), Some(v2.id.as_str()));
@@ -589,7 +610,7 @@ fn rotation_chains_are_announced_and_accepted_in_the_overlap_window() {
     // A peer that pinned nothing of the chain gets nothing.
     let mut empty = TrustStore::open(dir.path().join("b.json")).unwrap();
     assert!(empty
-        .accept_rotation_chain(&chain, &v3.public_bytes(), now)
+        .accept_rotation_chain(&chain, &v3.public_bytes(), None, now)
         .is_err());
     assert!(empty.pins().is_empty());
 }

@@ -286,6 +286,8 @@ fn serve_and_connect_with_store_keys_and_pinned_trust() {
             "client",
             "--trust",
             "pinned",
+            "--peer",
+            "server",
             "--messages",
             "3",
         ],
@@ -350,6 +352,8 @@ fn serve_and_connect_with_store_keys_and_pinned_trust() {
             "client",
             "--trust",
             "pinned",
+            "--peer",
+            "server",
         ],
     );
     assert!(
@@ -524,6 +528,8 @@ fn rotation_over_the_cli_keeps_clients_working() {
                 "client",
                 "--trust",
                 "pinned",
+                "--peer",
+                "server",
                 "--messages",
                 "2",
             ],
@@ -643,9 +649,7 @@ fn rotation_over_the_cli_keeps_clients_working() {
 /// store does not change.
 #[test]
 fn forged_rotation_announcement_is_refused() {
-    use akex::keys::{
-        encode_rotation_message, KeyStore, Passphrase, Protection, RotationStatement,
-    };
+    use akex::keys::{encode_rotation_message, KeyStore, Passphrase, RotationStatement};
     let dir = tempfile::tempdir().unwrap();
     let srv = dir.path().join("srv");
     let cli = dir.path().join("cli");
@@ -669,9 +673,9 @@ fn forged_rotation_announcement_is_refused() {
     );
     let statement: RotationStatement = serde_json::from_value(v["statement"].clone()).unwrap();
     let store = KeyStore::open(&srv).unwrap();
-    let protection = Protection::passphrase(Passphrase::new(PASS.into()));
+    let passphrase = Passphrase::new(PASS.into());
     let v2 = store
-        .load("server", Some(&protection))
+        .load("server", Some(&passphrase))
         .unwrap()
         .static_secret()
         .unwrap();
@@ -734,6 +738,8 @@ fn forged_rotation_announcement_is_refused() {
                 "client",
                 "--trust",
                 "pinned",
+                "--peer",
+                "server",
                 "--timeout",
                 "2",
             ],
@@ -764,7 +770,7 @@ fn destroy_and_tampering_over_the_cli() {
     );
     let file = st
         .join("keys")
-        .join(format!("{}.age", v["id"].as_str().unwrap()));
+        .join(format!("{}.pem", v["id"].as_str().unwrap()));
     assert!(file.exists());
 
     // A truncated key file: a clear error, and the file is untouched.
@@ -868,23 +874,35 @@ fn destroy_and_tampering_over_the_cli() {
     );
 }
 
-/// Extracts the private key and signing seed of every plaintext key file.
+/// Extracts the private keys (X25519 scalars, Ed25519 seeds, ML-KEM seeds)
+/// of every plaintext PKCS#8 key file.
 fn plaintext_secrets(stores: &[&Path]) -> Vec<Vec<u8>> {
+    use base64::Engine;
     let mut secrets = Vec::new();
     for store in stores {
         let Ok(dir) = std::fs::read_dir(store.join("keys")) else {
             continue;
         };
         for entry in dir.filter_map(|e| e.ok()) {
-            let bytes = std::fs::read(entry.path()).unwrap();
-            let Some(payload) = bytes.strip_prefix(b"AKEX-INSECURE-PLAINTEXT-KEY-V1\n".as_slice())
-            else {
-                continue;
-            };
-            let payload = &payload[9..];
-            let len = u32::from_be_bytes(payload[..4].try_into().unwrap()) as usize;
-            secrets.push(payload[4..4 + len].to_vec());
-            secrets.push(payload[4 + len..].to_vec());
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            for block in text.split("-----BEGIN PRIVATE KEY-----\n").skip(1) {
+                let body: String = block
+                    .lines()
+                    .take_while(|l| !l.starts_with("-----"))
+                    .collect();
+                let der = base64::engine::general_purpose::STANDARD
+                    .decode(body)
+                    .unwrap();
+                let n = der.len();
+                // ML-KEM: [0] IMPLICIT OCTET STRING of the 64-byte seed;
+                // X25519/Ed25519: an OCTET STRING of 32 bytes.
+                if n >= 66 && der[n - 66..n - 64] == [0x80, 0x40] {
+                    secrets.push(der[n - 64..].to_vec());
+                } else {
+                    assert_eq!(der[n - 34..n - 32], [0x04, 0x20]);
+                    secrets.push(der[n - 32..].to_vec());
+                }
+            }
         }
     }
     secrets
@@ -948,7 +966,9 @@ fn no_private_key_appears_in_any_output() {
             run(&mut log, &["keys", "--store", s(st), "show", "--name", &n]);
         }
     }
-    assert_eq!(plaintext_secrets(&[&srv, &cli]).len(), 12);
+    // Per store: x25519 and mlkem768 keys with their signing keys, and
+    // the ed25519 key (its own signing key).
+    assert_eq!(plaintext_secrets(&[&srv, &cli]).len(), 10);
     pin_key(&mut log, &srv, "server-x25519", &cli, "server");
     let server = serve(&[
         "--store",
@@ -972,6 +992,8 @@ fn no_private_key_appears_in_any_output() {
             "client-x25519",
             "--trust",
             "pinned",
+            "--peer",
+            "server",
         ],
     );
     let (ok_server, slog) = finish(server);
@@ -1101,6 +1123,8 @@ fn handshake_uses_are_audited_as_rate_limited_summaries() {
                 "client",
                 "--trust",
                 "pinned",
+                "--peer",
+                "server",
                 "--messages",
                 "1",
             ],

@@ -128,13 +128,13 @@ fn noise_mode_rekey_schedule_interoperates_with_snow() {
             let n = theirs.read_message(&wire, &mut buf).unwrap();
             assert_eq!(&buf[..n], &[i; 40]);
             snow_recv += 1;
-            if snow_recv % every == 0 {
+            if snow_recv.is_multiple_of(every) {
                 theirs.rekey_incoming();
             }
             // snow -> us
             let n = theirs.write_message(&[i; 17], &mut buf).unwrap();
             snow_sent += 1;
-            if snow_sent % every == 0 {
+            if snow_sent.is_multiple_of(every) {
                 theirs.rekey_outgoing();
             }
             let mut got = Vec::new();

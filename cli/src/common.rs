@@ -11,8 +11,8 @@ use akex::handshake::registry::{self, HandshakeKeys};
 use akex::handshake::sigma::sigma_aead;
 use akex::keys::{
     decode_public_key, decode_rotation_message, encode_rotation_message, load_identity, now_unix,
-    AuditLog, KeyStore, KeyType, Passphrase, Protection, TrustPolicy, TrustStore,
-    DEFAULT_SCRYPT_LOG_N,
+    read_regular_file, AuditLog, KeyStore, KeyType, Passphrase, Protection, TrustPolicy,
+    TrustStore, DEFAULT_SCRYPT_LOG_N, MAX_KEY_FILE_LEN,
 };
 use akex::keys::{MlKem768KeyPair, SigningKey};
 use akex::transport::TransportOptions;
@@ -65,8 +65,10 @@ pub struct HandshakeArgs {
     /// it implies --trust pinned.
     #[arg(long = "trust-store")]
     pub trust_store: Option<PathBuf>,
-    /// Take the peer's public key (--remote-key) from the trust store pin
-    /// with this name.
+    /// The peer we expect, by its pin name in the trust store: with
+    /// --trust, its key must be pinned under this name (`connect --trust
+    /// pinned` requires it); for patterns that need the peer's key in
+    /// advance (IK, NK, KK), that key comes from the pin.
     #[arg(long, conflicts_with = "remote_key")]
     pub peer: Option<String>,
     /// The peer's public key, base64: required in advance by NK/IK/KK, and
@@ -162,9 +164,15 @@ impl HandshakeArgs {
             keys = keys.remote(PublicKey::from_bytes(kind, &bytes)?);
         }
         if let Some(name) = &self.peer {
-            let trust = self.open_trust_store()?;
-            let bytes = trust.pinned_key(name, now_unix())?;
-            keys = keys.remote(PublicKey::from_bytes(kind, &bytes)?);
+            // With a trust policy, patterns that learn the peer's key in the
+            // handshake (XX) are checked by name afterwards, which lets a
+            // rotated key through on its statement; the others need the
+            // pinned key now.
+            if self.trust_mode().is_none() || needs_remote_key(&names, &keys) {
+                let trust = self.open_trust_store()?;
+                let bytes = trust.pinned_key(name, now_unix())?;
+                keys = keys.remote(PublicKey::from_bytes(kind, &bytes)?);
+            }
         }
         self.install_trust()?;
         for psk in &self.psk {
@@ -193,6 +201,17 @@ pub enum TrustMode {
     Tofu,
 }
 
+/// True if some protocol's initiator cannot be built without the peer's
+/// key in advance.
+fn needs_remote_key(names: &[String], keys: &HandshakeKeys) -> bool {
+    names.iter().any(|n| {
+        matches!(
+            registry::initiator(n, keys),
+            Err(Error::Config(ConfigError::MissingRemoteKey))
+        )
+    })
+}
+
 impl HandshakeArgs {
     fn open_trust_store(&self) -> Result<TrustStore, Error> {
         let dir = store_dir(self.store.as_deref())?;
@@ -204,12 +223,19 @@ impl HandshakeArgs {
         TrustStore::open_audited(path, store.audit().clone())
     }
 
+    /// The trust mode of `--trust`/`--trust-store`, if any.
+    pub fn trust_mode(&self) -> Option<TrustMode> {
+        match (self.trust, &self.trust_store) {
+            (Some(mode), _) => Some(mode),
+            (None, Some(_)) => Some(TrustMode::Pinned),
+            (None, None) => None,
+        }
+    }
+
     /// Sets up the post-handshake trust check (see [`check_peer`]).
     fn install_trust(&self) -> Result<(), Error> {
-        let mode = match (self.trust, &self.trust_store) {
-            (Some(mode), _) => mode,
-            (None, Some(_)) => TrustMode::Pinned,
-            (None, None) => return Ok(()),
+        let Some(mode) = self.trust_mode() else {
+            return Ok(());
         };
         let store = self.open_trust_store()?;
         let policy = match mode {
@@ -217,12 +243,18 @@ impl HandshakeArgs {
             TrustMode::Tofu => TrustPolicy::Tofu(store),
         };
         let slot = TRUST.get_or_init(|| Mutex::new(None));
-        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(policy);
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some((policy, self.peer.clone()));
         Ok(())
     }
 }
 
-static TRUST: OnceLock<Mutex<Option<TrustPolicy>>> = OnceLock::new();
+/// The trust policy and the peer name it expects (`--peer`). The mutex is
+/// held for one check: a `stat` of the trust file, a re-read only when it
+/// changed, then a lookup.
+static TRUST: OnceLock<Mutex<Option<PeerTrust>>> = OnceLock::new();
+
+/// A trust policy and the pin name `--peer` expects.
+type PeerTrust = (TrustPolicy, Option<String>);
 
 /// The store keys used in handshakes (`--key`): store dir, id, name.
 static KEYS_IN_USE: Mutex<Vec<(PathBuf, String, String)>> = Mutex::new(Vec::new());
@@ -262,7 +294,7 @@ pub fn trust_is_pinned() -> bool {
     TRUST.get().is_some_and(|slot| {
         matches!(
             *slot.lock().unwrap_or_else(|e| e.into_inner()),
-            Some(TrustPolicy::Pinned(_))
+            Some((TrustPolicy::Pinned(_), _))
         )
     })
 }
@@ -281,18 +313,18 @@ pub fn accept_announced_rotation(remote_static: &[u8], message: &[u8]) -> Result
         return Ok(false);
     };
     let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(TrustPolicy::Pinned(store)) = guard.as_mut() else {
+    let Some((policy @ TrustPolicy::Pinned(_), peer)) = guard.as_mut() else {
         return Ok(false);
     };
     let now = now_unix();
-    let pin = store.accept_rotation_chain(&chain, remote_static, now)?;
+    let store = policy.store_mut().expect("a pinned policy has a store");
+    // Only the pin of the peer we expect may move.
+    let pin = store.accept_rotation_chain(&chain, remote_static, peer.as_deref(), now)?;
     eprintln!(
         "akex: accepted the peer's key rotation to {} ({}) on a verified statement",
         pin.id, pin.name
     );
-    guard
-        .as_mut()
-        .map_or(Ok(()), |policy| policy.check(remote_static, now))?;
+    policy.check_peer(remote_static, peer.as_deref(), now)?;
     Ok(true)
 }
 
@@ -308,8 +340,11 @@ static PASSPHRASE_FD: OnceLock<u32> = OnceLock::new();
 fn passphrase_from_fd(fd: u32) -> Result<Passphrase, Error> {
     let path = PathBuf::from(format!("/dev/fd/{fd}"));
     let mut text = zeroize::Zeroizing::new(String::new());
+    // Bounded: the descriptor may be a pipe that never ends.
     std::fs::File::open(&path)
-        .and_then(|mut f| std::io::Read::read_to_string(&mut f, &mut text))
+        .and_then(|f| {
+            std::io::Read::read_to_string(&mut std::io::Read::take(f, 64 * 1024), &mut text)
+        })
         .map_err(|e| {
             Error::from(KeyStoreError::NoPassphrase(format!(
                 "cannot read --passphrase-fd {fd}: {e}"
@@ -334,9 +369,10 @@ pub fn check_peer(remote_static: Option<&[u8]>) -> Result<(), Error> {
         return Ok(());
     };
     let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
-    match guard.as_mut() {
-        Some(policy) => policy.check_optional(remote_static, now_unix()),
-        None => Ok(()),
+    match (guard.as_mut(), remote_static) {
+        (Some((policy, peer)), Some(key)) => policy.check_peer(key, peer.as_deref(), now_unix()),
+        (Some((policy, _)), None) => policy.check_optional(None, now_unix()),
+        (None, _) => Ok(()),
     }
 }
 
@@ -422,13 +458,18 @@ fn load_store_key(
         .find(name)
         .ok_or_else(|| KeyStoreError::NotFound(name.into()))?;
     entry.check_usable(now_unix())?;
-    let protection = if entry.encrypted {
-        Some(protection(false, false)?)
+    let passphrase = if entry.encrypted {
+        Some(passphrase(false)?)
     } else {
         None
     };
-    let loaded = store.load(name, protection.as_ref())?;
+    // Loading never writes; the `load` line is best effort (a read-only
+    // store still serves).
+    let loaded = store.load(name, passphrase.as_ref())?;
     let entry = loaded.entry();
+    if let Err(e) = store.record_load(entry) {
+        eprintln!("akex: warning: cannot record the key's load in the audit log: {e}");
+    }
     let twice = |kind: &str| {
         Error::from(ConfigError::Invalid(format!(
             "--key {name}: a {kind} key was already given; give one key of each type"
@@ -510,8 +551,10 @@ pub fn read_key_file(path: &std::path::Path) -> Result<zeroize::Zeroizing<Vec<u8
         path: path.display().to_string(),
         reason,
     };
+    let bytes = read_regular_file(path, MAX_KEY_FILE_LEN)
+        .map_err(|e| key_file_error(format!("cannot read: {e}")))?;
     let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path).map_err(|e| key_file_error(format!("cannot read: {e}")))?,
+        String::from_utf8(bytes.to_vec()).map_err(|_| key_file_error("not a base64 key".into()))?,
     );
     let body: zeroize::Zeroizing<String> = zeroize::Zeroizing::new(
         text.lines()

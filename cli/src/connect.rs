@@ -63,6 +63,17 @@ async fn run(args: &ConnectArgs) -> Result<serde_json::Value, Error> {
     let [name] = names.as_slice() else {
         return Err(ConfigError::Invalid("connect takes exactly one --protocol".into()).into());
     };
+    // Pinned trust names the server it expects: otherwise any pinned key
+    // (another peer's) would do, and a rotation announcement could move
+    // any pin.
+    if args.handshake.trust_mode() == Some(crate::common::TrustMode::Pinned)
+        && args.handshake.peer.is_none()
+    {
+        return Err(ConfigError::Invalid(
+            "--trust pinned needs --peer NAME, the pin name of the server you expect".into(),
+        )
+        .into());
+    }
     let keys = args.handshake.handshake_keys()?;
     let options = args.handshake.transport_options()?;
     let handshake = registry::initiator(name, &keys)?;

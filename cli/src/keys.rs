@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use akex::error::{ConfigError, KeyStoreError};
-use akex::keys::{now_unix, KeyEntry, KeyStore, KeyType, Pin, RotationStatement, TrustStore};
+use akex::keys::{
+    now_unix, read_regular_file, KeyEntry, KeyStatus, KeyStore, KeyType, Pin, RotationStatement,
+    TrustStore, MAX_KEY_FILE_LEN,
+};
 use akex::Error;
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -62,14 +65,16 @@ enum KeysCommand {
         #[arg(long)]
         insecure_plaintext: bool,
     },
-    /// Revoke an identity of ours, or every key pinned under a peer name.
+    /// Revoke every key of ours held under a name (all its rotations) and
+    /// every key ever pinned under that name.
     Revoke {
         #[arg(long)]
         name: String,
         #[arg(long)]
         reason: String,
     },
-    /// Overwrite and remove an identity's private key file.
+    /// Overwrite and remove an identity's private key file (an encrypted
+    /// key's passphrase is checked first).
     Destroy {
         /// Name (the current key) or key id.
         #[arg(long)]
@@ -188,10 +193,18 @@ fn open_trust(store: &KeyStore) -> Result<TrustStore, Error> {
     TrustStore::open_audited(store.trust_path(), store.audit().clone())
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &PathBuf) -> Result<T, Error> {
-    let bytes = std::fs::read(path).map_err(|e| KeyStoreError::Io {
+/// For changes that only remove trust: no integrity check, which must
+/// never block a revocation.
+fn open_trust_for_revocation(store: &KeyStore) -> Result<TrustStore, Error> {
+    TrustStore::open_for_revocation(store.trust_path(), store.audit().clone())
+}
+
+/// Reads a small JSON file (`--from`, `--statement`): a regular file of at
+/// most 64 KiB.
+fn read_json<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<T, Error> {
+    let bytes = read_regular_file(path, MAX_KEY_FILE_LEN).map_err(|source| KeyStoreError::Io {
         path: path.display().to_string(),
-        reason: e.to_string(),
+        source,
     })?;
     serde_json::from_slice(&bytes).map_err(|e| {
         KeyStoreError::Corrupt {
@@ -213,6 +226,17 @@ fn run(args: KeysArgs) -> Result<(), Error> {
     crate::common::set_passphrase_fd(args.passphrase_fd);
     let mut store = KeyStore::open(store_dir(args.store.as_deref())?)?;
     let json = args.json;
+    if !matches!(args.command, KeysCommand::Audit { .. }) {
+        // Loud, but never in the way of the command (revoke must work).
+        if let Ok(report) = store.audit_report() {
+            if let Some(broken) = report.broken {
+                eprintln!(
+                    "akex keys: WARNING: the audit log is damaged ({broken}); \
+                     revoke, untrust and destroy still work, other changes are refused"
+                );
+            }
+        }
+    }
     match args.command {
         KeysCommand::List => {
             let trust = open_trust(&store)?;
@@ -293,19 +317,19 @@ fn run(args: KeysArgs) -> Result<(), Error> {
         }
         KeysCommand::Revoke { name, reason } => {
             let now = now_unix();
-            let mut trust = open_trust(&store)?;
-            let ids: Vec<String> = if store.find(&name).or_else(|| store.find_id(&name)).is_some() {
-                vec![store.revoke(&name, &reason)?.id]
+            // Our keys under the name (every rotation) first, then the
+            // trust store: every key ever pinned or held under it.
+            let own: Vec<String> = if store.find(&name).or_else(|| store.find_id(&name)).is_some() {
+                store
+                    .revoke(&name, &reason)?
+                    .into_iter()
+                    .map(|e| e.id)
+                    .collect()
             } else {
-                let ids: Vec<String> = trust.pins_named(&name).map(|p| p.id.clone()).collect();
-                if ids.is_empty() {
-                    return Err(KeyStoreError::NotFound(name).into());
-                }
-                ids
+                Vec::new()
             };
-            for id in &ids {
-                trust.revoke(id, &reason, now)?;
-            }
+            let mut trust = open_trust_for_revocation(&store)?;
+            let ids = trust.revoke_name(&name, &own, &reason, now)?;
             emit(
                 json,
                 json!({ "ok": true, "revoked": ids, "reason": reason }),
@@ -313,7 +337,16 @@ fn run(args: KeysArgs) -> Result<(), Error> {
             );
         }
         KeysCommand::Destroy { name } => {
-            let entry = store.destroy(&name)?;
+            let encrypted = store
+                .find(&name)
+                .or_else(|| store.find_id(&name))
+                .is_some_and(|e| e.encrypted && e.status != KeyStatus::Destroyed);
+            let passphrase = if encrypted {
+                Some(crate::common::passphrase(false)?)
+            } else {
+                None
+            };
+            let entry = store.destroy(&name, passphrase.as_ref())?;
             emit(
                 json,
                 entry_json(&entry),
@@ -379,7 +412,7 @@ fn run(args: KeysArgs) -> Result<(), Error> {
             );
         }
         KeysCommand::Untrust { name } => {
-            let mut trust = open_trust(&store)?;
+            let mut trust = open_trust_for_revocation(&store)?;
             let n = trust.unpin(&name)?;
             emit(
                 json,
@@ -388,7 +421,16 @@ fn run(args: KeysArgs) -> Result<(), Error> {
             );
         }
         KeysCommand::Audit { verify } => {
-            let records = store.audit().verify()?;
+            let report = store.audit_report()?;
+            for note in &report.interrupted {
+                eprintln!(
+                    "akex keys: note: interrupted write, completed by the next change: {note}"
+                );
+            }
+            if let Some(broken) = report.broken {
+                return Err(broken.into());
+            }
+            let records = report.records;
             if verify {
                 emit(
                     json,

@@ -206,7 +206,7 @@ impl Spec {
 }
 
 fn sender(index: usize) -> Role {
-    if index % 2 == 0 {
+    if index.is_multiple_of(2) {
         Role::Initiator
     } else {
         Role::Responder

@@ -2,22 +2,27 @@
 //! sequence number and the SHA-256 of the previous line, plus `audit.head`
 //! with the line count and the hash of the last line (so truncation and
 //! edits of the last line are detected too).
+//!
+//! Crash safety (see `journal.rs` for the write protocol): the file that a
+//! change commits (`store.json` or `trust.json`) carries that change's audit
+//! line, so a crash between the commit and the append is completed on the
+//! next locked open, and the log's deletion or truncation is detected.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use super::fsutil::{append_line, io_err, write_atomic};
-use super::now_unix;
+use super::fsutil::{corrupt, read_file, MAX_AUDIT_LOG};
 use crate::error::{Error, KeyStoreError};
 
-const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// One key event to record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AuditEvent {
-    /// generate, load, rotate, revoke, destroy, trust, untrust, ...
+    /// generate, load, use, rotate, revoke, destroy, trust, untrust,
+    /// equivocation, recovered, ...
     pub event: String,
     /// The key's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -28,10 +33,14 @@ pub struct AuditEvent {
     /// Free-form detail (never key material).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    /// For trust-store changes: SHA-256 of `trust.json` as written, so an
-    /// edit of the trust store outside akex is detected when it is opened.
+    /// For trust-store changes: SHA-256 of the trust store's pins and
+    /// revocations as written, so an edit outside akex is detected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust_sha256: Option<String>,
+    /// For trust-store changes: the trust file's name (a store may audit
+    /// `trust.json` and a `--trust-store` file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_file: Option<String>,
 }
 
 impl AuditEvent {
@@ -48,12 +57,14 @@ impl AuditEvent {
             name: name.map(Into::into),
             detail,
             trust_sha256: None,
+            trust_file: None,
         }
     }
 }
 
 /// One line of the log as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct AuditRecord {
     /// 1-based position in the log.
     pub seq: u64,
@@ -66,19 +77,55 @@ pub struct AuditRecord {
     pub prev: String,
 }
 
-/// Handshake uses of one key not yet written to the log.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct UseCounter {
-    /// Uses since the last `use` line.
-    pending: u64,
-    /// When the last `use` line was written.
-    last_line: Option<u64>,
+/// The audit line of the last change a file committed (`store.json`,
+/// `trust.json`): written with the change, appended to the log right after,
+/// and appended by the next locked open if a crash came in between.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Commit {
+    pub(crate) seq: u64,
+    pub(crate) line: String,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct Head {
-    lines: u64,
-    head: String,
+pub(crate) struct Head {
+    pub(crate) lines: u64,
+    pub(crate) head: String,
+}
+
+pub(crate) fn line_hash(line: &str) -> String {
+    hex::encode(crate::crypto::hash::sha256(&[line.as_bytes()]))
+}
+
+/// The log as read: its complete lines and the bytes of a torn last line
+/// (an append cut short by a crash or a full disk).
+#[derive(Debug, Default)]
+pub(crate) struct LogText {
+    pub(crate) lines: Vec<String>,
+    pub(crate) complete_len: u64,
+    pub(crate) torn: u64,
+}
+
+impl LogText {
+    pub(crate) fn last_hash(&self) -> String {
+        self.lines
+            .last()
+            .map(|l| line_hash(l))
+            .unwrap_or_else(|| GENESIS.into())
+    }
+}
+
+/// What a read-only check of the log found.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct AuditReport {
+    /// The records of the complete lines.
+    pub records: Vec<AuditRecord>,
+    /// Interrupted writes that the next locked open completes (a torn last
+    /// line, a head file behind the log, a committed line not yet
+    /// appended). Not an error.
+    pub interrupted: Vec<String>,
+    /// The first sign of tampering or loss, if any.
+    pub broken: Option<KeyStoreError>,
 }
 
 /// The append-only, hash-chained log of key events.
@@ -87,8 +134,11 @@ pub struct AuditLog {
     path: PathBuf,
 }
 
-fn line_hash(line: &str) -> String {
-    hex::encode(Sha256::digest(line.as_bytes()))
+fn broken(line: usize, reason: impl Into<String>) -> KeyStoreError {
+    KeyStoreError::AuditBroken {
+        line,
+        reason: reason.into(),
+    }
 }
 
 impl AuditLog {
@@ -102,153 +152,169 @@ impl AuditLog {
         &self.path
     }
 
-    fn head_path(&self) -> PathBuf {
+    pub(crate) fn head_path(&self) -> PathBuf {
         self.path.with_extension("head")
     }
 
-    fn read_lines(&self) -> Result<Vec<String>, Error> {
-        match std::fs::read_to_string(&self.path) {
-            Ok(text) => Ok(text.lines().map(str::to_owned).collect()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(io_err(&self.path, e)),
+    pub(crate) fn read_text(&self) -> Result<LogText, Error> {
+        let Some(bytes) = read_file(&self.path, MAX_AUDIT_LOG)? else {
+            return Ok(LogText::default());
+        };
+        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        // Lossy: a line that is not UTF-8 then fails the chain check,
+        // which reports it without blocking revocations.
+        let text = String::from_utf8_lossy(&bytes[..complete]);
+        Ok(LogText {
+            lines: text.lines().map(str::to_owned).collect(),
+            complete_len: complete as u64,
+            torn: (bytes.len() - complete) as u64,
+        })
+    }
+
+    pub(crate) fn read_head(&self) -> Result<Option<Head>, Error> {
+        let path = self.head_path();
+        match read_file(&path, 4096)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|_| corrupt(&path, "invalid audit head")),
         }
     }
 
-    /// Appends `event`, chained to the last line. Refuses to extend a log
-    /// whose chain is broken.
-    pub fn append(&self, event: &AuditEvent) -> Result<(), Error> {
-        let records = self.verify()?;
-        let lines = self.read_lines()?;
-        let prev = lines
-            .last()
-            .map(|l| line_hash(l))
-            .unwrap_or_else(|| GENESIS.into());
-        let record = AuditRecord {
-            seq: records.len() as u64 + 1,
-            time: now_unix(),
-            event: event.clone(),
-            prev,
-        };
-        let line = serde_json::to_string(&record).map_err(|e| io_err(&self.path, e))?;
-        append_line(&self.path, &line)?;
-        let head = Head {
-            lines: record.seq,
-            head: line_hash(&line),
-        };
-        let json = serde_json::to_vec(&head).map_err(|e| io_err(&self.path, e))?;
-        write_atomic(&self.head_path(), &json)
-    }
-
-    fn uses_path(&self) -> PathBuf {
-        self.path.with_extension("uses")
-    }
-
-    /// Records one use of key `key_id` in a handshake, rate-limited: the
-    /// first use is logged at once as a `use` line with `count=1`; later
-    /// uses are counted in `audit.uses` (next to the log, not part of the
-    /// chain) and logged as one `use` line carrying the count once at least
-    /// `min_interval` seconds have passed since the last `use` line for that
-    /// key. Returns true if a line was written. Concurrent processes may
-    /// lose a count (best effort); a broken chain is still an error.
-    pub fn record_use(
-        &self,
-        key_id: &str,
-        name: Option<&str>,
-        now: u64,
-        min_interval: u64,
-    ) -> Result<bool, Error> {
-        let path = self.uses_path();
-        let mut uses: std::collections::BTreeMap<String, UseCounter> = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Default::default(),
-            Err(e) => return Err(io_err(&path, e)),
-        };
-        let counter = uses.entry(key_id.to_string()).or_default();
-        counter.pending = counter.pending.saturating_add(1);
-        let due = counter
-            .last_line
-            .is_none_or(|t| now.saturating_sub(t) >= min_interval);
-        if due {
-            self.append(&AuditEvent::new(
-                "use",
-                Some(key_id),
-                name,
-                Some(format!(
-                    "count={} since={}",
-                    counter.pending,
-                    counter.last_line.unwrap_or(now)
-                )),
-            ))?;
-            counter.pending = 0;
-            counter.last_line = Some(now);
-        }
-        let json = serde_json::to_vec(&uses).map_err(|e| io_err(&path, e))?;
-        write_atomic(&path, &json)?;
-        Ok(due)
-    }
-
-    /// Checks the whole chain and returns the records, or the first bad line.
+    /// Checks the whole chain and returns the records, or the first bad
+    /// line. An interrupted write (see [`AuditReport::interrupted`]) is not
+    /// an error; the next locked open completes it.
     pub fn verify(&self) -> Result<Vec<AuditRecord>, Error> {
-        let broken = |line: usize, reason: String| -> Error {
-            KeyStoreError::AuditBroken { line, reason }.into()
+        let report = self.check(&[])?;
+        match report.broken {
+            Some(e) => Err(e.into()),
+            None => Ok(report.records),
+        }
+    }
+
+    /// Reads and checks the log without writing anything. `commits` are
+    /// the lines the store's files say they committed: a committed line
+    /// the log lacks means lines were removed or the log was deleted.
+    pub(crate) fn check(&self, commits: &[(&Path, &Commit)]) -> Result<AuditReport, Error> {
+        let text = self.read_text()?;
+        let mut report = AuditReport::default();
+        if text.torn > 0 {
+            report.interrupted.push(format!(
+                "a torn last line of {} bytes (an interrupted append)",
+                text.torn
+            ));
+        }
+        let (records, chain_error) = chain(&text.lines);
+        report.records = records;
+        report.broken = chain_error;
+        let n = text.lines.len() as u64;
+        for (file, commit) in commits {
+            let name = file.display();
+            if commit.seq <= n {
+                if text.lines[commit.seq as usize - 1] != commit.line && report.broken.is_none() {
+                    report.broken = Some(broken(
+                        commit.seq as usize,
+                        format!("{name} committed a different line {}", commit.seq),
+                    ));
+                }
+            } else if commit.seq == n + 1 && prev_of(&commit.line) == Some(text.last_hash()) {
+                report.interrupted.push(format!(
+                    "line {} committed in {name} is not appended yet",
+                    commit.seq
+                ));
+            } else if report.broken.is_none() {
+                report.broken = Some(broken(
+                    (n as usize).max(1),
+                    format!(
+                        "the log has {n} lines but {name} committed line {} \
+                         (lines were removed or the log was deleted)",
+                        commit.seq
+                    ),
+                ));
+            }
+        }
+        match (self.read_head()?, report.broken.is_some()) {
+            (_, true) => {}
+            (None, false) if n > 0 => report
+                .interrupted
+                .push("the head file is missing (rewritten by the next locked open)".into()),
+            (None, false) => {}
+            (Some(head), false) => {
+                if let Err(e) = check_head(&head, &text.lines) {
+                    report.broken = Some(e);
+                } else if head.lines < n {
+                    report
+                        .interrupted
+                        .push(format!("the head file records {} of {n} lines", head.lines));
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// The `prev` field of a serialized record.
+pub(crate) fn prev_of(line: &str) -> Option<String> {
+    serde_json::from_str::<AuditRecord>(line)
+        .ok()
+        .map(|r| r.prev)
+}
+
+/// Parses and chains `lines`: the records up to the first bad line, and the
+/// error naming it.
+pub(crate) fn chain(lines: &[String]) -> (Vec<AuditRecord>, Option<KeyStoreError>) {
+    let mut records = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        let n = i + 1;
+        let Ok(record) = serde_json::from_str::<AuditRecord>(line) else {
+            return (records, Some(broken(n, "not a valid audit record")));
         };
-        let lines = self.read_lines()?;
-        let mut records = Vec::with_capacity(lines.len());
-        for (i, line) in lines.iter().enumerate() {
-            let n = i + 1;
-            let record: AuditRecord = serde_json::from_str(line)
-                .map_err(|_| broken(n, "not a valid audit record".into()))?;
-            if record.seq != n as u64 {
-                return Err(broken(
+        if record.seq != n as u64 {
+            return (
+                records,
+                Some(broken(
                     n,
                     format!(
                         "sequence number {} where {n} was expected (a line was removed, inserted or reordered)",
                         record.seq
                     ),
-                ));
-            }
-            let expected = if i == 0 {
-                GENESIS.to_string()
-            } else {
-                line_hash(&lines[i - 1])
-            };
-            if record.prev != expected {
-                return Err(broken(
+                )),
+            );
+        }
+        let expected = if i == 0 {
+            GENESIS.to_string()
+        } else {
+            line_hash(&lines[i - 1])
+        };
+        if record.prev != expected {
+            return (
+                records,
+                Some(broken(
                     n.saturating_sub(1).max(1),
                     format!("line {n} records a different hash for it (the line was edited)"),
-                ));
-            }
-            records.push(record);
+                )),
+            );
         }
-        match std::fs::read(self.head_path()) {
-            Ok(bytes) => {
-                let head: Head = serde_json::from_slice(&bytes).map_err(|_| {
-                    Error::from(KeyStoreError::Corrupt {
-                        path: self.head_path().display().to_string(),
-                        reason: "invalid audit head".into(),
-                    })
-                })?;
-                if head.lines != lines.len() as u64 {
-                    return Err(broken(
-                        lines.len().min(head.lines as usize).max(1),
-                        format!(
-                            "the log has {} lines but {} were written (lines were removed or added at the end)",
-                            lines.len(),
-                            head.lines
-                        ),
-                    ));
-                }
-                if lines.last().map(|l| line_hash(l)) != Some(head.head) {
-                    return Err(broken(lines.len(), "the last line was edited".into()));
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if !lines.is_empty() {
-                    return Err(broken(lines.len(), "the audit head file is missing".into()));
-                }
-            }
-            Err(e) => return Err(io_err(&self.head_path(), e)),
-        }
-        Ok(records)
+        records.push(record);
     }
+    (records, None)
+}
+
+/// The head may lag behind the log (an interrupted write), never lead it,
+/// and must name the hash of the line it counts.
+pub(crate) fn check_head(head: &Head, lines: &[String]) -> Result<(), KeyStoreError> {
+    let n = lines.len() as u64;
+    if head.lines > n {
+        return Err(broken(
+            (n as usize).max(1),
+            format!(
+                "the log has {n} lines but {} were written (lines were removed at the end)",
+                head.lines
+            ),
+        ));
+    }
+    if head.lines > 0 && line_hash(&lines[head.lines as usize - 1]) != head.head {
+        return Err(broken(head.lines as usize, "the line was edited"));
+    }
+    Ok(())
 }

@@ -43,11 +43,49 @@ pub fn write_new_identity(path: &Path, rng: &mut dyn RandomSource) -> Result<Sta
     Ok(key)
 }
 
+/// The largest identity file [`load_identity`] reads (a line of base64 is
+/// 45 bytes; PEM armour and comments fit easily).
+pub const MAX_IDENTITY_FILE_LEN: u64 = 64 * 1024;
+
+/// Reads `path` whole if it is a regular file of at most `max_len` bytes.
+///
+/// Refuses directories, FIFOs, sockets and devices before opening them (a
+/// FIFO would block, `/dev/zero` would never end) and stops reading past
+/// `max_len`, so a hostile path cannot hang the caller or fill its memory.
+/// The buffer is zeroized on drop: key files go through here.
+pub fn read_regular_file(path: &Path, max_len: u64) -> std::io::Result<Zeroizing<Vec<u8>>> {
+    use std::io::{Error as IoError, ErrorKind, Read};
+    let not_regular = || IoError::new(ErrorKind::InvalidInput, "not a regular file");
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(not_regular());
+    }
+    let file = std::fs::File::open(path)?;
+    // Checked again on the open file: the path may have been swapped.
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
+    let too_big = || {
+        IoError::new(
+            ErrorKind::InvalidData,
+            format!("larger than {max_len} bytes"),
+        )
+    };
+    if meta.len() > max_len {
+        return Err(too_big());
+    }
+    let mut out = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
+    file.take(max_len + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > max_len {
+        return Err(too_big());
+    }
+    Ok(out)
+}
+
 /// Reads an identity file written by [`write_new_identity`] (or WireGuard).
 pub fn load_identity(path: &Path) -> Result<StaticSecret, Error> {
-    let text = Zeroizing::new(
-        std::fs::read(path).map_err(|e| key_file_error(path, format!("cannot read: {e}")))?,
-    );
+    let text = read_regular_file(path, MAX_IDENTITY_FILE_LEN)
+        .map_err(|e| key_file_error(path, format!("cannot read: {e}")))?;
     let trimmed = text.trim_ascii();
     let bytes = Zeroizing::new(
         B64.decode(trimmed)
@@ -108,5 +146,28 @@ mod tests {
         assert!(load_identity(&path).is_err());
         assert!(load_identity(&dir.path().join("missing")).is_err());
         assert!(decode_public_key("AAAA").is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn devices_fifos_and_huge_files_are_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load_identity(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        if made.is_ok_and(|s| s.success()) {
+            let err = load_identity(&fifo).unwrap_err().to_string();
+            assert!(err.contains("not a regular file"), "{err}");
+        } else {
+            println!("mkfifo unavailable: FIFO case skipped");
+        }
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'A'; 70_000]).unwrap();
+        let err = load_identity(&big).unwrap_err().to_string();
+        assert!(err.contains("larger than"), "{err}");
+        assert!(load_identity(dir.path()).is_err());
     }
 }

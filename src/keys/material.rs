@@ -3,12 +3,15 @@
 
 use std::fmt;
 
-use aws_lc_rs::kem::{DecapsulationKey, ML_KEM_768};
-use ed25519_dalek::{Signer, SigningKey};
+use pkcs8::der::asn1::OctetStringRef;
+use pkcs8::der::{Decode, Encode};
+use pkcs8::{AlgorithmIdentifierRef, ObjectIdentifier, PrivateKeyInfo};
 use zeroize::Zeroizing;
 
-use super::store::{KeyEntry, KeyType};
-use crate::crypto::{Secret, StaticSecret};
+use super::index::{KeyEntry, KeyType};
+use crate::crypto::ed25519::{self, SigningKey};
+use crate::crypto::kem::{MlKem768KeyPair, SEED_LEN};
+use crate::crypto::{OsRng, Secret, StaticSecret};
 use crate::error::{Error, KeyStoreError};
 
 /// A private key loaded from the store. Zeroized on drop; `Debug` shows only
@@ -48,9 +51,8 @@ impl LoadedKey {
     }
 
     /// The key as an ML-KEM-768 key pair for the PQ-authenticated
-    /// handshakes (mlkem768 identities only; the stored expanded key is
-    /// checked on loading, see `MlKem768KeyPair::from_expanded`).
-    pub fn mlkem768(&self) -> Result<crate::crypto::kem::MlKem768KeyPair, Error> {
+    /// handshakes (mlkem768 identities only; made from the stored seed).
+    pub fn mlkem768(&self) -> Result<MlKem768KeyPair, Error> {
         if self.entry.key_type != KeyType::Mlkem768 {
             return Err(KeyStoreError::Unsupported(format!(
                 "key {:?} is {}, an ML-KEM static key must be mlkem768",
@@ -58,12 +60,14 @@ impl LoadedKey {
             ))
             .into());
         }
-        crate::crypto::kem::MlKem768KeyPair::from_expanded(&self.private)
+        let seed = Secret::<SEED_LEN>::from_slice(&self.private)
+            .ok_or_else(|| KeyStoreError::Unsupported("bad ML-KEM-768 seed length".into()))?;
+        Ok(MlKem768KeyPair::from_seed(&seed))
     }
 
     /// The key as an Ed25519 signing key for SIGMA (ed25519 identities
     /// only).
-    pub fn ed25519(&self) -> Result<crate::keys::SigningKey, Error> {
+    pub fn ed25519(&self) -> Result<SigningKey, Error> {
         if self.entry.key_type != KeyType::Ed25519 {
             return Err(KeyStoreError::Unsupported(format!(
                 "key {:?} is {}, a SIGMA identity must be ed25519",
@@ -71,15 +75,13 @@ impl LoadedKey {
             ))
             .into());
         }
-        Ok(crate::keys::SigningKey::from_seed(Secret::new(
-            self.signing.to_bytes(),
-        )))
+        Ok(self.signing.clone())
     }
 
     /// Signs `message` with this identity's signing key (its companion
     /// Ed25519 key, or the key itself for ed25519 identities).
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
-        self.signing.sign(message).to_bytes()
+        self.signing.sign(message)
     }
 }
 
@@ -94,89 +96,174 @@ impl fmt::Debug for LoadedKey {
     }
 }
 
-const PAYLOAD_MAGIC: &[u8] = b"AKEXKEY1";
+/// RFC 8410 and the LAMPS ML-KEM-in-X.509 draft.
+const OID_X25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.110");
+const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+const OID_MLKEM768: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.4.2");
 
-/// A new identity: (private bytes, public bytes, signing key).
-pub(crate) type Material = (Zeroizing<Vec<u8>>, Vec<u8>, SigningKey);
+/// A new identity's private parts: the private key (X25519 scalar, Ed25519
+/// seed or the ML-KEM-768 seed `d ‖ z`) and the Ed25519 signing key.
+pub(crate) struct Material {
+    pub(crate) key_type: KeyType,
+    pub(crate) private: Zeroizing<Vec<u8>>,
+    pub(crate) signing: SigningKey,
+}
 
-pub(crate) fn generate_material(key_type: KeyType) -> Result<Material, Error> {
-    let mut rng = rand_core::OsRng;
-    let signing = SigningKey::generate(&mut rng);
-    match key_type {
-        KeyType::X25519 => {
-            let key = StaticSecret::generate(&mut crate::crypto::OsRng);
-            Ok((
-                Zeroizing::new(key.private().expose().to_vec()),
-                key.public().to_vec(),
-                signing,
-            ))
-        }
-        KeyType::Ed25519 => Ok((
-            Zeroizing::new(signing.to_bytes().to_vec()),
-            signing.verifying_key().to_bytes().to_vec(),
+impl Material {
+    /// Fresh keys of `key_type` from the OS RNG.
+    pub(crate) fn generate(key_type: KeyType) -> Self {
+        let mut rng = OsRng;
+        let signing = SigningKey::generate(&mut rng);
+        let private = match key_type {
+            KeyType::X25519 => {
+                Zeroizing::new(StaticSecret::generate(&mut rng).private().expose().to_vec())
+            }
+            KeyType::Ed25519 => Zeroizing::new(signing.seed().expose().to_vec()),
+            KeyType::Mlkem768 => {
+                Zeroizing::new(Secret::<SEED_LEN>::random(&mut rng).expose().to_vec())
+            }
+        };
+        Material {
+            key_type,
+            private,
             signing,
-        )),
-        KeyType::Mlkem768 => {
-            let unsupported =
-                |_| KeyStoreError::Unsupported("ML-KEM-768 key generation failed".into());
-            let dk = DecapsulationKey::generate(&ML_KEM_768).map_err(unsupported)?;
-            let private = Zeroizing::new(dk.key_bytes().map_err(unsupported)?.as_ref().to_vec());
-            let public = dk
-                .encapsulation_key()
-                .and_then(|ek| ek.key_bytes().map(|b| b.as_ref().to_vec()))
-                .map_err(unsupported)?;
-            Ok((private, public, signing))
         }
+    }
+
+    /// The identity's public key, or `None` if the private key is malformed.
+    pub(crate) fn public(&self) -> Option<Vec<u8>> {
+        match self.key_type {
+            KeyType::X25519 => {
+                let secret = Secret::<32>::from_slice(&self.private)?;
+                Some(crate::crypto::x25519::public_key(&secret).to_vec())
+            }
+            KeyType::Ed25519 => Some(self.signing.public().to_vec()),
+            KeyType::Mlkem768 => {
+                let seed = Secret::<SEED_LEN>::from_slice(&self.private)?;
+                Some(
+                    MlKem768KeyPair::from_seed(&seed)
+                        .encapsulation_key()
+                        .to_vec(),
+                )
+            }
+        }
+    }
+
+    /// The signing key's public half.
+    pub(crate) fn signing_public(&self) -> [u8; 32] {
+        *self.signing.public()
+    }
+
+    /// Signs with the signing key.
+    pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.signing.sign(message)
+    }
+
+    /// PKCS#8 `PrivateKeyInfo` DER: the identity key, then (for x25519 and
+    /// mlkem768) the companion Ed25519 signing key.
+    pub(crate) fn to_pkcs8(&self) -> Result<Vec<Zeroizing<Vec<u8>>>, Error> {
+        let bad = |_| Error::from(KeyStoreError::Unsupported("cannot encode PKCS#8".into()));
+        let (oid, inner) = match self.key_type {
+            KeyType::X25519 => (OID_X25519, curve_key(&self.private)?),
+            KeyType::Ed25519 => (OID_ED25519, curve_key(&self.private)?),
+            // ML-KEM-768-PrivateKey, the seed choice: [0] IMPLICIT OCTET STRING (SIZE (64)).
+            KeyType::Mlkem768 => {
+                let mut der = Zeroizing::new(vec![0x80, SEED_LEN as u8]);
+                der.extend_from_slice(&self.private);
+                (OID_MLKEM768, der)
+            }
+        };
+        let mut out = vec![info_der(oid, &inner).map_err(bad)?];
+        if self.key_type != KeyType::Ed25519 {
+            let seed = Zeroizing::new(*self.signing.seed().expose());
+            out.push(info_der(OID_ED25519, &curve_key(seed.as_ref())?).map_err(bad)?);
+        }
+        Ok(out)
+    }
+
+    /// Parses the blocks [`to_pkcs8`](Self::to_pkcs8) wrote; `None` if they
+    /// are malformed or of another type.
+    pub(crate) fn from_pkcs8(key_type: KeyType, blocks: &[Zeroizing<Vec<u8>>]) -> Option<Self> {
+        let (first, rest) = blocks.split_first()?;
+        let (oid, inner) = parse_info(first)?;
+        let private = match key_type {
+            KeyType::X25519 if oid == OID_X25519 => parse_curve_key(&inner)?,
+            KeyType::Ed25519 if oid == OID_ED25519 => parse_curve_key(&inner)?,
+            KeyType::Mlkem768 if oid == OID_MLKEM768 => {
+                let seed = inner.strip_prefix(&[0x80, SEED_LEN as u8][..])?;
+                (seed.len() == SEED_LEN).then(|| Zeroizing::new(seed.to_vec()))?
+            }
+            _ => return None,
+        };
+        let signing_seed = if key_type == KeyType::Ed25519 {
+            if !rest.is_empty() {
+                return None;
+            }
+            private.clone()
+        } else {
+            let [second] = rest else { return None };
+            let (oid, inner) = parse_info(second)?;
+            (oid == OID_ED25519).then_some(())?;
+            parse_curve_key(&inner)?
+        };
+        let seed: Zeroizing<[u8; 32]> = Zeroizing::new(signing_seed.as_slice().try_into().ok()?);
+        Some(Material {
+            key_type,
+            private,
+            signing: SigningKey::from_seed(Secret::new(*seed)),
+        })
+    }
+
+    pub(crate) fn into_loaded(self, entry: KeyEntry) -> LoadedKey {
+        LoadedKey::new(entry, self.private, self.signing)
     }
 }
 
-/// The public key that `private` implies, or `None` if it is malformed.
-pub(crate) fn derive_public(key_type: KeyType, private: &[u8]) -> Option<Vec<u8>> {
-    match key_type {
-        KeyType::X25519 => {
-            let secret = Secret::<32>::from_slice(private)?;
-            Some(crate::crypto::x25519::public_key(&secret).to_vec())
-        }
-        KeyType::Ed25519 => {
-            let seed: Zeroizing<[u8; 32]> = Zeroizing::new(private.try_into().ok()?);
-            Some(
-                SigningKey::from_bytes(&seed)
-                    .verifying_key()
-                    .to_bytes()
-                    .to_vec(),
-            )
-        }
-        KeyType::Mlkem768 => {
-            // FIPS 203 decapsulation key: dk_PKE (1152) || ek (1184) || H(ek) || z.
-            // aws-lc-rs cannot derive ek from a restored key, so read it out.
-            DecapsulationKey::new(&ML_KEM_768, private).ok()?;
-            private.get(1152..1152 + 1184).map(<[u8]>::to_vec)
-        }
+/// RFC 8410 `CurvePrivateKey ::= OCTET STRING`, the content of PKCS#8's
+/// `privateKey` for X25519 and Ed25519.
+fn curve_key(key: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+    OctetStringRef::new(key)
+        .and_then(|o| o.to_der())
+        .map(Zeroizing::new)
+        .map_err(|_| KeyStoreError::Unsupported("cannot encode PKCS#8".into()).into())
+}
+
+fn parse_curve_key(der: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    let key = OctetStringRef::from_der(der).ok()?;
+    (key.as_bytes().len() == 32).then(|| Zeroizing::new(key.as_bytes().to_vec()))
+}
+
+fn info_der(oid: ObjectIdentifier, private: &[u8]) -> pkcs8::der::Result<Zeroizing<Vec<u8>>> {
+    let info = PrivateKeyInfo::new(
+        AlgorithmIdentifierRef {
+            oid,
+            parameters: None,
+        },
+        private,
+    );
+    info.to_der().map(Zeroizing::new)
+}
+
+fn parse_info(der: &[u8]) -> Option<(ObjectIdentifier, Zeroizing<Vec<u8>>)> {
+    let info = PrivateKeyInfo::from_der(der).ok()?;
+    if info.algorithm.parameters.is_some() {
+        return None;
     }
+    Some((
+        info.algorithm.oid,
+        Zeroizing::new(info.private_key.to_vec()),
+    ))
 }
 
-pub(crate) fn encode_payload(
-    key_type: KeyType,
-    private: &[u8],
-    signing: &SigningKey,
-) -> Zeroizing<Vec<u8>> {
-    let mut out = Zeroizing::new(Vec::with_capacity(private.len() + 48));
-    out.extend_from_slice(PAYLOAD_MAGIC);
-    out.push(key_type.code());
-    out.extend_from_slice(&(private.len() as u32).to_be_bytes());
-    out.extend_from_slice(private);
-    let seed = Zeroizing::new(signing.to_bytes());
-    out.extend_from_slice(seed.as_ref());
-    out
+/// Verifies an Ed25519 signature; false for a malformed or weak key or a
+/// bad signature. The one place outside this file's key types that needs
+/// the signature scheme (rotation statements).
+pub(crate) fn ed25519_verify(public: &[u8], message: &[u8], signature: &[u8]) -> bool {
+    ed25519_public_ok(public) && ed25519::verify(public, message, signature).is_ok()
 }
 
-pub(crate) fn decode_payload(payload: &[u8]) -> Option<(KeyType, Zeroizing<Vec<u8>>, SigningKey)> {
-    let rest = payload.strip_prefix(PAYLOAD_MAGIC)?;
-    let (&code, rest) = rest.split_first()?;
-    let key_type = KeyType::from_code(code)?;
-    let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
-    let private = Zeroizing::new(rest.get(4..4usize.checked_add(len)?)?.to_vec());
-    let seed_bytes = rest.get(4 + len..)?;
-    let seed: Zeroizing<[u8; 32]> = Zeroizing::new(seed_bytes.try_into().ok()?);
-    Some((key_type, private, SigningKey::from_bytes(&seed)))
+/// True if `public` is 32 bytes and not a weak (small-order or
+/// non-canonical) Ed25519 key.
+pub(crate) fn ed25519_public_ok(public: &[u8]) -> bool {
+    <[u8; 32]>::try_from(public).is_ok_and(|b| !ed25519::is_weak_public_key(&b))
 }

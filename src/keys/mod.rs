@@ -1,6 +1,7 @@
 //! Long-term keys: WireGuard-style identity files ([`mod@file`]) and a key store
-//! with encryption at rest, a trust store, rotation, destruction and a
-//! hash-chained audit log (see `docs/key-management.md`).
+//! with encryption at rest (PKCS#8), a trust store, rotation, destruction and
+//! a hash-chained audit log, safe for several processes at once (see
+//! `docs/key-management.md`).
 
 #[cfg(feature = "keystore")]
 pub mod audit;
@@ -10,8 +11,20 @@ pub mod file;
 #[cfg(feature = "keystore")]
 mod fsutil;
 #[cfg(feature = "keystore")]
+pub mod index;
+#[cfg(feature = "keystore")]
+mod journal;
+#[cfg(feature = "keystore")]
+mod lock;
+#[cfg(feature = "keystore")]
 mod material;
+#[cfg(feature = "keystore")]
+mod paths;
+#[cfg(feature = "keystore")]
+pub mod policy;
 mod public;
+#[cfg(feature = "keystore")]
+mod rotate;
 #[cfg(feature = "keystore")]
 pub mod rotation;
 #[cfg(feature = "keystore")]
@@ -23,12 +36,18 @@ pub use crate::crypto::ed25519::SigningKey;
 pub use crate::crypto::kem::MlKem768KeyPair;
 pub use crate::crypto::x25519::StaticSecret;
 #[cfg(feature = "keystore")]
-pub use audit::{AuditEvent, AuditLog};
+pub use audit::{AuditEvent, AuditLog, AuditRecord, AuditReport};
 #[cfg(feature = "keystore")]
-pub use encrypted::{Passphrase, Protection, DEFAULT_SCRYPT_LOG_N};
-pub use file::{decode_public_key, encode_public_key, load_identity, write_new_identity};
+pub use encrypted::{Passphrase, Protection, DEFAULT_SCRYPT_LOG_N, MAX_SCRYPT_LOG_N};
+pub use file::{
+    decode_public_key, encode_public_key, load_identity, read_regular_file, write_new_identity,
+};
+#[cfg(feature = "keystore")]
+pub use index::{KeyEntry, KeyStatus, KeyType};
 #[cfg(feature = "keystore")]
 pub use material::LoadedKey;
+#[cfg(feature = "keystore")]
+pub use policy::TrustPolicy;
 pub use public::{KeyKind, PublicKey};
 #[cfg(feature = "keystore")]
 pub use rotation::{
@@ -36,9 +55,13 @@ pub use rotation::{
     ROTATION_MESSAGE_PREFIX,
 };
 #[cfg(feature = "keystore")]
-pub use store::{KeyEntry, KeyStatus, KeyStore, KeyType};
+pub use store::KeyStore;
 #[cfg(feature = "keystore")]
-pub use trust::{Pin, Revocation, TrustPolicy, TrustStore};
+pub use trust::{Pin, Revocation, TrustStore};
+
+/// The largest key, statement or `keys show --json` file the store and the
+/// command line read (they are a few KiB at most).
+pub const MAX_KEY_FILE_LEN: u64 = 64 * 1024;
 
 /// A key's id: hex of the first 16 bytes of SHA-256 of its public key.
 pub fn key_id(public: &[u8]) -> String {

@@ -1,186 +1,35 @@
 //! The key store: a directory with an index (`store.json`), one private key
-//! file per identity under `keys/`, the trust store (`trust.json`) and the
-//! audit log (`audit.jsonl`).
+//! file per identity under `keys/<id>.pem`, the trust store (`trust.json`)
+//! and the audit log (`audit.jsonl`). Opening and loading never write;
+//! every change goes through the store lock (see `journal.rs`).
 
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
-
-use super::audit::{AuditEvent, AuditLog};
-use super::encrypted::{self, Protection};
-use super::fsutil::{ensure_dir, io_err, overwrite_and_remove, write_atomic};
-use super::material::{
-    decode_payload, derive_public, encode_payload, generate_material, LoadedKey,
+use super::audit::{AuditEvent, AuditLog, AuditReport};
+use super::encrypted::{self, Passphrase, Protection};
+use super::fsutil::{
+    corrupt, ensure_dir, io_err, overwrite_and_remove, read_file, write_atomic, MAX_KEY_FILE,
 };
-use super::{b64, key_id, now_unix, unb64};
+use super::index::{Index, KeyEntry, KeyStatus, KeyType};
+use super::journal::{commit_of, Journal};
+use super::material::{LoadedKey, Material};
+use super::paths::StorePaths;
+use super::{b64, key_id, now_unix};
 use crate::error::{Error, KeyStoreError};
-
-/// The kinds of long-term key akex uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyType {
-    /// A Noise static key.
-    X25519,
-    /// A signing key (SIGMA, rotation statements).
-    Ed25519,
-    /// An ML-KEM-768 decapsulation key (hybrid post-quantum protocols).
-    Mlkem768,
-}
-
-impl KeyType {
-    pub(crate) fn code(self) -> u8 {
-        match self {
-            KeyType::X25519 => 1,
-            KeyType::Ed25519 => 2,
-            KeyType::Mlkem768 => 3,
-        }
-    }
-
-    pub(crate) fn from_code(code: u8) -> Option<Self> {
-        match code {
-            1 => Some(KeyType::X25519),
-            2 => Some(KeyType::Ed25519),
-            3 => Some(KeyType::Mlkem768),
-            _ => None,
-        }
-    }
-}
-
-impl fmt::Display for KeyType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            KeyType::X25519 => "x25519",
-            KeyType::Ed25519 => "ed25519",
-            KeyType::Mlkem768 => "mlkem768",
-        })
-    }
-}
-
-impl FromStr for KeyType {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s.to_ascii_lowercase().as_str() {
-            "x25519" => Ok(KeyType::X25519),
-            "ed25519" => Ok(KeyType::Ed25519),
-            "mlkem768" | "ml-kem-768" => Ok(KeyType::Mlkem768),
-            other => Err(KeyStoreError::Unsupported(format!(
-                "{other:?} (expected x25519, ed25519 or mlkem768)"
-            ))
-            .into()),
-        }
-    }
-}
-
-/// Where a key is in its lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyStatus {
-    /// In use.
-    Active,
-    /// Replaced by a rotation (usable until `retire_at`, for the overlap).
-    Retired,
-    /// Must never be used again.
-    Revoked,
-    /// The private key file was overwritten and removed.
-    Destroyed,
-}
-
-impl fmt::Display for KeyStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            KeyStatus::Active => "active",
-            KeyStatus::Retired => "retired",
-            KeyStatus::Revoked => "revoked",
-            KeyStatus::Destroyed => "destroyed",
-        })
-    }
-}
-
-/// The public record of one identity (no private material).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyEntry {
-    /// Hex of SHA-256(public key), first 16 bytes.
-    pub id: String,
-    /// The user's name for it (several entries share a name across rotations).
-    pub name: String,
-    /// The key's type.
-    #[serde(rename = "type")]
-    pub key_type: KeyType,
-    /// The public key, base64.
-    pub public: String,
-    /// The Ed25519 key that signs this identity's rotation statements, base64
-    /// (for an ed25519 identity, its own public key).
-    pub signing_public: String,
-    /// Creation time, Unix seconds.
-    pub created: u64,
-    /// Expiry time, Unix seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires: Option<u64>,
-    /// Lifecycle status.
-    pub status: KeyStatus,
-    /// When the status last changed, Unix seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status_changed: Option<u64>,
-    /// The revocation reason.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revoked_reason: Option<String>,
-    /// For a retired key: end of the overlap window.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retire_at: Option<u64>,
-    /// The id of the key that replaced this one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replaced_by: Option<String>,
-    /// The id of the key this one replaced.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub replaces: Option<String>,
-    /// True if the private key file is encrypted.
-    pub encrypted: bool,
-    /// The private key file, relative to the store directory.
-    pub file: String,
-    /// SHA-256 of the private key file as written (detects tampering and
-    /// truncation before any decryption is attempted).
-    pub file_sha256: String,
-}
-
-impl KeyEntry {
-    /// The public key's bytes.
-    pub fn public_bytes(&self) -> Vec<u8> {
-        unb64(&self.public).unwrap_or_default()
-    }
-
-    /// Checks that the key may be used at time `now`.
-    pub fn check_usable(&self, now: u64) -> Result<(), Error> {
-        match self.status {
-            KeyStatus::Destroyed => Err(KeyStoreError::Destroyed(self.name.clone()).into()),
-            KeyStatus::Revoked => Err(KeyStoreError::Revoked(self.name.clone()).into()),
-            KeyStatus::Retired if self.retire_at.is_none_or(|t| now >= t) => {
-                Err(KeyStoreError::Retired(self.name.clone()).into())
-            }
-            _ if self.expires.is_some_and(|t| now >= t) => {
-                Err(KeyStoreError::Expired(self.name.clone()).into())
-            }
-            _ => Ok(()),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Index {
-    version: u32,
-    #[serde(default)]
-    keys: Vec<KeyEntry>,
-}
 
 /// A directory of identities. See the module docs for the layout.
 #[derive(Debug)]
 pub struct KeyStore {
-    dir: PathBuf,
+    paths: StorePaths,
     index: Index,
     audit: AuditLog,
+}
+
+/// A sealed key file ready to be written, made outside the lock (scrypt is
+/// slow and must not hold up other writers).
+pub(crate) struct Sealed {
+    pub(crate) entry: KeyEntry,
+    pub(crate) file: zeroize::Zeroizing<Vec<u8>>,
 }
 
 impl KeyStore {
@@ -195,54 +44,60 @@ impl KeyStore {
             .map(|home| PathBuf::from(home).join(".local/share/akex"))
     }
 
-    /// Opens (creating if needed, mode 0700) the store in `dir`. A corrupted
-    /// index is an error and is left untouched.
+    /// Opens the store in `dir` without writing anything (a read-only
+    /// store works). A directory that does not exist is created (mode
+    /// 0700). A corrupted index is an error and is left untouched; so is a
+    /// missing index while keys, a trust store or an audit log exist.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, Error> {
         let dir = dir.into();
-        ensure_dir(&dir)?;
-        ensure_dir(&dir.join("keys"))?;
-        let path = dir.join("store.json");
-        let index = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<Index>(&bytes).map_err(|e| {
-                Error::from(KeyStoreError::Corrupt {
-                    path: path.display().to_string(),
-                    reason: format!(
-                        "invalid store index at line {} column {}",
-                        e.line(),
-                        e.column()
-                    ),
-                })
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Index {
-                version: 1,
-                keys: Vec::new(),
-            },
-            Err(e) => return Err(io_err(&path, e)),
-        };
-        if index.version != 1 {
-            return Err(KeyStoreError::Corrupt {
-                path: path.display().to_string(),
-                reason: format!("unknown store version {}", index.version),
-            }
-            .into());
+        if !dir.exists() {
+            ensure_dir(&dir)?;
         }
-        let audit = AuditLog::new(dir.join("audit.jsonl"));
-        Ok(KeyStore { dir, index, audit })
+        let paths = StorePaths::new(dir);
+        let index = read_index(&paths)?;
+        let audit = AuditLog::new(paths.audit());
+        Ok(KeyStore {
+            paths,
+            index,
+            audit,
+        })
+    }
+
+    /// Re-reads the index from disk.
+    pub fn reload(&mut self) -> Result<(), Error> {
+        self.index = read_index(&self.paths)?;
+        Ok(())
     }
 
     /// The store's directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.paths.dir()
+    }
+
+    pub(crate) fn paths(&self) -> &StorePaths {
+        &self.paths
     }
 
     /// The trust store's path in this directory.
     pub fn trust_path(&self) -> PathBuf {
-        self.dir.join("trust.json")
+        self.paths.trust()
     }
 
     /// The audit log.
     pub fn audit(&self) -> &AuditLog {
         &self.audit
+    }
+
+    /// Checks the audit log against what the index and the trust store
+    /// committed (so a deleted or cut log is detected), without writing.
+    pub fn audit_report(&self) -> Result<AuditReport, Error> {
+        let files = [self.paths.index(), self.paths.trust()];
+        let commits: Vec<_> = files
+            .iter()
+            .filter_map(|f| commit_of(f).map(|c| (f.clone(), c)))
+            .collect();
+        let borrowed: Vec<_> = commits.iter().map(|(f, c)| (f.as_path(), c)).collect();
+        self.audit.check(&borrowed)
     }
 
     /// Every entry, oldest first.
@@ -253,60 +108,40 @@ impl KeyStore {
     /// The current entry for `name`: the newest one that is not retired,
     /// else the newest one.
     pub fn find(&self, name: &str) -> Option<&KeyEntry> {
-        let mut with_name = self.index.keys.iter().rev().filter(|e| e.name == name);
-        let newest = with_name.clone().next();
-        with_name
-            .find(|e| e.status != KeyStatus::Retired)
-            .or(newest)
+        self.index.find(name)
     }
 
     /// The entry with id `id` (or a unique id prefix of at least 8 hex digits).
     pub fn find_id(&self, id: &str) -> Option<&KeyEntry> {
-        let id = id.to_ascii_lowercase();
-        if id.len() < 8 {
-            return None;
-        }
-        let mut hits = self.index.keys.iter().filter(|e| e.id.starts_with(&id));
-        let first = hits.next()?;
-        hits.next().is_none().then_some(first)
+        self.index.find_id(id)
     }
 
-    fn position(&self, name_or_id: &str) -> Result<usize, Error> {
-        let entry = self
-            .find(name_or_id)
-            .or_else(|| self.find_id(name_or_id))
-            .ok_or_else(|| KeyStoreError::NotFound(name_or_id.into()))?;
-        let id = entry.id.clone();
-        Ok(self
-            .index
-            .keys
-            .iter()
-            .position(|e| e.id == id)
-            .unwrap_or_default())
-    }
-
-    fn save_index(&self) -> Result<(), Error> {
-        let json = serde_json::to_vec_pretty(&self.index)
-            .map_err(|e| io_err(&self.dir.join("store.json"), e))?;
-        write_atomic(&self.dir.join("store.json"), &json)
-    }
-
-    pub(crate) fn log(
-        &self,
-        event: &str,
-        entry: &KeyEntry,
-        detail: Option<String>,
-    ) -> Result<(), Error> {
-        self.audit.append(&AuditEvent::new(
-            event,
-            Some(&entry.id),
-            Some(&entry.name),
-            detail,
-        ))
+    /// Runs one change under the store lock: `change` gets the index as it
+    /// is on disk now and returns the audit event; the index is then
+    /// committed with that event's line, and the line appended.
+    pub(crate) fn transact<T>(
+        &mut self,
+        change: impl FnOnce(&mut Index, &mut Journal, &StorePaths) -> Result<(T, AuditEvent), Error>,
+    ) -> Result<T, Error> {
+        ensure_dir(self.paths.dir())?;
+        let mut journal = Journal::open(&self.audit, &[])?;
+        let mut index = read_index(&self.paths)?;
+        // A destroy killed after its commit left the file: finish it.
+        let _ = complete_destructions(&index, &self.paths);
+        let (value, event) = change(&mut index, &mut journal, &self.paths)?;
+        let commit = journal.next_line(&event, now_unix())?;
+        index.audit = Some(commit.clone());
+        let path = self.paths.index();
+        write_atomic(&path, &index.to_json(&path)?)?;
+        journal.append_committed(&commit);
+        self.index = index;
+        complete_destructions(&self.index, &self.paths)?;
+        Ok(value)
     }
 
     /// Generates a new identity named `name`. Fails if an active key with
-    /// that name exists.
+    /// that name exists, or if the passphrase does not open the store's
+    /// existing encrypted keys (checked before anything is written).
     pub fn generate(
         &mut self,
         name: &str,
@@ -314,176 +149,354 @@ impl KeyStore {
         protection: &Protection,
         expires: Option<u64>,
     ) -> Result<KeyEntry, Error> {
-        if name.is_empty() || name.len() > 128 || name.chars().any(|c| c.is_control()) {
-            return Err(KeyStoreError::Unsupported(
-                "key names must be 1-128 printable characters".into(),
-            )
-            .into());
-        }
-        // Refuse to change keys while the audit log is broken.
-        self.audit.verify()?;
+        check_name(name)?;
         if self
             .index
-            .keys
-            .iter()
-            .any(|e| e.name == name && e.status == KeyStatus::Active)
+            .find(name)
+            .is_some_and(|e| e.status == KeyStatus::Active)
         {
             return Err(KeyStoreError::AlreadyExists(name.into()).into());
         }
-        let entry = self.create(name, key_type, protection, expires, None)?;
-        self.log("generate", &entry, Some(format!("type={key_type}")))?;
-        Ok(entry)
+        let checked = self.check_passphrase(protection)?;
+        let sealed = seal_new(
+            name,
+            &Material::generate(key_type),
+            protection,
+            expires,
+            None,
+        )?;
+        let entry = sealed.entry.clone();
+        self.transact(|index, journal, paths| {
+            journal.require_intact()?;
+            if index
+                .keys
+                .iter()
+                .any(|e| e.name == name && e.status == KeyStatus::Active)
+            {
+                return Err(KeyStoreError::AlreadyExists(name.into()).into());
+            }
+            recheck_passphrase(index, paths, protection, checked.as_deref())?;
+            write_key_file(paths, &sealed)?;
+            index.keys.push(sealed.entry);
+            let event = AuditEvent::new(
+                "generate",
+                Some(&entry.id),
+                Some(name),
+                Some(format!("type={key_type}")),
+            );
+            Ok((entry.clone(), event))
+        })
     }
 
-    /// Writes a new key file and index entry (no audit event).
-    pub(crate) fn create(
-        &mut self,
-        name: &str,
-        key_type: KeyType,
+    /// Checks that `protection`'s passphrase opens the newest encrypted key
+    /// of the store (none: nothing to check). Returns the id checked.
+    pub(crate) fn check_passphrase(
+        &self,
         protection: &Protection,
-        expires: Option<u64>,
-        replaces: Option<String>,
-    ) -> Result<KeyEntry, Error> {
-        let (private, public, signing) = generate_material(key_type)?;
-        let id = key_id(&public);
-        let payload = encode_payload(key_type, &private, &signing);
-        let sealed = encrypted::seal(&payload, protection)?;
-        let ext = if protection.is_encrypted() {
-            "age"
-        } else {
-            "plain"
+    ) -> Result<Option<String>, Error> {
+        let Some(passphrase) = protection.passphrase_ref() else {
+            return Ok(None);
         };
-        let file = format!("keys/{id}.{ext}");
-        let path = self.dir.join(&file);
-        if path.exists() {
-            return Err(KeyStoreError::AlreadyExists(id).into());
+        match newest_encrypted(&self.index) {
+            None => Ok(None),
+            Some(entry) => {
+                read_private(&self.paths, entry, Some(passphrase))?;
+                Ok(Some(entry.id.clone()))
+            }
         }
-        write_atomic(&path, &sealed)?;
-        let entry = KeyEntry {
-            id,
-            name: name.into(),
-            key_type,
-            public: b64(&public),
-            signing_public: b64(&signing.verifying_key().to_bytes()),
-            created: now_unix(),
-            expires,
-            status: KeyStatus::Active,
-            status_changed: None,
-            revoked_reason: None,
-            retire_at: None,
-            replaced_by: None,
-            replaces,
-            encrypted: protection.is_encrypted(),
-            file,
-            file_sha256: hex::encode(Sha256::digest(&sealed)),
-        };
-        self.index.keys.push(entry.clone());
-        self.save_index()?;
-        Ok(entry)
     }
 
     /// Loads the current key named `name` (or with id `name`), checking that
-    /// it is usable now.
-    pub fn load(&self, name: &str, protection: Option<&Protection>) -> Result<LoadedKey, Error> {
-        self.load_at(name, protection, now_unix())
+    /// it is usable now. Never writes: works on a read-only store. Record
+    /// the load in the audit log with [`record_load`](Self::record_load) if
+    /// wanted.
+    pub fn load(&self, name: &str, passphrase: Option<&Passphrase>) -> Result<LoadedKey, Error> {
+        self.load_at(name, passphrase, now_unix())
     }
 
     /// [`load`](Self::load) at time `now`.
     pub fn load_at(
         &self,
         name: &str,
-        protection: Option<&Protection>,
+        passphrase: Option<&Passphrase>,
         now: u64,
     ) -> Result<LoadedKey, Error> {
-        let entry = &self.index.keys[self.position(name)?];
+        let entry = self.index.lookup(name)?;
         entry.check_usable(now)?;
-        let loaded = self.read_private(entry, protection)?;
-        self.log("load", entry, None)?;
-        Ok(loaded)
+        read_private(&self.paths, entry, passphrase)
+    }
+
+    /// Logs a `load` event for `entry` (optional: loading itself never
+    /// writes).
+    pub fn record_load(&self, entry: &KeyEntry) -> Result<(), Error> {
+        self.audit.append(&AuditEvent::new(
+            "load",
+            Some(&entry.id),
+            Some(&entry.name),
+            None,
+        ))
     }
 
     /// Reads and decrypts the private key of `entry` without status checks.
     pub(crate) fn read_private(
         &self,
         entry: &KeyEntry,
-        protection: Option<&Protection>,
+        passphrase: Option<&Passphrase>,
     ) -> Result<LoadedKey, Error> {
-        let path = self.dir.join(&entry.file);
-        let corrupt = |reason: &str| -> Error {
-            KeyStoreError::Corrupt {
-                path: path.display().to_string(),
-                reason: reason.into(),
-            }
-            .into()
-        };
-        if entry.status == KeyStatus::Destroyed {
-            return Err(KeyStoreError::Destroyed(entry.name.clone()).into());
-        }
-        let bytes = Zeroizing::new(std::fs::read(&path).map_err(|e| io_err(&path, e))?);
-        if hex::encode(Sha256::digest(&bytes[..])) != entry.file_sha256 {
-            return Err(corrupt(
-                "its SHA-256 differs from the one recorded in store.json (truncated or modified)",
-            ));
-        }
-        let payload = encrypted::open(&bytes, entry.encrypted, protection, &entry.name, &path)?;
-        let (key_type, private, signing) =
-            decode_payload(&payload).ok_or_else(|| corrupt("malformed key payload"))?;
-        if key_type != entry.key_type
-            || derive_public(key_type, &private)
-                .map(|p| b64(&p))
-                .as_deref()
-                != Some(&entry.public)
-            || b64(&signing.verifying_key().to_bytes()) != entry.signing_public
-        {
-            return Err(corrupt(
-                "the private key does not match the recorded public key",
-            ));
-        }
-        Ok(LoadedKey::new(entry.clone(), private, signing))
+        read_private(&self.paths, entry, passphrase)
     }
 
-    /// Marks the key revoked (it will never load again) and logs it.
-    pub fn revoke(&mut self, name: &str, reason: &str) -> Result<KeyEntry, Error> {
-        self.audit.verify()?;
-        let pos = self.position(name)?;
-        let entry = &mut self.index.keys[pos];
-        if entry.status != KeyStatus::Destroyed {
-            entry.status = KeyStatus::Revoked;
-        }
-        entry.status_changed = Some(now_unix());
-        entry.revoked_reason = Some(reason.into());
-        let entry = entry.clone();
-        self.save_index()?;
-        self.log("revoke", &entry, Some(reason.into()))?;
-        Ok(entry)
+    /// Revokes every key named `name` (all its rotations), or the one key
+    /// with id `name`: they never load again. Works while the audit log is
+    /// broken (the break is still reported by `verify`). Returns the
+    /// entries revoked.
+    pub fn revoke(&mut self, name: &str, reason: &str) -> Result<Vec<KeyEntry>, Error> {
+        self.index.lookup(name)?;
+        self.transact(|index, _journal, _paths| {
+            let ids: Vec<String> = if index.keys.iter().any(|e| e.name == name) {
+                index
+                    .keys
+                    .iter()
+                    .filter(|e| e.name == name)
+                    .map(|e| e.id.clone())
+                    .collect()
+            } else {
+                vec![index.lookup(name)?.id.clone()]
+            };
+            let now = now_unix();
+            let mut revoked = Vec::new();
+            for id in &ids {
+                if let Some(entry) = index.entry_mut(id) {
+                    if entry.status != KeyStatus::Destroyed {
+                        entry.status = KeyStatus::Revoked;
+                    }
+                    entry.status_changed = Some(now);
+                    entry.revoked_reason = Some(reason.into());
+                    revoked.push(entry.clone());
+                }
+            }
+            let last = revoked
+                .last()
+                .cloned()
+                .ok_or_else(|| KeyStoreError::NotFound(name.into()))?;
+            let detail = if ids.len() > 1 {
+                format!("{reason} (keys: {})", ids.join(","))
+            } else {
+                reason.to_string()
+            };
+            let event = AuditEvent::new("revoke", Some(&last.id), Some(&last.name), Some(detail));
+            Ok((revoked, event))
+        })
     }
 
     /// Overwrites and removes the private key file and marks the entry
-    /// destroyed; the public record stays for the audit trail.
-    pub fn destroy(&mut self, name: &str) -> Result<KeyEntry, Error> {
-        self.audit.verify()?;
-        let pos = self.position(name)?;
-        let path = self.dir.join(&self.index.keys[pos].file);
-        if self.index.keys[pos].status == KeyStatus::Destroyed {
-            return Err(KeyStoreError::Destroyed(self.index.keys[pos].name.clone()).into());
+    /// destroyed; the public record stays for the audit trail. An
+    /// encrypted key's passphrase is proven first. The file is always
+    /// `keys/<id>.pem` inside the store, and it is only touched if its hash
+    /// is the one recorded.
+    pub fn destroy(
+        &mut self,
+        name: &str,
+        passphrase: Option<&Passphrase>,
+    ) -> Result<KeyEntry, Error> {
+        let entry = self.index.lookup(name)?.clone();
+        if entry.status == KeyStatus::Destroyed {
+            return Err(KeyStoreError::Destroyed(entry.name).into());
         }
-        if path.exists() {
+        let path = self.paths.key_file(&entry.id)?;
+        let exists = std::fs::symlink_metadata(&path).is_ok();
+        if entry.encrypted && exists {
+            read_private(&self.paths, &entry, passphrase)?;
+        }
+        self.transact(|index, _journal, paths| {
+            let current = index
+                .entry_mut(&entry.id)
+                .ok_or_else(|| KeyStoreError::NotFound(name.into()))?;
+            if current.status == KeyStatus::Destroyed {
+                return Err(KeyStoreError::Destroyed(current.name.clone()).into());
+            }
+            // Commit first, remove after (still under the lock): a crash in
+            // between leaves a key that never loads again and a file the
+            // next locked open removes, never a live key without its file.
+            let path = paths.key_file(&current.id)?;
+            if std::fs::symlink_metadata(&path).is_ok() && !file_matches(&path, current)? {
+                return Err(corrupt(
+                    &path,
+                    "it is not a regular file with the SHA-256 recorded in store.json; \
+                     refusing to overwrite it",
+                ));
+            }
+            current.status = KeyStatus::Destroyed;
+            current.status_changed = Some(now_unix());
+            let done = current.clone();
+            let event = AuditEvent::new("destroy", Some(&done.id), Some(&done.name), None);
+            Ok((done, event))
+        })
+    }
+}
+
+/// True if `path` is a regular file whose hash is the one `entry` records.
+fn file_matches(path: &Path, entry: &KeyEntry) -> Result<bool, Error> {
+    let is_file = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file());
+    if !is_file {
+        return Ok(false);
+    }
+    let bytes = read_file(path, MAX_KEY_FILE)?.unwrap_or_default();
+    Ok(hex::encode(crate::crypto::hash::sha256(&[&bytes[..]])) == entry.file_sha256)
+}
+
+/// Under the lock: overwrites and removes the files of destroyed keys that
+/// are still there (only files with the recorded hash).
+fn complete_destructions(index: &Index, paths: &StorePaths) -> Result<(), Error> {
+    for entry in index
+        .keys
+        .iter()
+        .filter(|e| e.status == KeyStatus::Destroyed)
+    {
+        let path = paths.key_file(&entry.id)?;
+        if file_matches(&path, entry)? {
             overwrite_and_remove(&path)?;
         }
-        let entry = &mut self.index.keys[pos];
-        entry.status = KeyStatus::Destroyed;
-        entry.status_changed = Some(now_unix());
-        let entry = entry.clone();
-        self.save_index()?;
-        self.log("destroy", &entry, None)?;
-        Ok(entry)
     }
+    Ok(())
+}
 
-    pub(crate) fn entry_mut(&mut self, id: &str) -> Option<&mut KeyEntry> {
-        self.index.keys.iter_mut().find(|e| e.id == id)
+fn check_name(name: &str) -> Result<(), Error> {
+    if name.is_empty() || name.len() > 128 || name.chars().any(|c| c.is_control()) {
+        return Err(KeyStoreError::Unsupported(
+            "key names must be 1-128 printable characters".into(),
+        )
+        .into());
     }
+    Ok(())
+}
 
-    pub(crate) fn save(&self) -> Result<(), Error> {
-        self.save_index()
+/// The index on disk; a missing one is an empty store only if nothing else
+/// of a store is there.
+fn read_index(paths: &StorePaths) -> Result<Index, Error> {
+    if let Some(index) = Index::read(&paths.index())? {
+        return Ok(index);
     }
+    let keys_present = std::fs::read_dir(paths.keys_dir()).is_ok_and(|mut d| d.next().is_some());
+    let others = [paths.audit(), paths.trust(), paths.rotations_dir()];
+    if keys_present || others.iter().any(|p| p.exists()) {
+        return Err(corrupt(
+            &paths.index(),
+            "the index is missing but keys, a trust store or an audit log exist \
+             (restore store.json from a backup; akex will not start a new index over them)",
+        ));
+    }
+    Ok(Index::empty())
+}
+
+fn newest_encrypted(index: &Index) -> Option<&KeyEntry> {
+    index
+        .keys
+        .iter()
+        .rev()
+        .find(|e| e.encrypted && e.status != KeyStatus::Destroyed)
+}
+
+/// Under the lock: if encrypted keys appeared since the passphrase was
+/// checked (a concurrent first `generate`), check it against them too.
+pub(crate) fn recheck_passphrase(
+    index: &Index,
+    paths: &StorePaths,
+    protection: &Protection,
+    checked: Option<&str>,
+) -> Result<(), Error> {
+    let Some(passphrase) = protection.passphrase_ref() else {
+        return Ok(());
+    };
+    match newest_encrypted(index) {
+        Some(entry)
+            if checked.is_none_or(|id| {
+                index
+                    .find_id(id)
+                    .is_none_or(|e| e.status == KeyStatus::Destroyed)
+            }) =>
+        {
+            read_private(paths, entry, Some(passphrase)).map(drop)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Seals new key material into its file and index entry (no I/O).
+pub(crate) fn seal_new(
+    name: &str,
+    material: &Material,
+    protection: &Protection,
+    expires: Option<u64>,
+    replaces: Option<String>,
+) -> Result<Sealed, Error> {
+    let public = material
+        .public()
+        .ok_or_else(|| KeyStoreError::Unsupported("key generation failed".into()))?;
+    let file = encrypted::seal(&material.to_pkcs8()?, protection)?;
+    let entry = KeyEntry {
+        id: key_id(&public),
+        name: name.into(),
+        key_type: material.key_type,
+        public: b64(&public),
+        signing_public: b64(&material.signing_public()),
+        created: now_unix(),
+        expires,
+        status: KeyStatus::Active,
+        status_changed: None,
+        revoked_reason: None,
+        retire_at: None,
+        replaced_by: None,
+        replaces,
+        encrypted: protection.is_encrypted(),
+        file_sha256: hex::encode(crate::crypto::hash::sha256(&[&file[..]])),
+    };
+    Ok(Sealed { entry, file })
+}
+
+/// Writes a sealed key file (under the lock); never replaces a file.
+pub(crate) fn write_key_file(paths: &StorePaths, sealed: &Sealed) -> Result<(), Error> {
+    ensure_dir(&paths.keys_dir())?;
+    let path = paths.key_file(&sealed.entry.id)?;
+    if std::fs::symlink_metadata(&path).is_ok() {
+        return Err(KeyStoreError::AlreadyExists(sealed.entry.id.clone()).into());
+    }
+    write_atomic(&path, &sealed.file)
+}
+
+fn read_private(
+    paths: &StorePaths,
+    entry: &KeyEntry,
+    passphrase: Option<&Passphrase>,
+) -> Result<LoadedKey, Error> {
+    if entry.status == KeyStatus::Destroyed {
+        return Err(KeyStoreError::Destroyed(entry.name.clone()).into());
+    }
+    let path = paths.key_file(&entry.id)?;
+    let bytes = read_file(&path, MAX_KEY_FILE)?
+        .ok_or_else(|| io_err(&path, std::io::ErrorKind::NotFound.into()))?;
+    if hex::encode(crate::crypto::hash::sha256(&[&bytes[..]])) != entry.file_sha256 {
+        return Err(corrupt(
+            &path,
+            "its SHA-256 differs from the one recorded in store.json (truncated or modified)",
+        ));
+    }
+    let blocks = encrypted::open(&bytes, entry.encrypted, passphrase, &entry.name, &path)?;
+    let material = Material::from_pkcs8(entry.key_type, &blocks).ok_or_else(|| {
+        if entry.encrypted {
+            // A wrong passphrase that happens to pass the padding check.
+            Error::from(KeyStoreError::WrongPassphrase(entry.name.clone()))
+        } else {
+            corrupt(&path, "malformed PKCS#8 key")
+        }
+    })?;
+    if material.public().map(|p| b64(&p)).as_deref() != Some(&entry.public)
+        || b64(&material.signing_public()) != entry.signing_public
+    {
+        return Err(corrupt(
+            &path,
+            "the private key does not match the recorded public key",
+        ));
+    }
+    Ok(material.into_loaded(entry.clone()))
 }

@@ -1,19 +1,24 @@
-//! The trust store (`trust.json`): pinned peer keys with names, revocation
-//! entries, and the [`TrustPolicy`] checked after each handshake.
+//! The trust store (`trust.json`): pinned peer keys with names and
+//! revocation entries. Changes run under the store lock on a fresh read of
+//! the file (see `journal.rs`); a long-running holder re-reads the file
+//! when it changes on disk ([`TrustStore::refresh`]), so other processes'
+//! revocations and pins count from the next handshake on.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use super::audit::{AuditEvent, AuditLog};
-use super::fsutil::{io_err, write_atomic};
-use super::store::KeyType;
+use super::audit::{AuditEvent, AuditLog, AuditRecord, Commit};
+use super::fsutil::{corrupt, ensure_dir, read_file, write_atomic, MAX_STATE_FILE};
+use super::index::KeyType;
+use super::journal::Journal;
+use super::lock::StoreLock;
 use super::{b64, key_id, now_unix, unb64};
 use crate::error::{Error, KeyStoreError, TrustFailure};
 
 /// A pinned peer key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Pin {
     /// The peer's name.
     pub name: String,
@@ -51,10 +56,27 @@ impl Pin {
     pub fn is_valid(&self, now: u64) -> bool {
         self.expires.is_none_or(|t| now < t) && self.valid_until.is_none_or(|t| now < t)
     }
+
+    pub(crate) fn new(name: &str, key_type: KeyType, public: &[u8], now: u64) -> Self {
+        Pin {
+            name: name.into(),
+            id: key_id(public),
+            key_type,
+            public: b64(public),
+            signing_public: None,
+            added: now,
+            expires: None,
+            valid_until: None,
+            rotated_to: None,
+            rotated_from: None,
+            tofu: false,
+        }
+    }
 }
 
 /// A revoked key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Revocation {
     /// The key's id.
     pub key_id: String,
@@ -64,77 +86,236 @@ pub struct Revocation {
     pub reason: String,
 }
 
+/// A pin removed by `unpin`, remembered so that revoking the name later
+/// still covers it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FormerPin {
+    pub(crate) name: String,
+    pub(crate) id: String,
+}
+
+/// The trust decisions: what the audit log's hash covers.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct TrustData {
+    #[serde(default)]
+    pub(crate) pins: Vec<Pin>,
+    #[serde(default)]
+    pub(crate) revocations: Vec<Revocation>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) former: Vec<FormerPin>,
+}
+
+impl TrustData {
+    fn sha256(&self) -> String {
+        hex::encode(crate::crypto::hash::sha256(&[
+            &serde_json::to_vec(self).unwrap_or_default()
+        ]))
+    }
+
+    pub(crate) fn revocation(&self, key_id: &str) -> Option<&Revocation> {
+        self.revocations.iter().find(|r| r.key_id == key_id)
+    }
+
+    pub(crate) fn add_revocation(&mut self, key_id: &str, reason: &str, time: u64) {
+        if self.revocation(key_id).is_none() {
+            self.revocations.push(Revocation {
+                key_id: key_id.into(),
+                time,
+                reason: reason.into(),
+            });
+        }
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct TrustFile {
-    #[serde(default)]
-    pins: Vec<Pin>,
-    #[serde(default)]
-    revocations: Vec<Revocation>,
+    #[serde(flatten)]
+    data: TrustData,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    audit: Option<Commit>,
+}
+
+/// What identifies one version of the file without reading it: a rename
+/// gives a new inode, a write a new size or time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    #[cfg(unix)]
+    ino: (u64, u64, i64, i64),
+}
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(Stamp {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        #[cfg(unix)]
+        ino: {
+            use std::os::unix::fs::MetadataExt;
+            (meta.dev(), meta.ino(), meta.ctime(), meta.ctime_nsec())
+        },
+    })
 }
 
 /// Pinned peers and revocations, saved atomically to one JSON file.
 #[derive(Debug, Clone)]
 pub struct TrustStore {
     path: PathBuf,
-    data: TrustFile,
+    data: TrustData,
     audit: Option<AuditLog>,
+    /// Check the file against the audit log when (re)reading it.
+    checked: bool,
+    stamp: Option<Stamp>,
+}
+
+fn read_trust_file(path: &Path) -> Result<Option<TrustFile>, Error> {
+    let Some(bytes) = read_file(path, MAX_STATE_FILE)? else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        corrupt(
+            path,
+            format!(
+                "invalid trust store at line {} column {}",
+                e.line(),
+                e.column()
+            ),
+        )
+    })
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Checks a trust file against the audit log: its own commit line must be
+/// in the log (or be the one line an interrupted write has not appended
+/// yet), must carry the hash of its contents, and no later change to the
+/// same file may be logged (a rolled-back copy).
+fn check_integrity(path: &Path, file: Option<&TrustFile>, audit: &AuditLog) -> Result<(), Error> {
+    let text = audit.read_text()?;
+    let name = file_name(path);
+    let logs_this = |line: &str| {
+        serde_json::from_str::<AuditRecord>(line).is_ok_and(|r| {
+            r.event.trust_sha256.is_some()
+                && r.event.trust_file.as_deref().unwrap_or(super::paths::TRUST) == name
+        })
+    };
+    let Some(file) = file else {
+        if text.lines.iter().any(|l| logs_this(l)) {
+            return Err(corrupt(
+                path,
+                "the audit log records a trust store but the file is missing",
+            ));
+        }
+        return Ok(());
+    };
+    let Some(commit) = &file.audit else {
+        if text.lines.iter().any(|l| logs_this(l)) {
+            return Err(corrupt(
+                path,
+                "it differs from the version recorded in the audit log",
+            ));
+        }
+        return Ok(());
+    };
+    let record: AuditRecord = serde_json::from_str(&commit.line)
+        .map_err(|_| corrupt(path, "its audit line does not parse"))?;
+    if record.event.trust_sha256.as_deref() != Some(file.data.sha256().as_str()) {
+        return Err(corrupt(
+            path,
+            "it differs from the version recorded in the audit log",
+        ));
+    }
+    let n = text.lines.len() as u64;
+    if commit.seq >= 1 && commit.seq <= n {
+        if text.lines[commit.seq as usize - 1] != commit.line {
+            return Err(corrupt(path, "its audit line differs from the audit log's"));
+        }
+        if text.lines[commit.seq as usize..]
+            .iter()
+            .any(|l| logs_this(l))
+        {
+            return Err(corrupt(
+                path,
+                "it is an older version than the audit log records",
+            ));
+        }
+        return Ok(());
+    }
+    if commit.seq == n + 1 && record.prev == text.last_hash() {
+        return Ok(()); // committed, not appended yet: the next writer appends it
+    }
+    Err(corrupt(
+        path,
+        format!(
+            "the audit log lacks its line {} (the log was cut or deleted)",
+            commit.seq
+        ),
+    ))
 }
 
 impl TrustStore {
-    /// Opens the trust store at `path` (empty if the file does not exist).
-    /// A malformed file is an error and is left untouched.
+    /// Opens the trust store at `path` (empty if the file does not exist),
+    /// unaudited: changes are locked by `<file>.lock` and not logged. A
+    /// malformed file is an error and is left untouched.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, Error> {
-        let path = path.into();
-        let data = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                Error::from(KeyStoreError::Corrupt {
-                    path: path.display().to_string(),
-                    reason: format!(
-                        "invalid trust store at line {} column {}",
-                        e.line(),
-                        e.column()
-                    ),
-                })
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => TrustFile::default(),
-            Err(e) => return Err(io_err(&path, e)),
-        };
-        Ok(TrustStore {
-            path,
-            data,
-            audit: None,
-        })
+        Self::open_with(path.into(), None, false)
     }
 
-    /// Opens the trust store and checks it against `audit`: every change is
-    /// logged with the file's hash, so an edit made outside akex is reported
-    /// as corruption. Later changes are logged there too.
+    /// Opens the trust store and checks it against `audit` (the store whose
+    /// lock and log it shares): every change is logged with the hash of the
+    /// file's contents, so an edit made outside akex, a rolled-back copy or
+    /// a cut log is reported as corruption. The check is repeated whenever
+    /// [`refresh`](Self::refresh) finds the file changed.
     pub fn open_audited(path: impl Into<PathBuf>, audit: AuditLog) -> Result<Self, Error> {
-        let mut store = Self::open(path)?;
-        let records = audit.verify()?;
-        let recorded = records
-            .iter()
-            .rev()
-            .find_map(|r| r.event.trust_sha256.clone());
-        match (std::fs::read(&store.path), recorded) {
-            (Ok(bytes), Some(hash)) if hex::encode(Sha256::digest(&bytes)) != hash => {
-                return Err(KeyStoreError::Corrupt {
-                    path: store.path.display().to_string(),
-                    reason: "it differs from the version recorded in the audit log".into(),
-                }
-                .into())
-            }
-            (Err(e), Some(_)) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(KeyStoreError::Corrupt {
-                    path: store.path.display().to_string(),
-                    reason: "the audit log records a trust store but the file is missing".into(),
-                }
-                .into())
-            }
-            _ => {}
-        }
-        store.audit = Some(audit);
+        Self::open_with(path.into(), Some(audit), true)
+    }
+
+    /// Opens the trust store for changes that only remove trust (revoke,
+    /// unpin) without the integrity check, which must never block a
+    /// revocation. Changes are still locked and logged.
+    pub fn open_for_revocation(path: impl Into<PathBuf>, audit: AuditLog) -> Result<Self, Error> {
+        Self::open_with(path.into(), Some(audit), false)
+    }
+
+    fn open_with(path: PathBuf, audit: Option<AuditLog>, checked: bool) -> Result<Self, Error> {
+        let mut store = TrustStore {
+            path,
+            data: TrustData::default(),
+            audit,
+            checked,
+            stamp: None,
+        };
+        store.reread()?;
         Ok(store)
+    }
+
+    fn reread(&mut self) -> Result<(), Error> {
+        let before = stamp(&self.path);
+        let file = read_trust_file(&self.path)?;
+        if let (true, Some(audit)) = (self.checked, &self.audit) {
+            check_integrity(&self.path, file.as_ref(), audit)?;
+        }
+        self.data = file.map(|f| f.data).unwrap_or_default();
+        // A write between the stat and the read is caught by the next refresh.
+        self.stamp = before;
+        Ok(())
+    }
+
+    /// Re-reads the file if it changed on disk since it was last read (one
+    /// `stat`, about a microsecond, when it did not). Returns true if it
+    /// was re-read. A file that became corrupt is an error, so a policy
+    /// using it fails closed.
+    pub fn refresh(&mut self) -> Result<bool, Error> {
+        if stamp(&self.path) == self.stamp {
+            return Ok(false);
+        }
+        self.reread()?;
+        Ok(true)
     }
 
     /// The file's path.
@@ -154,7 +335,7 @@ impl TrustStore {
 
     /// The revocation of `key_id`, if any.
     pub fn revocation(&self, key_id: &str) -> Option<&Revocation> {
-        self.data.revocations.iter().find(|r| r.key_id == key_id)
+        self.data.revocation(key_id)
     }
 
     /// The pins with this name.
@@ -162,26 +343,67 @@ impl TrustStore {
         self.data.pins.iter().filter(move |p| p.name == name)
     }
 
-    pub(crate) fn pins_mut(&mut self) -> &mut Vec<Pin> {
-        &mut self.data.pins
-    }
-
-    /// Saves atomically (mode 0600) and logs `event` with the file's hash.
-    pub(crate) fn save_and_log(&self, mut event: AuditEvent) -> Result<(), Error> {
-        let json = serde_json::to_vec_pretty(&self.data).map_err(|e| io_err(&self.path, e))?;
+    /// Runs one change under the lock on the file as it is on disk now.
+    /// `change` returns the audit event, or `None` when nothing changed
+    /// (then nothing is written). Never writes back an older copy.
+    pub(crate) fn modify<T>(
+        &mut self,
+        change: impl FnOnce(
+            &mut TrustData,
+            Option<&mut Journal>,
+        ) -> Result<(T, Option<AuditEvent>), Error>,
+    ) -> Result<T, Error> {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            super::fsutil::ensure_dir(dir)?;
+            ensure_dir(dir)?;
         }
+        let mut journal = match &self.audit {
+            Some(audit) => {
+                let default = audit.path().with_file_name(super::paths::TRUST);
+                let extra: Vec<&Path> = if self.path == default {
+                    Vec::new()
+                } else {
+                    vec![self.path.as_path()]
+                };
+                Some(Journal::open(audit, &extra)?)
+            }
+            None => None,
+        };
+        let _plain_lock = match &journal {
+            None => {
+                let mut lock = self.path.clone().into_os_string();
+                lock.push(".lock");
+                Some(StoreLock::acquire(Path::new(&lock))?)
+            }
+            Some(_) => None,
+        };
+        let mut data = read_trust_file(&self.path)?
+            .map(|f| f.data)
+            .unwrap_or_default();
+        let (value, event) = change(&mut data, journal.as_mut())?;
+        let Some(mut event) = event else {
+            self.data = data;
+            self.stamp = None; // re-read at the next refresh
+            return Ok(value);
+        };
+        let mut file = TrustFile { data, audit: None };
+        if let Some(journal) = journal.as_mut() {
+            event.trust_sha256 = Some(file.data.sha256());
+            event.trust_file = Some(file_name(&self.path));
+            file.audit = Some(journal.next_line(&event, now_unix())?);
+        }
+        let json =
+            serde_json::to_vec_pretty(&file).map_err(|e| corrupt(&self.path, e.to_string()))?;
         write_atomic(&self.path, &json)?;
-        if let Some(audit) = &self.audit {
-            event.trust_sha256 = Some(hex::encode(Sha256::digest(&json)));
-            audit.append(&event)?;
+        if let (Some(journal), Some(commit)) = (journal.as_mut(), &file.audit) {
+            journal.append_committed(commit);
         }
-        Ok(())
+        self.data = file.data;
+        self.stamp = stamp(&self.path);
+        Ok(value)
     }
 
     /// Pins `public` under `name`. Pinning a key that is already pinned under
-    /// the same name is a no-op.
+    /// the same name is a no-op. Refused while the audit log is broken.
     pub fn pin(
         &mut self,
         name: &str,
@@ -191,88 +413,147 @@ impl TrustStore {
         expires: Option<u64>,
     ) -> Result<Pin, Error> {
         let id = key_id(public);
-        if let Some(existing) = self.data.pins.iter().find(|p| p.id == id && p.name == name) {
-            return Ok(existing.clone());
-        }
-        let pin = Pin {
-            name: name.into(),
-            id,
-            key_type,
-            public: b64(public),
-            signing_public: signing_public.map(b64),
-            added: now_unix(),
-            expires,
-            valid_until: None,
-            rotated_to: None,
-            rotated_from: None,
-            tofu: false,
-        };
-        self.data.pins.push(pin.clone());
-        self.save_and_log(AuditEvent::new("trust", Some(&pin.id), Some(name), None))?;
-        Ok(pin)
+        self.modify(|data, journal| {
+            if let Some(journal) = journal {
+                journal.require_intact()?;
+            }
+            if let Some(existing) = data.pins.iter().find(|p| p.id == id && p.name == name) {
+                return Ok((existing.clone(), None));
+            }
+            let mut pin = Pin::new(name, key_type, public, now_unix());
+            pin.signing_public = signing_public.map(b64);
+            pin.expires = expires;
+            data.pins.push(pin.clone());
+            let event = AuditEvent::new("trust", Some(&pin.id), Some(name), None);
+            Ok((pin, Some(event)))
+        })
     }
 
-    /// Removes every pin named `name`; returns how many.
+    /// Removes every pin named `name` (remembering their ids, so revoking
+    /// the name later covers them); returns how many.
     pub fn unpin(&mut self, name: &str) -> Result<usize, Error> {
-        let before = self.data.pins.len();
-        self.data.pins.retain(|p| p.name != name);
-        let removed = before - self.data.pins.len();
-        if removed == 0 {
-            return Err(KeyStoreError::NotFound(name.into()).into());
-        }
-        self.save_and_log(AuditEvent::new(
-            "untrust",
-            None,
-            Some(name),
-            Some(format!("{removed} pin(s)")),
-        ))?;
-        Ok(removed)
+        self.modify(|data, _| {
+            let (gone, kept): (Vec<Pin>, Vec<Pin>) =
+                data.pins.drain(..).partition(|p| p.name == name);
+            data.pins = kept;
+            if gone.is_empty() {
+                return Err(KeyStoreError::NotFound(name.into()).into());
+            }
+            data.former.extend(gone.iter().map(|p| FormerPin {
+                name: p.name.clone(),
+                id: p.id.clone(),
+            }));
+            let event = AuditEvent::new(
+                "untrust",
+                None,
+                Some(name),
+                Some(format!("{} pin(s)", gone.len())),
+            );
+            Ok((gone.len(), Some(event)))
+        })
     }
 
     /// Adds a revocation for `key_id` (idempotent).
     pub fn revoke(&mut self, key_id: &str, reason: &str, time: u64) -> Result<(), Error> {
-        if self.revocation(key_id).is_none() {
-            self.data.revocations.push(Revocation {
-                key_id: key_id.into(),
-                time,
-                reason: reason.into(),
-            });
-        }
-        self.save_and_log(AuditEvent::new(
-            "revoke",
-            Some(key_id),
-            None,
-            Some(reason.into()),
-        ))
+        self.revoke_ids(&[key_id.to_string()], None, reason, time)
     }
 
-    /// Judges `remote_static` at `now`: revoked, then pinned and valid,
-    /// then pinned but expired; `None` if it is not pinned at all.
-    fn judge(&self, remote_static: &[u8], now: u64) -> Option<Result<(), Error>> {
+    /// Revokes every key ever pinned under `name` (current pins, pins
+    /// replaced by rotations, pins removed by `unpin`) and the extra
+    /// `ids` (keys of our own store held under that name). Returns the
+    /// ids revoked; none is an error.
+    pub fn revoke_name(
+        &mut self,
+        name: &str,
+        ids: &[String],
+        reason: &str,
+        time: u64,
+    ) -> Result<Vec<String>, Error> {
+        let mut all = ids.to_vec();
+        let mut from_disk = Vec::new();
+        self.modify(|data, _| {
+            from_disk.extend(
+                data.pins
+                    .iter()
+                    .map(|p| (&p.name, &p.id))
+                    .chain(data.former.iter().map(|f| (&f.name, &f.id)))
+                    .filter(|(n, _)| *n == name)
+                    .map(|(_, id)| id.clone()),
+            );
+            Ok(((), None))
+        })?;
+        for id in from_disk {
+            if !all.contains(&id) {
+                all.push(id);
+            }
+        }
+        if all.is_empty() {
+            return Err(KeyStoreError::NotFound(name.into()).into());
+        }
+        self.revoke_ids(&all, Some(name), reason, time)?;
+        Ok(all)
+    }
+
+    fn revoke_ids(
+        &mut self,
+        ids: &[String],
+        name: Option<&str>,
+        reason: &str,
+        time: u64,
+    ) -> Result<(), Error> {
+        self.modify(|data, _| {
+            for id in ids {
+                data.add_revocation(id, reason, time);
+            }
+            let detail = if ids.len() > 1 {
+                format!("{reason} (keys: {})", ids.join(","))
+            } else {
+                reason.to_string()
+            };
+            let event =
+                AuditEvent::new("revoke", ids.last().map(String::as_str), name, Some(detail));
+            Ok(((), Some(event)))
+        })
+    }
+
+    /// Judges `remote_static` at `now`: revoked, then pinned (under
+    /// `expected` if given) and valid, then pinned but expired; `None` if it
+    /// is not pinned at all.
+    pub(crate) fn judge(
+        &self,
+        remote_static: &[u8],
+        expected: Option<&str>,
+        now: u64,
+    ) -> Option<Result<(), Error>> {
         let id = key_id(remote_static);
         if let Some(r) = self.revocation(&id) {
-            return Some(Err(TrustFailure::Revoked {
-                key_id: id,
-                reason: r.reason.clone(),
-            }
-            .into()));
+            let reason = r.reason.clone();
+            return Some(Err(TrustFailure::Revoked { key_id: id, reason }.into()));
         }
         let public = b64(remote_static);
-        let mut pins = self
+        let mut any_name = self
             .data
             .pins
             .iter()
             .filter(|p| p.public == public)
             .peekable();
-        let first = pins.peek().map(|p| p.name.clone())?;
-        if pins.any(|p| p.is_valid(now)) {
+        any_name.peek()?;
+        let pins: Vec<&Pin> = any_name
+            .filter(|p| expected.is_none_or(|n| p.name == n))
+            .collect();
+        let Some(first) = pins.first() else {
+            let expected = expected.unwrap_or_default().to_string();
+            return Some(Err(TrustFailure::WrongPeer {
+                key_id: id,
+                expected,
+            }
+            .into()));
+        };
+        if pins.iter().any(|p| p.is_valid(now)) {
             Some(Ok(()))
         } else {
-            Some(Err(TrustFailure::Expired {
-                key_id: id,
-                name: first,
-            }
-            .into()))
+            let name = first.name.clone();
+            Some(Err(TrustFailure::Expired { key_id: id, name }.into()))
         }
     }
 
@@ -284,70 +565,5 @@ impl TrustStore {
             .max_by_key(|p| p.added)
             .and_then(|p| unb64(&p.public))
             .ok_or_else(|| KeyStoreError::NotFound(name.into()).into())
-    }
-}
-
-/// How a peer's static key is judged after the handshake.
-#[derive(Debug, Clone)]
-pub enum TrustPolicy {
-    /// Only pinned, unexpired, unrevoked keys.
-    Pinned(TrustStore),
-    /// As `Pinned`, but an unknown key is pinned on first use (and saved).
-    /// Revoked and expired keys still fail.
-    Tofu(TrustStore),
-    /// Anything (tests only).
-    AllowAny,
-}
-
-impl TrustPolicy {
-    /// Checks the peer's static key at `now` (Unix seconds). Fails with
-    /// [`TrustFailure::Revoked`], [`TrustFailure::Expired`] or
-    /// [`TrustFailure::Unknown`].
-    pub fn check(&mut self, remote_static: &[u8], now: u64) -> Result<(), Error> {
-        match self {
-            TrustPolicy::AllowAny => Ok(()),
-            TrustPolicy::Pinned(store) => store.judge(remote_static, now).unwrap_or_else(|| {
-                Err(TrustFailure::Unknown {
-                    key_id: key_id(remote_static),
-                }
-                .into())
-            }),
-            TrustPolicy::Tofu(store) => match store.judge(remote_static, now) {
-                Some(result) => result,
-                None => {
-                    let id = key_id(remote_static);
-                    let name = format!("tofu-{}", &id[..16]);
-                    store.data.pins.push(Pin {
-                        name: name.clone(),
-                        id: id.clone(),
-                        key_type: KeyType::X25519,
-                        public: b64(remote_static),
-                        signing_public: None,
-                        added: now,
-                        expires: None,
-                        valid_until: None,
-                        rotated_to: None,
-                        rotated_from: None,
-                        tofu: true,
-                    });
-                    store.save_and_log(AuditEvent::new(
-                        "trust",
-                        Some(&id),
-                        Some(&name),
-                        Some("trust on first use".into()),
-                    ))
-                }
-            },
-        }
-    }
-
-    /// [`check`](Self::check) for an optional key: `None` fails with
-    /// [`TrustFailure::NoRemoteKey`] unless the policy is `AllowAny`.
-    pub fn check_optional(&mut self, remote_static: Option<&[u8]>, now: u64) -> Result<(), Error> {
-        match (remote_static, &self) {
-            (Some(key), _) => self.check(key, now),
-            (None, TrustPolicy::AllowAny) => Ok(()),
-            (None, _) => Err(TrustFailure::NoRemoteKey.into()),
-        }
     }
 }

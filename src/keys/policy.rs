@@ -1,0 +1,130 @@
+//! [`TrustPolicy`]: how a peer's static key is judged after the handshake.
+
+use super::audit::AuditEvent;
+use super::index::KeyType;
+use super::key_id;
+use super::trust::{Pin, TrustStore};
+use crate::error::{Error, TrustFailure};
+
+/// How a peer's static key is judged after the handshake. The trust store
+/// is refreshed from disk before every check (a `stat`, and a re-read only
+/// when the file changed), so a revocation written by another process
+/// counts from the next handshake on.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum TrustPolicy {
+    /// Only pinned, unexpired, unrevoked keys.
+    Pinned(TrustStore),
+    /// As `Pinned`, but an unknown key is pinned on first use (and saved,
+    /// under the store lock on a fresh read of the file). Revoked and
+    /// expired keys still fail.
+    Tofu(TrustStore),
+    /// Anything (tests only).
+    AllowAny,
+}
+
+impl TrustPolicy {
+    /// The trust store, if the policy has one.
+    pub fn store(&self) -> Option<&TrustStore> {
+        match self {
+            TrustPolicy::Pinned(s) | TrustPolicy::Tofu(s) => Some(s),
+            TrustPolicy::AllowAny => None,
+        }
+    }
+
+    /// The trust store, mutably, if the policy has one.
+    pub fn store_mut(&mut self) -> Option<&mut TrustStore> {
+        match self {
+            TrustPolicy::Pinned(s) | TrustPolicy::Tofu(s) => Some(s),
+            TrustPolicy::AllowAny => None,
+        }
+    }
+
+    /// Checks the peer's static key at `now` (Unix seconds) against every
+    /// pin, whatever its name (a server accepting any pinned client). Fails
+    /// with [`TrustFailure::Revoked`], [`TrustFailure::Expired`] or
+    /// [`TrustFailure::Unknown`].
+    pub fn check(&mut self, remote_static: &[u8], now: u64) -> Result<(), Error> {
+        self.check_peer(remote_static, None, now)
+    }
+
+    /// Checks the peer's static key at `now`, requiring (when `expected`
+    /// is given) that it is pinned under that name: a key pinned for
+    /// another peer fails with [`TrustFailure::WrongPeer`], so one pinned
+    /// peer cannot pass for another. With `Tofu`, an unknown key is pinned
+    /// as `expected` (or `tofu-<id>`).
+    pub fn check_peer(
+        &mut self,
+        remote_static: &[u8],
+        expected: Option<&str>,
+        now: u64,
+    ) -> Result<(), Error> {
+        let unknown = || -> Error {
+            TrustFailure::Unknown {
+                key_id: key_id(remote_static),
+            }
+            .into()
+        };
+        match self {
+            TrustPolicy::AllowAny => Ok(()),
+            TrustPolicy::Pinned(store) => {
+                store.refresh()?;
+                store
+                    .judge(remote_static, expected, now)
+                    .unwrap_or_else(|| Err(unknown()))
+            }
+            TrustPolicy::Tofu(store) => {
+                store.refresh()?;
+                match store.judge(remote_static, expected, now) {
+                    Some(result) => result,
+                    None => pin_on_first_use(store, remote_static, expected, now),
+                }
+            }
+        }
+    }
+
+    /// [`check`](Self::check) for an optional key: `None` fails with
+    /// [`TrustFailure::NoRemoteKey`] unless the policy is `AllowAny`.
+    pub fn check_optional(&mut self, remote_static: Option<&[u8]>, now: u64) -> Result<(), Error> {
+        match (remote_static, &self) {
+            (Some(key), _) => self.check(key, now),
+            (None, TrustPolicy::AllowAny) => Ok(()),
+            (None, _) => Err(TrustFailure::NoRemoteKey.into()),
+        }
+    }
+}
+
+/// TOFU: pins the key under the lock, on the file as it is now. If another
+/// process revoked or pinned it meanwhile, that decision wins.
+fn pin_on_first_use(
+    store: &mut TrustStore,
+    remote_static: &[u8],
+    expected: Option<&str>,
+    now: u64,
+) -> Result<(), Error> {
+    let id = key_id(remote_static);
+    let name = expected
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("tofu-{}", &id[..16]));
+    let pinned = store.modify(|data, _| {
+        if data.revocation(&id).is_some() || data.pins.iter().any(|p| p.id == id) {
+            return Ok((false, None));
+        }
+        let mut pin = Pin::new(&name, KeyType::X25519, remote_static, now);
+        pin.tofu = true;
+        data.pins.push(pin);
+        let event = AuditEvent::new(
+            "trust",
+            Some(&id),
+            Some(&name),
+            Some("trust on first use".into()),
+        );
+        Ok((true, Some(event)))
+    })?;
+    if pinned {
+        return Ok(());
+    }
+    store
+        .judge(remote_static, expected, now)
+        .unwrap_or_else(|| Err(TrustFailure::Unknown { key_id: id }.into()))
+}
