@@ -45,6 +45,9 @@ pub enum Error {
         path: String,
         /// What is wrong with it (never its contents).
         reason: String,
+        /// The operating system's error, if one caused it.
+        #[source]
+        source: Option<std::io::Error>,
     },
     /// The key store, trust store or audit log could not be used.
     #[error("key store: {0}")]
@@ -275,10 +278,10 @@ pub enum ConfigError {
         reason: String,
     },
     /// The pattern needs our static key and none was given.
-    #[error("this protocol needs a local static key (--identity)")]
+    #[error("this protocol needs our long-term key and none was given")]
     MissingLocalKey,
     /// The pattern needs the peer's static key in advance and none was given.
-    #[error("this protocol needs the peer's public key in advance (--remote-key)")]
+    #[error("this protocol needs the peer's public key in advance and none was given")]
     MissingRemoteKey,
     /// The pattern has PSK slots but not enough PSKs were given.
     #[error("this protocol needs {needed} pre-shared key(s), {given} given")]
@@ -395,6 +398,12 @@ impl Error {
                     ) => std::io::ErrorKind::UnexpectedEof,
                     Error::Timeout(_) | Error::IdleTimeout(_) => std::io::ErrorKind::TimedOut,
                     Error::KeyStore(KeyStoreError::Io { source, .. }) => source.kind(),
+                    Error::KeyFile {
+                        source: Some(source),
+                        ..
+                    } => source.kind(),
+                    Error::Config(_) | Error::ApiMisuse(_) => std::io::ErrorKind::InvalidInput,
+                    Error::PeerNotTrusted(_) => std::io::ErrorKind::PermissionDenied,
                     _ => std::io::ErrorKind::InvalidData,
                 };
                 std::io::Error::new(kind, other)
@@ -414,6 +423,15 @@ impl Error {
         } else {
             Error::Io(err)
         }
+    }
+}
+
+impl From<Error> for std::io::Error {
+    /// [`Error::into_io`]: the akex error stays inside (recover it with
+    /// [`Error::from_io`]) and the kind says what happened, so `?` works in
+    /// functions returning `std::io::Result`.
+    fn from(error: Error) -> Self {
+        error.into_io()
     }
 }
 

@@ -6,7 +6,7 @@
 //! primitives, the Noise `CipherState` with its nonce setter, the akex-mode
 //! symmetric state and key-schedule labels, the snow resolver, and
 //! constructors that take traffic secrets directly
-//! ([`Established::from_parts`](crate::Established::from_parts),
+//! ([`Established::new`](crate::Established::new),
 //! [`TrafficSecret::expose`](crate::handshake::TrafficSecret::expose)).
 //!
 //! Nothing here is covered by semver promises beyond the crate's version.

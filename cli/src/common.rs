@@ -483,6 +483,12 @@ fn load_store_key(
         KeyType::Ed25519 => taken.signing_key(loaded.ed25519()?),
         KeyType::Mlkem768 if taken.local_kem_key().is_some() => return Err(twice("mlkem768")),
         KeyType::Mlkem768 => taken.kem_key(loaded.mlkem768()?),
+        other => {
+            return Err(ConfigError::Invalid(format!(
+                "--key {name}: a {other} key cannot be used in a handshake"
+            ))
+            .into())
+        }
     };
     KEYS_IN_USE.lock().unwrap_or_else(|e| e.into_inner()).push((
         store.dir().to_path_buf(),
@@ -524,6 +530,7 @@ pub fn write_new_key_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), Er
     let key_file_error = |reason: String| Error::KeyFile {
         path: path.display().to_string(),
         reason,
+        source: None,
     };
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -550,6 +557,7 @@ pub fn read_key_file(path: &std::path::Path) -> Result<zeroize::Zeroizing<Vec<u8
     let key_file_error = |reason: String| Error::KeyFile {
         path: path.display().to_string(),
         reason,
+        source: None,
     };
     let bytes = read_regular_file(path, MAX_KEY_FILE_LEN)
         .map_err(|e| key_file_error(format!("cannot read: {e}")))?;
@@ -578,6 +586,7 @@ pub fn load_mlkem768(path: &std::path::Path) -> Result<MlKem768KeyPair, Error> {
             "an ML-KEM-768 key must be a {SEED_LEN}-byte seed, found {} bytes",
             bytes.len()
         ),
+        source: None,
     })?;
     Ok(MlKem768KeyPair::from_seed(&seed))
 }

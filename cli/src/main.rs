@@ -152,6 +152,7 @@ fn keygen(output: &std::path::Path, key_type: KeyFileType) -> Result<(), akex::E
                 return Err(akex::Error::KeyFile {
                     path: output.display().to_string(),
                     reason: "already exists; refusing to overwrite".into(),
+                    source: None,
                 });
             }
             let pair = akex::handshake::rsa::RsaKeyPair::generate()?;

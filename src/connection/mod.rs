@@ -2,7 +2,7 @@
 //! plaintext to and from the application. Framing, handshake and records
 //! in one state machine, shaped like rustls's `Connection`, so a blocking
 //! `std::net::TcpStream`, smol, an embedded runtime or the tokio driver in
-//! [`crate::transport`] need no framing code of their own.
+//! in `akex::transport` (feature `tokio`) need no framing code of their own.
 //!
 //! ```text
 //!   wire bytes ──read_wire / read_from──▶ ┌────────────┐ ──recv / next_message──▶ application

@@ -215,6 +215,7 @@ fn sender(index: usize) -> Role {
 
 /// What a protocol offers, for listings (`akex protocols`) and the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProtocolInfo {
     /// The full protocol name.
     pub name: &'static str,

@@ -16,6 +16,15 @@ fn key_file_error(path: &Path, reason: impl Into<String>) -> Error {
     Error::KeyFile {
         path: path.display().to_string(),
         reason: reason.into(),
+        source: None,
+    }
+}
+
+fn key_file_io_error(path: &Path, what: &str, e: std::io::Error) -> Error {
+    Error::KeyFile {
+        path: path.display().to_string(),
+        reason: format!("{what}: {e}"),
+        source: Some(e),
     }
 }
 
@@ -34,12 +43,12 @@ pub fn write_new_identity(path: &Path, rng: &mut dyn RandomSource) -> Result<Sta
         std::io::ErrorKind::AlreadyExists => {
             key_file_error(path, "already exists; refusing to overwrite")
         }
-        _ => key_file_error(path, format!("cannot create: {e}")),
+        _ => key_file_io_error(path, "cannot create", e),
     })?;
     let line = Zeroizing::new(format!("{}\n", B64.encode(key.private().expose())));
     file.write_all(line.as_bytes())
         .and_then(|()| file.sync_all())
-        .map_err(|e| key_file_error(path, format!("cannot write: {e}")))?;
+        .map_err(|e| key_file_io_error(path, "cannot write", e))?;
     Ok(key)
 }
 
@@ -85,7 +94,7 @@ pub fn read_regular_file(path: &Path, max_len: u64) -> std::io::Result<Zeroizing
 /// Reads an identity file written by [`write_new_identity`] (or WireGuard).
 pub fn load_identity(path: &Path) -> Result<StaticSecret, Error> {
     let text = read_regular_file(path, MAX_IDENTITY_FILE_LEN)
-        .map_err(|e| key_file_error(path, format!("cannot read: {e}")))?;
+        .map_err(|e| key_file_io_error(path, "cannot read", e))?;
     let trimmed = text.trim_ascii();
     let bytes = Zeroizing::new(
         B64.decode(trimmed)

@@ -15,6 +15,7 @@ use crate::error::{Error, KeyStoreError};
 /// The kinds of long-term key akex uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum KeyType {
     /// A Noise static key.
     X25519,
@@ -52,6 +53,7 @@ impl FromStr for KeyType {
 /// Where a key is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum KeyStatus {
     /// In use.
     Active,

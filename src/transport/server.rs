@@ -182,6 +182,7 @@ pub struct ServerStats {
 
 /// A copy of [`ServerStats`] at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct StatsSnapshot {
     /// Connections accepted from the listener (including rejected ones).
     pub accepted: u64,
@@ -637,9 +638,16 @@ fn clone_error(error: &Error) -> Error {
         Error::Limit(e) => Error::Limit(*e),
         Error::Timeout(d) => Error::Timeout(*d),
         Error::IdleTimeout(d) => Error::IdleTimeout(*d),
-        Error::KeyFile { path, reason } => Error::KeyFile {
+        Error::KeyFile {
+            path,
+            reason,
+            source,
+        } => Error::KeyFile {
             path: path.clone(),
             reason: reason.clone(),
+            source: source
+                .as_ref()
+                .map(|e| io::Error::new(e.kind(), e.to_string())),
         },
         Error::Io(e) => Error::Io(io::Error::new(e.kind(), e.to_string())),
         // Variants added later: keep the message.
