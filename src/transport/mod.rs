@@ -27,3 +27,9 @@ pub use server::{
     StatsSnapshot,
 };
 pub use stream::SecureStream;
+
+/// The message types of [`SecureFramed`], re-exported so users need no
+/// direct dependency on `bytes` or `futures-util` to name them (add
+/// `futures-util` for the `SinkExt`/`StreamExt` helpers).
+pub use bytes::{Bytes, BytesMut};
+pub use futures_util::{Sink, Stream};
