@@ -8,22 +8,8 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-mkdir -p "$WORK/akex/src" "$WORK/rustls/src"
-python3 - "$ROOT/README.md" "$WORK/akex/src/main.rs" <<'PY'
-import sys
-text = open(sys.argv[1]).read()
-start = text.index("```rust,no_run\n") + len("```rust,no_run\n")
-open(sys.argv[2], "w").write(text[start:text.index("```", start)])
-PY
-cat > "$WORK/akex/Cargo.toml" <<TOML
-[package]
-name = "akex-client"
-version = "0.1.0"
-edition = "2021"
-[dependencies]
-akex = { path = "$ROOT", features = ["tokio"] }
-tokio = { version = "1", features = ["rt-multi-thread", "macros", "net", "io-util"] }
-TOML
+bash .ci/readme-crate.sh "$WORK/akex" akex-client
+mkdir -p "$WORK/rustls/src"
 cat > "$WORK/rustls/Cargo.toml" <<'TOML'
 [package]
 name = "rustls-client"
@@ -55,7 +41,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 RS
-cp Cargo.lock "$WORK/akex/"
 cp Cargo.lock "$WORK/rustls/"
 for round in 1 2; do
     for crate in akex rustls; do

@@ -47,25 +47,7 @@ cleanup() {
     rm -rf "$WORK"
 }
 trap cleanup EXIT
-mkdir -p "$WORK/client/src"
-python3 - "$ROOT/README.md" "$WORK/client/src/main.rs" <<'PY'
-import sys
-text = open(sys.argv[1]).read()
-start = text.index("```rust,no_run\n") + len("```rust,no_run\n")
-open(sys.argv[2], "w").write(text[start:text.index("```", start)])
-PY
-# The dependency lines are the README's, with the path of this checkout.
-cat > "$WORK/client/Cargo.toml" <<TOML
-[package]
-name = "readme-client"
-version = "0.1.0"
-edition = "2021"
-
-[dependencies]
-akex = { path = "$ROOT", features = ["tokio"] }
-tokio = { version = "1", features = ["rt-multi-thread", "macros", "net", "io-util"] }
-TOML
-cp Cargo.lock "$WORK/client/"
+bash .ci/readme-crate.sh "$WORK/client" readme-client
 cargo build -q --manifest-path "$WORK/client/Cargo.toml" --target-dir "$ROOT/target"
 cargo build -q -p akex-cli --bin akex
 AKEX="$ROOT/target/debug/akex"

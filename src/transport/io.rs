@@ -42,9 +42,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         self.conn.set_time(self.start.elapsed());
     }
 
-    /// Writes pending wire bytes until none are left.
-    pub(super) fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        while self.conn.wants_write() {
+    /// Writes pending wire bytes until no more than `keep` are left.
+    fn poll_write_down_to(
+        &mut self,
+        cx: &mut Context<'_>,
+        keep: usize,
+    ) -> Poll<Result<(), Error>> {
+        while self.conn.wire_output().len() > keep {
             let n = ready!(Pin::new(&mut self.io).poll_write(cx, self.conn.wire_output()))
                 .map_err(Error::from_io)?;
             if n == 0 {
@@ -53,6 +57,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             self.conn.consume_wire_output(n);
         }
         Poll::Ready(Ok(()))
+    }
+
+    /// Writes pending wire bytes until none are left.
+    pub(super) fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.poll_write_down_to(cx, 0)
     }
 
     /// Writes as much as the socket takes now, without waiting.
@@ -135,15 +144,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
     /// Waits until the backlog of sealed bytes is small enough to take
     /// more.
     pub(super) fn poll_writable(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        while self.conn.wire_output().len() >= WRITE_HIGH_WATER {
-            let n = ready!(Pin::new(&mut self.io).poll_write(cx, self.conn.wire_output()))
-                .map_err(Error::from_io)?;
-            if n == 0 {
-                return Poll::Ready(Err(Error::Io(std::io::ErrorKind::WriteZero.into())));
-            }
-            self.conn.consume_wire_output(n);
-        }
-        Poll::Ready(Ok(()))
+        self.poll_write_down_to(cx, WRITE_HIGH_WATER - 1)
     }
 
     pub(super) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
