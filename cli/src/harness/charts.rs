@@ -35,7 +35,7 @@ fn color(implementation: Implementation) -> RGBColor {
     }
 }
 
-/// A horizontal bar chart of labelled values.
+/// A horizontal bar chart of labelled values, one bar per label.
 fn bars(title: &str, bars: &[(String, f64, RGBColor)]) -> Result<String, BenchError> {
     let mut svg = String::new();
     let height = 80 + 28 * bars.len() as u32;
@@ -48,26 +48,46 @@ fn bars(title: &str, bars: &[(String, f64, RGBColor)]) -> Result<String, BenchEr
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(330)
-            .build_cartesian_2d(0.0..max, 0..bars.len())
+            .build_cartesian_2d(0.0..max, (0..bars.len()).into_segmented())
             .map_err(chart_err)?;
         let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
         chart
             .configure_mesh()
             .disable_y_mesh()
-            .y_labels(bars.len() + 1)
-            .y_label_formatter(&|i| labels.get(*i).cloned().unwrap_or_default())
+            .y_labels(bars.len())
+            .y_label_formatter(&|v| label_of(&labels, v))
             .draw()
             .map_err(chart_err)?;
         chart
             .draw_series(
                 bars.iter()
                     .enumerate()
-                    .map(|(i, (_, v, c))| Rectangle::new([(0.0, i), (*v, i + 1)], c.filled())),
+                    .map(|(i, (_, v, c))| bar(i, *v, c.filled())),
             )
             .map_err(chart_err)?;
         root.present().map_err(chart_err)?;
     }
     Ok(svg)
+}
+
+/// One horizontal bar in row `i` of a segmented axis, with a small gap.
+fn bar(i: usize, value: f64, style: ShapeStyle) -> Rectangle<(f64, SegmentValue<usize>)> {
+    let mut r = Rectangle::new(
+        [
+            (0.0, SegmentValue::Exact(i)),
+            (value, SegmentValue::Exact(i + 1)),
+        ],
+        style,
+    );
+    r.set_margin(3, 3, 0, 0);
+    r
+}
+
+fn label_of(labels: &[String], v: &SegmentValue<usize>) -> String {
+    match v {
+        SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
+        _ => String::new(),
+    }
 }
 
 /// Every chart of `report`: one per metric, then the seeds' comparison
@@ -154,17 +174,17 @@ fn seeds_chart(rows: &[SeedRow]) -> Result<Chart, BenchError> {
                 .margin(10)
                 .x_label_area_size(30)
                 .y_label_area_size(label_width)
-                .build_cartesian_2d(0.0..max, 0..rows.len())
+                .build_cartesian_2d(0.0..max, (0..rows.len()).into_segmented())
                 .map_err(chart_err)?;
             let labels = labels.clone();
             let show = label_width > 100;
             chart
                 .configure_mesh()
                 .disable_y_mesh()
-                .y_labels(rows.len() + 1)
-                .y_label_formatter(&move |i| {
+                .y_labels(rows.len())
+                .y_label_formatter(&move |v| {
                     if show {
-                        labels.get(*i).cloned().unwrap_or_default()
+                        label_of(&labels, v)
                     } else {
                         String::new()
                     }
@@ -177,7 +197,7 @@ fn seeds_chart(rows: &[SeedRow]) -> Result<Chart, BenchError> {
                     values
                         .iter()
                         .enumerate()
-                        .map(|(i, v)| Rectangle::new([(0.0, i), (*v, i + 1)], fill.filled())),
+                        .map(|(i, v)| bar(i, *v, fill.filled())),
                 )
                 .map_err(chart_err)?;
         }

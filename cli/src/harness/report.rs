@@ -245,6 +245,7 @@ impl Report {
     /// The columns of the terminal and markdown tables.
     fn columns(&self) -> Vec<(String, String)> {
         let wanted = [
+            "inmem_handshake_us",
             "latency_c1_p50",
             "latency_c1_p99",
             "latency_c*_p50",
@@ -455,6 +456,7 @@ pub fn short(metric: &str) -> String {
         .replace("heap_per_session", "heap/sess")
         .replace("sessions_held", "held")
         .replace("completion_", "")
+        .replace("inmem_handshake_us", "in-mem hs")
 }
 
 /// A number with 3 significant-ish digits.
