@@ -124,6 +124,34 @@ pub fn page(report: &Report, charts: &[Chart]) -> String {
     }
     out.push_str("<p id=\"render-status\" data-render=\"pending\">not checked</p>\n");
 
+    if !report.results.is_empty() {
+        results_table(&mut out, report);
+    }
+    ratio_and_seed_tables(&mut out, report);
+    if !report.loss_sweep.is_empty() {
+        loss_table(&mut out, report);
+    }
+
+    out.push_str("<h2>Charts</h2>\n");
+    for chart in charts {
+        let svg = chart.svg.trim_start();
+        let svg = match svg.strip_prefix("<?xml") {
+            Some(rest) => rest.split_once("?>").map_or(rest, |(_, s)| s),
+            None => svg,
+        };
+        let _ = write!(
+            out,
+            "<figure id=\"chart-{}\">{}<figcaption>{}</figcaption></figure>\n",
+            esc(&chart.name),
+            svg,
+            esc(&chart.title)
+        );
+    }
+    out.push_str("</body></html>\n");
+    out
+}
+
+fn results_table(out: &mut String, report: &Report) {
     out.push_str("<h2>Results</h2>\n");
     let cols = report.metrics();
     let mut header = vec!["protocol".to_string(), "implementation".to_string()];
@@ -145,8 +173,10 @@ pub fn page(report: &Report, charts: &[Chart]) -> String {
             row
         })
         .collect();
-    table(&mut out, "Every measured number", &header, &rows);
+    table(out, "Every measured number", &header, &rows);
+}
 
+fn ratio_and_seed_tables(out: &mut String, report: &Report) {
     let ratios = report.ratio_rows();
     if !ratios.is_empty() {
         let header = [
@@ -160,7 +190,7 @@ pub fn page(report: &Report, charts: &[Chart]) -> String {
         .map(String::from);
         let rows: Vec<Vec<String>> = ratios.into_iter().map(|r| r.to_vec()).collect();
         table(
-            &mut out,
+            out,
             "Like with like, same run (rates: > 1 favours akex; latency and bytes: < 1 favours akex)",
             &header,
             &rows,
@@ -196,9 +226,12 @@ pub fn page(report: &Report, charts: &[Chart]) -> String {
                 ]
             })
             .collect();
-        table(&mut out, "Key-exchange seeds", &header, &rows);
+        table(out, "Key-exchange seeds", &header, &rows);
     }
-    if !report.loss_sweep.is_empty() {
+}
+
+fn loss_table(out: &mut String, report: &Report) {
+    {
         let header = [
             "protocol",
             "loss %",
@@ -227,30 +260,12 @@ pub fn page(report: &Report, charts: &[Chart]) -> String {
             })
             .collect();
         table(
-            &mut out,
+            out,
             "Handshake completion under packet loss (UDP, initiator)",
             &header,
             &rows,
         );
     }
-
-    out.push_str("<h2>Charts</h2>\n");
-    for chart in charts {
-        let svg = chart.svg.trim_start();
-        let svg = match svg.strip_prefix("<?xml") {
-            Some(rest) => rest.split_once("?>").map_or(rest, |(_, s)| s),
-            None => svg,
-        };
-        let _ = write!(
-            out,
-            "<figure id=\"chart-{}\">{}<figcaption>{}</figcaption></figure>\n",
-            esc(&chart.name),
-            svg,
-            esc(&chart.title)
-        );
-    }
-    out.push_str("</body></html>\n");
-    out
 }
 
 /// Writes `DIR/index.html` and `DIR/results.json`; returns the page's path.
