@@ -85,6 +85,9 @@ pub struct LossPoint {
     /// Bytes of each handshake message with empty payloads (registry), so
     /// the fragments per flight can be read off.
     pub message_sizes: Vec<usize>,
+    /// Why handshakes failed (distinct messages, at most three).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
 }
 
 /// Runs the sweep over every akex row of `endpoints` (others are skipped).
@@ -110,7 +113,7 @@ pub async fn sweep(
                 mtu: options.mtu,
                 seed: 0x5eed_0000 + (row as u64) * 1000 + i as u64 * 100,
             };
-            let (hist, failed) = point(endpoint, link, options).await?;
+            let (hist, failed, failures) = point(endpoint, link, options).await?;
             let q = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
             points.push(LossPoint {
                 protocol: name.clone(),
@@ -122,6 +125,7 @@ pub async fn sweep(
                 p90_ms: q(0.9),
                 p99_ms: q(0.99),
                 message_sizes: sizes.clone(),
+                failures,
             });
         }
     }
@@ -130,12 +134,12 @@ pub async fn sweep(
 
 /// `options.handshakes` handshakes of `endpoint` through `link`, each on
 /// new sockets behind its own proxy (its own loss seed); the initiator's
-/// completion times in µs and the number that failed.
+/// completion times in µs, the number that failed and why.
 async fn point(
     endpoint: &Endpoint,
     link: LossyLink,
     options: &LossOptions,
-) -> Result<(Histogram<u64>, u64), BenchError> {
+) -> Result<(Histogram<u64>, u64, Vec<String>), BenchError> {
     let concurrency = options.concurrency.clamp(1, options.handshakes.max(1));
     let mut tasks = JoinSet::new();
     for task in 0..concurrency {
@@ -145,6 +149,7 @@ async fn point(
         tasks.spawn(async move {
             let mut hist = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
             let mut failed = 0u64;
+            let mut why: Vec<String> = Vec::new();
             for n in 0..share {
                 let link = LossyLink {
                     seed: link.seed ^ (u64::from(task) << 32) ^ u64::from(n),
@@ -154,20 +159,32 @@ async fn point(
                     Ok(t) => {
                         hist.record(t.as_micros().max(1) as u64).ok();
                     }
-                    Err(_) => failed += 1,
+                    Err(e) => {
+                        failed += 1;
+                        let e = e.to_string();
+                        if why.len() < 3 && !why.contains(&e) {
+                            why.push(e);
+                        }
+                    }
                 }
             }
-            Ok::<_, BenchError>((hist, failed))
+            Ok::<_, BenchError>((hist, failed, why))
         });
     }
     let mut hist = Histogram::<u64>::new(3).map_err(|e| e.to_string())?;
     let mut failed = 0;
+    let mut failures: Vec<String> = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        let (h, f) = joined??;
+        let (h, f, why) = joined??;
         hist.add(h).ok();
         failed += f;
+        for e in why {
+            if failures.len() < 3 && !failures.contains(&e) {
+                failures.push(e);
+            }
+        }
     }
-    Ok((hist, failed))
+    Ok((hist, failed, failures))
 }
 
 /// One handshake: the responder on its own socket, the proxy in front of
@@ -181,7 +198,12 @@ async fn one(endpoint: &Endpoint, link: LossyLink) -> Result<Duration, BenchErro
         .ok_or("this row has no datagram responder")?;
     let server_options = options.clone();
     let server = tokio::spawn(async move {
-        let _ = accept_udp(server_socket, responder, &server_options).await;
+        // The session stays up after the responder's keys are ready: if its
+        // last flight is lost (PQ XX ends with a responder message), the
+        // initiator's retransmission must be answered (`recv` does that).
+        if let Ok(mut session) = accept_udp(server_socket, responder, &server_options).await {
+            let _ = session.recv().await;
+        }
     });
     let proxy = UdpProxy::start(server_addr, link).await?;
     let client_socket = UdpSocket::bind("127.0.0.1:0").await?;
