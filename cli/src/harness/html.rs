@@ -95,9 +95,9 @@ pub fn page(report: &Report, charts: &[Chart]) -> String {
     if report.interrupted {
         out.push_str("<p><strong>Interrupted: partial results.</strong></p>");
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<p>Machine: {} ({} cores, {} MiB, {}), load average {} at the start.</p>\n",
+        "<p>Machine: {} ({} cores, {} MiB, {}), load average {} at the start.</p>",
         esc(&m.cpu_model),
         m.cores,
         m.memory_mib,
@@ -139,9 +139,9 @@ pub fn page(report: &Report, charts: &[Chart]) -> String {
             Some(rest) => rest.split_once("?>").map_or(rest, |(_, s)| s),
             None => svg,
         };
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<figure id=\"chart-{}\">{}<figcaption>{}</figcaption></figure>\n",
+            "<figure id=\"chart-{}\">{}<figcaption>{}</figcaption></figure>",
             esc(&chart.name),
             svg,
             esc(&chart.title)
