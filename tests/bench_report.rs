@@ -120,19 +120,22 @@ fn html_report_renders_in_headless_chromium() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
+    let mut rows = String::from(
+        "Noise_NK_25519_ChaChaPoly_BLAKE2s,akex-hybrid-nk-x25519-mlkem768-chachapoly-sha256,\
+         TLS13_X25519",
+    );
+    if cfg!(feature = "openssl") {
+        rows.push_str(",OpenSSL_TLS13_X25519");
+    }
     let tcp = report(
         &dir.path().join("tcp"),
-        &[
-            "--quick",
-            "--sessions",
-            "20",
-            "--protocols",
-            "Noise_NK_25519_ChaChaPoly_BLAKE2s,akex-hybrid-nk-x25519-mlkem768-chachapoly-sha256,\
-             TLS13_X25519",
-        ],
+        &["--quick", "--sessions", "20", "--protocols", &rows],
     );
     let html = std::fs::read_to_string(&tcp).unwrap();
     assert!(html.contains("Key-exchange seeds") && html.contains("Like with like"));
+    if cfg!(feature = "openssl") {
+        assert!(html.contains("OpenSSL_TLS13_X25519") && html.contains("OpenSSL 3"));
+    }
     assert!(html.contains("id=\"chart-seeds\""));
     assert!(tcp.with_file_name("results.json").is_file());
     check(&browser, &tcp);
