@@ -66,8 +66,8 @@ pub struct BenchArgs {
     /// `akex protocols` (SIGMA, hybrid, PQ; RSA key transport with
     /// --features rsa-kt, FFDH with --features ffdh), rustls rows
     /// (TLS13_X25519, TLS13_X25519MLKEM768, add _mTLS for client
-    /// certificates) and OpenSSL rows (OpenSSL_TLS13_X25519[_mTLS], with
-    /// --features openssl). Default: Noise NN, NK, XX, IK, KK (25519,
+    /// certificates) and OpenSSL rows (OpenSSL_TLS13_X25519 and
+    /// OpenSSL_TLS13_X25519_mTLS, with --features openssl). Default: Noise NN, NK, XX, IK, KK (25519,
     /// ChaChaPoly, BLAKE2s), SIGMA, hybrid NK and XX, the four rustls rows
     /// and the OpenSSL rows of the build.
     #[arg(long, value_delimiter = ',')]
