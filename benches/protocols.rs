@@ -1,5 +1,5 @@
 //! Each hybrid, PQ-authenticated, Noise HFS (and, with `--features rsa-kt`,
-//! RSA key transport) protocol's full in-memory handshake: both sides in this
+//! RSA key transport; with `--features ffdh`, FFDH-3072) protocol's full in-memory handshake: both sides in this
 //! process, built through the registry exactly as `akex connect`/`serve`
 //! build them (akex mode: hello + negotiation), empty payloads, then
 //! `finish()` on both sides.
@@ -58,6 +58,15 @@ fn keys_for(name: &str) -> Keys {
         );
         keys.server = HandshakeKeys::new().rsa_key(key);
     }
+    #[cfg(feature = "ffdh")]
+    if name == akex::handshake::ffdh::FFDH_NK {
+        let key = akex::handshake::ffdh::FfdhKeyPair::from_private(Secret::new([3; 35]))
+            .expect("ffdhe3072 key");
+        keys.client = HandshakeKeys::new().remote(
+            akex::PublicKey::from_bytes(akex::KeyKind::Ffdhe3072, key.public()).expect("value"),
+        );
+        keys.server = HandshakeKeys::new().ffdh_key(key);
+    }
     keys
 }
 
@@ -91,6 +100,8 @@ fn names() -> Vec<&'static str> {
     names.push("Noise_IKhfs_25519+Kyber1024_ChaChaPoly_BLAKE2s");
     #[cfg(feature = "rsa-kt")]
     names.push(akex::handshake::rsa::RSA_KT);
+    #[cfg(feature = "ffdh")]
+    names.push(akex::handshake::ffdh::FFDH_NK);
     names
 }
 

@@ -15,13 +15,26 @@
 //! `Instant`, 301 runs each, interleaved) and the ratios rustls/akex
 //! (handshakes per CPU-second, akex over rustls).
 //!
-//! `cargo bench --bench vs_rustls`; `-- --test` runs each once.
+//! With `--features openssl`, the same pairs against OpenSSL TLS 1.3
+//! (the system's libssl, configured like the rustls rows by
+//! `cli/src/harness/openssl_baseline.rs`) in the same run: an OpenSSL
+//! column in the ratio table.
+//!
+//! `cargo bench --bench vs_rustls [--features openssl]`; `-- --test` runs
+//! each once.
 
 use std::hint::black_box;
 use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "openssl")]
+#[allow(dead_code)]
+#[path = "../cli/src/harness/openssl_baseline.rs"]
+mod openssl_baseline;
+#[cfg(feature = "openssl")]
+#[path = "support/ossl_memory.rs"]
+mod ossl_memory;
 #[allow(dead_code)]
 #[path = "../cli/src/harness/rustls_baseline.rs"]
 mod rustls_baseline;
@@ -173,12 +186,21 @@ fn median_of(runs: usize, mut f: impl FnMut()) -> Duration {
     times[runs / 2]
 }
 
+/// The OpenSSL row compared with a rustls row (`OpenSSL_` + its name).
+#[cfg(feature = "openssl")]
+fn openssl_row(tls_row: &str) -> Option<String> {
+    let name = format!("{}{tls_row}", openssl_baseline::PREFIX);
+    openssl_baseline::OsslVariant::parse(&name)
+        .filter(|v| openssl_baseline::OsslVariant::available().contains(v))
+        .map(|_| name)
+}
+
 /// Medians measured here, interleaved round by round so load from other
 /// processes hits every row alike, then the like-with-like ratios.
 fn print_ratios(quick: bool) {
     let runs = if quick { 3 } else { 301 };
     let rounds = if quick { 1 } else { 5 };
-    let mut rows: Vec<(&str, Vec<Duration>)> = Vec::new();
+    let mut rows: Vec<(String, Vec<Duration>)> = Vec::new();
     let akex: Vec<_> = PAIRS
         .iter()
         .map(|(name, _)| (*name, akex_keys(name)))
@@ -189,6 +211,18 @@ fn print_ratios(quick: bool) {
             tls_rows.push((row, tls(row)));
         }
     }
+    #[cfg(feature = "openssl")]
+    let ossl_rows: Vec<(String, openssl_baseline::OsslPair)> = tls_rows
+        .iter()
+        .filter_map(|(row, _)| openssl_row(row))
+        .map(|name| {
+            let v = openssl_baseline::OsslVariant::parse(&name).expect("an OpenSSL row");
+            (
+                name,
+                openssl_baseline::OsslPair::new(v).expect("OpenSSL contexts"),
+            )
+        })
+        .collect();
     let mut buf = Vec::with_capacity(16 * 1024);
     for _ in 0..rounds {
         for (name, keys) in &akex {
@@ -201,27 +235,46 @@ fn print_ratios(quick: bool) {
             let m = median_of(runs / rounds.max(1), || tls_handshake(t, &mut buf));
             push(&mut rows, row, m);
         }
+        #[cfg(feature = "openssl")]
+        for (row, pair) in &ossl_rows {
+            let m = median_of(runs / rounds.max(1), || ossl_memory::handshake(pair));
+            push(&mut rows, row, m);
+        }
     }
-    let median = |name: &str| -> Duration {
-        let (_, v) = rows.iter().find(|(n, _)| *n == name).expect("measured");
+    let median = |name: &str| -> Option<Duration> {
+        let (_, v) = rows.iter().find(|(n, _)| n == name)?;
         let mut v = v.clone();
         v.sort();
-        v[v.len() / 2]
+        Some(v[v.len() / 2])
     };
-    println!("\nakex vs rustls in memory, same run (both sides, median of {rounds} rounds):");
+    println!(
+        "\nakex vs rustls (and OpenSSL) in memory, same run (both sides, median of {rounds} rounds); \
+         ratio = akex/baseline handshakes per CPU-s:"
+    );
     for (name, row) in PAIRS {
-        let (a, t) = (median(name), median(row));
-        println!(
-            "  {name:<50} {a:>10.1?}   {row:<26} {t:>10.1?}   akex/rustls handshakes per CPU-s {:.2}",
+        let (Some(a), Some(t)) = (median(name), median(row)) else {
+            continue;
+        };
+        #[allow(unused_mut)]
+        let mut line = format!(
+            "  {name:<50} {a:>10.1?}   {row:<26} {t:>10.1?} ratio {:.2}",
             t.as_secs_f64() / a.as_secs_f64()
         );
+        #[cfg(feature = "openssl")]
+        if let Some(o) = openssl_row(row).and_then(|r| median(&r)) {
+            line.push_str(&format!(
+                "   OpenSSL {o:>10.1?} ratio {:.2}",
+                o.as_secs_f64() / a.as_secs_f64()
+            ));
+        }
+        println!("{line}");
     }
 }
 
-fn push<'a>(rows: &mut Vec<(&'a str, Vec<Duration>)>, name: &'a str, m: Duration) {
-    match rows.iter_mut().find(|(n, _)| *n == name) {
+fn push(rows: &mut Vec<(String, Vec<Duration>)>, name: &str, m: Duration) {
+    match rows.iter_mut().find(|(n, _)| n == name) {
         Some((_, v)) => v.push(m),
-        None => rows.push((name, vec![m])),
+        None => rows.push((name.to_string(), vec![m])),
     }
 }
 
@@ -246,6 +299,14 @@ fn bench(c: &mut Criterion) {
         g.bench_function(BenchmarkId::from_parameter(row), |b| {
             b.iter(|| tls_handshake(&t, &mut buf))
         });
+        #[cfg(feature = "openssl")]
+        if let Some(name) = openssl_row(row) {
+            let v = openssl_baseline::OsslVariant::parse(&name).expect("an OpenSSL row");
+            let pair = openssl_baseline::OsslPair::new(v).expect("OpenSSL contexts");
+            g.bench_function(BenchmarkId::from_parameter(&name), |b| {
+                b.iter(|| ossl_memory::handshake(&pair))
+            });
+        }
     }
     g.finish();
 }

@@ -29,6 +29,8 @@ pub struct HandshakeKeys {
     pub(crate) mlkem768: Option<MlKem768KeyPair>,
     #[cfg(feature = "rsa-kt")]
     pub(crate) rsa: Option<crate::handshake::rsa::RsaKeyPair>,
+    #[cfg(feature = "ffdh")]
+    pub(crate) ffdh: Option<crate::handshake::ffdh::FfdhKeyPair>,
     pub(crate) remote: Option<PublicKey>,
     pub(crate) psks: Vec<Secret<32>>,
     pub(crate) prologue: Vec<u8>,
@@ -66,6 +68,14 @@ impl HandshakeKeys {
     #[cfg(feature = "rsa-kt")]
     pub fn rsa_key(mut self, key: crate::handshake::rsa::RsaKeyPair) -> Self {
         self.rsa = Some(key);
+        self
+    }
+
+    /// Our ffdhe3072 static key pair (the FFDH legacy baseline, responder
+    /// only).
+    #[cfg(feature = "ffdh")]
+    pub fn ffdh_key(mut self, key: crate::handshake::ffdh::FfdhKeyPair) -> Self {
+        self.ffdh = Some(key);
         self
     }
 

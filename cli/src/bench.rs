@@ -8,7 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::harness::linkemu::Link;
-use crate::harness::{default_protocols, BenchError, BenchOptions, Endpoint, Report};
+use crate::harness::loss::LossOptions;
+use crate::harness::{
+    default_protocols, seed_protocols, BenchError, BenchOptions, Endpoint, Report,
+};
 use akex::handshake::registry::{self, HandshakeKeys, Mode};
 use akex::handshake::sigma::sigma_aead;
 use akex::keys::SigningKey;
@@ -61,12 +64,42 @@ pub fn live_bytes() -> u64 {
 pub struct BenchArgs {
     /// Comma-separated rows: Noise protocol names, akex-mode names from
     /// `akex protocols` (SIGMA, hybrid, PQ; RSA key transport with
-    /// --features rsa-kt) and rustls rows (TLS13_X25519,
-    /// TLS13_X25519MLKEM768, add _mTLS for client certificates). Default:
-    /// Noise NN, NK, XX, IK, KK (25519, ChaChaPoly, BLAKE2s), SIGMA,
-    /// hybrid NK and XX, and the four TLS rows.
+    /// --features rsa-kt, FFDH with --features ffdh), rustls rows
+    /// (TLS13_X25519, TLS13_X25519MLKEM768, add _mTLS for client
+    /// certificates) and OpenSSL rows (OpenSSL_TLS13_X25519 and
+    /// OpenSSL_TLS13_X25519_mTLS, with --features openssl). Default: Noise NN, NK, XX, IK, KK (25519,
+    /// ChaChaPoly, BLAKE2s), SIGMA, hybrid NK and XX, the four rustls rows
+    /// and the OpenSSL rows of the build.
     #[arg(long, value_delimiter = ',')]
     protocols: Vec<String>,
+    /// Measure the key-exchange seeds side by side (FFDH-3072, RSA-3072
+    /// key transport, ECDH X25519, hybrid, PQ-authenticated, as far as
+    /// the build has them) instead of the default rows.
+    #[arg(long, conflicts_with = "protocols")]
+    seeds: bool,
+    /// Use the datagram transport (UDP) instead of TCP: with --loss-sweep,
+    /// handshake completion under packet loss.
+    #[arg(long, requires = "loss_sweep")]
+    udp: bool,
+    /// Handshake completion time at several loss rates (--loss) and one
+    /// added RTT (--rtt, default 30 ms) through the in-process lossy UDP
+    /// link; default rows Noise XX, hybrid XX and PQ XX.
+    #[arg(long, requires = "udp")]
+    loss_sweep: bool,
+    /// Loss rates of the sweep in percent per IP packet.
+    #[arg(long, value_delimiter = ',', default_value = "0,1,3,5,10")]
+    loss: Vec<f64>,
+    /// Path MTU of the lossy link: larger datagrams travel as several IP
+    /// fragments, any one of which may be lost.
+    #[arg(long, default_value_t = 1500)]
+    mtu: usize,
+    /// Probability (0-1) that the lossy link duplicates a datagram.
+    #[arg(long, default_value_t = 0.0)]
+    duplicate: f64,
+    /// Probability (0-1) that the lossy link holds a datagram back half an
+    /// RTT, so later ones overtake it.
+    #[arg(long, default_value_t = 0.0)]
+    reorder: f64,
     /// Client tasks at once in the concurrent latency phase.
     #[arg(long)]
     concurrency: Option<u32>,
@@ -114,9 +147,14 @@ pub struct BenchArgs {
     /// Write the table as markdown here.
     #[arg(long)]
     markdown: Option<PathBuf>,
-    /// Write one SVG chart per metric into this directory.
+    /// Write one SVG chart per metric (and the seeds and loss charts when
+    /// measured) into this directory.
     #[arg(long)]
     charts: Option<PathBuf>,
+    /// Write a self-contained HTML report (index.html, every table and
+    /// chart inline, and results.json) into this directory.
+    #[arg(long)]
+    report: Option<PathBuf>,
     /// Tiny sizes for tests and a first look (seconds, not minutes).
     #[arg(long)]
     quick: bool,
@@ -171,11 +209,52 @@ impl BenchArgs {
         }
     }
 
+    fn loss_options(&self) -> Result<LossOptions, BenchError> {
+        let base = LossOptions::default();
+        if self
+            .loss
+            .iter()
+            .any(|l| !(0.0..=100.0).contains(l) || l.is_nan())
+        {
+            return Err("--loss takes percentages from 0 to 100".into());
+        }
+        for (flag, p) in [("--duplicate", self.duplicate), ("--reorder", self.reorder)] {
+            if !(0.0..=1.0).contains(&p) || p.is_nan() {
+                return Err(format!("{flag} takes a probability from 0 to 1").into());
+            }
+        }
+        if self.mtu < 68 {
+            return Err("--mtu must be at least 68 (the IPv4 minimum)".into());
+        }
+        let rtt = match self.rtt {
+            Some(ms) if ms.is_finite() && ms >= 0.0 => Duration::from_secs_f64(ms / 1000.0),
+            Some(_) => return Err("--rtt takes milliseconds (0 or more)".into()),
+            None => base.rtt,
+        };
+        Ok(LossOptions {
+            loss_percent: self.loss.clone(),
+            rtt,
+            handshakes: match (self.handshakes, self.quick) {
+                (Some(n), _) => n.max(1),
+                (None, true) => 12,
+                (None, false) => base.handshakes,
+            },
+            concurrency: self.concurrency.unwrap_or(base.concurrency).max(1),
+            mtu: self.mtu,
+            duplicate: self.duplicate,
+            reorder: self.reorder,
+        })
+    }
+
     fn endpoints(&self) -> Result<Vec<Endpoint>, BenchError> {
-        let names = if self.protocols.is_empty() {
-            default_protocols()
-        } else {
+        let names = if !self.protocols.is_empty() {
             self.protocols.clone()
+        } else if self.seeds {
+            seed_protocols()
+        } else if self.udp {
+            crate::harness::loss::default_rows()
+        } else {
+            default_protocols()
         };
         if self.server.is_some() {
             let [name] = names.as_slice() else {
@@ -215,10 +294,94 @@ impl BenchArgs {
     }
 }
 
+/// The command that reproduces this run, from the repository root.
+fn command_line() -> String {
+    let features: Vec<&str> = [
+        (cfg!(feature = "rsa-kt"), "rsa-kt"),
+        (cfg!(feature = "ffdh"), "ffdh"),
+        (cfg!(feature = "openssl"), "openssl"),
+    ]
+    .iter()
+    .filter_map(|(on, f)| on.then_some(*f))
+    .collect();
+    let mut line = String::from("cargo run --release");
+    if !features.is_empty() {
+        line.push_str(&format!(" --features {}", features.join(",")));
+    }
+    line.push_str(" --");
+    for arg in std::env::args().skip(1) {
+        line.push(' ');
+        if arg.is_empty() || arg.contains(|c: char| c.is_whitespace() || c == '\'') {
+            line.push_str(&format!("'{}'", arg.replace('\'', "'\\''")));
+        } else {
+            line.push_str(&arg);
+        }
+    }
+    line
+}
+
+/// `--udp --loss-sweep`: only the loss sweep, then the outputs.
+async fn run_loss_sweep(args: &BenchArgs, endpoints: Vec<Endpoint>) -> Result<(), BenchError> {
+    let options = args.loss_options()?;
+    eprintln!(
+        "akex bench: loss sweep over UDP, {} rows, loss {:?} %, +{:?} RTT, {} handshakes per point, \
+         MTU {}",
+        endpoints.len(),
+        options.loss_percent,
+        options.rtt,
+        options.handshakes,
+        options.mtu
+    );
+    let config = serde_json::json!({
+        "udp": true,
+        "loss_percent": options.loss_percent,
+        "rtt_ms": options.rtt.as_secs_f64() * 1000.0,
+        "handshakes": options.handshakes,
+        "concurrency": options.concurrency,
+        "mtu": options.mtu,
+        "duplicate": options.duplicate,
+        "reorder": options.reorder,
+        "protocols": endpoints.iter().map(Endpoint::name).collect::<Vec<_>>(),
+        "quick": args.quick,
+    });
+    let mut report = Report::new(config);
+    report.commands.push(command_line());
+    report.loss_sweep = crate::harness::loss::sweep(&endpoints, &options).await?;
+    println!("{}", crate::harness::loss::markdown(&report.loss_sweep));
+    write_outputs(args, &report)
+}
+
+fn write_outputs(args: &BenchArgs, report: &Report) -> Result<(), BenchError> {
+    if let Some(path) = &args.json {
+        report.write_json(path)?;
+        eprintln!("akex bench: wrote {}", path.display());
+    }
+    if let Some(path) = &args.markdown {
+        report.write_markdown(path)?;
+        eprintln!("akex bench: wrote {}", path.display());
+    }
+    if let Some(dir) = &args.charts {
+        let files = crate::harness::charts::write(report, dir)?;
+        eprintln!(
+            "akex bench: wrote {} charts into {}",
+            files.len(),
+            dir.display()
+        );
+    }
+    if let Some(dir) = &args.report {
+        let page = crate::harness::html::write(report, dir)?;
+        eprintln!("akex bench: wrote {}", page.display());
+    }
+    Ok(())
+}
+
 pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     crate::harness::measure::set_heap_probe(live_bytes);
     let options = args.options();
     let endpoints = args.endpoints()?;
+    if args.udp {
+        return run_loss_sweep(&args, endpoints).await;
+    }
     let config = serde_json::json!({
         "handshakes": options.handshakes,
         "concurrency": options.concurrency,
@@ -253,27 +416,13 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     };
     let mut report = report.lock().unwrap_or_else(|e| e.into_inner()).clone();
     report.compute_ratios();
+    report.commands.push(command_line());
     println!("{}", report.table());
     println!(
         "latency = TCP connect + client handshake (us); hs/cpu-s = handshakes per CPU-second \
          (getrusage, both ends when in process); bulk = payload MB/s echoed through one session; \
          wire = handshake bytes both ways incl. framing; see docs/benchmarks.md"
     );
-    if let Some(path) = &args.json {
-        report.write_json(path)?;
-        eprintln!("akex bench: wrote {}", path.display());
-    }
-    if let Some(path) = &args.markdown {
-        report.write_markdown(path)?;
-        eprintln!("akex bench: wrote {}", path.display());
-    }
-    if let Some(dir) = &args.charts {
-        let files = report.write_charts(dir)?;
-        eprintln!(
-            "akex bench: wrote {} charts into {}",
-            files.len(),
-            dir.display()
-        );
-    }
+    write_outputs(&args, &report)?;
     outcome
 }

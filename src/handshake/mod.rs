@@ -8,6 +8,8 @@
 #[cfg_attr(not(feature = "hazmat"), allow(dead_code))]
 pub(crate) mod akex;
 mod established;
+#[cfg(feature = "ffdh")]
+pub mod ffdh;
 pub mod hybrid;
 pub mod noise;
 pub mod pq;

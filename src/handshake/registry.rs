@@ -288,6 +288,22 @@ static PROTOCOLS: &[ProtocolInfo] = &[
         round_trips: 1.0,
         keys: "responder rsa3072; initiator --remote-key (RSA public key, DER)",
     },
+    #[cfg(feature = "ffdh")]
+    ProtocolInfo {
+        name: super::ffdh::FFDH_NK,
+        family: "finite-field DH (legacy, for comparison)",
+        mode: Mode::Akex,
+        authentication: "responder (static ffdhe3072 DH, key known in advance)",
+        forward_secrecy: true,
+        post_quantum: "no",
+        identity_hiding: "n/a",
+        message_sizes: &[
+            6 + super::ffdh::FFDH_NK.len() + super::ffdh::FFDH_BYTES + 16,
+            super::ffdh::FFDH_BYTES + 16,
+        ],
+        round_trips: 1.0,
+        keys: "responder ffdhe3072; initiator --remote-key (384-byte public value)",
+    },
 ];
 
 /// Every protocol in the registry. Noise mode accepts any other Noise name
@@ -334,6 +350,10 @@ pub fn remote_key_kind(name: &str) -> Option<KeyKind> {
     #[cfg(feature = "rsa-kt")]
     if name == super::rsa::RSA_KT {
         return Some(KeyKind::Rsa);
+    }
+    #[cfg(feature = "ffdh")]
+    if name == super::ffdh::FFDH_NK {
+        return Some(KeyKind::Ffdhe3072);
     }
     if name == PQ_XX || name == PQ_IK {
         return Some(KeyKind::X25519MlKem768);
@@ -393,6 +413,25 @@ fn build_akex(
                     config = config.local_key(k.clone());
                 }
                 RsaKtHandshake::responder(config)?
+            }
+        }));
+    }
+    #[cfg(feature = "ffdh")]
+    if name == super::ffdh::FFDH_NK {
+        use super::ffdh::{FfdhConfig, FfdhHandshake};
+        let mut config = FfdhConfig::new()
+            .prologue(keys.prologue.clone())
+            .shared_rng(keys.shared_rng());
+        return Ok(Box::new(match role {
+            Role::Initiator => {
+                let remote = keys.remote.clone().ok_or(ConfigError::MissingRemoteKey)?;
+                FfdhHandshake::initiator(config.remote_key(remote))?
+            }
+            Role::Responder => {
+                if let Some(k) = &keys.ffdh {
+                    config = config.local_key(k.clone());
+                }
+                FfdhHandshake::responder(config)?
             }
         }));
     }

@@ -27,6 +27,9 @@ pub enum KeyKind {
     X25519MlKem768,
     /// An RSA public key (DER SubjectPublicKeyInfo): RSA key transport.
     Rsa,
+    /// An RFC 7919 ffdhe3072 public value (384 bytes, big-endian): the
+    /// legacy finite-field DH baseline.
+    Ffdhe3072,
 }
 
 impl fmt::Display for KeyKind {
@@ -36,6 +39,7 @@ impl fmt::Display for KeyKind {
             KeyKind::Ed25519 => "Ed25519",
             KeyKind::X25519MlKem768 => "X25519 + ML-KEM-768",
             KeyKind::Rsa => "RSA",
+            KeyKind::Ffdhe3072 => "ffdhe3072",
         })
     }
 }
@@ -72,6 +76,7 @@ impl PublicKey {
             KeyKind::X25519 | KeyKind::Ed25519 => bytes.len() == KEY_LEN,
             KeyKind::X25519MlKem768 => bytes.len() == X25519_MLKEM768_LEN,
             KeyKind::Rsa => !bytes.is_empty() && bytes.len() <= 4096,
+            KeyKind::Ffdhe3072 => bytes.len() == 384,
         };
         if !ok {
             return Err(ConfigError::InvalidKey(match kind {
@@ -81,6 +86,7 @@ impl PublicKey {
                     "an X25519 + ML-KEM-768 public key is 32 + 1184 = 1216 bytes"
                 }
                 KeyKind::Rsa => "an RSA public key is 1 to 4096 bytes of DER",
+                KeyKind::Ffdhe3072 => "an ffdhe3072 public value is 384 bytes",
             })
             .into());
         }

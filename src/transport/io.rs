@@ -107,6 +107,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         loop {
             ready!(self.poll_drain(cx))?;
             if !self.conn.is_handshaking() {
+                // The session starts idle: the handshake's read buffer
+                // (READ_CHUNK) must not stay with a session nobody reads.
+                self.conn.release_idle_buffers();
                 return Poll::Ready(Ok(()));
             }
             if !ready!(self.poll_fill(cx))? {

@@ -68,8 +68,14 @@ pub fn example_binary(name: &str) -> PathBuf {
 /// the same optional protocols as this test (`rsa-kt`).
 pub fn akex_binary() -> PathBuf {
     let mut args = vec!["-p", "akex-cli", "--bin", "akex"];
-    if cfg!(feature = "rsa-kt") {
-        args.extend(["--features", "rsa-kt"]);
+    for (on, feature) in [
+        (cfg!(feature = "rsa-kt"), "rsa-kt"),
+        (cfg!(feature = "ffdh"), "ffdh"),
+        (cfg!(feature = "openssl"), "openssl"),
+    ] {
+        if on {
+            args.extend(["--features", feature]);
+        }
     }
     build_once("akex", &args)
 }

@@ -1,18 +1,26 @@
 //! The `akex bench` harness: real clients and servers over loopback TCP
-//! (or against a separate `akex serve`), with rustls TLS 1.3 measured by
-//! the same code in the same run. See docs/benchmarks.md.
+//! (or against a separate `akex serve`), with rustls (and, with the
+//! `openssl` feature, OpenSSL) TLS 1.3 measured by the same code in the
+//! same run. See docs/benchmarks.md.
 //!
-//! - [`harness`]: the measurements (latency percentiles, CPU time,
+//! - [`measure`]: the measurements (latency percentiles, CPU time,
 //!   throughput, bytes on the wire, memory per session, link emulation);
-//! - [`report`]: table, JSON, markdown and SVG charts;
-//! - [`rustls_baseline`]: the TLS configurations;
-//! - [`linkemu`]: the in-process delay/bandwidth proxy;
+//! - [`loss`]: handshake completion under packet loss over UDP;
+//! - [`report`] and [`html`]: table, JSON, markdown, SVG charts, HTML page;
+//! - [`rustls_baseline`], [`openssl_baseline`]: the TLS configurations;
+//! - [`linkemu`]: the in-process delay/bandwidth/loss links (TCP and UDP);
 //! - [`wire`]: byte and round-trip counting; [`sys`]: getrusage, RSS, limits.
 
+pub mod charts;
+pub mod html;
 pub mod linkemu;
+pub mod loss;
 pub mod measure;
+#[cfg(feature = "openssl")]
+pub mod openssl_baseline;
 pub mod report;
 pub mod rustls_baseline;
+pub mod seeds;
 pub mod sys;
 pub mod wire;
 
@@ -56,15 +64,46 @@ pub const DEFAULT_AKEX: [&str; 3] = [
     akex::handshake::hybrid::HYBRID_XX,
 ];
 
-/// The default protocol list: [`DEFAULT_NOISE`], [`DEFAULT_AKEX`], then the
-/// four rustls rows.
+/// The default protocol list: [`DEFAULT_NOISE`], [`DEFAULT_AKEX`], the
+/// four rustls rows, then (with the `openssl` feature) the OpenSSL rows
+/// this library can run.
 pub fn default_protocols() -> Vec<String> {
-    DEFAULT_NOISE
+    #[allow(unused_mut)]
+    let mut rows: Vec<String> = DEFAULT_NOISE
         .iter()
         .chain(DEFAULT_AKEX.iter())
         .map(|s| s.to_string())
         .chain(TlsVariant::all().iter().map(TlsVariant::name))
-        .collect()
+        .collect();
+    #[cfg(feature = "openssl")]
+    rows.extend(
+        openssl_baseline::OsslVariant::available()
+            .iter()
+            .map(openssl_baseline::OsslVariant::name),
+    );
+    rows
+}
+
+/// The key-exchange seeds compared in one chart (`--seeds`): finite-field
+/// DH, RSA key transport, ECDH X25519, hybrid and PQ-authenticated, each
+/// where this build has it (FFDH needs `--features ffdh`, RSA `rsa-kt`).
+pub fn seed_protocols() -> Vec<String> {
+    #[allow(unused_mut)]
+    let mut rows = Vec::new();
+    #[cfg(feature = "ffdh")]
+    rows.push(akex::handshake::ffdh::FFDH_NK.to_string());
+    #[cfg(feature = "rsa-kt")]
+    rows.push(akex::handshake::rsa::RSA_KT.to_string());
+    rows.extend(
+        [
+            "Noise_NK_25519_ChaChaPoly_BLAKE2s",
+            akex::handshake::hybrid::HYBRID_NK,
+            akex::handshake::hybrid::HYBRID_XX,
+            akex::handshake::pq::PQ_XX,
+        ]
+        .map(String::from),
+    );
+    rows
 }
 
 /// A stream the harness can drive: any encrypted duplex byte stream.
@@ -125,6 +164,37 @@ pub enum Endpoint {
         /// Both configurations.
         pair: TlsPair,
     },
+    /// OpenSSL TLS 1.3 (feature `openssl`).
+    #[cfg(feature = "openssl")]
+    Openssl {
+        /// Which variant.
+        variant: openssl_baseline::OsslVariant,
+        /// Both contexts.
+        pair: openssl_baseline::OsslPair,
+    },
+}
+
+/// Which implementation a row measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Implementation {
+    /// akex itself.
+    Akex,
+    /// rustls (baseline).
+    Rustls,
+    /// OpenSSL (baseline).
+    Openssl,
+}
+
+impl Implementation {
+    /// The lowercase name used in the JSON and tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Implementation::Akex => "akex",
+            Implementation::Rustls => "rustls",
+            Implementation::Openssl => "openssl",
+        }
+    }
 }
 
 impl Endpoint {
@@ -137,6 +207,20 @@ impl Endpoint {
                 variant,
                 pair: TlsPair::new(variant)?,
             });
+        }
+        if name.to_ascii_lowercase().starts_with("openssl_") {
+            #[cfg(feature = "openssl")]
+            if let Some(variant) = openssl_baseline::OsslVariant::parse(name) {
+                return Ok(Endpoint::Openssl {
+                    variant,
+                    pair: openssl_baseline::OsslPair::new(variant)?,
+                });
+            }
+            return Err(format!(
+                "{name}: not an OpenSSL row of this build (OpenSSL_TLS13_X25519[_mTLS], \
+                 with --features openssl)"
+            )
+            .into());
         }
         if registry::mode_of(name).ok() == Some(Mode::Akex) {
             return akex_local(name);
@@ -208,6 +292,8 @@ impl Endpoint {
         match self {
             Endpoint::Noise { name, .. } | Endpoint::Akex { name, .. } => name.clone(),
             Endpoint::Tls { variant, .. } => variant.name(),
+            #[cfg(feature = "openssl")]
+            Endpoint::Openssl { variant, .. } => variant.name(),
         }
     }
 
@@ -217,12 +303,26 @@ impl Endpoint {
             Endpoint::Noise { auth, .. } | Endpoint::Akex { auth, .. } => *auth,
             Endpoint::Tls { variant, .. } if variant.client_auth => AuthClass::Mutual,
             Endpoint::Tls { .. } => AuthClass::ServerAuth,
+            #[cfg(feature = "openssl")]
+            Endpoint::Openssl { variant, .. } if variant.client_auth => AuthClass::Mutual,
+            #[cfg(feature = "openssl")]
+            Endpoint::Openssl { .. } => AuthClass::ServerAuth,
         }
     }
 
-    /// True for the rustls rows.
+    /// Which implementation this row measures.
+    pub fn implementation(&self) -> Implementation {
+        match self {
+            Endpoint::Noise { .. } | Endpoint::Akex { .. } => Implementation::Akex,
+            Endpoint::Tls { .. } => Implementation::Rustls,
+            #[cfg(feature = "openssl")]
+            Endpoint::Openssl { .. } => Implementation::Openssl,
+        }
+    }
+
+    /// True for the TLS baseline rows (rustls, OpenSSL).
     pub fn is_baseline(&self) -> bool {
-        matches!(self, Endpoint::Tls { .. })
+        self.implementation() != Implementation::Akex
     }
 
     /// True if the key exchange includes ML-KEM.
@@ -230,6 +330,10 @@ impl Endpoint {
         match self {
             Endpoint::Noise { hybrid, .. } | Endpoint::Akex { hybrid, .. } => *hybrid,
             Endpoint::Tls { variant, .. } => variant.kx == rustls_baseline::TlsKx::X25519MlKem768,
+            #[cfg(feature = "openssl")]
+            Endpoint::Openssl { variant, .. } => {
+                variant.kx == openssl_baseline::OsslKx::X25519MlKem768
+            }
         }
     }
 
@@ -261,7 +365,7 @@ impl Endpoint {
             // As `akex connect` does: the registry's initiator writes the
             // hello; the transport picks akex records for the name.
             Endpoint::Akex { name, client, .. } => Some(registry::initiator(name, client)?),
-            Endpoint::Tls { .. } => None,
+            _ => None,
         })
     }
 
@@ -283,7 +387,7 @@ impl Endpoint {
             Endpoint::Noise { server: None, .. } | Endpoint::Akex { server: None, .. } => {
                 return Err("this protocol's server runs elsewhere (--server)".into())
             }
-            Endpoint::Tls { .. } => None,
+            _ => None,
         })
     }
 
@@ -293,6 +397,12 @@ impl Endpoint {
             (Endpoint::Tls { pair, .. }, _) => Ok(Box::new(
                 pair.connector.connect(pair.server_name.clone(), io).await?,
             )),
+            #[cfg(feature = "openssl")]
+            (Endpoint::Openssl { pair, .. }, _) => {
+                let mut stream = tokio_openssl::SslStream::new(pair.client_ssl()?, io)?;
+                std::pin::Pin::new(&mut stream).connect().await?;
+                Ok(Box::new(stream))
+            }
             (_, Some(hs)) => Ok(Box::new(connect(io, hs, options()).await?)),
             (_, None) => Err("no initiator for this row".into()),
         }
@@ -302,6 +412,12 @@ impl Endpoint {
     pub async fn server<IO: Duplex + 'static>(&self, io: IO) -> Result<BoxStream, BenchError> {
         match (self, self.responder()?) {
             (Endpoint::Tls { pair, .. }, _) => Ok(Box::new(pair.acceptor.accept(io).await?)),
+            #[cfg(feature = "openssl")]
+            (Endpoint::Openssl { pair, .. }, _) => {
+                let mut stream = tokio_openssl::SslStream::new(pair.server_ssl()?, io)?;
+                std::pin::Pin::new(&mut stream).accept().await?;
+                Ok(Box::new(stream))
+            }
             (_, Some(hs)) => Ok(Box::new(accept(io, hs, options()).await?)),
             (_, None) => Err("no responder for this row".into()),
         }
@@ -318,7 +434,7 @@ fn akex_info(name: &str) -> Result<&'static ProtocolInfo, BenchError> {
         Some(info) if info.mode == Mode::Akex => Ok(info),
         _ => Err(format!(
             "{name}: not an akex-mode protocol of this build (see `akex protocols`; \
-             RSA key transport needs --features rsa-kt)"
+             RSA key transport needs --features rsa-kt, FFDH --features ffdh)"
         )
         .into()),
     }
@@ -377,6 +493,15 @@ fn akex_local(name: &str) -> Result<Endpoint, BenchError> {
             server = server.remote(PublicKey::from_bytes(kind, &client_public)?);
         }
     } else {
+        #[cfg(feature = "ffdh")]
+        if name == akex::handshake::ffdh::FFDH_NK {
+            let key = akex::handshake::ffdh::FfdhKeyPair::generate(&mut OsRng)?;
+            client = client.remote(PublicKey::from_bytes(
+                akex::KeyKind::Ffdhe3072,
+                key.public(),
+            )?);
+            server = server.ffdh_key(key);
+        }
         #[cfg(feature = "rsa-kt")]
         if name == akex::handshake::rsa::RSA_KT {
             let key = akex::handshake::rsa::RsaKeyPair::generate()?;
@@ -412,64 +537,4 @@ fn noise_auth(params: &NoiseProtocol) -> AuthClass {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use akex::handshake::hybrid::{HYBRID_IK, HYBRID_NK, HYBRID_XX};
-    use akex::handshake::pq::{PQ_IK, PQ_XX};
-    use akex::handshake::sigma::SIGMA_CHACHAPOLY;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    #[test]
-    fn akex_rows_are_classified_from_the_registry() {
-        for (name, auth, hybrid) in [
-            (SIGMA_CHACHAPOLY, AuthClass::Mutual, false),
-            (HYBRID_NK, AuthClass::ServerAuth, true),
-            (HYBRID_XX, AuthClass::Mutual, true),
-            (HYBRID_IK, AuthClass::Mutual, true),
-            (PQ_XX, AuthClass::Mutual, true),
-            (PQ_IK, AuthClass::Mutual, true),
-        ] {
-            let e = Endpoint::local(name).unwrap();
-            assert_eq!((e.auth(), e.is_hybrid()), (auth, hybrid), "{name}");
-            assert!(e.is_forward_secret() && e.has_server() && !e.is_baseline());
-        }
-        #[cfg(feature = "rsa-kt")]
-        {
-            let e = Endpoint::local(akex::handshake::rsa::RSA_KT).unwrap();
-            assert_eq!((e.auth(), e.is_hybrid()), (AuthClass::ServerAuth, false));
-            assert!(!e.is_forward_secret());
-        }
-        assert!(Endpoint::local("akex-no-such-protocol").is_err());
-        for name in default_protocols() {
-            assert!(Endpoint::local(&name).is_ok(), "{name}");
-        }
-    }
-
-    #[tokio::test]
-    async fn akex_rows_handshake_and_echo() {
-        #[allow(unused_mut)]
-        let mut names = vec![SIGMA_CHACHAPOLY, HYBRID_NK, HYBRID_XX, PQ_IK];
-        #[cfg(feature = "rsa-kt")]
-        names.push(akex::handshake::rsa::RSA_KT);
-        for name in names {
-            let e = Endpoint::local(name).unwrap();
-            let (a, b) = tokio::io::duplex(1 << 16);
-            let server = e.clone();
-            let task = tokio::spawn(async move {
-                let mut s = server.server(b).await.unwrap();
-                let mut buf = [0u8; 4];
-                s.read_exact(&mut buf).await.unwrap();
-                s.write_all(&buf).await.unwrap();
-                s.flush().await.unwrap();
-                s.shutdown().await.unwrap();
-            });
-            let mut c = e.client(a).await.unwrap();
-            c.write_all(b"ping").await.unwrap();
-            c.flush().await.unwrap();
-            let mut buf = [0u8; 4];
-            c.read_exact(&mut buf).await.unwrap();
-            assert_eq!(&buf, b"ping", "{name}");
-            task.await.unwrap();
-        }
-    }
-}
+mod tests;

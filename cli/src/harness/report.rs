@@ -1,23 +1,25 @@
 //! Results: records (one per protocol × metric), like-with-like ratios
-//! against rustls, and their renderings: an aligned table, JSON, markdown
-//! and one SVG bar chart per metric.
+//! against rustls and OpenSSL, and their renderings: an aligned table,
+//! JSON and markdown (SVG charts in [`super::charts`], the HTML page in
+//! [`super::html`]).
 
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::Path;
 
 use serde::Serialize;
 
+use super::loss::LossPoint;
 use super::sys::Machine;
-use super::{AuthClass, BenchError, Endpoint};
+use super::{AuthClass, BenchError, Endpoint, Implementation};
 
 /// One measured number.
 #[derive(Debug, Clone, Serialize)]
 pub struct Record {
-    /// Row name (Noise protocol or `TLS13_...`).
+    /// Row name (Noise protocol, akex-mode name, `TLS13_...` or
+    /// `OpenSSL_TLS13_...`).
     pub protocol: String,
-    /// `akex` or `rustls`.
-    pub implementation: &'static str,
+    /// `akex`, `rustls` or `openssl`.
+    pub implementation: Implementation,
     /// Which sides are authenticated.
     pub auth: AuthClass,
     /// True if the key exchange includes ML-KEM.
@@ -37,11 +39,7 @@ impl Record {
     pub fn new(endpoint: &Endpoint, metric: &str, value: f64, unit: &str) -> Record {
         Record {
             protocol: endpoint.name(),
-            implementation: if endpoint.is_baseline() {
-                "rustls"
-            } else {
-                "akex"
-            },
+            implementation: endpoint.implementation(),
             auth: endpoint.auth(),
             hybrid: endpoint.is_hybrid(),
             forward_secret: endpoint.is_forward_secret(),
@@ -52,13 +50,15 @@ impl Record {
     }
 }
 
-/// akex ÷ rustls for one metric, like with like.
+/// akex ÷ baseline for one metric, like with like.
 #[derive(Debug, Clone, Serialize)]
 pub struct Ratio {
     /// The akex row.
     pub protocol: String,
-    /// The rustls row it is compared with.
+    /// The baseline row it is compared with.
     pub baseline: String,
+    /// `rustls` or `openssl`.
+    pub baseline_implementation: Implementation,
     /// The metric.
     pub metric: String,
     /// akex value / rustls value.
@@ -76,8 +76,13 @@ pub struct Report {
     pub config: serde_json::Value,
     /// Every measured number.
     pub results: Vec<Record>,
-    /// akex/rustls ratios.
+    /// akex/rustls and akex/OpenSSL ratios.
     pub ratios: Vec<Ratio>,
+    /// Handshake completion under loss (`--loss-sweep`), if measured.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub loss_sweep: Vec<LossPoint>,
+    /// The command lines that reproduce this run.
+    pub commands: Vec<String>,
     /// Protocols measured completely.
     pub completed: Vec<String>,
     /// True if the run was interrupted.
@@ -99,15 +104,12 @@ impl Report {
     pub fn new(config: serde_json::Value) -> Report {
         Report {
             machine: Machine::describe(),
-            versions: serde_json::json!({
-                "akex": env!("CARGO_PKG_VERSION"),
-                "rustls": "0.23 (aws-lc-rs provider)",
-                "snow": "0.10",
-                "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
-            }),
+            versions: versions(),
             config,
             results: Vec::new(),
             ratios: Vec::new(),
+            loss_sweep: Vec::new(),
+            commands: Vec::new(),
             completed: Vec::new(),
             interrupted: false,
         }
@@ -125,14 +127,16 @@ impl Report {
         self.completed.push(protocol.to_string());
     }
 
-    fn value(&self, protocol: &str, metric: &str) -> Option<f64> {
+    /// The value of `metric` for `protocol`, if measured.
+    pub fn value(&self, protocol: &str, metric: &str) -> Option<f64> {
         self.results
             .iter()
             .find(|r| r.protocol == protocol && r.metric == metric)
             .map(|r| r.value)
     }
 
-    fn protocols(&self) -> Vec<String> {
+    /// Row names in the order they were measured.
+    pub fn protocols(&self) -> Vec<String> {
         let mut seen = Vec::new();
         for r in &self.results {
             if !seen.contains(&r.protocol) {
@@ -142,7 +146,8 @@ impl Report {
         seen
     }
 
-    fn metrics(&self) -> Vec<(String, String)> {
+    /// Metric names and units in the order they were first measured.
+    pub fn metrics(&self) -> Vec<(String, String)> {
         let mut seen: Vec<(String, String)> = Vec::new();
         for r in &self.results {
             if !seen.iter().any(|(m, _)| *m == r.metric) {
@@ -152,11 +157,12 @@ impl Report {
         seen
     }
 
-    /// Computes the akex/rustls ratios: server-authenticated Noise rows
+    /// Computes the like-with-like ratios: server-authenticated akex rows
     /// against TLS without client certificates, mutual ones against TLS
-    /// with client certificates, hybrid against X25519MLKEM768.
+    /// with client certificates, hybrid against X25519MLKEM768; each
+    /// against the rustls row and, where measured, the OpenSSL row.
     pub fn compute_ratios(&mut self) {
-        let mut rows: Vec<(String, AuthClass, bool, &'static str)> = Vec::new();
+        let mut rows: Vec<(String, AuthClass, bool, Implementation)> = Vec::new();
         for r in &self.results {
             if !rows.iter().any(|(p, ..)| *p == r.protocol) {
                 rows.push((r.protocol.clone(), r.auth, r.hybrid, r.implementation));
@@ -164,37 +170,82 @@ impl Report {
         }
         let mut ratios = Vec::new();
         for (protocol, auth, hybrid, implementation) in &rows {
-            if *implementation != "akex" || *auth == AuthClass::Anonymous {
+            if *implementation != Implementation::Akex || *auth == AuthClass::Anonymous {
                 continue;
             }
-            let baseline = format!(
-                "TLS13_{}{}",
-                if *hybrid { "X25519MLKEM768" } else { "X25519" },
-                if *auth == AuthClass::Mutual {
-                    "_mTLS"
-                } else {
-                    ""
-                }
-            );
-            for metric in RATIO_METRICS {
-                if let (Some(a), Some(b)) =
-                    (self.value(protocol, metric), self.value(&baseline, metric))
-                {
-                    ratios.push(Ratio {
-                        protocol: protocol.clone(),
-                        baseline: baseline.clone(),
-                        metric: metric.to_string(),
-                        ratio: a / b,
-                    });
+            for (prefix, baseline_implementation) in [
+                ("", Implementation::Rustls),
+                ("OpenSSL_", Implementation::Openssl),
+            ] {
+                let baseline = baseline_row(prefix, *auth, *hybrid);
+                for metric in RATIO_METRICS {
+                    if let (Some(a), Some(b)) =
+                        (self.value(protocol, metric), self.value(&baseline, metric))
+                    {
+                        ratios.push(Ratio {
+                            protocol: protocol.clone(),
+                            baseline: baseline.clone(),
+                            baseline_implementation,
+                            metric: metric.to_string(),
+                            ratio: a / b,
+                        });
+                    }
                 }
             }
         }
         self.ratios = ratios;
     }
 
+    /// The ratio of `protocol` against `implementation` for `metric`.
+    pub fn ratio(
+        &self,
+        protocol: &str,
+        implementation: Implementation,
+        metric: &str,
+    ) -> Option<&Ratio> {
+        self.ratios.iter().find(|r| {
+            r.protocol == protocol
+                && r.baseline_implementation == implementation
+                && r.metric == metric
+        })
+    }
+
+    /// The ratio table: one line per akex row and metric, with the rustls
+    /// and the OpenSSL column side by side.
+    pub fn ratio_rows(&self) -> Vec<[String; 6]> {
+        let mut out = Vec::new();
+        let mut seen: Vec<(String, String)> = Vec::new();
+        for r in &self.ratios {
+            let key = (r.protocol.clone(), r.metric.clone());
+            if seen.contains(&key) {
+                continue;
+            }
+            seen.push(key);
+            let cell = |implementation| {
+                self.ratio(&r.protocol, implementation, &r.metric)
+                    .map_or_else(
+                        || ("-".to_string(), "-".to_string()),
+                        |x| (x.baseline.clone(), format!("{:.2}", x.ratio)),
+                    )
+            };
+            let (rustls_row, rustls_ratio) = cell(Implementation::Rustls);
+            let (openssl_row, openssl_ratio) = cell(Implementation::Openssl);
+            out.push([
+                r.protocol.clone(),
+                r.metric.clone(),
+                rustls_row,
+                rustls_ratio,
+                openssl_row,
+                openssl_ratio,
+            ]);
+        }
+        out
+    }
+
     /// The columns of the terminal and markdown tables.
     fn columns(&self) -> Vec<(String, String)> {
         let wanted = [
+            "inmem_handshake_us",
             "latency_c1_p50",
             "latency_c1_p99",
             "latency_c*_p50",
@@ -279,12 +330,15 @@ impl Report {
             line(row, &mut out);
         }
         if !self.ratios.is_empty() {
-            out.push_str("\nakex / rustls, like with like (>1 is more for akex):\n");
-            for r in &self.ratios {
+            out.push_str(
+                "\nakex / baseline, like with like (>1 is more for akex; \
+                 rustls and OpenSSL side by side):\n",
+            );
+            for [protocol, metric, rustls_row, rustls, openssl_row, openssl] in self.ratio_rows() {
                 let _ = writeln!(
                     out,
-                    "  {:<36} vs {:<26} {:<26} {:.2}",
-                    r.protocol, r.baseline, r.metric, r.ratio
+                    "  {protocol:<50} {metric:<24} vs {rustls_row:<26} {rustls:>5}   \
+                     vs {openssl_row:<34} {openssl:>5}"
                 );
             }
         }
@@ -323,15 +377,23 @@ impl Report {
         }
         if !self.ratios.is_empty() {
             out.push_str(
-                "\n| akex row | rustls row | metric | akex/rustls |\n|---|---|---|---:|\n",
+                "\n| akex row | metric | rustls row | akex/rustls | OpenSSL row | akex/OpenSSL |\n\
+                 |---|---|---|---:|---|---:|\n",
             );
-            for r in &self.ratios {
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {} | {:.2} |",
-                    r.protocol, r.baseline, r.metric, r.ratio
-                );
+            for row in self.ratio_rows() {
+                let _ = writeln!(out, "| {} |", row.join(" | "));
             }
+        }
+        out.push_str(&super::seeds::markdown(self));
+        if !self.loss_sweep.is_empty() {
+            out.push_str(&super::loss::markdown(&self.loss_sweep));
+        }
+        if !self.commands.is_empty() {
+            out.push_str("\nReproduce:\n\n```sh\n");
+            for c in &self.commands {
+                let _ = writeln!(out, "{c}");
+            }
+            out.push_str("```\n");
         }
         out
     }
@@ -347,76 +409,40 @@ impl Report {
         std::fs::write(path, self.markdown())?;
         Ok(())
     }
+}
 
-    /// One horizontal bar chart per metric, `<metric>.svg` in `dir`;
-    /// returns the files written.
-    pub fn write_charts(&self, dir: &Path) -> Result<Vec<std::path::PathBuf>, BenchError> {
-        use plotters::prelude::*;
-        std::fs::create_dir_all(dir)?;
-        let mut written = Vec::new();
-        let protocols = self.protocols();
-        let mut metric_names = BTreeSet::new();
-        for (metric, unit) in self.metrics() {
-            if !metric_names.insert(metric.clone()) {
-                continue;
-            }
-            let bars: Vec<(String, f64, bool)> = protocols
-                .iter()
-                .filter_map(|p| {
-                    let r = self
-                        .results
-                        .iter()
-                        .find(|r| &r.protocol == p && r.metric == metric)?;
-                    Some((p.clone(), r.value, r.implementation == "rustls"))
-                })
-                .collect();
-            if bars.is_empty() {
-                continue;
-            }
-            let file = dir.join(format!("{}.svg", metric.replace('.', "_")));
-            let height = 80 + 28 * bars.len() as u32;
-            let max = bars.iter().map(|b| b.1).fold(0.0, f64::max) * 1.15;
-            {
-                let root = SVGBackend::new(&file, (900, height)).into_drawing_area();
-                root.fill(&WHITE).map_err(chart_err)?;
-                let mut chart = ChartBuilder::on(&root)
-                    .caption(format!("{metric} ({unit})"), ("sans-serif", 18))
-                    .margin(10)
-                    .x_label_area_size(30)
-                    .y_label_area_size(300)
-                    .build_cartesian_2d(0.0..max, 0..bars.len())
-                    .map_err(chart_err)?;
-                let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
-                chart
-                    .configure_mesh()
-                    .disable_y_mesh()
-                    .y_labels(bars.len() + 1)
-                    .y_label_formatter(&|i| labels.get(*i).cloned().unwrap_or_default())
-                    .draw()
-                    .map_err(chart_err)?;
-                chart
-                    .draw_series(bars.iter().enumerate().map(|(i, (_, v, baseline))| {
-                        let color = if *baseline {
-                            RGBColor(200, 120, 40)
-                        } else {
-                            RGBColor(40, 100, 180)
-                        };
-                        Rectangle::new([(0.0, i), (*v, i + 1)], color.filled())
-                    }))
-                    .map_err(chart_err)?;
-                root.present().map_err(chart_err)?;
-            }
-            written.push(file);
+/// The baseline row compared with an akex row of `auth` and `hybrid`.
+fn baseline_row(prefix: &str, auth: AuthClass, hybrid: bool) -> String {
+    format!(
+        "{prefix}TLS13_{}{}",
+        if hybrid { "X25519MLKEM768" } else { "X25519" },
+        if auth == AuthClass::Mutual {
+            "_mTLS"
+        } else {
+            ""
         }
-        Ok(written)
+    )
+}
+
+/// The versions of what is measured (the OpenSSL one read from the
+/// linked library).
+fn versions() -> serde_json::Value {
+    #[allow(unused_mut)]
+    let mut v = serde_json::json!({
+        "akex": env!("CARGO_PKG_VERSION"),
+        "rustls": "0.23 (aws-lc-rs provider)",
+        "snow": "0.10",
+        "profile": if cfg!(debug_assertions) { "debug" } else { "release" },
+    });
+    #[cfg(feature = "openssl")]
+    {
+        v["openssl"] = super::openssl_baseline::version().into();
     }
+    v
 }
 
-fn chart_err<E: std::fmt::Debug>(e: E) -> BenchError {
-    format!("chart: {e:?}").into()
-}
-
-fn short(metric: &str) -> String {
+/// A short column name for `metric`.
+pub fn short(metric: &str) -> String {
     metric
         .replace("latency_", "")
         .replace("handshakes_per_cpu_s", "hs/cpu-s")
@@ -430,9 +456,11 @@ fn short(metric: &str) -> String {
         .replace("heap_per_session", "heap/sess")
         .replace("sessions_held", "held")
         .replace("completion_", "")
+        .replace("inmem_handshake_us", "in-mem hs")
 }
 
-fn fmt_num(v: f64) -> String {
+/// A number with 3 significant-ish digits.
+pub fn fmt_num(v: f64) -> String {
     if v >= 100.0 {
         format!("{v:.0}")
     } else if v >= 10.0 {
@@ -451,7 +479,13 @@ mod tests {
     fn record(protocol: &str, auth: AuthClass, hybrid: bool, rustls: bool) -> Record {
         Record {
             protocol: protocol.to_string(),
-            implementation: if rustls { "rustls" } else { "akex" },
+            implementation: if protocol.starts_with("OpenSSL_") {
+                Implementation::Openssl
+            } else if rustls {
+                Implementation::Rustls
+            } else {
+                Implementation::Akex
+            },
             auth,
             hybrid,
             forward_secret: true,
@@ -490,6 +524,8 @@ mod tests {
             record("TLS13_X25519MLKEM768", AuthClass::ServerAuth, true, true),
             record("TLS13_X25519_mTLS", AuthClass::Mutual, false, true),
             record("TLS13_X25519MLKEM768_mTLS", AuthClass::Mutual, true, true),
+            record("OpenSSL_TLS13_X25519", AuthClass::ServerAuth, false, true),
+            record("OpenSSL_TLS13_X25519_mTLS", AuthClass::Mutual, false, true),
         ] {
             report.push(r);
         }
@@ -503,11 +539,21 @@ mod tests {
             pairs,
             [
                 ("Noise_NK_25519_ChaChaPoly_BLAKE2s", "TLS13_X25519"),
+                ("Noise_NK_25519_ChaChaPoly_BLAKE2s", "OpenSSL_TLS13_X25519"),
                 ("Noise_XX_25519_ChaChaPoly_BLAKE2s", "TLS13_X25519_mTLS"),
+                (
+                    "Noise_XX_25519_ChaChaPoly_BLAKE2s",
+                    "OpenSSL_TLS13_X25519_mTLS"
+                ),
                 (SIGMA_CHACHAPOLY, "TLS13_X25519_mTLS"),
+                (SIGMA_CHACHAPOLY, "OpenSSL_TLS13_X25519_mTLS"),
                 (HYBRID_NK, "TLS13_X25519MLKEM768"),
                 (HYBRID_XX, "TLS13_X25519MLKEM768_mTLS"),
             ]
         );
+        let rows = report.ratio_rows();
+        assert_eq!(rows.len(), 5);
+        assert_eq!(rows[0][4], "OpenSSL_TLS13_X25519");
+        assert_eq!(rows[3][4], "-");
     }
 }
