@@ -517,9 +517,24 @@ pub fn report(result: Result<(), Error>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("akex: error: {e}");
+            eprintln!("akex: error: {}", message(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error as the command line reports it: the library's message, plus
+/// the flags that supply what it says is missing (the library itself never
+/// names flags).
+pub fn message(e: &Error) -> String {
+    match e {
+        Error::Config(ConfigError::MissingLocalKey) => {
+            format!("{e} (give --identity, or --key from the key store)")
+        }
+        Error::Config(ConfigError::MissingRemoteKey) => {
+            format!("{e} (give --remote-key, or --peer from the trust store)")
+        }
+        _ => e.to_string(),
     }
 }
 

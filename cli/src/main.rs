@@ -87,7 +87,7 @@ fn main() -> ExitCode {
             match common::runtime().and_then(|rt| rt.block_on(serve::run(args))) {
                 Ok(code) => code,
                 Err(e) => {
-                    eprintln!("akex serve: error: {e}");
+                    eprintln!("akex serve: error: {}", common::message(&e));
                     ExitCode::FAILURE
                 }
             }

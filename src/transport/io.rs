@@ -43,11 +43,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
     }
 
     /// Writes pending wire bytes until no more than `keep` are left.
-    fn poll_write_down_to(
-        &mut self,
-        cx: &mut Context<'_>,
-        keep: usize,
-    ) -> Poll<Result<(), Error>> {
+    fn poll_write_down_to(&mut self, cx: &mut Context<'_>, keep: usize) -> Poll<Result<(), Error>> {
         while self.conn.wire_output().len() > keep {
             let n = ready!(Pin::new(&mut self.io).poll_write(cx, self.conn.wire_output()))
                 .map_err(Error::from_io)?;
