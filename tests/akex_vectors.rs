@@ -249,6 +249,10 @@ struct VectorFile {
     description: String,
     /// Private keys by name, hex.
     keys: BTreeMap<String, String>,
+    /// The prologue both sides were configured with (mixed right after
+    /// the protocol name, before any pre-message key and the hello).
+    #[serde(with = "hexser")]
+    prologue: Vec<u8>,
     #[serde(with = "hexser")]
     initiator_random: Vec<u8>,
     #[serde(with = "hexser")]
@@ -264,6 +268,9 @@ struct VectorFile {
 }
 
 const HANDSHAKE_PAYLOADS: [&[u8]; 3] = [b"", b"responder payload", b"initiator payload"];
+/// Every vector's prologue: not empty, so a checker that skips or moves
+/// it fails.
+const PROLOGUE: &[u8] = b"akex vectors prologue";
 const TRANSPORT_PAYLOADS: [(Role, &[u8]); 2] = [
     (
         Role::Initiator,
@@ -278,14 +285,15 @@ const TRANSPORT_PAYLOADS: [(Role, &[u8]); 2] = [
 fn run(
     case: &Case,
     keys: &Keys,
+    prologue: &[u8],
     irand: &[u8],
     rrand: &[u8],
     handshake_payloads: &[Vec<u8>],
     transport_payloads: &[(Role, Vec<u8>)],
 ) -> VectorFile {
     let (ik, rk) = (case.setup)(keys);
-    let ik = ik.rng(ScriptedRng::new(irand.to_vec()));
-    let rk = rk.rng(ScriptedRng::new(rrand.to_vec()));
+    let ik = ik.prologue(prologue).rng(ScriptedRng::new(irand.to_vec()));
+    let rk = rk.prologue(prologue).rng(ScriptedRng::new(rrand.to_vec()));
     let mut i = registry::initiator(case.name, &ik).expect("initiator");
     let mut r = registry::responder(&[case.name], &rk).expect("responder");
     let mut handshake = Vec::new();
@@ -364,6 +372,7 @@ fn run(
             .iter()
             .map(|(k, v)| (k.clone(), hex::encode(v)))
             .collect(),
+        prologue: prologue.to_vec(),
         initiator_random: irand.to_vec(),
         responder_random: rrand.to_vec(),
         handshake,
@@ -398,7 +407,7 @@ fn generate(case: &Case) -> VectorFile {
         .iter()
         .map(|(r, p)| (*r, p.to_vec()))
         .collect();
-    run(case, &keys, &irand, &rrand, &hs, &tr)
+    run(case, &keys, PROLOGUE, &irand, &rrand, &hs, &tr)
 }
 
 /// Writes every vector file. Run once per new protocol or format change,
@@ -446,6 +455,7 @@ fn replay_vectors() {
         let got = run(
             case,
             &keys,
+            &want.prologue,
             &want.initiator_random,
             &want.responder_random,
             &hs,

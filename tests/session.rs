@@ -10,7 +10,7 @@ use akex::handshake::TrafficSecret;
 use akex::hazmat::aead::AeadKey;
 use akex::hazmat::ReplayRng as ScriptedRng;
 use akex::session::{
-    AeadLimits, Record, RecordMode, RecordType, RekeyPolicy, Session, SessionConfig,
+    AeadLimits, ControlType, Record, RecordMode, RecordType, RekeyPolicy, Session, SessionConfig,
 };
 use akex::{Error, Established, Handshake, NoiseConfig, NoiseHandshake, Role};
 use proptest::prelude::*;
@@ -341,13 +341,19 @@ fn akex_policy_triggers_key_updates_by_count_and_time() {
         .unwrap());
     b.open_record(&w, &mut Vec::new()).unwrap();
     assert_eq!(b.recv_epoch(), 1);
-    // Nothing due right after; then 120 s later.
+    // Nothing due right after; 120 s later nothing either while the new
+    // key has protected no record (an unused key is never updated for its
+    // age); once it has, the update comes.
     assert!(!a
         .poll_control(Duration::from_secs(2), &mut rng, &mut Vec::new())
         .unwrap());
+    assert!(!a
+        .poll_control(Duration::from_secs(121), &mut rng, &mut Vec::new())
+        .unwrap());
+    send_data(&mut a, &mut b, b"y");
     let mut w = Vec::new();
     assert!(a
-        .poll_control(Duration::from_secs(121), &mut rng, &mut w)
+        .poll_control(Duration::from_secs(122), &mut rng, &mut w)
         .unwrap());
     b.open_record(&w, &mut Vec::new()).unwrap();
     assert_eq!((a.send_epoch(), b.recv_epoch()), (2, 2));
@@ -419,7 +425,8 @@ fn bad_ratchet_key_and_unknown_type_close_the_session() {
     let (_, mut b) = akex_pair(AeadAlgorithm::ChaChaPoly, never());
     let record_key = akex::hazmat::schedule::record_key(&Secret::new([7u8; 32]));
     let key = AeadKey::new(AeadAlgorithm::ChaChaPoly, record_key.expose());
-    let mut body = vec![RecordType::Ratchet as u8, 0x01];
+    // type, generation 1, step init, then the X25519 key.
+    let mut body = vec![RecordType::Ratchet as u8, 0, 0, 0, 1, 0x01];
     body.extend_from_slice(&[0u8; 32]); // low-order point
     body.extend_from_slice(&[0, 0]);
     key.seal_in_place(0, &[], &mut body);
@@ -634,68 +641,161 @@ const VECTORS: &str = concat!(
     "/protocols/vectors/session.json"
 );
 
-/// A scripted run: both sides' records, byte for byte.
-fn scripted_run(aead: AeadAlgorithm, hybrid: bool) -> serde_json::Value {
-    use serde_json::json;
-    let config = never().hybrid_ratchet(hybrid);
-    let (mut a, mut b) = akex_pair(aead, config);
-    let mut records = Vec::new();
-    let mut push = |who: &str, what: &str, wire: &[u8]| {
-        records.push(json!({ "from": who, "record": what, "wire": hex::encode(wire) }));
-    };
-    let mut w = Vec::new();
-    a.seal_record(RecordType::Data, b"hello", &mut w).unwrap();
-    b.open_record(&w, &mut Vec::new()).unwrap();
-    push("initiator", "data", &w);
-    let mut w = Vec::new();
-    a.send_key_update(&mut w).unwrap();
-    b.open_record(&w, &mut Vec::new()).unwrap();
-    push("initiator", "key_update", &w);
-    let mut w = Vec::new();
-    a.seal_record(RecordType::Data, b"epoch 1", &mut w).unwrap();
-    b.open_record(&w, &mut Vec::new()).unwrap();
-    push("initiator", "data", &w);
-    // Ratchet with scripted ephemeral keys (and ML-KEM seed/randomness).
-    let mut a_rng = ScriptedRng::new([[0x11u8; 32].to_vec(), vec![0x12u8; 64]].concat());
-    let mut b_rng = ScriptedRng::new([[0x21u8; 32].to_vec(), vec![0x22u8; 32]].concat());
-    let mut w = Vec::new();
-    a.start_ratchet(&mut a_rng, &mut w).unwrap();
-    b.open_record(&w, &mut Vec::new()).unwrap();
-    push("initiator", "ratchet_init", &w);
-    let mut w = Vec::new();
-    assert!(b.poll_control(Duration::ZERO, &mut b_rng, &mut w).unwrap());
-    a.open_record(&w, &mut Vec::new()).unwrap();
-    push("responder", "ratchet_response", &w);
-    let mut w = Vec::new();
-    assert!(a.poll_control(Duration::ZERO, &mut OsRng, &mut w).unwrap());
-    b.open_record(&w, &mut Vec::new()).unwrap();
-    push("initiator", "ratchet_finish", &w);
-    for (flip, who, text) in [
-        (false, "initiator", &b"after ratchet"[..]),
-        (true, "responder", &b"reply"[..]),
-    ] {
-        let (s, r) = if flip {
-            (&mut b, &mut a)
-        } else {
-            (&mut a, &mut b)
+/// How a scripted run's ratchet is authenticated.
+#[derive(Clone, Copy)]
+enum Auth {
+    /// No long-term keys (sessions from raw secrets, RSA key transport).
+    None,
+    /// X25519 static keys (hybrid, PQ-authenticated).
+    StaticDh,
+    /// Ed25519 signatures (SIGMA).
+    Signature,
+}
+
+const INITIATOR_STATIC: [u8; 32] = [0x31; 32];
+const RESPONDER_STATIC: [u8; 32] = [0x32; 32];
+const INITIATOR_ED25519: [u8; 32] = [0x41; 32];
+const RESPONDER_ED25519: [u8; 32] = [0x42; 32];
+
+/// A session pair with i2r = 07…07, r2i = 08…08, root = 09…09, handshake
+/// hash 07…07, and the ratchet authenticated as `auth` says.
+fn vector_pair(aead: AeadAlgorithm, hybrid: bool, auth: Auth) -> (Session, Session) {
+    use akex::keys::{SigningKey, StaticSecret};
+    let with_auth = |e: Established, role: Role| -> Established {
+        let (mine, theirs, my_ed, their_ed) = match role {
+            Role::Initiator => (INITIATOR_STATIC, RESPONDER_STATIC, INITIATOR_ED25519, RESPONDER_ED25519),
+            Role::Responder => (RESPONDER_STATIC, INITIATOR_STATIC, RESPONDER_ED25519, INITIATOR_ED25519),
         };
+        match auth {
+            Auth::None => e,
+            Auth::StaticDh => {
+                let peer = *StaticSecret::from_private(Secret::new(theirs)).public();
+                e.with_ratchet_static_keys(
+                    Some(StaticSecret::from_private(Secret::new(mine))),
+                    Some(peer),
+                )
+            }
+            Auth::Signature => {
+                let peer = *SigningKey::from_seed(Secret::new(their_ed)).public();
+                e.with_ratchet_signing_keys(SigningKey::from_seed(Secret::new(my_ed)), peer)
+            }
+        }
+    };
+    let config = never().hybrid_ratchet(hybrid);
+    let a = with_auth(established(Role::Initiator, aead, 7, true), Role::Initiator);
+    let b = with_auth(established(Role::Responder, aead, 7, true), Role::Responder);
+    (
+        Session::with_config(a, config.clone()).unwrap(),
+        Session::with_config(b, config).unwrap(),
+    )
+}
+
+/// The randomness one side draws for a ratchet step: its X25519 key (32
+/// bytes), then (hybrid) the ML-KEM key-generation seed (64, the step's
+/// initiator) or the encapsulation randomness (32, its responder).
+fn step_rng(byte: u8, hybrid: bool, initiator: bool) -> Vec<u8> {
+    let mut v = vec![byte; 32];
+    if hybrid {
+        v.extend(vec![byte.wrapping_add(1); if initiator { 64 } else { 32 }]);
+    }
+    v
+}
+
+/// A scripted run: every record both sides send, its plaintext (type byte
+/// and body) and its wire bytes, in order.
+fn scripted_run(aead: AeadAlgorithm, hybrid: bool, auth: Auth) -> serde_json::Value {
+    use serde_json::json;
+    let (mut a, mut b) = vector_pair(aead, hybrid, auth);
+    let mut records = Vec::new();
+    let mut rngs = Vec::new();
+    // Opens `wire` at `to`, records the plaintext.
+    fn record(
+        records: &mut Vec<serde_json::Value>,
+        who: &str,
+        what: &str,
+        wire: Vec<u8>,
+        to: &mut Session,
+    ) {
+        let mut buf = wire.clone();
+        to.open_record_in_place(&mut buf)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let plaintext = &buf[..wire.len() - 16];
+        records.push(json!({
+            "from": who,
+            "record": what,
+            "plaintext": hex::encode(plaintext),
+            "wire": hex::encode(&wire),
+        }));
+    }
+    let data = |s: &mut Session, text: &[u8]| {
         let mut w = Vec::new();
         s.seal_record(RecordType::Data, text, &mut w).unwrap();
-        r.open_record(&w, &mut Vec::new()).unwrap();
-        push(who, "data", &w);
+        w
+    };
+    let w = data(&mut a, b"hello");
+    record(&mut records, "initiator", "data", w, &mut b);
+    let mut w = Vec::new();
+    a.send_key_update(&mut w).unwrap();
+    record(&mut records, "initiator", "key_update", w, &mut b);
+    let w = data(&mut a, b"epoch 1");
+    record(&mut records, "initiator", "data", w, &mut b);
+    let mut w = Vec::new();
+    b.seal_control(ControlType::RotationAnnouncement, b"[]", &mut w)
+        .unwrap();
+    record(&mut records, "responder", "control", w, &mut a);
+
+    // Two ratchet steps: the handshake initiator starts the first, the
+    // handshake responder the second (directions stay the handshake's).
+    for (n, starter) in [(1u8, Role::Initiator), (2, Role::Responder)] {
+        let (s, r, s_name, r_name) = match starter {
+            Role::Initiator => (&mut a, &mut b, "initiator", "responder"),
+            Role::Responder => (&mut b, &mut a, "responder", "initiator"),
+        };
+        let s_rng = step_rng(0x10 * n + 1, hybrid, true);
+        let r_rng = step_rng(0x10 * n + 2, hybrid, false);
+        rngs.push(json!({ "step": n, "started_by": s_name,
+            "starter_rng": hex::encode(&s_rng), "responder_rng": hex::encode(&r_rng) }));
+        let mut w = Vec::new();
+        assert!(s.start_ratchet(&mut ScriptedRng::new(s_rng), &mut w).unwrap());
+        record(&mut records, s_name, "ratchet_init", w, r);
+        let mut w = Vec::new();
+        assert!(r
+            .poll_control(Duration::ZERO, &mut ScriptedRng::new(r_rng), &mut w)
+            .unwrap());
+        record(&mut records, r_name, "ratchet_response", w, s);
+        let mut w = Vec::new();
+        assert!(s
+            .poll_control(Duration::ZERO, &mut ScriptedRng::new(Vec::new()), &mut w)
+            .unwrap());
+        record(&mut records, s_name, "ratchet_finish", w, r);
+        let w = data(s, format!("after ratchet {n}").as_bytes());
+        record(&mut records, s_name, "data", w, r);
+        let w = data(r, format!("reply {n}").as_bytes());
+        record(&mut records, r_name, "data", w, s);
     }
+    assert_eq!((a.ratchet_count(), b.ratchet_count()), (2, 2));
+    // Close ends one direction: the responder may still send, then closes.
     let mut w = Vec::new();
     a.seal_close(&mut w).unwrap();
-    b.open_record(&w, &mut Vec::new()).unwrap();
-    push("initiator", "close", &w);
+    record(&mut records, "initiator", "close", w, &mut b);
+    let w = data(&mut b, b"after the initiator's close");
+    record(&mut records, "responder", "data", w, &mut a);
+    let mut w = Vec::new();
+    b.seal_close(&mut w).unwrap();
+    record(&mut records, "responder", "close", w, &mut a);
     json!({
         "aead": format!("{aead:?}"),
         "hybrid": hybrid,
+        "auth": match auth { Auth::None => "none", Auth::StaticDh => "static_dh", Auth::Signature => "signature" },
+        "handshake_hash": hex::encode([7u8; 32]),
         "initiator_to_responder": hex::encode([7u8; 32]),
         "responder_to_initiator": hex::encode([8u8; 32]),
         "root": hex::encode([9u8; 32]),
-        "initiator_rng": hex::encode([[0x11u8; 32].to_vec(), vec![0x12u8; 64]].concat()),
-        "responder_rng": hex::encode([[0x21u8; 32].to_vec(), vec![0x22u8; 32]].concat()),
+        "initiator_static": hex::encode(INITIATOR_STATIC),
+        "responder_static": hex::encode(RESPONDER_STATIC),
+        "initiator_ed25519_seed": hex::encode(INITIATOR_ED25519),
+        "responder_ed25519_seed": hex::encode(RESPONDER_ED25519),
+        "ratchet_randomness": rngs,
         "records": records,
     })
 }
@@ -713,15 +813,22 @@ fn schedule_vectors() -> serde_json::Value {
         record_keys.push(hex::encode(schedule::record_key(&s).expose()));
     }
     let root = Secret::new([9u8; 32]);
-    let dh = Secret::new([0xd4u8; 32]);
-    let kem = Secret::new([0x4bu8; 32]);
-    let classic = schedule::ratchet(&root, &dh, None);
-    let hybrid = schedule::ratchet(&root, &dh, Some(&kem));
-    let out = |k: &schedule::RatchetKeys| {
+    let th = [0x7au8; 32];
+    let ikm = [
+        Secret::new([0xd4u8; 32]),
+        Secret::new([0x4bu8; 32]),
+        Secret::new([0xe5u8; 32]),
+        Secret::new([0x5eu8; 32]),
+    ];
+    let out = |n: usize| {
+        let k = schedule::ratchet(&root, &ikm[..n].iter().collect::<Vec<_>>(), &th);
         json!({
+            "secrets": ikm[..n].iter().map(|s| hex::encode(s.expose())).collect::<Vec<_>>(),
             "root": hex::encode(k.root.expose()),
             "initiator_to_responder": hex::encode(k.initiator_to_responder.expose()),
             "responder_to_initiator": hex::encode(k.responder_to_initiator.expose()),
+            "confirm_response": hex::encode(k.confirm_response.expose()),
+            "confirm_finish": hex::encode(k.confirm_finish.expose()),
         })
     };
     json!({
@@ -730,22 +837,21 @@ fn schedule_vectors() -> serde_json::Value {
         "ratchet": {
             "label": "akex ratchet",
             "root": hex::encode(root.expose()),
-            "dh": hex::encode(dh.expose()),
-            "kem": hex::encode(kem.expose()),
-            "classical": out(&classic),
-            "hybrid": out(&hybrid),
+            "transcript": hex::encode(th),
+            "outputs": [out(1), out(2), out(4)],
         }
     })
 }
 
 fn all_vectors() -> serde_json::Value {
     serde_json::json!({
-        "description": "akex session layer key schedule and records; see protocols/session.md",
+        "description": "akex session layer, wire version 2: key schedule and scripted runs (every record's plaintext and wire bytes); see protocols/session.md",
         "schedule": schedule_vectors(),
         "runs": [
-            scripted_run(AeadAlgorithm::ChaChaPoly, false),
-            scripted_run(AeadAlgorithm::AesGcm, false),
-            scripted_run(AeadAlgorithm::ChaChaPoly, true),
+            scripted_run(AeadAlgorithm::ChaChaPoly, false, Auth::None),
+            scripted_run(AeadAlgorithm::AesGcm, false, Auth::StaticDh),
+            scripted_run(AeadAlgorithm::ChaChaPoly, true, Auth::StaticDh),
+            scripted_run(AeadAlgorithm::ChaChaPoly, false, Auth::Signature),
         ],
     })
 }

@@ -1,7 +1,7 @@
 //! SIGMA-I and akex-mode negotiation: the happy path and every way to
 //! break it, each with a typed error.
 
-use akex::crypto::Secret;
+use akex::crypto::{AeadAlgorithm, Secret};
 use akex::error::{ApiMisuse, Error, PeerIncompatible, PeerMisbehaved, TrustFailure};
 use akex::handshake::registry::{self, HandshakeKeys};
 use akex::handshake::sigma::{SIGMA_AESGCM, SIGMA_CHACHAPOLY};
@@ -394,7 +394,8 @@ fn forged_m2(m1: &[u8], bad_sig: bool, bad_mac: bool) -> Vec<u8> {
     let hello = hello(name).unwrap();
     let (hello_bytes, rest) = m1.split_at(hello.len());
     assert_eq!(hello_bytes, hello);
-    let mut ss = SymmetricState::new(name);
+    // InitializeSymmetric(name), MixHash(prologue = ""), MixHash(hello).
+    let mut ss = SymmetricState::new(name, AeadAlgorithm::ChaChaPoly, b"");
     ss.mix_hash(&hello);
     ss.mix_hash(&rest[..32]);
     ss.encrypt_and_hash(&rest[32..], &mut Vec::new()).unwrap();

@@ -99,7 +99,7 @@ pub(crate) fn fixed_established(
     let established = Established::new(
         name.to_string(),
         role,
-        vec![0x48; 32],
+        HANDSHAKE_HASH.to_vec(),
         Some(remote),
         aead,
         TrafficSecret::new(Secret::new(I2R)),
@@ -118,6 +118,8 @@ pub(crate) const I2R: [u8; 32] = [0x11; 32];
 pub(crate) const R2I: [u8; 32] = [0x22; 32];
 /// The fixed root secret of the akex-mode sessions.
 pub(crate) const ROOT: [u8; 32] = [0x33; 32];
+/// The fixed handshake hash (the ratchet's transcript starts with it).
+pub(crate) const HANDSHAKE_HASH: [u8; 32] = [0x48; 32];
 
 /// Deterministic randomness for one call: 256 bytes that depend on `n`.
 pub(crate) fn rng_bytes(n: u32) -> Vec<u8> {

@@ -10,6 +10,7 @@ pub(crate) mod akex;
 mod established;
 pub mod hybrid;
 pub mod noise;
+mod pattern;
 pub mod pq;
 pub mod registry;
 #[cfg(feature = "rsa-kt")]
