@@ -568,3 +568,85 @@ fn noise_keys(name: &str) -> (HandshakeKeys, HandshakeKeys) {
         side(Role::Responder, &sr, &si),
     )
 }
+
+/// The two sides' keys for any registry protocol (akex rows from `CASES`,
+/// Noise rows from `noise_keys`, RSA key transport from a fresh key).
+fn keys_for(name: &str) -> (HandshakeKeys, HandshakeKeys) {
+    #[cfg(feature = "rsa-kt")]
+    if name == akex::handshake::rsa::RSA_KT {
+        use std::sync::OnceLock;
+        static KEY: OnceLock<akex::handshake::rsa::RsaKeyPair> = OnceLock::new();
+        let key = KEY.get_or_init(|| akex::handshake::rsa::RsaKeyPair::generate().unwrap());
+        let public = PublicKey::from_bytes(KeyKind::Rsa, key.public_key_der()).unwrap();
+        return (
+            HandshakeKeys::new().remote(public),
+            HandshakeKeys::new().rsa_key(key.clone()),
+        );
+    }
+    match CASES.iter().find(|c| c.name == name) {
+        Some(case) => {
+            let keys: Keys = case
+                .keys
+                .iter()
+                .map(|(k, len)| (k.to_string(), derive(case.name, k, *len)))
+                .collect();
+            (case.setup)(&keys)
+        }
+        None => noise_keys(name),
+    }
+}
+
+/// Runs a handshake to its end or its first error.
+fn pump(i: &mut Box<dyn Handshake>, r: &mut Box<dyn Handshake>) -> Result<(), akex::Error> {
+    while !(i.is_finished() && r.is_finished()) {
+        let (s, rcv) = if i.wants_write() {
+            (&mut *i, &mut *r)
+        } else {
+            (&mut *r, &mut *i)
+        };
+        let mut m = Vec::new();
+        s.write_message(b"", &mut m)?;
+        rcv.read_message(&m, &mut Vec::new())?;
+    }
+    Ok(())
+}
+
+/// One prologue rule for every family: each protocol binds the configured
+/// prologue (always, empty included) right after its name, so sides
+/// configured with different prologues never both finish, and the same
+/// prologue (empty or not) always works.
+#[test]
+fn mismatched_prologues_fail_for_every_protocol() {
+    let mut families = std::collections::BTreeSet::new();
+    for info in registry::protocols() {
+        let (ik, rk) = keys_for(info.name);
+        for (pi, pr, ok) in [
+            (&b"AAA"[..], &b"BBB"[..], false),
+            (b"", b"x", false),
+            (b"x", b"", false),
+            (b"", b"", true),
+            (b"same", b"same", true),
+        ] {
+            let mut i = registry::initiator(info.name, &ik.clone().prologue(pi)).unwrap();
+            let mut r = registry::responder(&[info.name], &rk.clone().prologue(pr)).unwrap();
+            let result = pump(&mut i, &mut r);
+            if ok {
+                result.unwrap_or_else(|e| panic!("{}: same prologue failed: {e}", info.name));
+                let (ie, re) = (i.finish().unwrap(), r.finish().unwrap());
+                assert_eq!(ie.handshake_hash(), re.handshake_hash());
+            } else {
+                assert!(
+                    result.is_err() && !(i.is_finished() && r.is_finished()),
+                    "{}: prologues {pi:?} and {pr:?} both finished",
+                    info.name
+                );
+            }
+        }
+        families.insert(info.family);
+    }
+    println!(
+        "prologue rule: checked {} families: {families:?}",
+        families.len()
+    );
+    assert!(families.len() >= 5);
+}

@@ -695,10 +695,7 @@ fn forged_rotation_announcement_is_refused() {
             Some(encode_rotation_announcement(&[no_old_sig]).unwrap()),
             "invalid rotation statement",
         ),
-        (
-            Some(b"not json".to_vec()),
-            "invalid rotation statement",
-        ),
+        (Some(b"not json".to_vec()), "invalid rotation statement"),
         (None, "not pinned"),
     ];
     let before = std::fs::read(cli.join("trust.json")).unwrap();

@@ -11,8 +11,7 @@ use akex::handshake::registry::{self, HandshakeKeys};
 use akex::handshake::sigma::sigma_aead;
 use akex::keys::{
     decode_public_key, decode_rotation_announcement, encode_rotation_announcement, load_identity,
-    now_unix,
-    read_regular_file, AuditLog, KeyStore, KeyType, Passphrase, Protection, TrustPolicy,
+    now_unix, read_regular_file, AuditLog, KeyStore, KeyType, Passphrase, Protection, TrustPolicy,
     TrustStore, DEFAULT_SCRYPT_LOG_N, MAX_KEY_FILE_LEN,
 };
 use akex::keys::{MlKem768KeyPair, SigningKey};

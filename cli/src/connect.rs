@@ -95,8 +95,10 @@ async fn run(args: &ConnectArgs) -> Result<serde_json::Value, Error> {
     if let Err(e) = crate::common::check_peer(remote) {
         let unknown = matches!(e, Error::PeerNotTrusted(TrustFailure::Unknown { .. }));
         let akex_mode = info.mode == RecordMode::Akex;
-        let (Some(remote), true) = (remote, unknown && akex_mode && crate::common::trust_is_pinned())
-        else {
+        let (Some(remote), true) = (
+            remote,
+            unknown && akex_mode && crate::common::trust_is_pinned(),
+        ) else {
             return Err(e);
         };
         let announcement = match tokio::time::timeout(io_timeout, messages.next_control()).await {

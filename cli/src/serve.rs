@@ -67,15 +67,6 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Error> {
         };
         return serve_udp(&args, make, limits.idle_timeout, options.handshake_timeout).await;
     }
-    if crate::common::rotation_announcement().is_some()
-        && registry::mode_of(&names[0])? == registry::Mode::Noise
-    {
-        eprintln!(
-            "akex serve: note: the key was rotated, but Noise mode has no control records to \
-             announce it with; clients must take the rotation statement out of band \
-             (akex keys trust --statement) or use an akex-* protocol"
-        );
-    }
     let server = Server::bind(args.listen, limits, options)
         .await?
         .on_event(log_event);
@@ -85,6 +76,16 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Error> {
         server.local_addr()?,
         names.join(",")
     );
+    // After the line above, which scripts read first.
+    if crate::common::rotation_announcement().is_some()
+        && registry::mode_of(&names[0])? == registry::Mode::Noise
+    {
+        eprintln!(
+            "akex serve: note: the key was rotated, but Noise mode has no control records to \
+             announce it with; clients must take the rotation statement out of band \
+             (akex keys trust --statement) or use an akex-* protocol"
+        );
+    }
 
     let make_handshake = move |_peer: SocketAddr| -> Result<Box<dyn Handshake>, Error> {
         let allowed: Vec<&str> = names.iter().map(String::as_str).collect();

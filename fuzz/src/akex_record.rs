@@ -67,7 +67,10 @@ enum Ratchet {
     },
     /// The session accepted the peer's init (its public fields); its
     /// `poll_control` answers.
-    Received { fields: Vec<u8>, ek: Vec<u8> },
+    Received {
+        fields: Vec<u8>,
+        ek: Vec<u8>,
+    },
     /// The session answered; the peer's finish switches it to `recv`.
     Responded {
         recv: Secret<32>,
@@ -138,13 +141,18 @@ impl Mirror {
         let target = self.generation + 1;
         match &self.ratchet {
             Ratchet::Initiated {
-                private, kem, fields: init, ..
+                private,
+                kem,
+                fields: init,
+                ..
             } => {
                 let y = X25519Private::new(&Secret::new(PEER_RATCHET));
                 let mut secrets = vec![y.agree(private.public()).ok()?];
                 let ct = match kem {
                     Some(pair) => {
-                        let (ct, ss) = kem::encapsulate(pair.encapsulation_key(), &Secret::new(PEER_KEM_M)).ok()?;
+                        let (ct, ss) =
+                            kem::encapsulate(pair.encapsulation_key(), &Secret::new(PEER_KEM_M))
+                                .ok()?;
                         secrets.push(ss);
                         ct.to_vec()
                     }
@@ -180,8 +188,11 @@ impl Mirror {
                 };
             }
             [0x03, _, _, _, _, 0x02, rest @ ..] => {
-                let Ratchet::Initiated { private, kem, fields: init } =
-                    std::mem::replace(&mut self.ratchet, Ratchet::Idle)
+                let Ratchet::Initiated {
+                    private,
+                    kem,
+                    fields: init,
+                } = std::mem::replace(&mut self.ratchet, Ratchet::Idle)
                 else {
                     panic!("a ratchet response was accepted with no step in progress");
                 };
@@ -189,7 +200,10 @@ impl Mirror {
                 let mut secrets = vec![private.agree(y).expect("the session accepted the key")];
                 let response = &rest[..rest.len() - 32];
                 if let Some(pair) = kem {
-                    secrets.push(pair.decapsulate(&response[34..]).expect("the session decapsulated"));
+                    secrets.push(
+                        pair.decapsulate(&response[34..])
+                            .expect("the session decapsulated"),
+                    );
                 }
                 let th = transcript(target, 0x02, &init, response);
                 let keys = schedule::ratchet(&self.root, &secrets.iter().collect::<Vec<_>>(), &th);
@@ -449,7 +463,14 @@ pub fn akex_record_seeds() -> Vec<Seed> {
         seeds.push(seed("own-ratchet", data, done(2)));
 
         // A response whose confirmation is wrong ends the session.
-        let mut response = fields(&peer_public, &if hybrid { vec![0x5c; kem::CIPHERTEXT_LEN] } else { Vec::new() });
+        let mut response = fields(
+            &peer_public,
+            &if hybrid {
+                vec![0x5c; kem::CIPHERTEXT_LEN]
+            } else {
+                Vec::new()
+            },
+        );
         response.extend_from_slice(&[0u8; 32]);
         let mut data = vec![selector];
         push_frame(&mut data, &[2]);
@@ -465,7 +486,10 @@ pub fn akex_record_seeds() -> Vec<Seed> {
         ));
 
         // An unknown record type, or control type, ends the session.
-        for (name, inner) in [("unknown-type", &b"\x7fwhat"[..]), ("unknown-control", b"\x05\x12\x34x")] {
+        for (name, inner) in [
+            ("unknown-type", &b"\x7fwhat"[..]),
+            ("unknown-control", b"\x05\x12\x34x"),
+        ] {
             let mut data = vec![selector];
             sealed(&mut data, b"\x01x");
             sealed(&mut data, inner);

@@ -858,7 +858,7 @@ pub fn keystore_parsers_seeds() -> Vec<Seed> {
         seed("store-not-json", 0, b"{\"version\":"),
         seed("trust-not-json", 1, b"[1,2"),
         seed("audit-garbage", 2, b"not a record\n"),
-        seed("rotation-no-prefix", 3, b"{}"),
+        seed("rotation-not-a-list", 3, b"{}"),
     ]
 }
 

@@ -34,7 +34,6 @@ pub use super::pattern::{
     message_layout, protocol_info, protocol_names, ProtocolInfo, HYBRID_IK, HYBRID_NK, HYBRID_XX,
 };
 
-
 /// Everything needed to start one side of a hybrid or PQ-authenticated
 /// handshake.
 #[derive(Clone)]

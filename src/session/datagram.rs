@@ -232,7 +232,11 @@ impl DatagramSession {
     /// opening records. [`DatagramSession::poll_control`] sets it too.
     pub fn set_time(&mut self, now: Duration) {
         self.now = self.now.max(now);
-        if self.prev.as_ref().is_some_and(|(_, until)| self.now >= *until) {
+        if self
+            .prev
+            .as_ref()
+            .is_some_and(|(_, until)| self.now >= *until)
+        {
             self.prev = None; // erased: its AEAD key drops here
         }
     }
@@ -267,7 +271,11 @@ impl DatagramSession {
         payload: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), Error> {
-        self.seal_typed(RecordType::Control, &[&ty.code().to_be_bytes(), payload], out)
+        self.seal_typed(
+            RecordType::Control,
+            &[&ty.code().to_be_bytes(), payload],
+            out,
+        )
     }
 
     /// Seals an authenticated close.
@@ -376,7 +384,13 @@ impl DatagramSession {
     fn apply(&mut self, switch: Switch, out: &mut Vec<u8>) -> Result<bool, Error> {
         if let Some(send) = switch.send {
             let generation = self.ratchet.generation();
-            self.install_send(TrafficKey::new(send, Epoch { generation, update: 0 }));
+            self.install_send(TrafficKey::new(
+                send,
+                Epoch {
+                    generation,
+                    update: 0,
+                },
+            ));
         }
         match switch.emit {
             Some(body) => {
@@ -436,17 +450,22 @@ impl DatagramSession {
             return Some(Slot::Previous);
         }
         let ahead = epoch.update.wrapping_sub(current.update);
-        if epoch.generation == current.generation && epoch.update > current.update && ahead <= MAX_SKIP
+        if epoch.generation == current.generation
+            && epoch.update > current.update
+            && ahead <= MAX_SKIP
         {
             let base = self.recv.traffic.as_ref()?;
             let key = RecvKey::new(&self.info, base.forward(ahead));
             return Some(Slot::Next(Box::new(key), false));
         }
         if epoch.generation == current.generation.wrapping_add(1) && epoch.update <= MAX_SKIP {
-            let base = TrafficKey::new(self.ratchet.peer_next_generation()?.clone(), Epoch {
-                generation: epoch.generation,
-                update: 0,
-            });
+            let base = TrafficKey::new(
+                self.ratchet.peer_next_generation()?.clone(),
+                Epoch {
+                    generation: epoch.generation,
+                    update: 0,
+                },
+            );
             let key = RecvKey::new(&self.info, base.forward(epoch.update));
             return Some(Slot::Next(Box::new(key), true));
         }
@@ -509,7 +528,13 @@ impl DatagramSession {
                 if new_generation {
                     if let Some(send) = self.ratchet.peer_switched(self.now) {
                         let generation = self.ratchet.generation();
-                        self.install_send(TrafficKey::new(send, Epoch { generation, update: 0 }));
+                        self.install_send(TrafficKey::new(
+                            send,
+                            Epoch {
+                                generation,
+                                update: 0,
+                            },
+                        ));
                     }
                 }
                 &mut self.recv

@@ -250,4 +250,3 @@ impl<'b> Extend<&'b u8> for Tail<'_> {
         self.0.extend(iter)
     }
 }
-

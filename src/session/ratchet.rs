@@ -396,7 +396,10 @@ impl Ratchet {
     /// Our response to the peer's (checked) init.
     fn respond(&mut self, rng: &mut dyn RandomSource, peer: &PeerInit) -> Result<Switch, Error> {
         let target = self.target()?;
-        let root = self.root.as_ref().expect("an init is accepted only with a root");
+        let root = self
+            .root
+            .as_ref()
+            .expect("an init is accepted only with a root");
         let private = X25519Private::new(&Secret::random(rng));
         let mut secrets = vec![private.agree(&peer.public)?];
         let ct = if peer.kem.is_empty() {
@@ -699,8 +702,18 @@ fn split(role: Role, keys: RatchetKeys) -> (Secret<32>, Secret<32>, Secret<32>, 
         ..
     } = keys;
     match role {
-        Role::Initiator => (root, initiator_to_responder, responder_to_initiator, confirm_finish),
-        Role::Responder => (root, responder_to_initiator, initiator_to_responder, confirm_finish),
+        Role::Initiator => (
+            root,
+            initiator_to_responder,
+            responder_to_initiator,
+            confirm_finish,
+        ),
+        Role::Responder => (
+            root,
+            responder_to_initiator,
+            initiator_to_responder,
+            confirm_finish,
+        ),
     }
 }
 

@@ -123,7 +123,10 @@ mod tests {
             )))
         ));
         let (ty, payload) = parse_control(&[0, 1, b'x']).unwrap();
-        assert_eq!((ty, payload), (ControlType::RotationAnnouncement, &b"x"[..]));
+        assert_eq!(
+            (ty, payload),
+            (ControlType::RotationAnnouncement, &b"x"[..])
+        );
         assert!(matches!(
             parse_control(&[0x12, 0x34]),
             Err(Error::PeerMisbehaved(PeerMisbehaved::UnknownControlType(

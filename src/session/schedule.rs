@@ -88,7 +88,8 @@ pub fn ratchet(root: &Secret<32>, secrets: &[&Secret<32>], transcript: &[u8; 32]
     info.extend_from_slice(transcript);
     let okm: Secret<160> = hkdf_sha256(root.expose(), &ikm, &info);
     ikm.zeroize();
-    let part = |i: usize| Secret::from_slice(&okm.expose()[32 * i..32 * (i + 1)]).expect("32 bytes");
+    let part =
+        |i: usize| Secret::from_slice(&okm.expose()[32 * i..32 * (i + 1)]).expect("32 bytes");
     RatchetKeys {
         root: part(0),
         initiator_to_responder: part(1),

@@ -193,10 +193,11 @@ impl Session {
         if message_len > MAX_MESSAGE_LEN || message_len < TAG_LEN {
             return Err(PeerMisbehaved::BadMessageLength.into());
         }
-        if !self
-            .limits
-            .allows(self.recv_use.records, self.recv_use.bytes, message_len - TAG_LEN)
-        {
+        if !self.limits.allows(
+            self.recv_use.records,
+            self.recv_use.bytes,
+            message_len - TAG_LEN,
+        ) {
             return Err(LimitReached::PeerExceededLimit.into());
         }
         Ok(())
@@ -351,7 +352,9 @@ impl Session {
 
     /// True while a DH ratchet is in progress.
     pub fn ratchet_in_progress(&self) -> bool {
-        self.akex.as_deref().is_some_and(|a| a.ratchet.in_progress())
+        self.akex
+            .as_deref()
+            .is_some_and(|a| a.ratchet.in_progress())
     }
 
     fn check_can_seal(&self, ty: RecordType, len: usize) -> Result<(), Error> {
@@ -560,7 +563,13 @@ impl Session {
         let Switch { emit, send, recv } = switch;
         let generation = self.akex()?.ratchet.generation();
         if let Some(recv) = recv {
-            self.install_recv(TrafficKey::new(recv, Epoch { generation, update: 0 }));
+            self.install_recv(TrafficKey::new(
+                recv,
+                Epoch {
+                    generation,
+                    update: 0,
+                },
+            ));
         }
         let sealed = match emit {
             Some(body) => {
@@ -570,7 +579,13 @@ impl Session {
             None => false,
         };
         if let Some(send) = send {
-            self.install_send(TrafficKey::new(send, Epoch { generation, update: 0 }));
+            self.install_send(TrafficKey::new(
+                send,
+                Epoch {
+                    generation,
+                    update: 0,
+                },
+            ));
         }
         Ok(sealed)
     }
