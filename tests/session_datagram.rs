@@ -545,15 +545,15 @@ fn idle_and_bursty_traffic_over_simulated_days() {
     let end = Duration::from_secs(4 * 86_400);
     let (mut sent, mut delivered, mut bursts) = (0u64, 0u64, 0u64);
     let mut in_flight: Vec<(bool, Vec<u8>)> = Vec::new();
-    let mut deliver = |a: &mut DatagramSession,
-                       b: &mut DatagramSession,
-                       now: Duration,
-                       lcg: &mut Lcg,
-                       in_flight: &mut Vec<(bool, Vec<u8>)>|
+    let deliver = |a: &mut DatagramSession,
+                   b: &mut DatagramSession,
+                   now: Duration,
+                   lcg: &mut Lcg,
+                   in_flight: &mut Vec<(bool, Vec<u8>)>|
      -> u64 {
         let mut got = 0;
         for (to_b, wire) in std::mem::take(in_flight) {
-            if lcg.next() % 4 == 0 {
+            if lcg.next().is_multiple_of(4) {
                 continue; // lost
             }
             let to = if to_b { &mut *b } else { &mut *a };

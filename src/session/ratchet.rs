@@ -32,7 +32,7 @@ use crate::crypto::kem::{self, MlKem768KeyPair};
 use crate::crypto::secret::ct_eq;
 use crate::crypto::x25519::X25519Private;
 use crate::crypto::{RandomSource, Secret};
-use crate::error::{ApiMisuse, Error, PeerMisbehaved};
+use crate::error::{ApiMisuse, Error, LimitReached, PeerMisbehaved};
 use crate::handshake::Role;
 
 pub(crate) const STEP_INIT: u8 = 0x01;
@@ -43,7 +43,7 @@ const SIG_LEN: usize = ed25519::SIGNATURE_LEN;
 const CONFIRM_LEN: usize = 32;
 
 /// First retransmission delay of a datagram ratchet init (doubles each
-/// time, up to [`MAX_RTO`]).
+/// time, up to 8 s).
 pub const RATCHET_RTO: Duration = Duration::from_millis(250);
 /// Longest retransmission delay of a datagram ratchet init.
 pub const MAX_RTO: Duration = Duration::from_secs(8);
@@ -330,9 +330,10 @@ impl Ratchet {
     }
 
     fn target(&self) -> Result<u32, Error> {
+        // 2^32 - 1 steps: the session has to end (never reached in practice).
         self.generation
             .checked_add(1)
-            .ok_or_else(|| Error::ApiMisuse(ApiMisuse::RecordNotAllowed))
+            .ok_or(Error::Limit(LimitReached::NonceExhausted))
     }
 
     /// The next control action due at `now`: an answer, a finish, a

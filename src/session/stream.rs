@@ -190,7 +190,7 @@ impl Session {
         if self.akex.is_some() {
             return Err(ApiMisuse::WrongRecordMode.into());
         }
-        if message_len > MAX_MESSAGE_LEN || message_len < TAG_LEN {
+        if !(TAG_LEN..=MAX_MESSAGE_LEN).contains(&message_len) {
             return Err(PeerMisbehaved::BadMessageLength.into());
         }
         if !self.limits.allows(
