@@ -650,3 +650,41 @@ fn mismatched_prologues_fail_for_every_protocol() {
     );
     assert!(families.len() >= 5);
 }
+
+/// Library guards: a peer key of the wrong kind — half of a PQ identity
+/// (its X25519 part alone), an Ed25519 key for a DH protocol, a PQ
+/// identity for a classical one — is a typed configuration error when the
+/// configuration is built, for every protocol that takes a peer key.
+#[test]
+fn mixed_up_key_kinds_are_config_time_errors() {
+    use akex::error::ConfigError;
+    use akex::{ClientConfig, Error};
+    let kem = MlKem768KeyPair::from_seed(&Secret::new([9; 64]));
+    let x = StaticSecret::from_private(Secret::new([8; 32]));
+    let mut pq = x.public().to_vec();
+    pq.extend_from_slice(kem.encapsulation_key());
+    let wrong_keys = [
+        PublicKey::x25519(*x.public()),
+        PublicKey::ed25519(*SigningKey::from_seed(Secret::new([7; 32])).public()),
+        PublicKey::from_bytes(KeyKind::X25519MlKem768, &pq).unwrap(),
+    ];
+    let mut checked = 0;
+    for info in registry::protocols() {
+        let (ik, _) = keys_for(info.name);
+        let Some(right) = ik.remote_key().map(|k| k.kind()) else {
+            continue;
+        };
+        for wrong in wrong_keys.iter().filter(|k| k.kind() != right) {
+            let err = ClientConfig::new(info.name, ik.clone().remote(wrong.clone())).unwrap_err();
+            assert!(
+                matches!(err, Error::Config(ConfigError::WrongKeyKind { .. })),
+                "{}: a {} key gave {err:?}",
+                info.name,
+                wrong.kind()
+            );
+            checked += 1;
+        }
+    }
+    println!("key kinds: {checked} wrong-kind configurations refused");
+    assert!(checked >= 20);
+}
