@@ -1,5 +1,5 @@
 //! Hybrid X25519 + ML-KEM-768 handshakes (XX-, IK- and NK-shaped), and the
-//! token engine the PQ-authenticated handshakes in [`super::pq`] share.
+//! token engine the PQ-authenticated handshakes (`pq.rs`) share.
 //!
 //! The handshakes are Noise patterns run on akex's
 //! [`SymmetricState`] (SHA-256, HKDF-SHA256,
