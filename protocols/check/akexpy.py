@@ -158,3 +158,16 @@ class Rng:
         assert len(out) == n, "ran out of scripted randomness"
         self.pos += n
         return out
+
+
+def check_transport(v, i2r, r2i, gcm, name):
+    """The vector's transport messages: akex-mode data records (type byte
+    0x01, then the payload) under each direction's record key, counter
+    nonces from 0, empty associated data."""
+    counters = {"initiator": 0, "responder": 0}
+    for n, m in enumerate(v["transport"]):
+        secret = i2r if m["sender"] == "initiator" else r2i
+        ct = aead(record_key(secret), gcm).encrypt(
+            nonce(counters[m["sender"]], gcm), b"\x01" + bytes.fromhex(m["payload"]), b"")
+        counters[m["sender"]] += 1
+        assert ct.hex() == m["message"], f"{name}: transport message {n}"

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from akexpy import (Rng, Sym, aead, dh, hello, mlkem_encaps, mlkem_keygen, nonce, record_key,
+from akexpy import (Rng, Sym, check_transport, dh, hello, mlkem_encaps, mlkem_keygen,
                     x_pub)
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"
@@ -95,13 +95,7 @@ def check(path):
     i2r, r2i = s.split()
     assert i2r.hex() == v["initiator_to_responder"], f"{name}: i->r"
     assert r2i.hex() == v["responder_to_initiator"], f"{name}: r->i"
-    counters = {"initiator": 0, "responder": 0}
-    for n, m in enumerate(v["transport"]):
-        secret = i2r if m["sender"] == "initiator" else r2i
-        ct = aead(record_key(secret), False).encrypt(
-            nonce(counters[m["sender"]], False), b"\x01" + bytes.fromhex(m["payload"]), b"")
-        counters[m["sender"]] += 1
-        assert ct.hex() == m["message"], f"{name}: transport message {n}"
+    check_transport(v, i2r, r2i, False, name)
     print(f"ok {name}: {len(got)} handshake messages, hash, secrets, "
           f"{len(v['transport'])} transport messages")
 

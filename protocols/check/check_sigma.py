@@ -11,7 +11,7 @@ empty AD, under the record key HKDF-Expand(secret, "akex record key", 32)).
 import sys
 from pathlib import Path
 
-from akexpy import Sym, aead, dh, ed25519, ed_pub, hello, hmac256, nonce, record_key, x_pub
+from akexpy import Sym, check_transport, dh, ed25519, ed_pub, hello, hmac256, x_pub
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors"
 
@@ -54,14 +54,7 @@ def check(path):
     assert i2r.hex() == v["initiator_to_responder"], f"{name}: i->r"
     assert r2i.hex() == v["responder_to_initiator"], f"{name}: r->i"
 
-    counters = {"initiator": 0, "responder": 0}
-    for n, m in enumerate(v["transport"]):
-        secret = i2r if m["sender"] == "initiator" else r2i
-        # akex-mode data record: type byte 0x01, then the payload
-        ct = aead(record_key(secret), gcm).encrypt(
-            nonce(counters[m["sender"]], gcm), b"\x01" + bytes.fromhex(m["payload"]), b"")
-        counters[m["sender"]] += 1
-        assert ct.hex() == m["message"], f"{name}: transport message {n}"
+    check_transport(v, i2r, r2i, gcm, name)
     print(f"ok {name}: 3 handshake messages, hash, secrets, {len(v['transport'])} transport messages")
 
 
