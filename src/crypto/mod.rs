@@ -9,7 +9,7 @@
 //! The public part is small: [`RandomSource`] and [`OsRng`] (randomness is
 //! passed in), [`AeadAlgorithm`] and [`Secret`]. Long-term key types live
 //! in [`crate::keys`]; the raw primitives are behind the `hazmat` feature
-//! ([`crate::hazmat`]).
+//! (`crate::hazmat`, feature `hazmat`).
 
 pub(crate) mod aead;
 pub(crate) mod ed25519;

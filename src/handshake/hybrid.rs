@@ -2,7 +2,7 @@
 //! token engine the PQ-authenticated handshakes (`pq.rs`) share.
 //!
 //! The handshakes are Noise patterns run on akex's
-//! [`SymmetricState`] (SHA-256, HKDF-SHA256,
+//! `SymmetricState` (SHA-256, HKDF-SHA256,
 //! ChaCha20-Poly1305) with two extra tokens in the style of Noise HFS:
 //!
 //! - `e1`: the sender's fresh ML-KEM-768 encapsulation key;

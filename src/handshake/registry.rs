@@ -6,14 +6,14 @@
 //!   [`NoiseHandshake`], in Noise mode, without a hello; akex names to the
 //!   akex-native initiator, which writes the hello).
 //! - [`responder`]: for one Noise name, a [`NoiseHandshake`]; for an
-//!   allow-list of akex names, a [`NegotiatingResponder`]. Noise mode has
+//!   allow-list of akex names, a `NegotiatingResponder`. Noise mode has
 //!   no hello, so a Noise name can only be used alone.
 //!
 //! # Adding a protocol
 //!
 //! 1. Add a [`ProtocolInfo`] row to `PROTOCOLS`.
 //! 2. Add a match arm to `build_akex` that builds either role from
-//!    [`HandshakeKeys`]. Responders must implement [`AkexResponder`].
+//!    [`HandshakeKeys`]. Responders must implement `AkexResponder`.
 //! 3. If the protocol needs a new kind of key, add an `Option<...>` field to
 //!    [`HandshakeKeys`] (and to its `Debug`, redacted).
 //! 4. Add one line to `CASES` in `tests/akex_vectors.rs` and run

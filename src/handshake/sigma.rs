@@ -176,8 +176,8 @@ impl SigmaHandshake {
     }
 
     /// The responder. It expects the hello to be mixed in first
-    /// ([`AkexResponder::mix_hello`]); use it through a
-    /// [`NegotiatingResponder`](super::akex::NegotiatingResponder) (see
+    /// (`AkexResponder::mix_hello`); use it through a
+    /// `NegotiatingResponder` (see
     /// [`crate::handshake::registry::responder`]).
     pub fn responder(config: SigmaConfig) -> Result<Self, Error> {
         Self::new(config, Role::Responder)

@@ -17,7 +17,7 @@
 //!
 //! The receiver keeps the current epoch's key and, for
 //! [`SessionConfig::previous_epoch_grace`] after moving on, the previous
-//! one (each with its own [`ReplayWindow`]), so records in flight across a
+//! one (each with its own replay window), so records in flight across a
 //! key change still decrypt; then the previous key is erased. It moves
 //! forward on the first record that authenticates under a later epoch's key
 //! (up to [`MAX_SKIP`] key updates ahead, or the next generation once a

@@ -2,7 +2,7 @@
 //! (or against a separate `akex serve`), with rustls TLS 1.3 measured by
 //! the same code in the same run. See docs/benchmarks.md.
 //!
-//! - [`harness`]: the measurements (latency percentiles, CPU time,
+//! - `harness`: the measurements (latency percentiles, CPU time,
 //!   throughput, bytes on the wire, memory per session, link emulation);
 //! - [`report`]: table, JSON, markdown and SVG charts;
 //! - [`rustls_baseline`]: the TLS configurations;
