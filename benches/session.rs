@@ -10,8 +10,11 @@
 //! - `session_rekey`: Noise `REKEY()` of one CipherState; an akex key update
 //!   (seal the record, open it, both sides derive the next key with HKDF);
 //!   a full DH ratchet step (init, response, finish on both sides: two
-//!   X25519 key generations and two DHs, plus HKDF) and the hybrid variant
-//!   with ML-KEM-768.
+//!   X25519 key generations and two DHs, plus the transcript hash, HKDF
+//!   and the key confirmations) and the hybrid variant with ML-KEM-768;
+//!   each also authenticated with X25519 static keys (two more DHs per
+//!   side) and with Ed25519 signatures (a signature and a verification per
+//!   side), as sessions from real handshakes are.
 //!
 //! `cargo bench --bench session -- --test` runs each benchmark once.
 
@@ -29,20 +32,15 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 
 const SIZES: [usize; 4] = [64, 1024, 16 * 1024, 64 * 1024 - 64];
 
-/// Keys as an akex-mode handshake hands them over (the protocol's name
-/// decides the record mode: akex records, with the ratchet's root secret).
 fn established(role: Role, aead: AeadAlgorithm) -> Established {
-    keys("akex-bench", role, aead).with_root_secret(TrafficSecret::new(Secret::new([3; 32])))
+    established_named("akex-bench", role, aead)
 }
 
-/// Keys as a Noise handshake hands them over (Noise transport messages).
-fn established_noise(role: Role, aead: AeadAlgorithm) -> Established {
-    keys("Noise_NN_25519_ChaChaPoly_BLAKE2s", role, aead)
-}
-
-fn keys(protocol: &str, role: Role, aead: AeadAlgorithm) -> Established {
+/// The protocol name decides the record mode: `Noise_*` names give Noise
+/// mode, others akex mode.
+fn established_named(name: &str, role: Role, aead: AeadAlgorithm) -> Established {
     Established::new(
-        protocol.into(),
+        name.into(),
         role,
         vec![0; 32],
         None,
@@ -50,6 +48,38 @@ fn keys(protocol: &str, role: Role, aead: AeadAlgorithm) -> Established {
         TrafficSecret::new(Secret::new([1; 32])),
         TrafficSecret::new(Secret::new([2; 32])),
     )
+    .with_root_secret(TrafficSecret::new(Secret::new([3; 32])))
+}
+
+#[derive(Clone, Copy)]
+enum Auth {
+    None,
+    StaticDh,
+    Signature,
+}
+
+/// A session whose ratchet is authenticated like one from a real handshake.
+fn authed(role: Role, aead: AeadAlgorithm, auth: Auth) -> Established {
+    use akex::keys::{SigningKey, StaticSecret};
+    let (mine, theirs) = match role {
+        Role::Initiator => (4u8, 5u8),
+        Role::Responder => (5, 4),
+    };
+    let e = established(role, aead);
+    match auth {
+        Auth::None => e,
+        Auth::StaticDh => {
+            let peer = *StaticSecret::from_private(Secret::new([theirs; 32])).public();
+            e.with_ratchet_static_keys(
+                Some(StaticSecret::from_private(Secret::new([mine; 32]))),
+                Some(peer),
+            )
+        }
+        Auth::Signature => {
+            let peer = *SigningKey::from_seed(Secret::new([theirs; 32])).public();
+            e.with_ratchet_signing_keys(SigningKey::from_seed(Secret::new([mine; 32])), peer)
+        }
+    }
 }
 
 fn akex_config(hybrid: bool) -> SessionConfig {
@@ -88,8 +118,8 @@ fn records(c: &mut Criterion) {
                 })
             });
 
-            let mut tx = Session::new(established_noise(Role::Initiator, aead));
-            let mut rx = Session::new(established_noise(Role::Responder, aead));
+            let mut tx = Session::new(established_named("Noise_bench", Role::Initiator, aead));
+            let mut rx = Session::new(established_named("Noise_bench", Role::Responder, aead));
             group.bench_function(id("noise_mode"), |b| {
                 b.iter(|| {
                     buf.clear();
@@ -145,13 +175,24 @@ fn rekeys(c: &mut Criterion) {
         })
     });
 
-    for hybrid in [false, true] {
-        let (mut a, mut b_side) = pair(aead, akex_config(hybrid));
-        let name = if hybrid {
-            "dh_ratchet_step_hybrid_mlkem768"
-        } else {
-            "dh_ratchet_step_x25519"
-        };
+    // Wire version 2: every step also binds its transcript and confirms
+    // the keys; sessions from handshakes with long-term keys authenticate
+    // it with them (X25519 static DH for hybrid/PQ, Ed25519 for SIGMA).
+    for (name, hybrid, auth) in [
+        ("dh_ratchet_step_x25519", false, Auth::None),
+        ("dh_ratchet_step_hybrid_mlkem768", true, Auth::None),
+        ("dh_ratchet_step_x25519_static_dh", false, Auth::StaticDh),
+        (
+            "dh_ratchet_step_hybrid_mlkem768_static_dh",
+            true,
+            Auth::StaticDh,
+        ),
+        ("dh_ratchet_step_x25519_ed25519", false, Auth::Signature),
+    ] {
+        let config = akex_config(hybrid);
+        let mut a =
+            Session::with_config(authed(Role::Initiator, aead, auth), config.clone()).unwrap();
+        let mut b_side = Session::with_config(authed(Role::Responder, aead, auth), config).unwrap();
         group.bench_function(name, |b| {
             b.iter(|| {
                 let mut w = Vec::new();
@@ -183,8 +224,10 @@ fn interleaved_ratios(quick: bool) {
             let ops = if quick { 1 } else { (1 << 21) / size + 4 };
             let key = AeadKey::new(aead, &[1; 32]);
             let mut n = 0u64;
-            let mut noise_tx = Session::new(established_noise(Role::Initiator, aead));
-            let mut noise_rx = Session::new(established_noise(Role::Responder, aead));
+            let mut noise_tx =
+                Session::new(established_named("Noise_bench", Role::Initiator, aead));
+            let mut noise_rx =
+                Session::new(established_named("Noise_bench", Role::Responder, aead));
             let (mut akex_tx, mut akex_rx) = pair(aead, akex_config(false));
             let config = akex_config(false);
             let mut dg_tx =

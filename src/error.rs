@@ -85,6 +85,15 @@ pub enum PeerMisbehaved {
     /// An akex-mode record carried a type byte we do not know (the session closes).
     #[error("record of unknown type {0:#04x}")]
     UnknownRecordType(u8),
+    /// An akex-mode control record carried a control type we do not know
+    /// (the session closes).
+    #[error("control record of unknown type {0:#06x}")]
+    UnknownControlType(u16),
+    /// A DH ratchet step's key confirmation did not verify: the peer does
+    /// not hold the step's keys (someone holding only session secrets
+    /// tried to take the step over).
+    #[error("ratchet key confirmation does not verify")]
+    BadKeyConfirmation,
     /// A record's body does not fit its type (e.g. a ratchet record of the wrong length).
     #[error("malformed record")]
     MalformedRecord,

@@ -249,6 +249,10 @@ struct VectorFile {
     description: String,
     /// Private keys by name, hex.
     keys: BTreeMap<String, String>,
+    /// The prologue both sides were configured with (mixed right after
+    /// the protocol name, before any pre-message key and the hello).
+    #[serde(with = "hexser")]
+    prologue: Vec<u8>,
     #[serde(with = "hexser")]
     initiator_random: Vec<u8>,
     #[serde(with = "hexser")]
@@ -264,6 +268,9 @@ struct VectorFile {
 }
 
 const HANDSHAKE_PAYLOADS: [&[u8]; 3] = [b"", b"responder payload", b"initiator payload"];
+/// Every vector's prologue: not empty, so a checker that skips or moves
+/// it fails.
+const PROLOGUE: &[u8] = b"akex vectors prologue";
 const TRANSPORT_PAYLOADS: [(Role, &[u8]); 2] = [
     (
         Role::Initiator,
@@ -278,14 +285,15 @@ const TRANSPORT_PAYLOADS: [(Role, &[u8]); 2] = [
 fn run(
     case: &Case,
     keys: &Keys,
+    prologue: &[u8],
     irand: &[u8],
     rrand: &[u8],
     handshake_payloads: &[Vec<u8>],
     transport_payloads: &[(Role, Vec<u8>)],
 ) -> VectorFile {
     let (ik, rk) = (case.setup)(keys);
-    let ik = ik.rng(ScriptedRng::new(irand.to_vec()));
-    let rk = rk.rng(ScriptedRng::new(rrand.to_vec()));
+    let ik = ik.prologue(prologue).rng(ScriptedRng::new(irand.to_vec()));
+    let rk = rk.prologue(prologue).rng(ScriptedRng::new(rrand.to_vec()));
     let mut i = registry::initiator(case.name, &ik).expect("initiator");
     let mut r = registry::responder(&[case.name], &rk).expect("responder");
     let mut handshake = Vec::new();
@@ -364,6 +372,7 @@ fn run(
             .iter()
             .map(|(k, v)| (k.clone(), hex::encode(v)))
             .collect(),
+        prologue: prologue.to_vec(),
         initiator_random: irand.to_vec(),
         responder_random: rrand.to_vec(),
         handshake,
@@ -398,7 +407,7 @@ fn generate(case: &Case) -> VectorFile {
         .iter()
         .map(|(r, p)| (*r, p.to_vec()))
         .collect();
-    run(case, &keys, &irand, &rrand, &hs, &tr)
+    run(case, &keys, PROLOGUE, &irand, &rrand, &hs, &tr)
 }
 
 /// Writes every vector file. Run once per new protocol or format change,
@@ -446,6 +455,7 @@ fn replay_vectors() {
         let got = run(
             case,
             &keys,
+            &want.prologue,
             &want.initiator_random,
             &want.responder_random,
             &hs,
@@ -557,4 +567,137 @@ fn noise_keys(name: &str) -> (HandshakeKeys, HandshakeKeys) {
         side(Role::Initiator, &si, &sr),
         side(Role::Responder, &sr, &si),
     )
+}
+
+/// The two sides' keys for any registry protocol (akex rows from `CASES`,
+/// Noise rows from `noise_keys`, RSA key transport from a fresh key).
+fn keys_for(name: &str) -> (HandshakeKeys, HandshakeKeys) {
+    #[cfg(feature = "rsa-kt")]
+    if name == akex::handshake::rsa::RSA_KT {
+        use std::sync::OnceLock;
+        static KEY: OnceLock<akex::handshake::rsa::RsaKeyPair> = OnceLock::new();
+        let key = KEY.get_or_init(|| akex::handshake::rsa::RsaKeyPair::generate().unwrap());
+        let public = PublicKey::from_bytes(KeyKind::Rsa, key.public_key_der()).unwrap();
+        return (
+            HandshakeKeys::new().remote(public),
+            HandshakeKeys::new().rsa_key(key.clone()),
+        );
+    }
+    #[cfg(feature = "ffdh")]
+    if name == akex::handshake::ffdh::FFDH_NK {
+        use std::sync::OnceLock;
+        static KEY: OnceLock<akex::handshake::ffdh::FfdhKeyPair> = OnceLock::new();
+        let key = KEY.get_or_init(|| {
+            akex::handshake::ffdh::FfdhKeyPair::generate(&mut akex::crypto::OsRng).unwrap()
+        });
+        let public = PublicKey::from_bytes(KeyKind::Ffdhe3072, key.public()).unwrap();
+        return (
+            HandshakeKeys::new().remote(public),
+            HandshakeKeys::new().ffdh_key(key.clone()),
+        );
+    }
+    match CASES.iter().find(|c| c.name == name) {
+        Some(case) => {
+            let keys: Keys = case
+                .keys
+                .iter()
+                .map(|(k, len)| (k.to_string(), derive(case.name, k, *len)))
+                .collect();
+            (case.setup)(&keys)
+        }
+        None => noise_keys(name),
+    }
+}
+
+/// Runs a handshake to its end or its first error.
+fn pump(i: &mut Box<dyn Handshake>, r: &mut Box<dyn Handshake>) -> Result<(), akex::Error> {
+    while !(i.is_finished() && r.is_finished()) {
+        let (s, rcv) = if i.wants_write() {
+            (&mut *i, &mut *r)
+        } else {
+            (&mut *r, &mut *i)
+        };
+        let mut m = Vec::new();
+        s.write_message(b"", &mut m)?;
+        rcv.read_message(&m, &mut Vec::new())?;
+    }
+    Ok(())
+}
+
+/// One prologue rule for every family: each protocol binds the configured
+/// prologue (always, empty included) right after its name, so sides
+/// configured with different prologues never both finish, and the same
+/// prologue (empty or not) always works.
+#[test]
+fn mismatched_prologues_fail_for_every_protocol() {
+    let mut families = std::collections::BTreeSet::new();
+    for info in registry::protocols() {
+        let (ik, rk) = keys_for(info.name);
+        for (pi, pr, ok) in [
+            (&b"AAA"[..], &b"BBB"[..], false),
+            (b"", b"x", false),
+            (b"x", b"", false),
+            (b"", b"", true),
+            (b"same", b"same", true),
+        ] {
+            let mut i = registry::initiator(info.name, &ik.clone().prologue(pi)).unwrap();
+            let mut r = registry::responder(&[info.name], &rk.clone().prologue(pr)).unwrap();
+            let result = pump(&mut i, &mut r);
+            if ok {
+                result.unwrap_or_else(|e| panic!("{}: same prologue failed: {e}", info.name));
+                let (ie, re) = (i.finish().unwrap(), r.finish().unwrap());
+                assert_eq!(ie.handshake_hash(), re.handshake_hash());
+            } else {
+                assert!(
+                    result.is_err() && !(i.is_finished() && r.is_finished()),
+                    "{}: prologues {pi:?} and {pr:?} both finished",
+                    info.name
+                );
+            }
+        }
+        families.insert(info.family);
+    }
+    println!(
+        "prologue rule: checked {} families: {families:?}",
+        families.len()
+    );
+    assert!(families.len() >= 5);
+}
+
+/// Library guards: a peer key of the wrong kind — half of a PQ identity
+/// (its X25519 part alone), an Ed25519 key for a DH protocol, a PQ
+/// identity for a classical one — is a typed configuration error when the
+/// configuration is built, for every protocol that takes a peer key.
+#[test]
+fn mixed_up_key_kinds_are_config_time_errors() {
+    use akex::error::ConfigError;
+    use akex::{ClientConfig, Error};
+    let kem = MlKem768KeyPair::from_seed(&Secret::new([9; 64]));
+    let x = StaticSecret::from_private(Secret::new([8; 32]));
+    let mut pq = x.public().to_vec();
+    pq.extend_from_slice(kem.encapsulation_key());
+    let wrong_keys = [
+        PublicKey::x25519(*x.public()),
+        PublicKey::ed25519(*SigningKey::from_seed(Secret::new([7; 32])).public()),
+        PublicKey::from_bytes(KeyKind::X25519MlKem768, &pq).unwrap(),
+    ];
+    let mut checked = 0;
+    for info in registry::protocols() {
+        let (ik, _) = keys_for(info.name);
+        let Some(right) = ik.remote_key().map(|k| k.kind()) else {
+            continue;
+        };
+        for wrong in wrong_keys.iter().filter(|k| k.kind() != right) {
+            let err = ClientConfig::new(info.name, ik.clone().remote(wrong.clone())).unwrap_err();
+            assert!(
+                matches!(err, Error::Config(ConfigError::WrongKeyKind { .. })),
+                "{}: a {} key gave {err:?}",
+                info.name,
+                wrong.kind()
+            );
+            checked += 1;
+        }
+    }
+    println!("key kinds: {checked} wrong-kind configurations refused");
+    assert!(checked >= 20);
 }

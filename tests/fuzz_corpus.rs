@@ -166,8 +166,21 @@ fn write_seed_corpus() {
     for (target, _, seeds) in TARGETS {
         let dir = corpus_dir(target);
         fs::create_dir_all(&dir).expect("corpus directory");
-        for seed in seeds() {
+        let seeds = seeds();
+        for seed in &seeds {
             fs::write(dir.join(seed.name), &seed.data).expect("write seed");
+        }
+        // Seeds the generator no longer makes go; inputs the fuzzer found
+        // (`found-*`, `regress-*`) stay.
+        for file in corpus_files(target) {
+            let name = file
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let kept = name.starts_with("found-") || name.starts_with("regress-");
+            if !kept && !seeds.iter().any(|s| s.name == name) {
+                fs::remove_file(&file).expect("remove a stale seed");
+            }
         }
     }
 }

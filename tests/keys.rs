@@ -550,7 +550,7 @@ fn rotation_statement_is_accepted_by_a_peer_that_pinned_the_old_key() {
 
 #[test]
 fn rotation_chains_are_announced_and_accepted_in_the_overlap_window() {
-    use akex::keys::{decode_rotation_message, encode_rotation_message};
+    use akex::keys::{decode_rotation_announcement, encode_rotation_announcement};
     let dir = tempfile::tempdir().unwrap();
     let mut store = KeyStore::open(dir.path().join("srv")).unwrap();
     let p = prot("pw");
@@ -562,12 +562,11 @@ fn rotation_chains_are_announced_and_accepted_in_the_overlap_window() {
     assert_eq!(chain.len(), 2);
     assert_eq!(chain[0].old_id, v1.id);
     assert_eq!(chain[1].new_id, v3.id);
-    let message = encode_rotation_message(&chain).unwrap();
-    assert_eq!(decode_rotation_message(&message).unwrap().unwrap(), chain);
-    assert!(decode_rotation_message(b"echo data").is_none());
-    assert!(decode_rotation_message(b"\0akex-rotation-v1\n[]")
-        .unwrap()
-        .is_err());
+    // The payload of a rotation-announcement control record.
+    let payload = encode_rotation_announcement(&chain).unwrap();
+    assert_eq!(decode_rotation_announcement(&payload).unwrap(), chain);
+    assert!(decode_rotation_announcement(b"echo data").is_err());
+    assert!(decode_rotation_announcement(b"[]").is_err());
 
     let now = now_unix();
     let pin_v1 = |name: &str| {

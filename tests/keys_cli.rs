@@ -14,6 +14,9 @@ static AKEX: std::sync::LazyLock<std::path::PathBuf> =
     std::sync::LazyLock::new(support::akex_binary);
 const PASS: &str = "correct horse battery staple";
 const XX: &str = "Noise_XX_25519_ChaChaPoly_BLAKE2s";
+/// An akex-mode protocol with the same X25519 keys: rotation announcements
+/// travel as control records, which only akex mode has.
+const AKEX_XX: &str = "akex-hybrid-xx-x25519-mlkem768-chachapoly-sha256";
 
 fn cmd() -> Command {
     let mut c = Command::new(&*AKEX);
@@ -71,9 +74,13 @@ fn finish(server: Listener) -> (bool, String) {
 
 /// `serve` without `--once`, for tests that stop it themselves.
 fn spawn_serve(args: &[&str]) -> Listener {
+    spawn_serve_with(XX, args)
+}
+
+fn spawn_serve_with(protocol: &str, args: &[&str]) -> Listener {
     let mut c = cmd();
     c.args(["serve", "--listen", "127.0.0.1:0", "--timeout", "5"]);
-    c.args(["--protocol", XX]);
+    c.args(["--protocol", protocol]);
     start_listener(c.args(args))
 }
 
@@ -435,13 +442,13 @@ fn serve_and_connect_with_store_keys_and_pinned_trust() {
     secret_grep(&[&srv, &cli], &log);
 }
 
-/// A connection held open with the library: sends `payload`, expects the
-/// echo (skipping a rotation announcement if it comes first).
+/// A connection held open with the library (akex mode): sends `payload`,
+/// expects the echo. A rotation announcement never comes out as a message:
+/// it is a control record.
 struct LiveClient {
     rt: tokio::runtime::Runtime,
     messages: akex::transport::SecureFramed<tokio::net::TcpStream>,
     remote: Vec<u8>,
-    first: bool,
 }
 
 impl LiveClient {
@@ -451,10 +458,8 @@ impl LiveClient {
         let rt = tokio::runtime::Runtime::new().unwrap();
         let stream = rt.block_on(async {
             let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let config = akex::NoiseConfig::new(XX)
-                .unwrap()
-                .local_static(StaticSecret::generate(&mut OsRng));
-            let handshake = Box::new(akex::NoiseHandshake::initiator(config).unwrap());
+            let keys = akex::HandshakeKeys::new().static_key(StaticSecret::generate(&mut OsRng));
+            let handshake = akex::handshake::registry::initiator(AKEX_XX, &keys).unwrap();
             akex::transport::connect(tcp, handshake, &Default::default())
                 .await
                 .unwrap()
@@ -469,23 +474,18 @@ impl LiveClient {
             rt,
             messages: stream.into_messages(),
             remote,
-            first: true,
         }
     }
 
     fn echo(&mut self, payload: &[u8]) {
         use futures_util::{SinkExt, StreamExt};
-        let first = std::mem::replace(&mut self.first, false);
         let messages = &mut self.messages;
         self.rt.block_on(async {
             messages
                 .send(bytes::Bytes::copy_from_slice(payload))
                 .await
                 .unwrap();
-            let mut echo = messages.next().await.unwrap().unwrap();
-            if first && echo.starts_with(akex::keys::ROTATION_MESSAGE_PREFIX) {
-                echo = messages.next().await.unwrap().unwrap();
-            }
+            let echo = messages.next().await.unwrap().unwrap();
             assert_eq!(&echo[..], payload);
         });
     }
@@ -521,7 +521,7 @@ fn rotation_over_the_cli_keeps_clients_working() {
                 "--addr",
                 addr,
                 "--protocol",
-                XX,
+                AKEX_XX,
                 "--store",
                 s(&cli),
                 "--key",
@@ -538,7 +538,7 @@ fn rotation_over_the_cli_keeps_clients_working() {
 
     // v1 serves; the client that pinned v1 connects, and a second client
     // holds a connection open.
-    let v1 = spawn_serve(&["--store", s(&srv), "--key", "server"]);
+    let v1 = spawn_serve_with(AKEX_XX, &["--store", s(&srv), "--key", "server"]);
     let out = connect(&mut log, &v1.addr);
     assert!(out.status.success(), "{out:?}");
     let mut live = LiveClient::open(&v1.addr);
@@ -569,7 +569,7 @@ fn rotation_over_the_cli_keeps_clients_working() {
 
     // The restarted server uses v2 and announces the rotation: the client
     // reconnects with no manual step and now pins v2.
-    let v2 = spawn_serve(&["--store", s(&srv), "--key", "server"]);
+    let v2 = spawn_serve_with(AKEX_XX, &["--store", s(&srv), "--key", "server"]);
     let out = connect(&mut log, &v2.addr);
     assert!(out.status.success(), "{out:?}");
     let line: serde_json::Value =
@@ -594,7 +594,8 @@ fn rotation_over_the_cli_keeps_clients_working() {
     // Again, now that v2 is pinned (the announcement is skipped).
     let out = connect(&mut log, &v2.addr);
     assert!(out.status.success(), "{out:?}");
-    // A new library connection to v2 works too, and the old one still does.
+    // A new library connection to v2 works too (the announcement never
+    // reaches its plain echo), and the old one still does.
     let mut live2 = LiveClient::open(&v2.addr);
     assert_eq!(akex::keys::key_id(&live2.remote), new_id);
     live2.echo(b"to v2");
@@ -649,7 +650,8 @@ fn rotation_over_the_cli_keeps_clients_working() {
 /// store does not change.
 #[test]
 fn forged_rotation_announcement_is_refused() {
-    use akex::keys::{encode_rotation_message, KeyStore, Passphrase, RotationStatement};
+    use akex::keys::{encode_rotation_announcement, KeyStore, Passphrase, RotationStatement};
+    use akex::session::ControlType;
     let dir = tempfile::tempdir().unwrap();
     let srv = dir.path().join("srv");
     let cli = dir.path().join("cli");
@@ -686,17 +688,14 @@ fn forged_rotation_announcement_is_refused() {
     no_old_sig.old_signature = statement.new_signature.clone();
     let cases: Vec<(Option<Vec<u8>>, &str)> = vec![
         (
-            Some(encode_rotation_message(&[forged]).unwrap()),
+            Some(encode_rotation_announcement(&[forged]).unwrap()),
             "invalid rotation statement",
         ),
         (
-            Some(encode_rotation_message(&[no_old_sig]).unwrap()),
+            Some(encode_rotation_announcement(&[no_old_sig]).unwrap()),
             "invalid rotation statement",
         ),
-        (
-            Some(b"\0akex-rotation-v1\nnot json".to_vec()),
-            "invalid rotation statement",
-        ),
+        (Some(b"not json".to_vec()), "invalid rotation statement"),
         (None, "not pinned"),
     ];
     let before = std::fs::read(cli.join("trust.json")).unwrap();
@@ -710,13 +709,15 @@ fn forged_rotation_announcement_is_refused() {
         let server = rt.spawn(async move {
             use futures_util::{SinkExt, StreamExt};
             let (tcp, _) = listener.accept().await.unwrap();
-            let config = akex::NoiseConfig::new(XX).unwrap().local_static(key);
-            let handshake = Box::new(akex::NoiseHandshake::responder(config).unwrap());
+            let keys = akex::HandshakeKeys::new().static_key(key);
+            let handshake = akex::handshake::registry::responder(&[AKEX_XX], &keys).unwrap();
             let stream = akex::transport::accept(tcp, handshake, &Default::default()).await;
             let Ok(stream) = stream else { return };
             let mut messages = stream.into_messages();
             if let Some(a) = announcement {
-                let _ = messages.send(bytes::Bytes::from(a)).await;
+                let _ = messages
+                    .send_control(ControlType::RotationAnnouncement, &a)
+                    .await;
             }
             while let Some(Ok(m)) = messages.next().await {
                 if messages.send(m.freeze()).await.is_err() {
@@ -731,7 +732,7 @@ fn forged_rotation_announcement_is_refused() {
                 "--addr",
                 &addr,
                 "--protocol",
-                XX,
+                AKEX_XX,
                 "--store",
                 s(&cli),
                 "--key",

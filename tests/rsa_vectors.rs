@@ -43,6 +43,8 @@ struct RsaVector {
     description: String,
     /// The responder's RSA-3072 private key, PKCS#8 DER, hex.
     responder_rsa_pkcs8: String,
+    /// The prologue both sides use, hex (mixed right after the name).
+    prologue: String,
     /// The pre-master secret the initiator draws (32 bytes), hex.
     initiator_random: String,
     /// The responder's draws: the implicit-rejection fallback secret (32),
@@ -69,18 +71,27 @@ fn unhex(s: &str) -> Vec<u8> {
     hex::decode(s).expect("hex")
 }
 
+/// The vectors' prologue (not empty, so a checker that skips it fails).
+const PROLOGUE: &[u8] = b"akex vectors prologue";
+
 fn initiator(key: &RsaKeyPair, random: &[u8]) -> RsaKtHandshake {
     RsaKtHandshake::initiator(
         RsaKtConfig::new()
             .remote_key(key.public_key_der().to_vec())
+            .prologue(PROLOGUE)
             .rng(scripted(random)),
     )
     .expect("initiator")
 }
 
 fn responder(key: RsaKeyPair, random: &[u8]) -> RsaKtHandshake {
-    RsaKtHandshake::responder(RsaKtConfig::new().local_key(key).rng(scripted(random)))
-        .expect("responder")
+    RsaKtHandshake::responder(
+        RsaKtConfig::new()
+            .local_key(key)
+            .prologue(PROLOGUE)
+            .rng(scripted(random)),
+    )
+    .expect("responder")
 }
 
 const PAYLOADS: [&[u8]; 2] = [b"", b"responder payload"];
@@ -107,7 +118,15 @@ fn transport_round(from: &mut Session, to: &mut Session, payload: &[u8]) -> Vec<
 #[test]
 #[ignore = "writes the RSA vector file; run by hand"]
 fn write_rsa_vector() {
-    let key = RsaKeyPair::generate().expect("RSA key");
+    // Keep the checked-in key (a new one only if there is no file yet).
+    let key = match std::fs::read_to_string(path()) {
+        Ok(text) => {
+            let old: serde_json::Value = serde_json::from_str(&text).expect("vector JSON");
+            let der = unhex(old["responder_rsa_pkcs8"].as_str().expect("the key"));
+            RsaKeyPair::from_pkcs8(&der).expect("RSA key")
+        }
+        Err(_) => RsaKeyPair::generate().expect("RSA key"),
+    };
     let pkcs8 = key.to_pkcs8().expect("pkcs8").to_vec();
     let irand = [0x11u8; 32];
     let mut rrand = [0x22u8; 64];
@@ -160,6 +179,7 @@ fn write_rsa_vector() {
                       its message 1 is checked by decryption, not bytes."
             .into(),
         responder_rsa_pkcs8: hex::encode(&pkcs8),
+        prologue: hex::encode(PROLOGUE),
         initiator_random: hex::encode(irand),
         responder_random: hex::encode(rrand),
         handshake,

@@ -10,7 +10,7 @@ use akex::handshake::TrafficSecret;
 use akex::hazmat::aead::AeadKey;
 use akex::hazmat::ReplayRng as ScriptedRng;
 use akex::session::{
-    AeadLimits, Record, RecordMode, RecordType, RekeyPolicy, Session, SessionConfig,
+    AeadLimits, ControlType, Record, RecordMode, RecordType, RekeyPolicy, Session, SessionConfig,
 };
 use akex::{Error, Established, Handshake, NoiseConfig, NoiseHandshake, Role};
 use proptest::prelude::*;
@@ -341,13 +341,19 @@ fn akex_policy_triggers_key_updates_by_count_and_time() {
         .unwrap());
     b.open_record(&w, &mut Vec::new()).unwrap();
     assert_eq!(b.recv_epoch(), 1);
-    // Nothing due right after; then 120 s later.
+    // Nothing due right after; 120 s later nothing either while the new
+    // key has protected no record (an unused key is never updated for its
+    // age); once it has, the update comes.
     assert!(!a
         .poll_control(Duration::from_secs(2), &mut rng, &mut Vec::new())
         .unwrap());
+    assert!(!a
+        .poll_control(Duration::from_secs(121), &mut rng, &mut Vec::new())
+        .unwrap());
+    send_data(&mut a, &mut b, b"y");
     let mut w = Vec::new();
     assert!(a
-        .poll_control(Duration::from_secs(121), &mut rng, &mut w)
+        .poll_control(Duration::from_secs(122), &mut rng, &mut w)
         .unwrap());
     b.open_record(&w, &mut Vec::new()).unwrap();
     assert_eq!((a.send_epoch(), b.recv_epoch()), (2, 2));
@@ -419,7 +425,8 @@ fn bad_ratchet_key_and_unknown_type_close_the_session() {
     let (_, mut b) = akex_pair(AeadAlgorithm::ChaChaPoly, never());
     let record_key = akex::hazmat::schedule::record_key(&Secret::new([7u8; 32]));
     let key = AeadKey::new(AeadAlgorithm::ChaChaPoly, record_key.expose());
-    let mut body = vec![RecordType::Ratchet as u8, 0x01];
+    // type, generation 1, step init, then the X25519 key.
+    let mut body = vec![RecordType::Ratchet as u8, 0, 0, 0, 1, 0x01];
     body.extend_from_slice(&[0u8; 32]); // low-order point
     body.extend_from_slice(&[0, 0]);
     key.seal_in_place(0, &[], &mut body);
@@ -634,68 +641,173 @@ const VECTORS: &str = concat!(
     "/protocols/vectors/session.json"
 );
 
-/// A scripted run: both sides' records, byte for byte.
-fn scripted_run(aead: AeadAlgorithm, hybrid: bool) -> serde_json::Value {
-    use serde_json::json;
-    let config = never().hybrid_ratchet(hybrid);
-    let (mut a, mut b) = akex_pair(aead, config);
-    let mut records = Vec::new();
-    let mut push = |who: &str, what: &str, wire: &[u8]| {
-        records.push(json!({ "from": who, "record": what, "wire": hex::encode(wire) }));
-    };
-    let mut w = Vec::new();
-    a.seal_record(RecordType::Data, b"hello", &mut w).unwrap();
-    b.open_record(&w, &mut Vec::new()).unwrap();
-    push("initiator", "data", &w);
-    let mut w = Vec::new();
-    a.send_key_update(&mut w).unwrap();
-    b.open_record(&w, &mut Vec::new()).unwrap();
-    push("initiator", "key_update", &w);
-    let mut w = Vec::new();
-    a.seal_record(RecordType::Data, b"epoch 1", &mut w).unwrap();
-    b.open_record(&w, &mut Vec::new()).unwrap();
-    push("initiator", "data", &w);
-    // Ratchet with scripted ephemeral keys (and ML-KEM seed/randomness).
-    let mut a_rng = ScriptedRng::new([[0x11u8; 32].to_vec(), vec![0x12u8; 64]].concat());
-    let mut b_rng = ScriptedRng::new([[0x21u8; 32].to_vec(), vec![0x22u8; 32]].concat());
-    let mut w = Vec::new();
-    a.start_ratchet(&mut a_rng, &mut w).unwrap();
-    b.open_record(&w, &mut Vec::new()).unwrap();
-    push("initiator", "ratchet_init", &w);
-    let mut w = Vec::new();
-    assert!(b.poll_control(Duration::ZERO, &mut b_rng, &mut w).unwrap());
-    a.open_record(&w, &mut Vec::new()).unwrap();
-    push("responder", "ratchet_response", &w);
-    let mut w = Vec::new();
-    assert!(a.poll_control(Duration::ZERO, &mut OsRng, &mut w).unwrap());
-    b.open_record(&w, &mut Vec::new()).unwrap();
-    push("initiator", "ratchet_finish", &w);
-    for (flip, who, text) in [
-        (false, "initiator", &b"after ratchet"[..]),
-        (true, "responder", &b"reply"[..]),
-    ] {
-        let (s, r) = if flip {
-            (&mut b, &mut a)
-        } else {
-            (&mut a, &mut b)
+/// How a scripted run's ratchet is authenticated.
+#[derive(Clone, Copy)]
+enum Auth {
+    /// No long-term keys (sessions from raw secrets, RSA key transport).
+    None,
+    /// X25519 static keys (hybrid, PQ-authenticated).
+    StaticDh,
+    /// Ed25519 signatures (SIGMA).
+    Signature,
+}
+
+const INITIATOR_STATIC: [u8; 32] = [0x31; 32];
+const RESPONDER_STATIC: [u8; 32] = [0x32; 32];
+const INITIATOR_ED25519: [u8; 32] = [0x41; 32];
+const RESPONDER_ED25519: [u8; 32] = [0x42; 32];
+
+/// A session pair with i2r = 07…07, r2i = 08…08, root = 09…09, handshake
+/// hash 07…07, and the ratchet authenticated as `auth` says.
+fn vector_pair(aead: AeadAlgorithm, hybrid: bool, auth: Auth) -> (Session, Session) {
+    use akex::keys::{SigningKey, StaticSecret};
+    let with_auth = |e: Established, role: Role| -> Established {
+        let (mine, theirs, my_ed, their_ed) = match role {
+            Role::Initiator => (
+                INITIATOR_STATIC,
+                RESPONDER_STATIC,
+                INITIATOR_ED25519,
+                RESPONDER_ED25519,
+            ),
+            Role::Responder => (
+                RESPONDER_STATIC,
+                INITIATOR_STATIC,
+                RESPONDER_ED25519,
+                INITIATOR_ED25519,
+            ),
         };
+        match auth {
+            Auth::None => e,
+            Auth::StaticDh => {
+                let peer = *StaticSecret::from_private(Secret::new(theirs)).public();
+                e.with_ratchet_static_keys(
+                    Some(StaticSecret::from_private(Secret::new(mine))),
+                    Some(peer),
+                )
+            }
+            Auth::Signature => {
+                let peer = *SigningKey::from_seed(Secret::new(their_ed)).public();
+                e.with_ratchet_signing_keys(SigningKey::from_seed(Secret::new(my_ed)), peer)
+            }
+        }
+    };
+    let config = never().hybrid_ratchet(hybrid);
+    let a = with_auth(established(Role::Initiator, aead, 7, true), Role::Initiator);
+    let b = with_auth(established(Role::Responder, aead, 7, true), Role::Responder);
+    (
+        Session::with_config(a, config.clone()).unwrap(),
+        Session::with_config(b, config).unwrap(),
+    )
+}
+
+/// The randomness one side draws for a ratchet step: its X25519 key (32
+/// bytes), then (hybrid) the ML-KEM key-generation seed (64, the step's
+/// initiator) or the encapsulation randomness (32, its responder).
+fn step_rng(byte: u8, hybrid: bool, initiator: bool) -> Vec<u8> {
+    let mut v = vec![byte; 32];
+    if hybrid {
+        v.extend(vec![byte.wrapping_add(1); if initiator { 64 } else { 32 }]);
+    }
+    v
+}
+
+/// A scripted run: every record both sides send, its plaintext (type byte
+/// and body) and its wire bytes, in order.
+fn scripted_run(aead: AeadAlgorithm, hybrid: bool, auth: Auth) -> serde_json::Value {
+    use serde_json::json;
+    let (mut a, mut b) = vector_pair(aead, hybrid, auth);
+    let mut records = Vec::new();
+    let mut rngs = Vec::new();
+    // Opens `wire` at `to`, records the plaintext.
+    fn record(
+        records: &mut Vec<serde_json::Value>,
+        who: &str,
+        what: &str,
+        wire: Vec<u8>,
+        to: &mut Session,
+    ) {
+        let mut buf = wire.clone();
+        to.open_record_in_place(&mut buf)
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        let plaintext = &buf[..wire.len() - 16];
+        records.push(json!({
+            "from": who,
+            "record": what,
+            "plaintext": hex::encode(plaintext),
+            "wire": hex::encode(&wire),
+        }));
+    }
+    let data = |s: &mut Session, text: &[u8]| {
         let mut w = Vec::new();
         s.seal_record(RecordType::Data, text, &mut w).unwrap();
-        r.open_record(&w, &mut Vec::new()).unwrap();
-        push(who, "data", &w);
+        w
+    };
+    let w = data(&mut a, b"hello");
+    record(&mut records, "initiator", "data", w, &mut b);
+    let mut w = Vec::new();
+    a.send_key_update(&mut w).unwrap();
+    record(&mut records, "initiator", "key_update", w, &mut b);
+    let w = data(&mut a, b"epoch 1");
+    record(&mut records, "initiator", "data", w, &mut b);
+    let mut w = Vec::new();
+    b.seal_control(ControlType::RotationAnnouncement, b"[]", &mut w)
+        .unwrap();
+    record(&mut records, "responder", "control", w, &mut a);
+
+    // Two ratchet steps: the handshake initiator starts the first, the
+    // handshake responder the second (directions stay the handshake's).
+    for (n, starter) in [(1u8, Role::Initiator), (2, Role::Responder)] {
+        let (s, r, s_name, r_name) = match starter {
+            Role::Initiator => (&mut a, &mut b, "initiator", "responder"),
+            Role::Responder => (&mut b, &mut a, "responder", "initiator"),
+        };
+        let s_rng = step_rng(0x10 * n + 1, hybrid, true);
+        let r_rng = step_rng(0x10 * n + 2, hybrid, false);
+        rngs.push(json!({ "step": n, "started_by": s_name,
+            "starter_rng": hex::encode(&s_rng), "responder_rng": hex::encode(&r_rng) }));
+        let mut w = Vec::new();
+        assert!(s
+            .start_ratchet(&mut ScriptedRng::new(s_rng), &mut w)
+            .unwrap());
+        record(&mut records, s_name, "ratchet_init", w, r);
+        let mut w = Vec::new();
+        assert!(r
+            .poll_control(Duration::ZERO, &mut ScriptedRng::new(r_rng), &mut w)
+            .unwrap());
+        record(&mut records, r_name, "ratchet_response", w, s);
+        let mut w = Vec::new();
+        assert!(s
+            .poll_control(Duration::ZERO, &mut ScriptedRng::new(Vec::new()), &mut w)
+            .unwrap());
+        record(&mut records, s_name, "ratchet_finish", w, r);
+        let w = data(s, format!("after ratchet {n}").as_bytes());
+        record(&mut records, s_name, "data", w, r);
+        let w = data(r, format!("reply {n}").as_bytes());
+        record(&mut records, r_name, "data", w, s);
     }
+    assert_eq!((a.ratchet_count(), b.ratchet_count()), (2, 2));
+    // Close ends one direction: the responder may still send, then closes.
     let mut w = Vec::new();
     a.seal_close(&mut w).unwrap();
-    b.open_record(&w, &mut Vec::new()).unwrap();
-    push("initiator", "close", &w);
+    record(&mut records, "initiator", "close", w, &mut b);
+    let w = data(&mut b, b"after the initiator's close");
+    record(&mut records, "responder", "data", w, &mut a);
+    let mut w = Vec::new();
+    b.seal_close(&mut w).unwrap();
+    record(&mut records, "responder", "close", w, &mut a);
     json!({
         "aead": format!("{aead:?}"),
         "hybrid": hybrid,
+        "auth": match auth { Auth::None => "none", Auth::StaticDh => "static_dh", Auth::Signature => "signature" },
+        "handshake_hash": hex::encode([7u8; 32]),
         "initiator_to_responder": hex::encode([7u8; 32]),
         "responder_to_initiator": hex::encode([8u8; 32]),
         "root": hex::encode([9u8; 32]),
-        "initiator_rng": hex::encode([[0x11u8; 32].to_vec(), vec![0x12u8; 64]].concat()),
-        "responder_rng": hex::encode([[0x21u8; 32].to_vec(), vec![0x22u8; 32]].concat()),
+        "initiator_static": hex::encode(INITIATOR_STATIC),
+        "responder_static": hex::encode(RESPONDER_STATIC),
+        "initiator_ed25519_seed": hex::encode(INITIATOR_ED25519),
+        "responder_ed25519_seed": hex::encode(RESPONDER_ED25519),
+        "ratchet_randomness": rngs,
         "records": records,
     })
 }
@@ -713,15 +825,22 @@ fn schedule_vectors() -> serde_json::Value {
         record_keys.push(hex::encode(schedule::record_key(&s).expose()));
     }
     let root = Secret::new([9u8; 32]);
-    let dh = Secret::new([0xd4u8; 32]);
-    let kem = Secret::new([0x4bu8; 32]);
-    let classic = schedule::ratchet(&root, &dh, None);
-    let hybrid = schedule::ratchet(&root, &dh, Some(&kem));
-    let out = |k: &schedule::RatchetKeys| {
+    let th = [0x7au8; 32];
+    let ikm = [
+        Secret::new([0xd4u8; 32]),
+        Secret::new([0x4bu8; 32]),
+        Secret::new([0xe5u8; 32]),
+        Secret::new([0x5eu8; 32]),
+    ];
+    let out = |n: usize| {
+        let k = schedule::ratchet(&root, &ikm[..n].iter().collect::<Vec<_>>(), &th);
         json!({
+            "secrets": ikm[..n].iter().map(|s| hex::encode(s.expose())).collect::<Vec<_>>(),
             "root": hex::encode(k.root.expose()),
             "initiator_to_responder": hex::encode(k.initiator_to_responder.expose()),
             "responder_to_initiator": hex::encode(k.responder_to_initiator.expose()),
+            "confirm_response": hex::encode(k.confirm_response.expose()),
+            "confirm_finish": hex::encode(k.confirm_finish.expose()),
         })
     };
     json!({
@@ -730,22 +849,21 @@ fn schedule_vectors() -> serde_json::Value {
         "ratchet": {
             "label": "akex ratchet",
             "root": hex::encode(root.expose()),
-            "dh": hex::encode(dh.expose()),
-            "kem": hex::encode(kem.expose()),
-            "classical": out(&classic),
-            "hybrid": out(&hybrid),
+            "transcript": hex::encode(th),
+            "outputs": [out(1), out(2), out(4)],
         }
     })
 }
 
 fn all_vectors() -> serde_json::Value {
     serde_json::json!({
-        "description": "akex session layer key schedule and records; see protocols/session.md",
+        "description": "akex session layer, wire version 2: key schedule and scripted runs (every record's plaintext and wire bytes); see protocols/session.md",
         "schedule": schedule_vectors(),
         "runs": [
-            scripted_run(AeadAlgorithm::ChaChaPoly, false),
-            scripted_run(AeadAlgorithm::AesGcm, false),
-            scripted_run(AeadAlgorithm::ChaChaPoly, true),
+            scripted_run(AeadAlgorithm::ChaChaPoly, false, Auth::None),
+            scripted_run(AeadAlgorithm::AesGcm, false, Auth::StaticDh),
+            scripted_run(AeadAlgorithm::ChaChaPoly, true, Auth::StaticDh),
+            scripted_run(AeadAlgorithm::ChaChaPoly, false, Auth::Signature),
         ],
     })
 }
@@ -764,4 +882,353 @@ fn session_vectors_replay_byte_for_byte() {
     let now = all_vectors();
     assert_eq!(stored["schedule"], now["schedule"]);
     assert_eq!(stored["runs"], now["runs"]);
+}
+
+// ---- post-compromise security against an active attacker --------------------
+
+/// Runs `name` through the registry and returns both sides' results.
+fn real_handshake(
+    name: &str,
+    ik: akex::HandshakeKeys,
+    rk: akex::HandshakeKeys,
+) -> (Established, Established) {
+    use akex::handshake::registry;
+    let mut i = registry::initiator(name, &ik).unwrap();
+    let mut r = registry::responder(&[name], &rk).unwrap();
+    while !(i.is_finished() && r.is_finished()) {
+        let (s, rcv) = if i.wants_write() {
+            (&mut i, &mut r)
+        } else {
+            (&mut r, &mut i)
+        };
+        let mut m = Vec::new();
+        s.write_message(b"", &mut m).unwrap();
+        rcv.read_message(&m, &mut Vec::new()).unwrap();
+    }
+    (i.finish().unwrap(), r.finish().unwrap())
+}
+
+/// What an attacker who compromised a session's state holds: every
+/// session secret (both traffic secrets, the root) and everything public.
+/// It builds its own session from them to play `role`, with its own
+/// long-term key for the ratchet (it does not have the victim's).
+fn stolen(victim: &Established, role: Role, family: &str, config: SessionConfig) -> Session {
+    use akex::keys::{SigningKey, StaticSecret};
+    let (i2r, r2i) = match victim.role() {
+        Role::Initiator => (victim.sending_secret(), victim.receiving_secret()),
+        Role::Responder => (victim.receiving_secret(), victim.sending_secret()),
+    };
+    let e = Established::new(
+        victim.protocol().to_string(),
+        role,
+        victim.handshake_hash().to_vec(),
+        victim.remote_static().cloned(),
+        victim.aead(),
+        i2r.clone(),
+        r2i.clone(),
+    )
+    .with_root_secret(victim.root_secret().unwrap().clone());
+    // The victim's peer's public key is public; its own private key is not.
+    let peer_public = |e: &Established| -> [u8; 32] {
+        e.remote_static().unwrap().as_bytes()[..32]
+            .try_into()
+            .unwrap()
+    };
+    let e = match family {
+        "sigma" => {
+            let own = SigningKey::from_seed(Secret::new([0x66; 32]));
+            e.with_ratchet_signing_keys(own, peer_public(victim))
+        }
+        "nk-initiator" => e.with_ratchet_static_keys(None, Some(peer_public(victim))),
+        _ => {
+            let own = StaticSecret::from_private(Secret::new([0x66; 32]));
+            let remote = victim.remote_static().map(|_| peer_public(victim));
+            e.with_ratchet_static_keys(Some(own), remote)
+        }
+    };
+    Session::with_config(e, config).unwrap()
+}
+
+fn copy(e: &Established) -> Established {
+    let (i2r, r2i) = match e.role() {
+        Role::Initiator => (e.sending_secret(), e.receiving_secret()),
+        Role::Responder => (e.receiving_secret(), e.sending_secret()),
+    };
+    Established::new(
+        e.protocol().to_string(),
+        e.role(),
+        e.handshake_hash().to_vec(),
+        e.remote_static().cloned(),
+        e.aead(),
+        i2r.clone(),
+        r2i.clone(),
+    )
+}
+
+/// The families whose handshakes authenticate both sides, with keys.
+fn mutual_families() -> Vec<(
+    &'static str,
+    &'static str,
+    akex::HandshakeKeys,
+    akex::HandshakeKeys,
+)> {
+    use akex::handshake::hybrid::HYBRID_XX;
+    use akex::handshake::pq::PQ_IK;
+    use akex::handshake::sigma::SIGMA_CHACHAPOLY;
+    use akex::keys::{MlKem768KeyPair, SigningKey, StaticSecret};
+    use akex::{HandshakeKeys, KeyKind, PublicKey};
+    let x = |b: u8| StaticSecret::from_private(Secret::new([b; 32]));
+    let ed = |b: u8| SigningKey::from_seed(Secret::new([b; 32]));
+    let kem = |b: u8| MlKem768KeyPair::from_seed(&Secret::new([b; 64]));
+    let pq_id = |s: &StaticSecret, k: &MlKem768KeyPair| {
+        let mut v = s.public().to_vec();
+        v.extend_from_slice(k.encapsulation_key());
+        PublicKey::from_bytes(KeyKind::X25519MlKem768, &v).unwrap()
+    };
+    vec![
+        (
+            HYBRID_XX,
+            "static-dh",
+            HandshakeKeys::new().static_key(x(1)),
+            HandshakeKeys::new().static_key(x(2)),
+        ),
+        (
+            PQ_IK,
+            "static-dh",
+            HandshakeKeys::new()
+                .static_key(x(1))
+                .kem_key(kem(1))
+                .remote(pq_id(&x(2), &kem(2))),
+            HandshakeKeys::new().static_key(x(2)).kem_key(kem(2)),
+        ),
+        (
+            SIGMA_CHACHAPOLY,
+            "sigma",
+            HandshakeKeys::new().signing_key(ed(1)),
+            HandshakeKeys::new().signing_key(ed(2)),
+        ),
+    ]
+}
+
+/// The claim of protocols/session.md, tested: an attacker who holds every
+/// secret of a session (both traffic secrets and the root, so it reads and
+/// forges records at will) but no long-term private key cannot take a DH
+/// ratchet step over. Impersonating either side, its step fails at the
+/// honest side with a typed error (the peer's signature, or the key
+/// confirmation that needs the static DH it cannot compute), and the keys
+/// the honest side moves to are not the attacker's.
+#[test]
+fn ratchet_resists_an_active_attacker_holding_every_session_secret() {
+    for (name, family, ik, rk) in mutual_families() {
+        for hybrid in [false, true] {
+            let config = never().hybrid_ratchet(hybrid);
+            // 1. The attacker plays the initiator and starts a step with B.
+            let (ie, re) = real_handshake(name, ik.clone(), rk.clone());
+            let mut m = stolen(&ie, Role::Initiator, family, config.clone());
+            let mut b = Session::with_config(re, config.clone()).unwrap();
+            let mut init = Vec::new();
+            assert!(m.start_ratchet(&mut OsRng, &mut init).unwrap());
+            match b.open_record(&init, &mut Vec::new()) {
+                // SIGMA: the init's signature is the victim's or nobody's.
+                Err(Error::PeerMisbehaved(PeerMisbehaved::BadSignature)) => {
+                    assert_eq!(family, "sigma");
+                    assert!(b.has_failed());
+                }
+                Ok(Record::Ratchet) => {
+                    assert_ne!(family, "sigma", "{name}: a forged signature passed");
+                    let mut response = Vec::new();
+                    assert!(b
+                        .poll_control(Duration::ZERO, &mut OsRng, &mut response)
+                        .unwrap());
+                    // B moved its sending key; the attacker cannot follow.
+                    let mut later = Vec::new();
+                    b.seal_record(RecordType::Data, b"for A only", &mut later)
+                        .unwrap();
+                    assert!(
+                        matches!(
+                            m.open_record(&response, &mut Vec::new()),
+                            Err(Error::PeerMisbehaved(PeerMisbehaved::BadKeyConfirmation))
+                        ),
+                        "{name}: the attacker completed the step as A"
+                    );
+                    let mut spy = Session::with_config(copy(&ie), never()).unwrap();
+                    let _ = spy.open_record(&response, &mut Vec::new());
+                    assert!(spy.open_record(&later, &mut Vec::new()).is_err());
+                }
+                other => panic!("{name}: unexpected {other:?}"),
+            }
+
+            // 2. The attacker plays the responder and answers A's step.
+            let (ie, re) = real_handshake(name, ik.clone(), rk.clone());
+            let mut a = Session::with_config(ie, config.clone()).unwrap();
+            let mut m = stolen(&re, Role::Responder, family, config.clone());
+            let mut init = Vec::new();
+            assert!(a.start_ratchet(&mut OsRng, &mut init).unwrap());
+            assert_eq!(
+                m.open_record(&init, &mut Vec::new()).unwrap(),
+                Record::Ratchet
+            );
+            let mut response = Vec::new();
+            assert!(m
+                .poll_control(Duration::ZERO, &mut OsRng, &mut response)
+                .unwrap());
+            let err = a.open_record(&response, &mut Vec::new()).unwrap_err();
+            let expected = if family == "sigma" {
+                PeerMisbehaved::BadSignature
+            } else {
+                PeerMisbehaved::BadKeyConfirmation
+            };
+            assert!(
+                matches!(err, Error::PeerMisbehaved(e) if e == expected),
+                "{name}: {err:?}"
+            );
+            assert!(a.has_failed(), "{name}: A must stop");
+
+            // 3. The honest sides ratchet, and records under the new keys
+            //    are out of the attacker's reach.
+            let (ie, re) = real_handshake(name, ik.clone(), rk.clone());
+            let mut spy_a = Session::with_config(copy(&ie), never()).unwrap();
+            let mut a = Session::with_config(ie, config.clone()).unwrap();
+            let mut b = Session::with_config(re, config.clone()).unwrap();
+            let mut w = Vec::new();
+            assert!(a.start_ratchet(&mut OsRng, &mut w).unwrap());
+            b.open_record(&w, &mut Vec::new()).unwrap();
+            let _ = spy_a.open_record(&w, &mut Vec::new());
+            settle(&mut a, &mut b);
+            assert_eq!((a.ratchet_count(), b.ratchet_count()), (1, 1), "{name}");
+            let mut secret = Vec::new();
+            a.seal_record(RecordType::Data, b"healed", &mut secret)
+                .unwrap();
+            assert!(spy_a.open_record(&secret, &mut Vec::new()).is_err());
+            let mut got = Vec::new();
+            b.open_record(&secret, &mut got).unwrap();
+            assert_eq!(got, b"healed");
+        }
+    }
+}
+
+/// The stated limit: a side the handshake did not authenticate (hybrid
+/// NK's initiator has no long-term key) can be impersonated by an attacker
+/// holding the session's secrets; the responder's side stays protected.
+#[test]
+fn ratchet_of_an_anonymous_initiator_is_only_passively_protected() {
+    use akex::handshake::hybrid::HYBRID_NK;
+    use akex::keys::StaticSecret;
+    use akex::{HandshakeKeys, PublicKey};
+    let s = StaticSecret::from_private(Secret::new([2; 32]));
+    let ik = HandshakeKeys::new().remote(PublicKey::x25519(*s.public()));
+    let rk = HandshakeKeys::new().static_key(s);
+    // The attacker as the (anonymous) initiator: B cannot tell.
+    let (ie, re) = real_handshake(HYBRID_NK, ik.clone(), rk.clone());
+    let mut m = stolen(&ie, Role::Initiator, "nk-initiator", never());
+    let mut b = Session::with_config(re, never()).unwrap();
+    let mut w = Vec::new();
+    assert!(m.start_ratchet(&mut OsRng, &mut w).unwrap());
+    b.open_record(&w, &mut Vec::new()).unwrap();
+    settle(&mut m, &mut b);
+    assert_eq!(b.ratchet_count(), 1);
+    send_data(&mut b, &mut m, b"the responder talks to the attacker");
+    // The attacker as the responder: A's confirmation check stops it.
+    let (ie, re) = real_handshake(HYBRID_NK, ik, rk);
+    let mut a = Session::with_config(ie, never()).unwrap();
+    let mut m = stolen(&re, Role::Responder, "hybrid", never());
+    let mut w = Vec::new();
+    assert!(a.start_ratchet(&mut OsRng, &mut w).unwrap());
+    m.open_record(&w, &mut Vec::new()).unwrap();
+    let mut resp = Vec::new();
+    assert!(m
+        .poll_control(Duration::ZERO, &mut OsRng, &mut resp)
+        .unwrap());
+    assert!(matches!(
+        a.open_record(&resp, &mut Vec::new()),
+        Err(Error::PeerMisbehaved(PeerMisbehaved::BadKeyConfirmation))
+    ));
+}
+
+// ---- control records -----------------------------------------------------
+
+#[test]
+fn control_records_are_typed_and_never_data() {
+    let (mut a, mut b) = akex_pair(AeadAlgorithm::ChaChaPoly, never());
+    let mut w = Vec::new();
+    a.seal_control(ControlType::RotationAnnouncement, b"[1]", &mut w)
+        .unwrap();
+    // `open` hands out application data only.
+    let mut out = Vec::new();
+    let mut w2 = w.clone();
+    let (_, mut b2) = akex_pair(AeadAlgorithm::ChaChaPoly, never());
+    assert_eq!(
+        b2.open(&w2, &mut out).unwrap(),
+        Record::Control(ControlType::RotationAnnouncement, 3)
+    );
+    assert!(out.is_empty());
+    assert_eq!(
+        b.open_record(&w, &mut out).unwrap(),
+        Record::Control(ControlType::RotationAnnouncement, 3)
+    );
+    assert_eq!(out, b"[1]");
+    // An unknown control type is a typed error that ends the session.
+    let key = akex::hazmat::schedule::record_key(&Secret::new([7u8; 32]));
+    let key = AeadKey::new(AeadAlgorithm::ChaChaPoly, key.expose());
+    w2 = vec![RecordType::Control as u8, 0xbe, 0xef, 1];
+    key.seal_in_place(1, &[], &mut w2);
+    assert!(matches!(
+        b.open_record(&w2, &mut Vec::new()),
+        Err(Error::PeerMisbehaved(PeerMisbehaved::UnknownControlType(
+            0xbeef
+        )))
+    ));
+    assert!(b.has_failed());
+    // Noise mode has no record types: no control records.
+    let mut n = Session::new(noise_established(
+        Role::Initiator,
+        AeadAlgorithm::ChaChaPoly,
+        1,
+    ));
+    assert!(matches!(
+        n.seal_control(ControlType::RotationAnnouncement, b"", &mut Vec::new()),
+        Err(Error::ApiMisuse(ApiMisuse::WrongRecordMode))
+    ));
+}
+
+/// A plain echo peer on the sans-IO `Connection` never sees a control
+/// record: the application reads the data only, and the control waits in
+/// its own queue.
+#[test]
+fn a_plain_echo_peer_never_sees_a_control_record() {
+    use akex::connection::Connection;
+    use akex::handshake::hybrid::HYBRID_XX;
+    use akex::keys::StaticSecret;
+    use akex::{ClientConfig, HandshakeKeys, ServerConfig};
+    let ck = HandshakeKeys::new().static_key(StaticSecret::from_private(Secret::new([1; 32])));
+    let sk = HandshakeKeys::new().static_key(StaticSecret::from_private(Secret::new([2; 32])));
+    let mut client = Connection::client(&ClientConfig::new(HYBRID_XX, ck).unwrap()).unwrap();
+    let mut server = Connection::server(&ServerConfig::new(&[HYBRID_XX], sk).unwrap()).unwrap();
+    let shuttle = |from: &mut Connection, to: &mut Connection| {
+        let bytes = from.wire_output().to_vec();
+        from.consume_wire_output(bytes.len());
+        to.read_wire(&bytes).unwrap();
+    };
+    while client.is_handshaking() || server.is_handshaking() {
+        shuttle(&mut client, &mut server);
+        shuttle(&mut server, &mut client);
+    }
+    server
+        .send_control(ControlType::RotationAnnouncement, b"announcement")
+        .unwrap();
+    server.send(b"data").unwrap();
+    shuttle(&mut server, &mut client);
+    // The echo client reads messages: only the data.
+    assert_eq!(client.next_message(), Some(&b"data"[..]));
+    client.consume_message().unwrap();
+    assert_eq!(client.next_message(), None);
+    let control = client.take_control().unwrap();
+    assert_eq!(control.ty, ControlType::RotationAnnouncement);
+    assert_eq!(control.payload, b"announcement");
+    // And it echoes data only; the server's application sees only that.
+    client.send(b"data").unwrap();
+    shuttle(&mut client, &mut server);
+    let mut buf = [0u8; 16];
+    assert_eq!(server.recv(&mut buf).unwrap(), 4);
+    assert!(server.take_control().is_none());
 }

@@ -1,7 +1,7 @@
 //! SIGMA-I and akex-mode negotiation: the happy path and every way to
 //! break it, each with a typed error.
 
-use akex::crypto::Secret;
+use akex::crypto::{AeadAlgorithm, Secret};
 use akex::error::{ApiMisuse, Error, PeerIncompatible, PeerMisbehaved, TrustFailure};
 use akex::handshake::registry::{self, HandshakeKeys};
 use akex::handshake::sigma::{SIGMA_AESGCM, SIGMA_CHACHAPOLY};
@@ -394,7 +394,8 @@ fn forged_m2(m1: &[u8], bad_sig: bool, bad_mac: bool) -> Vec<u8> {
     let hello = hello(name).unwrap();
     let (hello_bytes, rest) = m1.split_at(hello.len());
     assert_eq!(hello_bytes, hello);
-    let mut ss = SymmetricState::new(name);
+    // InitializeSymmetric(name), MixHash(prologue = ""), MixHash(hello).
+    let mut ss = SymmetricState::new(name, AeadAlgorithm::ChaChaPoly, b"");
     ss.mix_hash(&hello);
     ss.mix_hash(&rest[..32]);
     ss.encrypt_and_hash(&rest[32..], &mut Vec::new()).unwrap();
@@ -676,4 +677,39 @@ async fn akex_protocols_get_akex_records_over_the_transport() {
     assert_eq!(results[0].as_ref().unwrap(), b"bye");
     let err = results[1].as_ref().unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof, "{err:?}");
+}
+
+/// Wire version 2: a version-1 hello (or any other version) gets a typed
+/// "unsupported version" error at the responder, before anything else.
+#[test]
+fn a_version_1_hello_is_an_unsupported_version() {
+    let mut i = client(SIGMA_CHACHAPOLY);
+    let mut m1 = write(&mut i, b"");
+    assert_eq!(m1[4], 2, "the hello says version 2");
+    for version in [1u8, 3, 0xff] {
+        m1[4] = version;
+        let mut r = server(&[SIGMA_CHACHAPOLY]);
+        let err = read(&mut r, &m1).unwrap_err();
+        assert!(
+            matches!(err, Error::PeerIncompatible(PeerIncompatible::UnsupportedVersion(v)) if v == version),
+            "{err:?}"
+        );
+    }
+}
+
+/// SIGMA binds the prologue (wire version 1 ignored it): "AAA" against
+/// "BBB" fails at the initiator's check of message 2.
+#[test]
+fn sigma_binds_the_prologue() {
+    let keys = |seed: u8, prologue: &[u8]| {
+        HandshakeKeys::new()
+            .signing_key(ed(seed))
+            .prologue(prologue)
+    };
+    let mut i = registry::initiator(SIGMA_CHACHAPOLY, &keys(1, b"AAA")).unwrap();
+    let mut r = registry::responder(&[SIGMA_CHACHAPOLY], &keys(2, b"BBB")).unwrap();
+    let m1 = write(&mut i, b"");
+    read(&mut r, &m1).unwrap();
+    let m2 = write(&mut r, b"");
+    assert_err(read(&mut i, &m2), "DecryptFailed");
 }

@@ -10,14 +10,13 @@ use akex::error::{ConfigError, KeyStoreError};
 use akex::handshake::registry::{self, HandshakeKeys};
 use akex::handshake::sigma::sigma_aead;
 use akex::keys::{
-    decode_public_key, decode_rotation_message, encode_rotation_message, load_identity, now_unix,
-    read_regular_file, AuditLog, KeyStore, KeyType, Passphrase, Protection, TrustPolicy,
+    decode_public_key, decode_rotation_announcement, encode_rotation_announcement, load_identity,
+    now_unix, read_regular_file, AuditLog, KeyStore, KeyType, Passphrase, Protection, TrustPolicy,
     TrustStore, DEFAULT_SCRYPT_LOG_N, MAX_KEY_FILE_LEN,
 };
 use akex::keys::{MlKem768KeyPair, SigningKey};
 use akex::transport::TransportOptions;
 use akex::{Error, KeyKind, PublicKey};
-use bytes::Bytes;
 use clap::{Args, ValueEnum};
 
 /// How to run the handshake: protocol, keys, PSKs, limits.
@@ -82,7 +81,9 @@ pub struct HandshakeArgs {
     /// A 32-byte pre-shared key, base64; repeat for several psk slots.
     #[arg(long)]
     pub psk: Vec<String>,
-    /// Prologue both sides hash into the transcript (UTF-8 text).
+    /// Prologue both sides hash into the transcript (UTF-8 text). Every
+    /// protocol binds it, empty included: sides with different prologues
+    /// fail the handshake.
     #[arg(long, default_value = "")]
     pub prologue: String,
     /// Handshake timeout in seconds.
@@ -258,8 +259,9 @@ type PeerTrust = (TrustPolicy, Option<String>);
 
 /// The store keys used in handshakes (`--key`): store dir, id, name.
 static KEYS_IN_USE: Mutex<Vec<(PathBuf, String, String)>> = Mutex::new(Vec::new());
-/// The rotation announcement `serve` sends first (see `ROTATION_MESSAGE_PREFIX`).
-static ANNOUNCEMENT: OnceLock<Bytes> = OnceLock::new();
+/// The rotation announcement `serve` sends first, as a control record
+/// (`encode_rotation_announcement`).
+static ANNOUNCEMENT: OnceLock<Vec<u8>> = OnceLock::new();
 /// Serializes `use` records within the process.
 static USE_LOCK: Mutex<()> = Mutex::new(());
 /// At most one `use` audit line per key per this many seconds.
@@ -282,10 +284,10 @@ pub fn record_use() {
     }
 }
 
-/// The rotation announcement to send as the first transport message, if
-/// the `--key` identity was made by `akex keys rotate`.
-pub fn rotation_announcement() -> Option<Bytes> {
-    ANNOUNCEMENT.get().cloned()
+/// The rotation announcement (a control record's payload) to send first,
+/// if the `--key` identity was made by `akex keys rotate`.
+pub fn rotation_announcement() -> Option<&'static [u8]> {
+    ANNOUNCEMENT.get().map(Vec::as_slice)
 }
 
 /// True if the trust policy set up by `--trust`/`--trust-store` pins keys
@@ -299,16 +301,13 @@ pub fn trust_is_pinned() -> bool {
     })
 }
 
-/// Handles a rotation announcement from the peer whose handshake key
-/// `remote_static` is not pinned: verifies the chain against the trust store
-/// (`TrustStore::accept_rotation_chain`, which records the new pin and logs
-/// it), then re-checks the key. Returns `Ok(false)` if `message` is not an
-/// announcement.
-pub fn accept_announced_rotation(remote_static: &[u8], message: &[u8]) -> Result<bool, Error> {
-    let Some(chain) = decode_rotation_message(message) else {
-        return Ok(false);
-    };
-    let chain = chain?;
+/// Handles a rotation announcement (a control record's payload) from the
+/// peer whose handshake key `remote_static` is not pinned: verifies the
+/// chain against the trust store (`TrustStore::accept_rotation_chain`,
+/// which records the new pin and logs it), then re-checks the key. Returns
+/// `Ok(false)` if the trust policy does not pin keys.
+pub fn accept_announced_rotation(remote_static: &[u8], payload: &[u8]) -> Result<bool, Error> {
+    let chain = decode_rotation_announcement(payload)?;
     let Some(slot) = TRUST.get() else {
         return Ok(false);
     };
@@ -500,7 +499,7 @@ fn load_store_key(
     if entry.key_type != KeyType::Mlkem768 {
         let chain = store.rotation_chain(&entry.id)?;
         if !chain.is_empty() {
-            let _ = ANNOUNCEMENT.set(Bytes::from(encode_rotation_message(&chain)?));
+            let _ = ANNOUNCEMENT.set(encode_rotation_announcement(&chain)?);
         }
     }
     Ok(())

@@ -6,8 +6,7 @@ use std::time::Duration;
 use akex::crypto::RandomSource;
 use akex::error::{ConfigError, TrustFailure};
 use akex::handshake::registry;
-use akex::keys::ROTATION_MESSAGE_PREFIX;
-use akex::session::MAX_PLAINTEXT_LEN;
+use akex::session::{ControlType, RecordMode, MAX_PLAINTEXT_LEN};
 use akex::transport::connect;
 use akex::Error;
 use bytes::Bytes;
@@ -89,22 +88,24 @@ async fn run(args: &ConnectArgs) -> Result<serde_json::Value, Error> {
     let stream = connect(tcp, handshake, &options).await?;
     let info = stream.session_info().clone();
     let mut messages = stream.into_messages();
-    // A server whose key was rotated sends the rotation statements first
-    // (see `ROTATION_MESSAGE_PREFIX`). If its key is not pinned but the
+    // A server whose key was rotated announces the rotation statements in
+    // a control record (akex mode). If its key is not pinned but the
     // pinned old key vouches for it, accept it; otherwise fail as before.
-    let mut first_message_seen = false;
     let remote = info.remote_static.as_deref();
     if let Err(e) = crate::common::check_peer(remote) {
         let unknown = matches!(e, Error::PeerNotTrusted(TrustFailure::Unknown { .. }));
-        let (Some(remote), true) = (remote, unknown && crate::common::trust_is_pinned()) else {
+        let akex_mode = info.mode == RecordMode::Akex;
+        let (Some(remote), true) = (
+            remote,
+            unknown && akex_mode && crate::common::trust_is_pinned(),
+        ) else {
             return Err(e);
         };
-        let first = match tokio::time::timeout(io_timeout, messages.next()).await {
-            Ok(Some(Ok(message))) => message,
+        let announcement = match tokio::time::timeout(io_timeout, messages.next_control()).await {
+            Ok(Ok(Some(c))) if c.ty == ControlType::RotationAnnouncement => c.payload,
             _ => return Err(e),
         };
-        first_message_seen = true;
-        if !crate::common::accept_announced_rotation(remote, &first)? {
+        if !crate::common::accept_announced_rotation(remote, &announcement)? {
             return Err(e);
         }
     }
@@ -116,18 +117,11 @@ async fn run(args: &ConnectArgs) -> Result<serde_json::Value, Error> {
         rng.fill_bytes(&mut payload);
         let payload = Bytes::from(payload);
         messages.send(payload.clone()).await?;
-        let mut echo = tokio::time::timeout(io_timeout, messages.next())
+        // Control records (a rotation announcement for a key that is
+        // already trusted) never come out here: only the echo does.
+        let echo = tokio::time::timeout(io_timeout, messages.next())
             .await
             .map_err(|_| Error::Timeout(io_timeout))?;
-        if !first_message_seen {
-            first_message_seen = true;
-            // A rotation announcement for a key that is already trusted.
-            if matches!(&echo, Some(Ok(m)) if m.starts_with(ROTATION_MESSAGE_PREFIX)) {
-                echo = tokio::time::timeout(io_timeout, messages.next())
-                    .await
-                    .map_err(|_| Error::Timeout(io_timeout))?;
-            }
-        }
         match echo {
             Some(echo) if echo.as_ref().is_ok_and(|e| e[..] == payload[..]) => {}
             Some(Err(e)) => return Err(e),

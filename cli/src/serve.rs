@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use akex::error::ConfigError;
 use akex::handshake::registry;
+use akex::session::{ControlType, RecordMode};
 use akex::transport::{Server, ServerEvent, ServerLimits, ServerStream};
 use akex::{Error, Handshake};
 use clap::Args;
@@ -75,6 +76,16 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Error> {
         server.local_addr()?,
         names.join(",")
     );
+    // After the line above, which scripts read first.
+    if crate::common::rotation_announcement().is_some()
+        && registry::mode_of(&names[0])? == registry::Mode::Noise
+    {
+        eprintln!(
+            "akex serve: note: the key was rotated, but Noise mode has no control records to \
+             announce it with; clients must take the rotation statement out of band \
+             (akex keys trust --statement) or use an akex-* protocol"
+        );
+    }
 
     let make_handshake = move |_peer: SocketAddr| -> Result<Box<dyn Handshake>, Error> {
         let allowed: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -124,16 +135,23 @@ async fn echo(peer: SocketAddr, stream: ServerStream) -> Result<(), Error> {
     // `--trust`/`--trust-store`: refuse an untrusted peer before any data.
     crate::common::check_peer(stream.session_info().remote_static.as_deref())?;
     crate::common::record_use();
+    let akex_mode = stream.session_info().mode == RecordMode::Akex;
     let mut messages = stream.into_messages();
-    // `--key` made by `akex keys rotate`: announce the rotation first.
-    if let Some(announcement) = crate::common::rotation_announcement() {
-        messages.send(announcement).await?;
+    // `--key` made by `akex keys rotate`: announce the rotation first, as a
+    // control record (akex mode only: Noise transport messages have no
+    // record types, see `run`).
+    if let (Some(announcement), true) = (crate::common::rotation_announcement(), akex_mode) {
+        messages
+            .send_control(ControlType::RotationAnnouncement, announcement)
+            .await?;
     }
     let mut count = 0u64;
     while let Some(message) = messages.next().await {
         messages.send(message?.freeze()).await?;
         count += 1;
     }
+    // The client ended its direction with a close record: end ours too.
+    let _ = messages.close().await;
     eprintln!("akex serve: {peer}: closed after echoing {count} message(s)");
     Ok(())
 }

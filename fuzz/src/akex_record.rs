@@ -15,7 +15,7 @@
 //! Input: a selector byte (bit 0: AESGCM instead of ChaChaPoly; bit 1:
 //! hybrid ML-KEM ratchet; bit 2: usage limits lowered to 12 records), then
 //! frames (2-byte big-endian length, then the bytes). The first byte of a
-//! frame, modulo 4, says what to do with the rest:
+//! frame, modulo 5, says what to do with the rest:
 //!
 //! * 0: the rest is a raw record (ciphertext) for `open_record_in_place`;
 //! * 1: the rest is an inner plaintext, sealed under the peer's current
@@ -23,7 +23,10 @@
 //! * 2: the session starts a DH ratchet step (its randomness is fixed, so
 //!   the harness knows its ratchet keys);
 //! * 3: the session's clock moves on by the next byte in seconds, and it
-//!   seals whatever control records are due (a ratchet response, say).
+//!   seals whatever control records are due (a ratchet response, say);
+//! * 4: the harness seals the ratchet record the peer owes, with the right
+//!   key confirmation (a response to the session's init, or the finish
+//!   after the session's response), then opens it.
 //!
 //! The harness follows every key change the session makes on its
 //! receiving side (key updates, ratchet responses and finishes it accepts)
@@ -36,6 +39,7 @@ use std::time::Duration;
 use akex::crypto::{AeadAlgorithm, Secret};
 use akex::error::{Error, PeerMisbehaved};
 use akex::hazmat::aead::TAG_LEN;
+use akex::hazmat::hash::sha256;
 use akex::hazmat::kem;
 use akex::hazmat::x25519::X25519Private;
 use akex::hazmat::ReplayRng as ScriptedRng;
@@ -44,26 +48,64 @@ use akex::keys::MlKem768KeyPair;
 use akex::session::{AeadLimits, Record, RecordMode, SessionConfig};
 use akex::{Role, Session};
 
-use super::session_ops::{fixed_established, rng_bytes, I2R, ROOT};
+use super::session_ops::{fixed_established, rng_bytes, HANDSHAKE_HASH, I2R, ROOT};
 use super::{push_frame, Frames, Progress, Seed};
+
+/// The peer's ratchet key pair in the steps it answers (and its ML-KEM
+/// encapsulation randomness).
+const PEER_RATCHET: [u8; 32] = [0x44; 32];
+const PEER_KEM_M: [u8; 32] = [0x46; 32];
 
 /// Where the session's side of a DH ratchet step is, as the harness sees it.
 enum Ratchet {
     Idle,
-    /// The session started a step with these keys.
+    /// The session started a step with these keys and this init.
     Initiated {
         private: X25519Private,
         kem: Option<MlKem768KeyPair>,
+        fields: Vec<u8>,
     },
-    /// The session accepted an init with these keys; `poll_control` answers.
+    /// The session accepted the peer's init (its public fields); its
+    /// `poll_control` answers.
     Received {
-        public: Vec<u8>,
-        kem: Vec<u8>,
+        fields: Vec<u8>,
+        ek: Vec<u8>,
     },
     /// The session answered; the peer's finish switches it to `recv`.
     Responded {
         recv: Secret<32>,
+        confirm_finish: Secret<32>,
     },
+}
+
+/// `x ‖ len (u16 BE) ‖ kem`: a ratchet message's public fields.
+fn fields(public: &[u8], kem: &[u8]) -> Vec<u8> {
+    let mut out = public.to_vec();
+    out.extend_from_slice(&(kem.len() as u16).to_be_bytes());
+    out.extend_from_slice(kem);
+    out
+}
+
+/// `type 0x03 ‖ generation ‖ step ‖ rest`.
+fn ratchet_record(generation: u32, step: u8, rest: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x03];
+    out.extend_from_slice(&generation.to_be_bytes());
+    out.push(step);
+    out.extend_from_slice(rest);
+    out
+}
+
+/// The transcript hash of a step (protocols/session.md): the session's
+/// handshake hash, the generation, who started (0x01 handshake initiator,
+/// 0x02 responder), both messages' public fields.
+fn transcript(generation: u32, starter: u8, init: &[u8], response: &[u8]) -> [u8; 32] {
+    sha256(&[
+        &HANDSHAKE_HASH,
+        &generation.to_be_bytes(),
+        &[starter],
+        init,
+        response,
+    ])
 }
 
 /// The harness's copy of the peer's sending side.
@@ -72,6 +114,7 @@ struct Mirror {
     secret: Secret<32>,
     root: Secret<32>,
     epoch: u64,
+    generation: u32,
     ratchet: Ratchet,
 }
 
@@ -92,69 +135,125 @@ impl Mirror {
         out
     }
 
+    /// The ratchet record the peer owes: a response to the session's init
+    /// or the finish after its response (with the right confirmation).
+    fn owed(&self) -> Option<Vec<u8>> {
+        let target = self.generation + 1;
+        match &self.ratchet {
+            Ratchet::Initiated {
+                private,
+                kem,
+                fields: init,
+                ..
+            } => {
+                let y = X25519Private::new(&Secret::new(PEER_RATCHET));
+                let mut secrets = vec![y.agree(private.public()).ok()?];
+                let ct = match kem {
+                    Some(pair) => {
+                        let (ct, ss) =
+                            kem::encapsulate(pair.encapsulation_key(), &Secret::new(PEER_KEM_M))
+                                .ok()?;
+                        secrets.push(ss);
+                        ct.to_vec()
+                    }
+                    None => Vec::new(),
+                };
+                let response = fields(y.public(), &ct);
+                // The session is the handshake responder: it started.
+                let th = transcript(target, 0x02, init, &response);
+                let keys = schedule::ratchet(&self.root, &secrets.iter().collect::<Vec<_>>(), &th);
+                let mut rest = response;
+                rest.extend_from_slice(keys.confirm_response.expose());
+                Some(ratchet_record(target, 0x02, &rest))
+            }
+            Ratchet::Responded { confirm_finish, .. } => {
+                Some(ratchet_record(target, 0x03, confirm_finish.expose()))
+            }
+            _ => None,
+        }
+    }
+
     /// Follows what an accepted record with plaintext `inner` did to the
     /// session's receiving key.
     fn accepted(&mut self, inner: &[u8]) {
+        let target = self.generation + 1;
         match inner {
             [0x02] => self.install(schedule::next_traffic_secret(&self.secret)),
-            [0x03, 0x01, rest @ ..] => {
+            [0x03, g0, g1, g2, g3, 0x01, rest @ ..] => {
+                assert_eq!(u32::from_be_bytes([*g0, *g1, *g2, *g3]), target);
+                let ek = rest[34..].to_vec();
                 self.ratchet = Ratchet::Received {
-                    public: rest[..32].to_vec(),
-                    kem: rest[34..].to_vec(),
+                    fields: rest.to_vec(),
+                    ek,
                 };
             }
-            [0x03, 0x02, rest @ ..] => {
-                let Ratchet::Initiated { private, kem } =
-                    std::mem::replace(&mut self.ratchet, Ratchet::Idle)
+            [0x03, _, _, _, _, 0x02, rest @ ..] => {
+                let Ratchet::Initiated {
+                    private,
+                    kem,
+                    fields: init,
+                } = std::mem::replace(&mut self.ratchet, Ratchet::Idle)
                 else {
                     panic!("a ratchet response was accepted with no step in progress");
                 };
-                let dh = private
-                    .agree(&rest[..32])
-                    .expect("the session accepted the key");
-                let ct = &rest[34..];
-                let ss = kem.map(|pair| pair.decapsulate(ct).expect("the session decapsulated"));
-                let keys = schedule::ratchet(&self.root, &dh, ss.as_ref());
+                let y = &rest[..32];
+                let mut secrets = vec![private.agree(y).expect("the session accepted the key")];
+                let response = &rest[..rest.len() - 32];
+                if let Some(pair) = kem {
+                    secrets.push(
+                        pair.decapsulate(&response[34..])
+                            .expect("the session decapsulated"),
+                    );
+                }
+                let th = transcript(target, 0x02, &init, response);
+                let keys = schedule::ratchet(&self.root, &secrets.iter().collect::<Vec<_>>(), &th);
+                assert_eq!(keys.confirm_response.expose(), &rest[rest.len() - 32..]);
                 self.root = keys.root;
                 // The session is the handshake responder: it receives i2r.
                 self.install(keys.initiator_to_responder);
             }
-            [0x03, 0x03] => {
-                let Ratchet::Responded { recv } =
+            [0x03, _, _, _, _, 0x03, ..] => {
+                let Ratchet::Responded { recv, .. } =
                     std::mem::replace(&mut self.ratchet, Ratchet::Idle)
                 else {
                     panic!("a ratchet finish was accepted with no response sent");
                 };
+                self.generation += 1;
                 self.install(recv);
             }
             _ => {}
         }
     }
 
-    /// The session answered a ratchet init with randomness `bytes`.
-    fn responded(&mut self, bytes: &[u8]) {
+    /// The session sealed a control record with randomness `bytes`.
+    fn polled(&mut self, bytes: &[u8]) {
         if !matches!(self.ratchet, Ratchet::Received { .. }) {
             // Some other control record (a key update of its sending side).
             return;
         }
-        let Ratchet::Received { public, kem } = std::mem::replace(&mut self.ratchet, Ratchet::Idle)
+        let Ratchet::Received { fields: init, ek } =
+            std::mem::replace(&mut self.ratchet, Ratchet::Idle)
         else {
             unreachable!("checked above")
         };
-        let private = X25519Private::new(&Secret::from_slice(&bytes[..32]).expect("32"));
-        let dh = private
-            .agree(&public)
-            .expect("the session accepted the key");
-        let ss = (!kem.is_empty()).then(|| {
+        let target = self.generation + 1;
+        let y = X25519Private::new(&Secret::from_slice(&bytes[..32]).expect("32"));
+        let mut secrets = vec![y.agree(&init[..32]).expect("the session accepted the key")];
+        let ct = if ek.is_empty() {
+            Vec::new()
+        } else {
             let m = Secret::from_slice(&bytes[32..64]).expect("32");
-            kem::encapsulate(&kem, &m)
-                .expect("the session accepted the key")
-                .1
-        });
-        let keys = schedule::ratchet(&self.root, &dh, ss.as_ref());
+            let (ct, ss) = kem::encapsulate(&ek, &m).expect("the session accepted the key");
+            secrets.push(ss);
+            ct.to_vec()
+        };
+        // The peer (the handshake initiator) started this step.
+        let th = transcript(target, 0x01, &init, &fields(y.public(), &ct));
+        let keys = schedule::ratchet(&self.root, &secrets.iter().collect::<Vec<_>>(), &th);
         self.root = keys.root;
         self.ratchet = Ratchet::Responded {
             recv: keys.initiator_to_responder,
+            confirm_finish: keys.confirm_finish,
         };
     }
 }
@@ -191,6 +290,7 @@ pub fn akex_record(data: &[u8]) -> Progress {
         secret: Secret::new(I2R),
         root: Secret::new(ROOT),
         epoch: 0,
+        generation: 0,
         ratchet: Ratchet::Idle,
     };
     let mut now = Duration::ZERO;
@@ -199,7 +299,7 @@ pub fn akex_record(data: &[u8]) -> Progress {
 
     for frame in Frames::new(rest) {
         let (kind, body) = match frame.split_first() {
-            Some((&k, body)) => (k % 4, body),
+            Some((&k, body)) => (k % 5, body),
             None => (0, frame),
         };
         match kind {
@@ -210,15 +310,19 @@ pub fn akex_record(data: &[u8]) -> Progress {
                 sink.clear();
                 match session.start_ratchet(&mut rng, &mut sink) {
                     Ok(true) => {
+                        let private =
+                            X25519Private::new(&Secret::from_slice(&bytes[..32]).expect("32"));
+                        let kem = hybrid.then(|| {
+                            MlKem768KeyPair::from_seed(
+                                &Secret::from_slice(&bytes[32..96]).expect("64"),
+                            )
+                        });
+                        let ek: &[u8] = kem.as_ref().map_or(&[], |k| &k.encapsulation_key()[..]);
+                        let init = fields(private.public(), ek);
                         mirror.ratchet = Ratchet::Initiated {
-                            private: X25519Private::new(
-                                &Secret::from_slice(&bytes[..32]).expect("32"),
-                            ),
-                            kem: hybrid.then(|| {
-                                MlKem768KeyPair::from_seed(
-                                    &Secret::from_slice(&bytes[32..96]).expect("64"),
-                                )
-                            }),
+                            private,
+                            kem,
+                            fields: init,
                         };
                     }
                     Ok(false) => {}
@@ -234,7 +338,7 @@ pub fn akex_record(data: &[u8]) -> Progress {
                     let mut rng = ScriptedRng::new(bytes.clone());
                     sink.clear();
                     match session.poll_control(now, &mut rng, &mut sink) {
-                        Ok(true) => mirror.responded(&bytes),
+                        Ok(true) => mirror.polled(&bytes),
                         Ok(false) => break,
                         Err(_) => {
                             assert!(session.is_closed());
@@ -246,11 +350,19 @@ pub fn akex_record(data: &[u8]) -> Progress {
             }
             _ => {}
         }
-        let sealed = kind == 1;
-        let mut buf = if sealed {
-            mirror.seal(session.receiving().nonce(), body)
+        let owed = if kind == 4 {
+            match mirror.owed() {
+                Some(inner) => Some(inner),
+                None => continue,
+            }
         } else {
-            body.to_vec()
+            None
+        };
+        let sealed = kind == 1 || kind == 4;
+        let mut buf = match (&owed, sealed) {
+            (Some(inner), _) => mirror.seal(session.receiving().nonce(), inner),
+            (None, true) => mirror.seal(session.receiving().nonce(), body),
+            (None, false) => body.to_vec(),
         };
         let len = buf.len();
         match session.open_record_in_place(&mut buf) {
@@ -261,6 +373,7 @@ pub fn akex_record(data: &[u8]) -> Progress {
                     Record::KeyUpdate => assert_eq!(inner, [0x02]),
                     Record::Ratchet => assert_eq!(inner[0], 0x03),
                     Record::Close => assert_eq!(inner, [0x04]),
+                    Record::Control(_, n) => assert_eq!(n + 3, inner.len()),
                     other => panic!("a record type the harness does not know: {other:?}"),
                 }
                 progress.records += 1;
@@ -298,9 +411,10 @@ fn sealed(out: &mut Vec<u8>, inner: &[u8]) {
 }
 
 /// Seeds for `akex_record`: data, a key update and a close; a ratchet step
-/// the peer starts; one the session starts; an unknown type; a raw record.
+/// the peer starts; one the session starts; an unknown type and an
+/// unknown control type; a raw record.
 pub fn akex_record_seeds() -> Vec<Seed> {
-    let peer_public = *X25519Private::new(&Secret::new([0x44; 32])).public();
+    let peer_public = *X25519Private::new(&Secret::new([0x45; 32])).public();
     let peer_kem = MlKem768KeyPair::from_seed(&Secret::new([0x45; 64]));
     let mut seeds = Vec::new();
     for (selector, short) in [(0u8, "chachapoly"), (1, "aesgcm"), (3, "aesgcm-hybrid")] {
@@ -320,57 +434,76 @@ pub fn akex_record_seeds() -> Vec<Seed> {
         sealed(&mut data, b"\x01hello");
         sealed(&mut data, &[0x02]);
         sealed(&mut data, b"\x01after the key update");
+        sealed(&mut data, b"\x05\x00\x01[]");
         sealed(&mut data, &[0x04]);
-        seeds.push(seed("update-close", data, done(4)));
+        seeds.push(seed("update-control-close", data, done(5)));
 
-        // The peer starts a ratchet step: init, the session answers, finish.
-        let mut init = vec![0x03, 0x01];
-        init.extend_from_slice(&peer_public);
+        // The peer starts a ratchet step: init, the session answers, the
+        // harness's finish (kind 4), data.
         let ek: &[u8] = if hybrid {
             peer_kem.encapsulation_key()
         } else {
             &[]
         };
-        init.extend_from_slice(&(ek.len() as u16).to_be_bytes());
-        init.extend_from_slice(ek);
+        let init = ratchet_record(1, 0x01, &fields(&peer_public, ek));
         let mut data = vec![selector];
         sealed(&mut data, &init);
         push_frame(&mut data, &[3, 0]);
-        sealed(&mut data, &[0x03, 0x03]);
+        push_frame(&mut data, &[4]);
         sealed(&mut data, b"\x01after the ratchet");
         seeds.push(seed("peer-ratchet", data, done(3)));
 
-        // The session starts one: the peer's response, then data.
-        let mut response = vec![0x03, 0x02];
-        response.extend_from_slice(&peer_public);
-        let ct = if hybrid {
-            vec![0x5c; kem::CIPHERTEXT_LEN]
-        } else {
-            Vec::new()
-        };
-        response.extend_from_slice(&(ct.len() as u16).to_be_bytes());
-        response.extend_from_slice(&ct);
+        // The session starts one: the harness's response (kind 4), the
+        // session's finish, data.
         let mut data = vec![selector];
         push_frame(&mut data, &[2]);
-        sealed(&mut data, &response);
+        push_frame(&mut data, &[4]);
         push_frame(&mut data, &[3, 0]);
         sealed(&mut data, b"\x01after our ratchet");
         seeds.push(seed("own-ratchet", data, done(2)));
 
-        // An unknown record type ends the session.
+        // A response whose confirmation is wrong ends the session.
+        let mut response = fields(
+            &peer_public,
+            &if hybrid {
+                vec![0x5c; kem::CIPHERTEXT_LEN]
+            } else {
+                Vec::new()
+            },
+        );
+        response.extend_from_slice(&[0u8; 32]);
         let mut data = vec![selector];
-        sealed(&mut data, b"\x01x");
-        sealed(&mut data, b"\x7fwhat");
-        sealed(&mut data, b"\x01never read");
+        push_frame(&mut data, &[2]);
+        sealed(&mut data, &ratchet_record(1, 0x02, &response));
         seeds.push(seed(
-            "unknown-type",
+            "bad-confirmation",
             data,
             Progress {
-                answered: true,
+                answered: false,
                 finished: false,
-                records: 1,
+                records: 0,
             },
         ));
+
+        // An unknown record type, or control type, ends the session.
+        for (name, inner) in [
+            ("unknown-type", &b"\x7fwhat"[..]),
+            ("unknown-control", b"\x05\x12\x34x"),
+        ] {
+            let mut data = vec![selector];
+            sealed(&mut data, b"\x01x");
+            sealed(&mut data, inner);
+            sealed(&mut data, b"\x01never read");
+            seeds.push(seed(
+                name,
+                data,
+                Progress {
+                    answered: true,
+                    finished: false,
+                    records: 1,
+                },
+            ));
+        }
     }
     // A raw (forged) record, and a key update with a body.
     let mut data = vec![0];

@@ -800,8 +800,8 @@ fn leak(name: String) -> &'static str {
 /// Fuzz target `keystore_parsers`: the selector byte (modulo 4) picks a
 /// parser and the rest is its input: 0, a key-store index (`store.json`,
 /// through `KeyStore::open`); 1, a trust-store file (`TrustStore::open`);
-/// 2, an audit log (`AuditLog::verify`); 3, a rotation message
-/// (`decode_rotation_message`, then `verify` on each statement). The file
+/// 2, an audit log (`AuditLog::verify`); 3, a rotation announcement's
+/// payload (`decode_rotation_announcement`, then `verify` on each statement). The file
 /// parsers get the bytes in a fresh temporary directory. Errors are fine,
 /// panics are not; `finished` says the input parsed.
 pub fn keystore_parsers(data: &[u8]) -> Progress {
@@ -825,8 +825,8 @@ pub fn keystore_parsers(data: &[u8]) -> Progress {
         }
         1 => TrustStore::open(write("trust.json")).is_ok(),
         2 => AuditLog::new(write("audit.log")).verify().is_ok(),
-        _ => match rotation::decode_rotation_message(rest) {
-            Some(Ok(chain)) => {
+        _ => match rotation::decode_rotation_announcement(rest) {
+            Ok(chain) => {
                 for statement in &chain {
                     let _ = statement.verify();
                 }
@@ -858,7 +858,7 @@ pub fn keystore_parsers_seeds() -> Vec<Seed> {
         seed("store-not-json", 0, b"{\"version\":"),
         seed("trust-not-json", 1, b"[1,2"),
         seed("audit-garbage", 2, b"not a record\n"),
-        seed("rotation-no-prefix", 3, b"{}"),
+        seed("rotation-not-a-list", 3, b"{}"),
     ]
 }
 

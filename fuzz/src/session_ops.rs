@@ -29,7 +29,7 @@ use akex::error::{Error, PeerMisbehaved};
 use akex::handshake::TrafficSecret;
 use akex::hazmat::ReplayRng as ScriptedRng;
 use akex::session::datagram::DatagramSession;
-use akex::session::{AeadLimits, Record, RecordMode, RecordType, SessionConfig};
+use akex::session::{AeadLimits, ControlType, Record, RecordMode, RecordType, SessionConfig};
 use akex::{Established, Role, Session};
 
 use super::Progress;
@@ -99,7 +99,7 @@ pub(crate) fn fixed_established(
     let established = Established::new(
         name.to_string(),
         role,
-        vec![0x48; 32],
+        HANDSHAKE_HASH.to_vec(),
         Some(remote),
         aead,
         TrafficSecret::new(Secret::new(I2R)),
@@ -118,6 +118,8 @@ pub(crate) const I2R: [u8; 32] = [0x11; 32];
 pub(crate) const R2I: [u8; 32] = [0x22; 32];
 /// The fixed root secret of the akex-mode sessions.
 pub(crate) const ROOT: [u8; 32] = [0x33; 32];
+/// The fixed handshake hash (the ratchet's transcript starts with it).
+pub(crate) const HANDSHAKE_HASH: [u8; 32] = [0x48; 32];
 
 /// Deterministic randomness for one call: 256 bytes that depend on `n`.
 pub(crate) fn rng_bytes(n: u32) -> Vec<u8> {
@@ -190,6 +192,9 @@ pub enum Op {
     Close { from: Side },
     /// `len` raw bytes from the input are delivered to `to` as a record.
     Garbage { to: Side, len: u8 },
+    /// `from` seals a control record (a rotation announcement) with a
+    /// payload of `len` bytes: akex mode and datagrams; Noise mode refuses.
+    Message { from: Side, len: u8 },
 }
 
 /// Operations come from the fuzzer's bytes through the `arbitrary` crate:
@@ -200,7 +205,7 @@ impl<'a> Arbitrary<'a> for Op {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
         let tag = u8::arbitrary(u)?;
         let side = Side::from_bit(u8::arbitrary(u)?);
-        Ok(match tag % 10 {
+        Ok(match tag % 11 {
             0 => {
                 let b = u8::arbitrary(u)?;
                 let len = if b < 0x80 {
@@ -228,6 +233,10 @@ impl<'a> Arbitrary<'a> for Op {
                 secs: u8::arbitrary(u)?,
             },
             8 => Op::Close { from: side },
+            10 => Op::Message {
+                from: side,
+                len: u8::arbitrary(u)?,
+            },
             _ => Op::Garbage {
                 to: side,
                 len: u8::arbitrary(u)?,
@@ -258,6 +267,7 @@ impl Op {
             Op::Poll { side, secs } => out.extend_from_slice(&[7, bit(side), secs]),
             Op::Close { from } => out.extend_from_slice(&[8, bit(from)]),
             Op::Garbage { to, len } => out.extend_from_slice(&[9, bit(to), len]),
+            Op::Message { from, len } => out.extend_from_slice(&[10, bit(from), len]),
         }
     }
 }
@@ -266,6 +276,8 @@ impl Op {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Expect {
     Data(Vec<u8>),
+    /// A control record with this payload.
+    Message(Vec<u8>),
     /// A key update or ratchet record (from `poll_control`, which does not
     /// say which it sealed) or a key update from `send_key_update`.
     Control,
@@ -396,6 +408,7 @@ impl Run {
     fn apply(&mut self, op: Op) {
         match op {
             Op::Seal { from, len } => self.seal(from, len),
+            Op::Message { from, len } => self.message(from, usize::from(len)),
             Op::Deliver { to } => self.deliver(to),
             Op::Inject { to, index } => {
                 let flight = &self.flights[to.index()];
@@ -566,6 +579,41 @@ impl Run {
         }
     }
 
+    fn message(&mut self, from: Side, len: usize) {
+        self.seq += 1;
+        let data = payload(self.seq, len);
+        let mut out = Vec::new();
+        let ty = ControlType::RotationAnnouncement;
+        let result = match &mut self.peers[from.index()] {
+            Peer::Stream(s) => s.seal_control(ty, &data, &mut out),
+            Peer::Datagram(d) => d.seal_control(ty, &data, &mut out),
+        };
+        let m = self.models[from.index()];
+        match result {
+            Ok(()) => {
+                assert!(
+                    self.mode == RecordMode::Akex || self.datagram,
+                    "Noise mode sealed a control"
+                );
+                assert!(
+                    !(m.failed || m.sent_close),
+                    "sealed a control after close or failure"
+                );
+                self.flights[from.peer().index()].push(out, Expect::Message(data));
+            }
+            Err(_) => {
+                assert!(out.is_empty(), "a failed seal wrote bytes");
+                assert!(
+                    (self.mode == RecordMode::Noise && !self.datagram)
+                        || m.failed
+                        || m.sent_close
+                        || self.limited(),
+                    "a control failed on a live akex session"
+                );
+            }
+        }
+    }
+
     fn rekey(&mut self, from: Side) {
         let to = from.peer();
         match &mut self.peers[from.index()] {
@@ -709,6 +757,16 @@ impl Run {
                         assert_eq!(&out, data, "opened to different bytes");
                     }
                     (Expect::Control, Record::KeyUpdate | Record::Ratchet) => {}
+                    (Expect::Message(data), Record::Control(ty, len)) => {
+                        assert_eq!(ty, ControlType::RotationAnnouncement);
+                        assert_eq!(len, data.len());
+                        // A control payload never comes out as data.
+                        if self.datagram {
+                            assert!(out.is_empty(), "a control payload came out as data");
+                        } else {
+                            assert_eq!(&out, data);
+                        }
+                    }
                     (Expect::Close, Record::Close) => {
                         self.models[i].received_close = true;
                         self.progress.finished = true;
@@ -821,6 +879,8 @@ pub fn session_ops_seeds() -> Vec<super::Seed> {
         Seal { from: A, len: 4 },
         Deliver { to: A },
         Deliver { to: B },
+        Message { from: A, len: 5 },
+        Deliver { to: B },
         Close { from: B },
         Deliver { to: A },
     ];
@@ -830,11 +890,12 @@ pub fn session_ops_seeds() -> Vec<super::Seed> {
         records,
     };
     // Records opened per configuration. Ordered: Noise mode has no key
-    // update, ratchet or close records (9 data records); akex mode adds a
-    // key update, the ratchet init, response and finish, and the close
-    // (14); datagrams need no key update record (13); with the limits
-    // lowered to 12 records, a key takes at most 4 data records (8 are
-    // kept for control records), so one data record is refused (13, 12).
+    // update, ratchet, control or close records (9 data records); akex
+    // mode adds a key update, the ratchet init, response and finish, a
+    // control record and the close (15); datagrams need no key update
+    // record (14); with the limits lowered to 12 records, a key takes at
+    // most 4 data records (8 are kept for control records), so one data
+    // record is refused (14, 13).
     // Hostile: Noise opens the first record and the original of the
     // tampered one; akex mode opens the first and dies on the reordered
     // copy; datagrams also accept the reordered record and the one after
@@ -842,10 +903,10 @@ pub fn session_ops_seeds() -> Vec<super::Seed> {
     let ordered = [
         p(false, 9),
         p(false, 9),
+        p(true, 15),
+        p(true, 14),
         p(true, 14),
         p(true, 13),
-        p(true, 13),
-        p(true, 12),
     ];
     let hostile = [
         p(false, 2),

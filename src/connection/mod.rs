@@ -31,12 +31,29 @@ use crate::config::{ClientConfig, ServerConfig};
 use crate::crypto::{SharedRng, TAG_LEN};
 use crate::error::{ApiMisuse, ConfigError, Error, PeerMisbehaved};
 use crate::handshake::{Handshake, Role, MAX_MESSAGE_LEN};
-use crate::session::{RecordMode, RecordType, Session, SessionInfo, Tail};
+use crate::session::{
+    ControlType, Record, RecordMode, RecordType, Session, SessionInfo, Tail, CONTROL_HEADER_LEN,
+};
 use inbound::Inbound;
 
 /// Processing stops while this much decrypted data waits for the
 /// application (the peer is slowed down by TCP flow control instead).
 const PLAINTEXT_BACKLOG: usize = 256 * 1024;
+
+/// Control messages kept for the application at most; when more arrive
+/// unread, the oldest is dropped (and counted).
+pub const MAX_PENDING_CONTROLS: usize = 8;
+
+/// A control message from the peer: a typed record for the layers above
+/// the session (a key rotation announcement, ...), never application data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ControlMessage {
+    /// What it is.
+    pub ty: ControlType,
+    /// Its payload.
+    pub payload: Vec<u8>,
+}
 
 enum State {
     Handshaking(Box<dyn Handshake>),
@@ -53,6 +70,8 @@ pub struct Connection {
     tx_sent: usize,
     payloads_out: std::collections::VecDeque<Vec<u8>>,
     payloads_in: Vec<Vec<u8>>,
+    controls_in: std::collections::VecDeque<ControlMessage>,
+    dropped_controls: u64,
     info: Option<SessionInfo>,
     peer_closed: bool,
     /// The error that ended the connection, held back while decrypted
@@ -110,6 +129,8 @@ impl Connection {
             tx_sent: 0,
             payloads_out: Default::default(),
             payloads_in: Vec::new(),
+            controls_in: Default::default(),
+            dropped_controls: 0,
             info: None,
             peer_closed: false,
             pending_error: None,
@@ -130,6 +151,8 @@ impl Connection {
             tx_sent: 0,
             payloads_out: Default::default(),
             payloads_in: Vec::new(),
+            controls_in: Default::default(),
+            dropped_controls: 0,
             peer_closed: false,
             pending_error: None,
             now: Duration::ZERO,
@@ -349,9 +372,41 @@ impl Connection {
         result.map_err(|e| self.fail_sealing(e))
     }
 
-    /// Queues the authenticated close (akex mode): the peer learns the
-    /// stream ended here and was not cut. Nothing can be sent after it. In
-    /// Noise mode there is no close record and this does nothing.
+    /// Queues a control message for the peer's application (akex mode): a
+    /// record of its own type, which the peer's [`Connection`] hands out
+    /// through [`Connection::take_control`] and never as data. Fails with
+    /// [`ApiMisuse::WrongRecordMode`] in Noise mode (Noise transport
+    /// messages have no record types), and like [`Connection::send`]
+    /// otherwise.
+    pub fn send_control(&mut self, ty: ControlType, payload: &[u8]) -> Result<(), Error> {
+        self.check_usable()?;
+        let State::Open(session) = &mut self.state else {
+            return Err(ApiMisuse::HandshakeNotFinished.into());
+        };
+        if session.info().mode == RecordMode::Noise {
+            return Err(ApiMisuse::WrongRecordMode.into());
+        }
+        let result = queue_control(session, self.now, &mut self.rng, &mut self.tx)
+            .and_then(|()| frame_with(&mut self.tx, |out| session.seal_control(ty, payload, out)));
+        result.map_err(|e| self.fail_sealing(e))
+    }
+
+    /// The oldest control message the peer sent that the application has
+    /// not taken yet. At most [`MAX_PENDING_CONTROLS`] wait; older ones are
+    /// dropped ([`Connection::dropped_controls`]).
+    pub fn take_control(&mut self) -> Option<ControlMessage> {
+        self.controls_in.pop_front()
+    }
+
+    /// Control messages dropped because the application did not take them.
+    pub fn dropped_controls(&self) -> u64 {
+        self.dropped_controls
+    }
+
+    /// Queues the authenticated close (akex mode): the peer learns our
+    /// direction ended here and was not cut. Nothing can be sent after it;
+    /// the peer may still send until its own close. In Noise mode there is
+    /// no close record and this does nothing.
     pub fn close(&mut self) -> Result<(), Error> {
         self.check_usable()?;
         let State::Open(session) = &mut self.state else {
@@ -469,12 +524,20 @@ impl Connection {
                             self.inbound.keep_plaintext(frame, 0, n);
                         }
                         _ => match session.open_record_in_place(body)? {
-                            crate::session::Record::Data(len) => {
-                                self.inbound.keep_plaintext(frame, 1, len)
-                            }
-                            crate::session::Record::Close => {
+                            Record::Data(len) => self.inbound.keep_plaintext(frame, 1, len),
+                            Record::Close => {
                                 self.inbound.discard_frame(frame);
                                 self.peer_closed = true;
+                            }
+                            Record::Control(ty, len) => {
+                                let start = 1 + CONTROL_HEADER_LEN;
+                                let payload = body[start..start + len].to_vec();
+                                self.inbound.discard_frame(frame);
+                                if self.controls_in.len() == MAX_PENDING_CONTROLS {
+                                    self.controls_in.pop_front();
+                                    self.dropped_controls += 1;
+                                }
+                                self.controls_in.push_back(ControlMessage { ty, payload });
                             }
                             _ => {
                                 self.inbound.discard_frame(frame);

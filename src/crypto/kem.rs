@@ -14,6 +14,12 @@
 //! embedded `ek`; a ciphertext must have the right length. Decapsulation of
 //! a well-formed but wrong ciphertext does not fail: it returns the
 //! implicit-rejection key, which then fails the handshake's next AEAD tag.
+//!
+//! Secret inputs are wiped after use: libcrux takes the key-generation seed
+//! and the encapsulation randomness by value and leaves its intermediate
+//! values (the seed's expansion, the secret vectors) in its own stack
+//! frames, so every call here passes a copy it wipes afterwards and then
+//! overwrites the stack area those frames used ([`scrub_stack`]).
 
 use std::fmt;
 
@@ -82,7 +88,10 @@ impl MlKem768KeyPair {
 
     /// ML-KEM.KeyGen_internal(d, z) from the 64-byte seed `d ‖ z`.
     pub fn from_seed(seed: &Secret<SEED_LEN>) -> Self {
-        let pair = mlkem768::generate_key_pair(*seed.expose());
+        let mut copy = *seed.expose();
+        let pair = mlkem768::generate_key_pair(copy);
+        copy.zeroize();
+        scrub_stack();
         let (dk, ek) = pair.into_parts();
         MlKem768KeyPair {
             dk: Box::new(dk),
@@ -136,6 +145,7 @@ impl MlKem768KeyPair {
         let mut shared = mlkem768::decapsulate(&self.dk, &ct);
         let out = Secret::new(shared);
         shared.zeroize();
+        scrub_stack();
         Ok(out)
     }
 }
@@ -164,18 +174,25 @@ pub fn encapsulate(
     m: &Secret<ENCAPS_RANDOMNESS_LEN>,
 ) -> Result<([u8; CIPHERTEXT_LEN], Secret<SHARED_SECRET_LEN>), Error> {
     let ek = parse_ek(ek)?;
-    let (ct, mut shared) = mlkem768::encapsulate(&ek, *m.expose());
+    let mut copy = *m.expose();
+    let (ct, mut shared) = mlkem768::encapsulate(&ek, copy);
+    copy.zeroize();
     let secret = Secret::new(shared);
     shared.zeroize();
+    scrub_stack();
     Ok((*ct.as_slice(), secret))
 }
 
-/// ML-KEM.Encaps with 32 bytes of randomness from `rng`.
-pub fn encapsulate_random(
-    ek: &[u8],
-    rng: &mut dyn RandomSource,
-) -> Result<([u8; CIPHERTEXT_LEN], Secret<SHARED_SECRET_LEN>), Error> {
-    encapsulate(ek, &Secret::random(rng))
+/// Overwrites the stack below the caller's frame, where the ML-KEM call
+/// it just returned from kept its secret intermediates (libcrux does not
+/// wipe them). 32 KiB covers ML-KEM-768's deepest call (key generation,
+/// about 20 KiB of frames); it costs about a microsecond.
+#[inline(never)]
+fn scrub_stack() {
+    // A zero-filled array the optimizer must assume is read: one memset
+    // over the area.
+    let area = [0u8; 32 * 1024];
+    std::hint::black_box(&area);
 }
 
 #[cfg(test)]

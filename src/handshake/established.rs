@@ -5,6 +5,7 @@ use std::fmt;
 use super::Role;
 use crate::crypto::{AeadAlgorithm, Secret};
 use crate::keys::PublicKey;
+use crate::session::RatchetAuth;
 
 /// A 32-byte traffic secret for one direction; zeroized on drop, never
 /// printed, and not readable outside the crate without the `hazmat`
@@ -56,6 +57,10 @@ pub struct Established {
     /// A secret both sides share besides the traffic secrets, from which
     /// the session layer's DH ratchet starts (akex-native handshakes only).
     pub(crate) root_secret: Option<TrafficSecret>,
+    /// The long-term keys the handshake authenticated, which the session
+    /// layer's DH ratchet mixes into every step (our private key, the
+    /// peer's public key).
+    pub(crate) ratchet_auth: RatchetAuth,
 }
 
 impl Established {
@@ -80,6 +85,7 @@ impl Established {
             initiator_to_responder,
             responder_to_initiator,
             root_secret: None,
+            ratchet_auth: RatchetAuth::None,
         }
     }
 
@@ -91,6 +97,14 @@ impl Established {
     /// from Noise handshakes cannot use the akex DH ratchet.
     pub(crate) fn with_root(mut self, root: TrafficSecret) -> Self {
         self.root_secret = Some(root);
+        self
+    }
+
+    /// Hands the session layer the long-term keys its DH ratchet
+    /// authenticates every step with (the ones this handshake
+    /// authenticated).
+    pub(crate) fn with_ratchet_auth(mut self, auth: RatchetAuth) -> Self {
+        self.ratchet_auth = auth;
         self
     }
 
@@ -176,5 +190,30 @@ impl Established {
     /// Adds the root secret the session layer's DH ratchet starts from.
     pub fn with_root_secret(self, root: TrafficSecret) -> Self {
         self.with_root(root)
+    }
+
+    /// The DH ratchet authenticates every step with these X25519 static
+    /// keys (`dh_es`/`dh_se`, `protocols/session.md`): ours, and the
+    /// peer's public key. Either may be absent (hybrid NK's initiator has
+    /// no static key).
+    pub fn with_ratchet_static_keys(
+        self,
+        local: Option<crate::keys::StaticSecret>,
+        remote: Option<[u8; 32]>,
+    ) -> Self {
+        self.with_ratchet_auth(RatchetAuth::StaticDh {
+            local: local.map(|k| std::sync::Arc::clone(k.parsed())),
+            remote,
+        })
+    }
+
+    /// The DH ratchet signs every init and response with `local` and
+    /// checks the peer's against `remote` (as SIGMA sessions do).
+    pub fn with_ratchet_signing_keys(
+        self,
+        local: crate::keys::SigningKey,
+        remote: [u8; 32],
+    ) -> Self {
+        self.with_ratchet_auth(RatchetAuth::Signature { local, remote })
     }
 }

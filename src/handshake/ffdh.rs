@@ -301,8 +301,7 @@ impl FfdhHandshake {
         prologue: &[u8],
         rng: SharedRng,
     ) -> Self {
-        let mut ss = SymmetricState::new(FFDH_NK);
-        ss.mix_hash(prologue);
+        let mut ss = SymmetricState::new(FFDH_NK, AeadAlgorithm::ChaChaPoly, prologue);
         ss.mix_hash(&responder_static);
         FfdhHandshake {
             role,

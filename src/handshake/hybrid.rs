@@ -1,8 +1,8 @@
 //! Hybrid X25519 + ML-KEM-768 handshakes (XX-, IK- and NK-shaped), and the
-//! token engine the PQ-authenticated handshakes in [`super::pq`] share.
+//! token engine the PQ-authenticated handshakes (`pq.rs`) share.
 //!
 //! The handshakes are Noise patterns run on akex's
-//! [`SymmetricState`] (SHA-256, HKDF-SHA256,
+//! `SymmetricState` (SHA-256, HKDF-SHA256,
 //! ChaCha20-Poly1305) with two extra tokens in the style of Noise HFS:
 //!
 //! - `e1`: the sender's fresh ML-KEM-768 encapsulation key;
@@ -11,7 +11,9 @@
 //!
 //! Every X25519 result and every KEM secret enters the chaining key through
 //! its own `mix_key` label, so the traffic keys stay secret if either X25519
-//! or ML-KEM-768 holds. Specs: `protocols/akex-hybrid-*.md`.
+//! or ML-KEM-768 holds. The patterns (the hybrid family's and the
+//! PQ-authenticated family's) are data in `pattern.rs`. Specs:
+//! `protocols/hybrid.md`, `protocols/pq.md`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -24,233 +26,13 @@ use crate::crypto::x25519::X25519Private;
 use crate::crypto::{AeadAlgorithm, RandomSource, Secret, SharedRng, StaticSecret, TAG_LEN};
 use crate::error::{ApiMisuse, ConfigError, Error, PeerIncompatible, PeerMisbehaved, TrustFailure};
 use crate::keys::{KeyKind, PublicKey};
+use crate::session::RatchetAuth;
 
-/// Hybrid XX: mutual authentication with X25519 static keys, both statics
-/// sent encrypted; ephemeral X25519 + ephemeral ML-KEM-768.
-pub const HYBRID_XX: &str = "akex-hybrid-xx-x25519-mlkem768-chachapoly-sha256";
-/// Hybrid IK: the initiator knows the responder's X25519 static key; one
-/// round trip; mutual authentication.
-pub const HYBRID_IK: &str = "akex-hybrid-ik-x25519-mlkem768-chachapoly-sha256";
-/// Hybrid NK: the initiator knows the responder's X25519 static key; only
-/// the responder is authenticated (the TLS-like shape).
-pub const HYBRID_NK: &str = "akex-hybrid-nk-x25519-mlkem768-chachapoly-sha256";
-
-/// One step of a message pattern.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Token {
-    /// Ephemeral X25519 public key (32 bytes, in clear, hashed).
-    E,
-    /// Ephemeral ML-KEM-768 encapsulation key (1184 bytes, encrypted if keyed).
-    E1,
-    /// Ciphertext to the peer's `E1` key; its secret is mixed in (`ekem`).
-    Ekem,
-    /// Our static key (X25519, plus the ML-KEM key in PQ protocols), encrypted.
-    S,
-    /// Ciphertext to the peer's static ML-KEM key; its secret is mixed in (`skem`).
-    Skem,
-    /// DH(e, re).
-    Ee,
-    /// DH(initiator e, responder s).
-    Es,
-    /// DH(initiator s, responder e).
-    Se,
-    /// DH(s, rs).
-    Ss,
-}
-
-/// The `mix_key` labels of one protocol family.
-#[derive(Debug)]
-pub(crate) struct Labels {
-    pub ee: &'static [u8],
-    pub es: &'static [u8],
-    pub se: &'static [u8],
-    pub ss: &'static [u8],
-    pub ekem: &'static [u8],
-    pub skem: &'static [u8],
-}
-
-/// A protocol: its name, pattern and labels.
-#[derive(Debug)]
-pub(crate) struct Spec {
-    pub name: &'static str,
-    /// The responder's static key is known to the initiator in advance
-    /// (`<- s` pre-message, hashed after the prologue).
-    pub pre_responder_static: bool,
-    /// Static keys are X25519 + ML-KEM-768 (PQ-authenticated family).
-    pub kem_statics: bool,
-    pub labels: &'static Labels,
-    pub messages: &'static [&'static [Token]],
-}
-
-/// Labels of the hybrid family (`akex hybrid ...`).
-pub(crate) static HYBRID_LABELS: Labels = Labels {
-    ee: b"akex hybrid dh ee",
-    es: b"akex hybrid dh es",
-    se: b"akex hybrid dh se",
-    ss: b"akex hybrid dh ss",
-    ekem: b"akex hybrid kem ekem",
-    skem: b"akex hybrid kem skem",
+use super::pattern::Token::{self, *};
+use super::pattern::{find_spec, sender, Spec};
+pub use super::pattern::{
+    message_layout, protocol_info, protocol_names, ProtocolInfo, HYBRID_IK, HYBRID_NK, HYBRID_XX,
 };
-
-use Token::*;
-
-static HYBRID_SPECS: [Spec; 3] = [
-    Spec {
-        name: HYBRID_XX,
-        pre_responder_static: false,
-        kem_statics: false,
-        labels: &HYBRID_LABELS,
-        messages: &[&[E, E1], &[E, Ee, Ekem, S, Es], &[S, Se]],
-    },
-    Spec {
-        name: HYBRID_IK,
-        pre_responder_static: true,
-        kem_statics: false,
-        labels: &HYBRID_LABELS,
-        messages: &[&[E, E1, Es, S, Ss], &[E, Ee, Ekem, Se]],
-    },
-    Spec {
-        name: HYBRID_NK,
-        pre_responder_static: true,
-        kem_statics: false,
-        labels: &HYBRID_LABELS,
-        messages: &[&[E, E1, Es], &[E, Ee, Ekem]],
-    },
-];
-
-/// Every protocol name this engine runs (hybrid and PQ-authenticated).
-pub fn protocol_names() -> Vec<&'static str> {
-    HYBRID_SPECS
-        .iter()
-        .chain(super::pq::SPECS.iter())
-        .map(|s| s.name)
-        .collect()
-}
-
-fn find_spec(name: &str) -> Option<&'static Spec> {
-    HYBRID_SPECS
-        .iter()
-        .chain(super::pq::SPECS.iter())
-        .find(|s| s.name == name)
-}
-
-impl Spec {
-    fn writes(&self, role: Role, token: Token) -> bool {
-        self.messages
-            .iter()
-            .enumerate()
-            .any(|(i, m)| sender(i) == role && m.contains(&token))
-    }
-
-    fn needs_local_static(&self, role: Role) -> bool {
-        self.writes(role, S) || (role == Role::Responder && self.pre_responder_static)
-    }
-
-    fn needs_remote_static(&self, role: Role) -> bool {
-        role == Role::Initiator && self.pre_responder_static
-    }
-
-    fn authenticates_peer_of(&self, role: Role) -> bool {
-        self.needs_local_static(role.peer())
-    }
-
-    fn static_len(&self) -> usize {
-        32 + if self.kem_statics {
-            kem::ENCAPSULATION_KEY_LEN
-        } else {
-            0
-        }
-    }
-
-    /// The fields of each handshake message (name, length) with an empty
-    /// payload: the byte layout the specs document.
-    pub(crate) fn layout(&self) -> Vec<Vec<(&'static str, usize)>> {
-        let mut keyed = false;
-        let tag = |keyed: bool| if keyed { TAG_LEN } else { 0 };
-        let mut out = Vec::new();
-        for (index, m) in self.messages.iter().enumerate() {
-            let mut fields = Vec::new();
-            if index == 0 {
-                // "AKEX" || version || name_len || name (akex mode hello).
-                fields.push(("hello", 6 + self.name.len()));
-            }
-            for t in *m {
-                match t {
-                    E => fields.push(("e", 32)),
-                    E1 => fields.push(("e1", kem::ENCAPSULATION_KEY_LEN + tag(keyed))),
-                    Ekem => {
-                        fields.push(("ekem", kem::CIPHERTEXT_LEN + tag(keyed)));
-                        keyed = true;
-                    }
-                    Skem => {
-                        fields.push(("skem", kem::CIPHERTEXT_LEN + tag(keyed)));
-                        keyed = true;
-                    }
-                    S => fields.push(("s", self.static_len() + tag(keyed))),
-                    Ee | Es | Se | Ss => keyed = true,
-                }
-            }
-            fields.push(("payload", tag(keyed)));
-            out.push(fields);
-        }
-        out
-    }
-
-    /// Byte length of each handshake message with empty payloads.
-    pub(crate) fn message_sizes(&self) -> Vec<usize> {
-        self.layout()
-            .iter()
-            .map(|m| m.iter().map(|f| f.1).sum())
-            .collect()
-    }
-}
-
-fn sender(index: usize) -> Role {
-    if index.is_multiple_of(2) {
-        Role::Initiator
-    } else {
-        Role::Responder
-    }
-}
-
-/// What a protocol offers, for listings (`akex protocols`) and the registry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ProtocolInfo {
-    /// The full protocol name.
-    pub name: &'static str,
-    /// Handshake messages (initiator first).
-    pub messages: usize,
-    /// Size of each handshake message with empty payloads, in bytes.
-    pub message_sizes: Vec<usize>,
-    /// Does the initiator need the responder's static key in advance?
-    pub initiator_needs_responder_key: bool,
-    /// Is the initiator authenticated to the responder?
-    pub authenticates_initiator: bool,
-    /// Is authentication post-quantum (ML-KEM static keys)?
-    pub pq_authentication: bool,
-}
-
-/// Facts about a hybrid or PQ-authenticated protocol, or `None` for an
-/// unknown name.
-pub fn protocol_info(name: &str) -> Option<ProtocolInfo> {
-    let spec = find_spec(name)?;
-    Some(ProtocolInfo {
-        name: spec.name,
-        messages: spec.messages.len(),
-        message_sizes: spec.message_sizes(),
-        initiator_needs_responder_key: spec.pre_responder_static,
-        authenticates_initiator: spec.authenticates_peer_of(Role::Responder),
-        pq_authentication: spec.kem_statics,
-    })
-}
-
-/// The byte layout of each handshake message of `name` with an empty
-/// payload: `(field, length)` in wire order (`payload` is the AEAD tag
-/// once keyed, else empty). `None` for an unknown name.
-pub fn message_layout(name: &str) -> Option<Vec<Vec<(&'static str, usize)>>> {
-    find_spec(name).map(Spec::layout)
-}
 
 /// Everything needed to start one side of a hybrid or PQ-authenticated
 /// handshake.
@@ -296,7 +78,8 @@ impl HybridConfig {
     }
 
     /// Data both sides must agree on, hashed into the transcript right
-    /// after the protocol name (akex mode puts the negotiation hello here).
+    /// after the protocol name (always, empty included), before the
+    /// pre-message key and the hello: a mismatch fails the handshake.
     pub fn prologue(mut self, prologue: impl Into<Vec<u8>>) -> Self {
         self.prologue = prologue.into();
         self
@@ -435,8 +218,8 @@ impl HybridHandshake {
                 .map_err(|_| ConfigError::InvalidKey("remote ML-KEM-768 key"))?;
         }
 
-        let mut ss = SymmetricState::new(spec.name);
-        ss.mix_hash(&config.prologue);
+        // The prologue first, always (akex-mode.md), then the pre-message.
+        let ss = SymmetricState::new(spec.name, AeadAlgorithm::ChaChaPoly, &config.prologue);
         let mut hs = HybridHandshake {
             spec,
             role,
@@ -759,6 +542,12 @@ impl Handshake for HybridHandshake {
             None
         };
         let (role, spec) = (self.role, self.spec);
+        // The ratchet authenticates every step with the X25519 static keys
+        // this handshake authenticated (ours, and the peer's if it has one).
+        let auth = RatchetAuth::StaticDh {
+            local: self.s.clone(),
+            remote: self.rs.filter(|_| spec.authenticates_peer_of(role)),
+        };
         let ss = &mut self.ss;
         let hash = ss.handshake_hash().to_vec();
         let root = ss.root_secret();
@@ -772,7 +561,8 @@ impl Handshake for HybridHandshake {
             i2r,
             r2i,
         )
-        .with_root(root))
+        .with_root(root)
+        .with_ratchet_auth(auth))
     }
 }
 

@@ -12,6 +12,7 @@ mod established;
 pub mod ffdh;
 pub mod hybrid;
 pub mod noise;
+mod pattern;
 pub mod pq;
 pub mod registry;
 #[cfg(feature = "rsa-kt")]

@@ -387,7 +387,9 @@ fn build_akex(
 ) -> Result<Box<dyn AkexResponder>, Error> {
     if name == SIGMA_CHACHAPOLY || name == SIGMA_AESGCM {
         let identity = keys.ed25519.clone().ok_or(ConfigError::MissingLocalKey)?;
-        let mut config = SigmaConfig::new(name, identity)?.shared_rng(keys.shared_rng());
+        let mut config = SigmaConfig::new(name, identity)?
+            .prologue(keys.prologue.clone())
+            .shared_rng(keys.shared_rng());
         if let Some(r) = &keys.remote {
             config = config.remote(r.clone());
         }

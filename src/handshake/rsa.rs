@@ -147,7 +147,9 @@ impl RsaKtConfig {
         self.remote = Some(der.into());
         self
     }
-    /// Data both sides agree on, hashed into the transcript.
+    /// Data both sides must agree on, hashed into the transcript right
+    /// after the protocol name (always, empty included): a mismatch fails
+    /// the handshake.
     pub fn prologue(mut self, prologue: impl Into<Vec<u8>>) -> Self {
         self.prologue = prologue.into();
         self
@@ -233,8 +235,8 @@ impl RsaKtHandshake {
     }
 
     fn start(side: Side, public_der: &[u8], prologue: &[u8], rng: SharedRng) -> Self {
-        let mut ss = SymmetricState::new(RSA_KT);
-        ss.mix_hash(prologue);
+        // The prologue first, always (akex-mode.md), then the pre-message.
+        let mut ss = SymmetricState::new(RSA_KT, AeadAlgorithm::ChaChaPoly, prologue);
         ss.mix_hash(public_der);
         RsaKtHandshake {
             side,

@@ -29,6 +29,7 @@ use crate::crypto::x25519::X25519Private;
 use crate::crypto::{AeadAlgorithm, RandomSource, Secret, SharedRng, TAG_LEN};
 use crate::error::{ApiMisuse, ConfigError, Error, PeerMisbehaved, TrustFailure};
 use crate::keys::{KeyKind, PublicKey};
+use crate::session::RatchetAuth;
 
 /// SIGMA-I with ChaCha20-Poly1305.
 pub const SIGMA_CHACHAPOLY: &str = "akex-sigma-x25519-ed25519-chachapoly-sha256";
@@ -59,6 +60,7 @@ pub struct SigmaConfig {
     aead: AeadAlgorithm,
     identity: SigningKey,
     remote: Option<PublicKey>,
+    prologue: Vec<u8>,
     rng: SharedRng,
 }
 
@@ -68,6 +70,7 @@ impl fmt::Debug for SigmaConfig {
             .field("protocol", &self.protocol)
             .field("identity", &hex::encode(self.identity.public()))
             .field("remote", &self.remote)
+            .field("prologue", &hex::encode(&self.prologue))
             .finish_non_exhaustive()
     }
 }
@@ -92,8 +95,17 @@ impl SigmaConfig {
             aead,
             identity,
             remote: None,
+            prologue: Vec::new(),
             rng: SharedRng::os(),
         })
+    }
+
+    /// Data both sides must agree on, hashed into the transcript right
+    /// after the protocol name (always, empty included), before the hello:
+    /// a mismatch fails the handshake at message 2.
+    pub fn prologue(mut self, prologue: impl Into<Vec<u8>>) -> Self {
+        self.prologue = prologue.into();
+        self
     }
 
     /// The Ed25519 public key the peer must prove; the handshake fails with
@@ -164,8 +176,8 @@ impl SigmaHandshake {
     }
 
     /// The responder. It expects the hello to be mixed in first
-    /// ([`AkexResponder::mix_hello`]); use it through a
-    /// [`NegotiatingResponder`](super::akex::NegotiatingResponder) (see
+    /// (`AkexResponder::mix_hello`); use it through a
+    /// `NegotiatingResponder` (see
     /// [`crate::handshake::registry::responder`]).
     pub fn responder(config: SigmaConfig) -> Result<Self, Error> {
         Self::new(config, Role::Responder)
@@ -175,7 +187,7 @@ impl SigmaHandshake {
         if let Some(remote) = &config.remote {
             remote.expect_kind(KeyKind::Ed25519)?;
         }
-        let state = SymmetricState::with_aead(config.protocol, config.aead);
+        let state = SymmetricState::new(config.protocol, config.aead, &config.prologue);
         Ok(SigmaHandshake {
             config,
             role,
@@ -427,6 +439,12 @@ impl Handshake for SigmaHandshake {
         let aead = state.aead();
         let root = state.root_secret();
         let (i2r, r2i) = state.split();
+        // The ratchet signs every step with the identities this handshake
+        // authenticated.
+        let auth = RatchetAuth::Signature {
+            local: self.config.identity.clone(),
+            remote,
+        };
         Ok(Established::assemble(
             self.config.protocol.to_string(),
             self.role,
@@ -436,7 +454,8 @@ impl Handshake for SigmaHandshake {
             i2r,
             r2i,
         )
-        .with_root(root))
+        .with_root(root)
+        .with_ratchet_auth(auth))
     }
 }
 

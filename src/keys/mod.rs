@@ -51,8 +51,8 @@ pub use policy::TrustPolicy;
 pub use public::{KeyKind, PublicKey};
 #[cfg(feature = "keystore")]
 pub use rotation::{
-    decode_rotation_message, encode_rotation_message, RotationStatement, MAX_ROTATION_CHAIN,
-    ROTATION_MESSAGE_PREFIX,
+    decode_rotation_announcement, encode_rotation_announcement, RotationStatement,
+    MAX_ROTATION_CHAIN,
 };
 #[cfg(feature = "keystore")]
 pub use store::KeyStore;

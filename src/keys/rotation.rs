@@ -137,46 +137,36 @@ impl RotationStatement {
     }
 }
 
-/// The prefix of the message `akex serve --key NAME` sends first after the
-/// handshake when NAME was rotated: these bytes, then a JSON array of the
-/// rotation statements leading to the key in use, oldest first. The NUL
-/// byte keeps it apart from text, and `akex connect` only looks for it in
-/// the server's first message, which precedes every echo.
-pub const ROTATION_MESSAGE_PREFIX: &[u8] = b"\0akex-rotation-v1\n";
-
 /// At most this many statements are announced or accepted in one chain.
 pub const MAX_ROTATION_CHAIN: usize = 16;
 
-/// Encodes a rotation announcement (see [`ROTATION_MESSAGE_PREFIX`]).
-pub fn encode_rotation_message(chain: &[RotationStatement]) -> Result<Vec<u8>, Error> {
-    let json = serde_json::to_vec(chain)
-        .map_err(|e| KeyStoreError::InvalidStatement(format!("cannot encode: {e}")))?;
-    let mut out = ROTATION_MESSAGE_PREFIX.to_vec();
-    out.extend_from_slice(&json);
-    Ok(out)
+/// Encodes a rotation announcement: the JSON array of the rotation
+/// statements leading to the key in use, oldest first. It travels as the
+/// payload of an akex-mode control record of type
+/// [`ControlType::RotationAnnouncement`](crate::session::ControlType::RotationAnnouncement)
+/// (`akex serve --key NAME` sends one after the handshake when NAME was
+/// rotated), never as application data.
+pub fn encode_rotation_announcement(chain: &[RotationStatement]) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(chain)
+        .map_err(|e| KeyStoreError::InvalidStatement(format!("cannot encode: {e}")).into())
 }
 
-/// Decodes a rotation announcement: `None` if `message` does not start with
-/// [`ROTATION_MESSAGE_PREFIX`], an error if it does but is malformed. The
-/// statements are not verified here.
-pub fn decode_rotation_message(message: &[u8]) -> Option<Result<Vec<RotationStatement>, Error>> {
-    let json = message.strip_prefix(ROTATION_MESSAGE_PREFIX)?;
-    Some(
-        serde_json::from_slice::<Vec<RotationStatement>>(json)
-            .map_err(|_| {
-                KeyStoreError::InvalidStatement("malformed rotation announcement".into()).into()
-            })
-            .and_then(|chain| {
-                if chain.is_empty() || chain.len() > MAX_ROTATION_CHAIN {
-                    Err(KeyStoreError::InvalidStatement(format!(
-                        "a rotation announcement carries 1 to {MAX_ROTATION_CHAIN} statements"
-                    ))
-                    .into())
-                } else {
-                    Ok(chain)
-                }
-            }),
-    )
+/// Decodes a rotation announcement's payload (see
+/// [`encode_rotation_announcement`]): 1 to [`MAX_ROTATION_CHAIN`]
+/// statements. The statements are not verified here.
+pub fn decode_rotation_announcement(payload: &[u8]) -> Result<Vec<RotationStatement>, Error> {
+    let chain = serde_json::from_slice::<Vec<RotationStatement>>(payload).map_err(|_| {
+        Error::from(KeyStoreError::InvalidStatement(
+            "malformed rotation announcement".into(),
+        ))
+    })?;
+    if chain.is_empty() || chain.len() > MAX_ROTATION_CHAIN {
+        return Err(KeyStoreError::InvalidStatement(format!(
+            "a rotation announcement carries 1 to {MAX_ROTATION_CHAIN} statements"
+        ))
+        .into());
+    }
+    Ok(chain)
 }
 
 impl KeyStore {

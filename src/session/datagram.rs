@@ -1,4 +1,5 @@
-//! Datagram mode: explicit counters, a replay window, two epochs of keys.
+//! Datagram mode: explicit epochs and counters, a replay window, keys for
+//! the current and (for a grace period) the previous epoch.
 //!
 //! Every datagram record is
 //!
@@ -8,41 +9,46 @@
 //!
 //! with the 16-byte header as the AEAD's associated data and the counter as
 //! the nonce (Noise nonce layout). The **epoch** of a direction is the pair
-//! (generation, update): a key update moves to (g, u + 1) with
-//! `HKDF(current, "akex key update")` (no record needed: the header says it);
-//! a DH ratchet moves to (g + 1, 0) with keys from the root secret.
+//! (generation, update): a key update moves to (g, u + 1) with the key
+//! schedule's `"akex key update"` step (no record needed: the header says
+//! it); a DH ratchet step moves to (g + 1, 0). Key schedule, epochs and the
+//! ratchet are the ones stream sessions use (`schedule`, `epoch`,
+//! `ratchet`).
 //!
-//! The receiver keeps the current epoch's key and the previous one (each
-//! with its own [`ReplayWindow`]), so records in flight across a rekey
-//! still decrypt; it moves forward on the first record that authenticates
-//! under the next epoch's key (up to [`MAX_SKIP`] key updates ahead, so
-//! losing every record of an epoch does not stall the session).
+//! The receiver keeps the current epoch's key and, for
+//! [`SessionConfig::previous_epoch_grace`] after moving on, the previous
+//! one (each with its own replay window), so records in flight across a
+//! key change still decrypt; then the previous key is erased. It moves
+//! forward on the first record that authenticates under a later epoch's key
+//! (up to [`MAX_SKIP`] key updates ahead, or the next generation once a
+//! ratchet step made its key known). A sender updates only keys that
+//! protected a record, so an idle session never moves ahead of what its
+//! peer can follow.
 //!
 //! Lost, replayed, too old or forged datagrams are dropped with a
-//! non-fatal error ([`DatagramSession::is_closed`] stays false); an
-//! authenticated record of unknown type, a bad ratchet key, a peer past the
-//! usage limit or too many forgeries close the session.
-//!
-//! Ratchet in datagram mode: `init` (carrying the target generation) is
-//! retransmitted by [`DatagramSession::poll_control`] until the response
-//! arrives; the responder answers duplicates with the same response and
-//! switches its own sending key only when the first record of the new
-//! generation arrives from the initiator (which proves the initiator has the
-//! keys). The initiator switches as soon as it gets the response and sends a
-//! `finish` record to confirm.
+//! non-fatal error ([`DatagramSession::is_closed`] stays false). Every
+//! failed decryption, under any epoch (current, previous or a trial of a
+//! later one), counts toward the session's `max_forgeries`; reaching it
+//! closes the session, as do an authenticated record of unknown type, a
+//! bad ratchet record and a peer past the usage limit.
 
 use std::time::Duration;
 
-use crate::crypto::{AeadKey, Secret, TAG_LEN};
-use crate::error::{ApiMisuse, Error, LimitReached, PeerMisbehaved};
-use crate::handshake::{Established, Role, MAX_MESSAGE_LEN};
+use crate::crypto::{AeadKey, RandomSource, TAG_LEN};
+use crate::error::{ApiMisuse, ConfigError, Error, LimitReached, PeerMisbehaved};
+use crate::handshake::{Established, MAX_MESSAGE_LEN};
 
+pub use super::epoch::Epoch;
+use super::epoch::{TrafficKey, Usage};
 use super::policy::{AeadLimits, RekeyPolicy};
-use super::record::{self, Record, RecordType};
+pub use super::ratchet::RATCHET_RTO;
+use super::ratchet::{Ratchet, RatchetSetup, Switch};
+use super::record::{self, ControlType, Record, RecordType, CONTROL_HEADER_LEN};
 use super::replay::{ReplayCheck, ReplayWindow};
-use super::{check_limits, check_ratchet_public, schedule, SessionConfig, SessionInfo};
-use crate::crypto::kem::{self, MlKem768KeyPair};
-use crate::crypto::x25519::X25519Private;
+use super::{
+    check_limits, session_info, SessionConfig, SessionInfo, Tail, CONTROL_RESERVE,
+    DEFAULT_PREVIOUS_EPOCH_GRACE,
+};
 
 /// Header length: generation, update, counter.
 pub const HEADER_LEN: usize = 16;
@@ -52,60 +58,43 @@ pub const OVERHEAD: usize = HEADER_LEN + 1 + TAG_LEN;
 pub const MAX_DATAGRAM_PAYLOAD: usize = MAX_MESSAGE_LEN - OVERHEAD;
 /// How many key updates ahead of the current epoch a record may be.
 pub const MAX_SKIP: u32 = 8;
-/// First retransmission delay of a ratchet init (doubles each time, up to 8 s).
-pub const RATCHET_RTO: Duration = Duration::from_millis(250);
-
-/// A direction's epoch: (ratchet generation, key updates since).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Epoch {
-    /// DH ratchet steps.
-    pub generation: u32,
-    /// Key updates since the last ratchet step.
-    pub update: u32,
-}
+/// Longest configurable grace period for the previous epoch's key.
+pub const MAX_PREVIOUS_EPOCH_GRACE: Duration = Duration::from_secs(60);
 
 struct SendKey {
+    traffic: TrafficKey,
     key: AeadKey,
-    secret: Secret<32>,
-    epoch: Epoch,
     counter: u64,
-    bytes: u64,
-    since: Duration,
+    usage: Usage,
 }
 
 struct RecvKey {
     key: AeadKey,
-    /// Kept for the current epoch only (to derive the next one).
-    secret: Option<Secret<32>>,
+    /// Kept for the current epoch only (to derive later ones).
+    traffic: Option<TrafficKey>,
     epoch: Epoch,
     window: ReplayWindow,
-    records: u64,
-    bytes: u64,
-    forgeries: u64,
+    usage: Usage,
 }
 
-enum DgRatchet {
-    Idle,
-    Initiated {
-        private: X25519Private,
-        kem: Option<Box<MlKem768KeyPair>>,
-        body: Vec<u8>,
-        next_send: Duration,
-        rto: Duration,
-    },
-    /// An init arrived; `poll_control` answers it.
-    Received {
-        public: [u8; 32],
-        kem: Vec<u8>,
-    },
-    /// We answered; we switch when the initiator's first new-generation record arrives.
-    Responded {
-        init_public: [u8; 32],
-        response: Vec<u8>,
-        resend: bool,
-        root: Secret<32>,
-        send: Secret<32>,
-    },
+impl RecvKey {
+    fn new(info: &SessionInfo, traffic: TrafficKey) -> Self {
+        RecvKey {
+            key: traffic.aead_key(info.aead),
+            epoch: traffic.epoch(),
+            traffic: Some(traffic),
+            window: ReplayWindow::new(),
+            usage: Usage::default(),
+        }
+    }
+}
+
+/// Which key a record is tried with.
+enum Slot {
+    Current,
+    Previous,
+    /// A later epoch's key; `true` when it starts the peer's next generation.
+    Next(Box<RecvKey>, bool),
 }
 
 /// A session over an unreliable, reordering transport (see the module docs).
@@ -113,19 +102,13 @@ pub struct DatagramSession {
     info: SessionInfo,
     policy: RekeyPolicy,
     limits: AeadLimits,
+    grace: Duration,
     send: SendKey,
     recv: RecvKey,
-    prev: Option<RecvKey>,
-    /// The receiving secret of the peer's next generation, once known.
-    next_gen: Option<Secret<32>>,
-    root: Option<Secret<32>>,
-    root_generation: u32,
-    ratchet: DgRatchet,
-    finish_pending: bool,
-    ratchet_interval: Option<Duration>,
-    last_ratchet: Duration,
-    ratchets: u64,
-    hybrid: bool,
+    /// The previous epoch's key and when it stops being accepted.
+    prev: Option<(RecvKey, Duration)>,
+    ratchet: Ratchet,
+    forgeries: u64,
     now: Duration,
     sent_close: bool,
     received_close: bool,
@@ -138,21 +121,10 @@ impl std::fmt::Debug for DatagramSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DatagramSession")
             .field("info", &self.info)
-            .field("send_epoch", &self.send.epoch)
+            .field("send_epoch", &self.send.traffic.epoch())
             .field("recv_epoch", &self.recv.epoch)
+            .field("forgeries", &self.forgeries)
             .finish_non_exhaustive()
-    }
-}
-
-fn recv_key(info: &SessionInfo, secret: Secret<32>, epoch: Epoch) -> RecvKey {
-    RecvKey {
-        key: AeadKey::new(info.aead, schedule::record_key(&secret).expose()),
-        secret: Some(secret),
-        epoch,
-        window: ReplayWindow::new(),
-        records: 0,
-        bytes: 0,
-        forgeries: 0,
     }
 }
 
@@ -161,34 +133,50 @@ impl DatagramSession {
     /// always typed and under derived record keys, whatever the protocol
     /// (Noise itself has no datagram mode to be compatible with).
     pub fn new(established: Established, config: SessionConfig) -> Result<Self, Error> {
-        let info = super::session_info(&established);
+        let info = session_info(&established);
         let policy = config.policy_for(super::RecordMode::Akex, info.aead);
         policy.validate(false)?;
         let limits = check_limits(info.aead, config.limits)?;
-        let send_secret = established.sending_secret().secret().clone();
-        let recv_secret = established.receiving_secret().secret().clone();
+        let grace = config
+            .previous_epoch_grace
+            .unwrap_or(DEFAULT_PREVIOUS_EPOCH_GRACE);
+        if grace > MAX_PREVIOUS_EPOCH_GRACE {
+            return Err(ConfigError::Invalid(format!(
+                "the previous epoch's grace period may be at most {MAX_PREVIOUS_EPOCH_GRACE:?}"
+            ))
+            .into());
+        }
+        let send = TrafficKey::new(
+            established.sending_secret().secret().clone(),
+            Epoch::default(),
+        );
+        let recv = TrafficKey::new(
+            established.receiving_secret().secret().clone(),
+            Epoch::default(),
+        );
+        let ratchet = Ratchet::new(RatchetSetup {
+            root: established.root_secret().map(|r| r.secret().clone()),
+            role: info.role,
+            hybrid: config.hybrid_ratchet,
+            auth: established.ratchet_auth.clone(),
+            handshake_hash: info.handshake_hash.clone(),
+            interval: config.ratchet_interval,
+            datagram: true,
+        });
         Ok(DatagramSession {
             policy,
             limits,
+            grace,
             send: SendKey {
-                key: AeadKey::new(info.aead, schedule::record_key(&send_secret).expose()),
-                secret: send_secret,
-                epoch: Epoch::default(),
+                key: send.aead_key(info.aead),
+                traffic: send,
                 counter: 0,
-                bytes: 0,
-                since: Duration::ZERO,
+                usage: Usage::default(),
             },
-            recv: recv_key(&info, recv_secret, Epoch::default()),
+            recv: RecvKey::new(&info, recv),
             prev: None,
-            next_gen: None,
-            root: established.root_secret().map(|r| r.secret().clone()),
-            root_generation: 0,
-            ratchet: DgRatchet::Idle,
-            finish_pending: false,
-            ratchet_interval: config.ratchet_interval,
-            last_ratchet: Duration::ZERO,
-            ratchets: 0,
-            hybrid: config.hybrid_ratchet,
+            ratchet,
+            forgeries: 0,
             now: Duration::ZERO,
             sent_close: false,
             received_close: false,
@@ -204,7 +192,7 @@ impl DatagramSession {
     }
     /// Our sending epoch.
     pub fn send_epoch(&self) -> Epoch {
-        self.send.epoch
+        self.send.traffic.epoch()
     }
     /// The peer's sending epoch as far as we have seen.
     pub fn recv_epoch(&self) -> Epoch {
@@ -212,11 +200,11 @@ impl DatagramSession {
     }
     /// Completed ratchet steps on our side.
     pub fn ratchet_count(&self) -> u64 {
-        self.ratchets
+        u64::from(self.ratchet.generation())
     }
     /// True while a ratchet step is in progress on our side.
     pub fn ratchet_in_progress(&self) -> bool {
-        !matches!(self.ratchet, DgRatchet::Idle)
+        self.ratchet.in_progress()
     }
     /// True once closed (by either side) or failed.
     pub fn is_closed(&self) -> bool {
@@ -230,32 +218,64 @@ impl DatagramSession {
     pub fn has_failed(&self) -> bool {
         self.failed
     }
-
-    /// Moves our sending direction to the next epoch (the header tells the
-    /// peer; no record is needed).
-    pub fn key_update(&mut self) {
-        let next = schedule::next_traffic_secret(&self.send.secret);
-        let epoch = Epoch {
-            generation: self.send.epoch.generation,
-            update: self.send.epoch.update + 1,
-        };
-        self.install_send(next, epoch);
+    /// Failed decryptions so far, under every epoch.
+    pub fn forgeries(&self) -> u64 {
+        self.forgeries
+    }
+    /// True while the previous epoch's key is still accepted.
+    pub fn previous_epoch_accepted(&self) -> bool {
+        self.prev.is_some()
     }
 
-    fn install_send(&mut self, secret: Secret<32>, epoch: Epoch) {
+    /// Tells the session the time (a duration since it started; it never
+    /// goes back). The previous epoch's key expires by it: call it before
+    /// opening records. [`DatagramSession::poll_control`] sets it too.
+    pub fn set_time(&mut self, now: Duration) {
+        self.now = self.now.max(now);
+        if self
+            .prev
+            .as_ref()
+            .is_some_and(|(_, until)| self.now >= *until)
+        {
+            self.prev = None; // erased: its AEAD key drops here
+        }
+    }
+
+    /// Moves our sending direction to the next epoch at once (the header
+    /// tells the peer; no record is needed). The peer follows at most
+    /// [`MAX_SKIP`] updates whose records were all lost.
+    pub fn key_update(&mut self) {
+        let next = self.send.traffic.next_update();
+        self.install_send(next);
+    }
+
+    fn install_send(&mut self, traffic: TrafficKey) {
         self.send = SendKey {
-            key: AeadKey::new(self.info.aead, schedule::record_key(&secret).expose()),
-            secret,
-            epoch,
+            key: traffic.aead_key(self.info.aead),
+            traffic,
             counter: 0,
-            bytes: 0,
-            since: self.now,
+            usage: Usage::starting(self.now),
         };
     }
 
     /// Seals a data record.
     pub fn seal(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-        self.seal_typed(RecordType::Data, payload, out)
+        self.seal_typed(RecordType::Data, &[payload], out)
+    }
+
+    /// Seals a control record (`type ‖ payload`; the peer reports it as
+    /// [`Record::Control`], never as data).
+    pub fn seal_control(
+        &mut self,
+        ty: ControlType,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        self.seal_typed(
+            RecordType::Control,
+            &[&ty.code().to_be_bytes(), payload],
+            out,
+        )
     }
 
     /// Seals an authenticated close.
@@ -266,40 +286,46 @@ impl DatagramSession {
     fn seal_typed(
         &mut self,
         ty: RecordType,
-        payload: &[u8],
+        parts: &[&[u8]],
         out: &mut Vec<u8>,
     ) -> Result<(), Error> {
         if self.sent_close || self.failed {
             return Err(ApiMisuse::SessionClosed.into());
         }
-        if payload.len() > MAX_DATAGRAM_PAYLOAD {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len > MAX_DATAGRAM_PAYLOAD {
             return Err(ApiMisuse::MessageTooLarge.into());
         }
-        let reserve = if ty == RecordType::Data { 8 } else { 0 };
+        let reserve = if ty == RecordType::Data {
+            CONTROL_RESERVE
+        } else {
+            0
+        };
         if self.send.counter == u64::MAX {
             return Err(LimitReached::NonceExhausted.into());
         }
         if !self.limits.allows(
             self.send.counter.saturating_add(reserve),
-            self.send.bytes,
-            payload.len(),
+            self.send.usage.bytes,
+            len,
         ) {
             return Err(LimitReached::AeadUsageLimit.into());
         }
         let mut header = [0u8; HEADER_LEN];
-        header[0..4].copy_from_slice(&self.send.epoch.generation.to_be_bytes());
-        header[4..8].copy_from_slice(&self.send.epoch.update.to_be_bytes());
-        header[8..16].copy_from_slice(&self.send.counter.to_be_bytes());
-        out.reserve(HEADER_LEN + 1 + payload.len() + TAG_LEN);
+        header[..8].copy_from_slice(&self.send.traffic.epoch().to_bytes());
+        header[8..].copy_from_slice(&self.send.counter.to_be_bytes());
+        out.reserve(HEADER_LEN + 1 + len + TAG_LEN);
         out.extend_from_slice(&header);
         let body = out.len();
         out.push(ty as u8);
-        out.extend_from_slice(payload);
+        for part in parts {
+            out.extend_from_slice(part);
+        }
         self.send
             .key
-            .seal_in_place(self.send.counter, &header, &mut super::Tail(out, body));
+            .seal_in_place(self.send.counter, &header, &mut Tail(out, body));
         self.send.counter += 1;
-        self.send.bytes += payload.len() as u64;
+        self.send.usage.add(len);
         if ty == RecordType::Close {
             self.sent_close = true;
         }
@@ -309,145 +335,81 @@ impl DatagramSession {
     /// Starts a ratchet step; `false` if one is already in progress.
     pub fn start_ratchet(
         &mut self,
-        rng: &mut dyn crate::crypto::RandomSource,
+        rng: &mut dyn RandomSource,
         out: &mut Vec<u8>,
     ) -> Result<bool, Error> {
-        if self.root.is_none() {
-            return Err(ApiMisuse::NoRootSecret.into());
+        if self.sent_close || self.failed {
+            return Err(ApiMisuse::SessionClosed.into());
         }
-        if !matches!(self.ratchet, DgRatchet::Idle) || self.finish_pending {
-            return Ok(false);
+        match self.ratchet.start(rng, self.now)? {
+            Some(body) => {
+                self.seal_typed(RecordType::Ratchet, &[&body], out)?;
+                Ok(true)
+            }
+            None => Ok(false),
         }
-        let (inner, state) = record::start(rng, self.hybrid);
-        let record::RatchetState::Initiated { private, kem } = state else {
-            unreachable!("record::start returns Initiated")
-        };
-        let mut body = (self.root_generation + 1).to_be_bytes().to_vec();
-        body.extend_from_slice(&inner);
-        self.seal_typed(RecordType::Ratchet, &body, out)?;
-        self.ratchet = DgRatchet::Initiated {
-            private,
-            kem,
-            body,
-            next_send: self.now + RATCHET_RTO,
-            rto: RATCHET_RTO,
-        };
-        Ok(true)
     }
 
     /// Seals the next control record due at `now`, if any: a ratchet
     /// response (or its retransmission), a finish, a retransmitted init, or
     /// an init the ratchet interval asks for. Key updates the policy asks
-    /// for happen here too (they need no record). Call it in a loop.
+    /// for happen here too (they need no record), and an expired previous
+    /// epoch's key is erased. Call it in a loop.
     pub fn poll_control(
         &mut self,
         now: Duration,
-        rng: &mut dyn crate::crypto::RandomSource,
+        rng: &mut dyn RandomSource,
         out: &mut Vec<u8>,
     ) -> Result<bool, Error> {
         if self.is_closed() {
             return Ok(false);
         }
-        self.now = self.now.max(now);
-        if self.policy.due(
-            self.send.counter,
-            self.send.bytes,
-            self.send.since,
-            self.now,
-        ) {
+        self.set_time(now);
+        if self.send.usage.update_due(&self.policy, self.now) {
             self.key_update();
         }
-        match std::mem::replace(&mut self.ratchet, DgRatchet::Idle) {
-            DgRatchet::Received { public, kem } => {
-                let root = self.root.as_ref().expect("checked when the init arrived");
-                let init = record::RatchetMessage {
-                    step: record::STEP_INIT,
-                    public: &public,
-                    kem: &kem,
-                };
-                let (inner, keys) = match record::respond(rng, root, &init, self.hybrid) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        self.failed = true;
-                        return Err(e);
-                    }
-                };
-                let (root, send, recv) = record::directional(self.info.role, keys);
-                let mut response = (self.root_generation + 1).to_be_bytes().to_vec();
-                response.extend_from_slice(&inner);
-                self.next_gen = Some(recv);
-                self.seal_typed(RecordType::Ratchet, &response, out)?;
-                self.ratchet = DgRatchet::Responded {
-                    init_public: public,
-                    response,
-                    resend: false,
-                    root,
-                    send,
-                };
-                return Ok(true);
+        let switch = match self.ratchet.poll(rng, self.now) {
+            Ok(s) => s,
+            Err(e) => {
+                self.failed = true;
+                return Err(e);
             }
-            DgRatchet::Responded {
-                init_public,
-                response,
-                resend: true,
-                root,
-                send,
-            } => {
-                self.seal_typed(RecordType::Ratchet, &response, out)?;
-                self.ratchet = DgRatchet::Responded {
-                    init_public,
-                    response,
-                    resend: false,
-                    root,
-                    send,
-                };
-                return Ok(true);
-            }
-            DgRatchet::Initiated {
-                private,
-                kem,
-                body,
-                next_send,
-                rto,
-            } if self.now >= next_send => {
-                self.seal_typed(RecordType::Ratchet, &body, out)?;
-                let rto = (rto * 2).min(Duration::from_secs(8));
-                self.ratchet = DgRatchet::Initiated {
-                    private,
-                    kem,
-                    body,
-                    next_send: self.now + rto,
-                    rto,
-                };
-                return Ok(true);
-            }
-            other => self.ratchet = other,
-        }
-        if self.finish_pending {
-            self.finish_pending = false;
-            let mut body = self.root_generation.to_be_bytes().to_vec();
-            body.push(record::STEP_FINISH);
-            self.seal_typed(RecordType::Ratchet, &body, out)?;
-            return Ok(true);
-        }
-        if let (Some(interval), Some(_), DgRatchet::Idle) =
-            (self.ratchet_interval, &self.root, &self.ratchet)
-        {
-            if self.now.saturating_sub(self.last_ratchet) >= interval {
-                return self.start_ratchet(rng, out);
-            }
-        }
-        Ok(false)
+        };
+        self.apply(switch, out)
     }
 
-    /// Opens one datagram record; data is appended to `out`.
+    /// Installs what a ratchet event switches to and seals what it emits
+    /// (in datagram mode a new sending key is used at once, so a finish
+    /// goes out in the new generation).
+    fn apply(&mut self, switch: Switch, out: &mut Vec<u8>) -> Result<bool, Error> {
+        if let Some(send) = switch.send {
+            let generation = self.ratchet.generation();
+            self.install_send(TrafficKey::new(
+                send,
+                Epoch {
+                    generation,
+                    update: 0,
+                },
+            ));
+        }
+        match switch.emit {
+            Some(body) => {
+                self.seal_typed(RecordType::Ratchet, &[&body], out)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Opens one datagram record; data is appended to `out` (control
+    /// payloads are not: use [`DatagramSession::open_in_place`]).
     ///
     /// Errors before the record authenticated (`DecryptFailed`,
     /// `Replayed`, `TooOld`, `BadMessageLength`, `UnexpectedMessage` for an
     /// epoch we have no key for) mean "drop this datagram"; the session
-    /// stays usable. A usage limit or any error about an authenticated
-    /// record (unknown type, bad ratchet key, unexpected ratchet step)
-    /// closes it ([`DatagramSession::has_failed`]).
+    /// stays usable. A usage or forgery limit, or any error about an
+    /// authenticated record (unknown type, bad ratchet record) closes it
+    /// ([`DatagramSession::has_failed`]).
     pub fn open(&mut self, datagram: &[u8], out: &mut Vec<u8>) -> Result<Record, Error> {
         let mut buf = datagram.to_vec();
         let record = self.open_in_place(&mut buf)?;
@@ -459,8 +421,9 @@ impl DatagramSession {
 
     /// Opens one datagram record in place (no copy): for
     /// [`Record::Data`]`(len)` the data is
-    /// `datagram[HEADER_LEN + 1..HEADER_LEN + 1 + len]`. Errors as for
-    /// [`DatagramSession::open`].
+    /// `datagram[HEADER_LEN + 1..HEADER_LEN + 1 + len]`, for
+    /// [`Record::Control`]`(_, len)` the payload starts at
+    /// `HEADER_LEN + 3`. Errors as for [`DatagramSession::open`].
     pub fn open_in_place(&mut self, datagram: &mut [u8]) -> Result<Record, Error> {
         if self.failed {
             return Err(ApiMisuse::SessionClosed.into());
@@ -477,6 +440,38 @@ impl DatagramSession {
         result
     }
 
+    /// The key a record of `epoch` is tried with, if any.
+    fn slot(&self, epoch: Epoch) -> Option<Slot> {
+        let current = self.recv.epoch;
+        if epoch == current {
+            return Some(Slot::Current);
+        }
+        if self.prev.as_ref().is_some_and(|(p, _)| p.epoch == epoch) {
+            return Some(Slot::Previous);
+        }
+        let ahead = epoch.update.wrapping_sub(current.update);
+        if epoch.generation == current.generation
+            && epoch.update > current.update
+            && ahead <= MAX_SKIP
+        {
+            let base = self.recv.traffic.as_ref()?;
+            let key = RecvKey::new(&self.info, base.forward(ahead));
+            return Some(Slot::Next(Box::new(key), false));
+        }
+        if epoch.generation == current.generation.wrapping_add(1) && epoch.update <= MAX_SKIP {
+            let base = TrafficKey::new(
+                self.ratchet.peer_next_generation()?.clone(),
+                Epoch {
+                    generation: epoch.generation,
+                    update: 0,
+                },
+            );
+            let key = RecvKey::new(&self.info, base.forward(epoch.update));
+            return Some(Slot::Next(Box::new(key), true));
+        }
+        None
+    }
+
     fn open_inner(&mut self, datagram: &mut [u8]) -> Result<Record, Error> {
         if datagram.len() < HEADER_LEN + 1 + TAG_LEN || datagram.len() > MAX_MESSAGE_LEN {
             return Err(PeerMisbehaved::BadMessageLength.into());
@@ -488,41 +483,13 @@ impl DatagramSession {
             update: u32::from_be_bytes(header[4..8].try_into().expect("4 bytes")),
         };
         let counter = u64::from_be_bytes(header[8..16].try_into().expect("8 bytes"));
-
-        // Which key: current, previous, or a candidate for a later epoch.
-        enum Slot {
-            Current,
-            Previous,
-            Next(Box<RecvKey>, bool),
-        }
-        let slot = if epoch == self.recv.epoch {
-            Slot::Current
-        } else if self.prev.as_ref().is_some_and(|p| p.epoch == epoch) {
-            Slot::Previous
-        } else if epoch.generation == self.recv.epoch.generation
-            && epoch.update > self.recv.epoch.update
-            && epoch.update - self.recv.epoch.update <= MAX_SKIP
-        {
-            let base = self
-                .recv
-                .secret
-                .as_ref()
-                .expect("current key keeps its secret");
-            let secret = forward(base, epoch.update - self.recv.epoch.update);
-            Slot::Next(Box::new(recv_key(&self.info, secret, epoch)), false)
-        } else if epoch.generation == self.recv.epoch.generation.wrapping_add(1)
-            && epoch.update <= MAX_SKIP
-            && self.next_gen.is_some()
-        {
-            let base = self.next_gen.as_ref().expect("checked");
-            let secret = forward(base, epoch.update);
-            Slot::Next(Box::new(recv_key(&self.info, secret, epoch)), true)
-        } else {
-            return Err(PeerMisbehaved::UnexpectedMessage.into());
-        };
+        self.set_time(self.now);
+        let slot = self
+            .slot(epoch)
+            .ok_or(Error::PeerMisbehaved(PeerMisbehaved::UnexpectedMessage))?;
         let key = match &slot {
             Slot::Current => &self.recv,
-            Slot::Previous => self.prev.as_ref().expect("checked"),
+            Slot::Previous => &self.prev.as_ref().expect("checked").0,
             Slot::Next(k, _) => k,
         };
         match key.window.check(counter) {
@@ -530,25 +497,19 @@ impl DatagramSession {
             ReplayCheck::Replayed => return Err(PeerMisbehaved::Replayed.into()),
             ReplayCheck::TooOld => return Err(PeerMisbehaved::TooOld.into()),
         }
-        if !self
-            .limits
-            .allows(key.records, key.bytes, ciphertext.len() - TAG_LEN - 1)
-        {
+        if !self.limits.allows(
+            key.usage.records,
+            key.usage.bytes,
+            ciphertext.len() - TAG_LEN - 1,
+        ) {
             return Err(LimitReached::PeerExceededLimit.into());
         }
-        let opened = key.key.open_in_place(counter, header, ciphertext);
-        let buf: &[u8] = ciphertext;
-        let n = match opened {
+        let n = match key.key.open_in_place(counter, header, ciphertext) {
             Ok(n) => n,
             Err(e) => {
-                let max = self.limits.max_forgeries;
-                let forgeries = match slot {
-                    Slot::Current => &mut self.recv.forgeries,
-                    Slot::Previous => &mut self.prev.as_mut().expect("checked").forgeries,
-                    Slot::Next(..) => return Err(e),
-                };
-                *forgeries += 1;
-                if *forgeries >= max {
+                // Every failed decryption counts, whichever epoch it tried.
+                self.forgeries += 1;
+                if self.forgeries >= self.limits.max_forgeries {
                     return Err(LimitReached::PeerExceededLimit.into());
                 }
                 return Err(e);
@@ -556,148 +517,51 @@ impl DatagramSession {
         };
         // Authenticated: commit.
         self.authenticated = true;
+        let buf: &[u8] = ciphertext;
         let key = match slot {
             Slot::Current => &mut self.recv,
-            Slot::Previous => self.prev.as_mut().expect("checked"),
+            Slot::Previous => &mut self.prev.as_mut().expect("checked").0,
             Slot::Next(key, new_generation) => {
                 let mut old = std::mem::replace(&mut self.recv, *key);
-                old.secret = None; // the previous epoch only decrypts now
-                self.prev = Some(old);
+                old.traffic = None; // the previous epoch only decrypts now
+                self.prev = Some((old, self.now + self.grace));
                 if new_generation {
-                    self.next_gen = None;
-                    self.peer_switched_generation();
+                    if let Some(send) = self.ratchet.peer_switched(self.now) {
+                        let generation = self.ratchet.generation();
+                        self.install_send(TrafficKey::new(
+                            send,
+                            Epoch {
+                                generation,
+                                update: 0,
+                            },
+                        ));
+                    }
                 }
                 &mut self.recv
             }
         };
         key.window.accept(counter);
-        key.records += 1;
-        key.bytes += (n - 1) as u64;
+        key.usage.add(n - 1);
         let ty = RecordType::from_byte(buf[0])?;
         let body = &buf[1..n];
         match ty {
             RecordType::Data => Ok(Record::Data(body.len())),
+            RecordType::Control => {
+                let (ty, payload) = record::parse_control(body)?;
+                debug_assert_eq!(payload.len() + CONTROL_HEADER_LEN, body.len());
+                Ok(Record::Control(ty, payload.len()))
+            }
             RecordType::KeyUpdate => Ok(Record::KeyUpdate),
             RecordType::Close => {
                 self.received_close = true;
                 Ok(Record::Close)
             }
             RecordType::Ratchet => {
-                self.handle_ratchet(body)?;
+                let switch = self.ratchet.receive(body, self.now)?;
+                // The finish goes out at the next poll, in the new generation.
+                self.apply(switch, &mut Vec::new())?;
                 Ok(Record::Ratchet)
             }
         }
     }
-
-    /// The peer's first record of its next generation: as the responder of
-    /// a ratchet step, commit the root and switch our sending key now.
-    fn peer_switched_generation(&mut self) {
-        if !matches!(self.ratchet, DgRatchet::Responded { .. }) {
-            return;
-        }
-        if let DgRatchet::Responded { root, send, .. } =
-            std::mem::replace(&mut self.ratchet, DgRatchet::Idle)
-        {
-            self.root = Some(root);
-            self.root_generation += 1;
-            let epoch = Epoch {
-                generation: self.root_generation,
-                update: 0,
-            };
-            self.install_send(send, epoch);
-            self.ratchets += 1;
-            self.last_ratchet = self.now;
-        }
-    }
-
-    fn handle_ratchet(&mut self, body: &[u8]) -> Result<(), Error> {
-        if body.len() < 4 {
-            return Err(PeerMisbehaved::MalformedRecord.into());
-        }
-        let generation = u32::from_be_bytes(body[..4].try_into().expect("4 bytes"));
-        let message = record::parse_ratchet(&body[4..])?;
-        let target = self.root_generation.wrapping_add(1);
-        match message.step {
-            record::STEP_INIT => {
-                if self.root.is_none() {
-                    return Err(PeerMisbehaved::UnexpectedMessage.into());
-                }
-                if generation != target {
-                    return Ok(()); // stale or duplicate of a finished step
-                }
-                match &mut self.ratchet {
-                    DgRatchet::Initiated { .. } if self.info.role == Role::Initiator => {
-                        return Ok(())
-                    }
-                    DgRatchet::Responded {
-                        init_public,
-                        resend,
-                        ..
-                    } => {
-                        if init_public[..] == *message.public {
-                            *resend = true;
-                            return Ok(());
-                        }
-                        // The peer abandoned the step we answered; start over.
-                        self.next_gen = None;
-                    }
-                    DgRatchet::Received { public, .. } if public[..] == *message.public => {
-                        return Ok(())
-                    }
-                    _ => {}
-                }
-                check_ratchet_public(message.public)?;
-                if !message.kem.is_empty() {
-                    kem::check_encapsulation_key(message.kem)?;
-                } else if self.hybrid {
-                    return Err(PeerMisbehaved::MalformedRecord.into());
-                }
-                let mut public = [0u8; 32];
-                public.copy_from_slice(message.public);
-                self.ratchet = DgRatchet::Received {
-                    public,
-                    kem: message.kem.to_vec(),
-                };
-                Ok(())
-            }
-            record::STEP_RESPONSE => {
-                if generation != target {
-                    return Ok(()); // a duplicate of a response already used
-                }
-                let DgRatchet::Initiated { private, kem, .. } =
-                    std::mem::replace(&mut self.ratchet, DgRatchet::Idle)
-                else {
-                    return Ok(());
-                };
-                let root = self.root.as_ref().expect("initiated only with a root");
-                let keys = record::complete(root, &private, kem.as_deref(), &message)?;
-                let (root, send, recv) = record::directional(self.info.role, keys);
-                self.root = Some(root);
-                self.root_generation = target;
-                self.next_gen = Some(recv);
-                self.install_send(
-                    send,
-                    Epoch {
-                        generation: target,
-                        update: 0,
-                    },
-                );
-                self.finish_pending = true;
-                self.ratchets += 1;
-                self.last_ratchet = self.now;
-                Ok(())
-            }
-            // A finish only confirms; its arrival at the new generation
-            // already switched us over.
-            _ => Ok(()),
-        }
-    }
-}
-
-fn forward(base: &Secret<32>, steps: u32) -> Secret<32> {
-    let mut s = base.clone();
-    for _ in 0..steps {
-        s = schedule::next_traffic_secret(&s);
-    }
-    s
 }

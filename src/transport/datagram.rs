@@ -329,6 +329,8 @@ impl SecureDatagram {
     /// anything else handled internally.
     async fn handle(&mut self, record: &[u8]) -> Result<Option<Option<Vec<u8>>>, Error> {
         let mut out = Vec::new();
+        // The previous epoch's key expires by the clock.
+        self.session.set_time(self.now());
         let result = self.session.open(record, &mut out);
         let record = match result {
             Ok(r) => r,

@@ -140,6 +140,30 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         }
     }
 
+    /// Waits for the peer's next control message. `Ready(Ok(None))` when
+    /// the peer closed or the stream ended first; data that arrives
+    /// meanwhile stays readable.
+    pub(super) fn poll_next_control(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<crate::connection::ControlMessage>, Error>> {
+        loop {
+            if self.conn.wants_write() {
+                self.try_drain(cx)?;
+            }
+            if let Some(control) = self.conn.take_control() {
+                return Poll::Ready(Ok(Some(control)));
+            }
+            if self.conn.is_peer_closed() {
+                return Poll::Ready(Ok(None));
+            }
+            self.conn.check_usable()?;
+            if !ready!(self.poll_fill(cx))? {
+                return Poll::Ready(Ok(self.conn.take_control()));
+            }
+        }
+    }
+
     /// Waits until the backlog of sealed bytes is small enough to take
     /// more.
     pub(super) fn poll_writable(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {

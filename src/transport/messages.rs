@@ -8,9 +8,9 @@ use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::io::Driver;
-use crate::connection::Connection;
+use crate::connection::{Connection, ControlMessage};
 use crate::error::Error;
-use crate::session::{Session, SessionInfo};
+use crate::session::{ControlType, Session, SessionInfo};
 
 /// An established session over a byte stream, one plaintext message per
 /// record. Each item sent must be at most
@@ -84,6 +84,27 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> SecureFramed<IO> {
     /// The I/O object and the connection.
     pub fn into_inner(self) -> (IO, Connection) {
         (self.driver.io, self.driver.conn)
+    }
+
+    /// Sends a control message (akex mode: a record of its own type, which
+    /// the peer's application gets from [`SecureFramed::next_control`] and
+    /// never as a message of the stream) and flushes it.
+    pub async fn send_control(&mut self, ty: ControlType, payload: &[u8]) -> Result<(), Error> {
+        self.driver.tick();
+        self.driver.conn.send_control(ty, payload)?;
+        std::future::poll_fn(|cx| self.driver.poll_flush(cx)).await
+    }
+
+    /// The next control message from the peer, waiting for it if none has
+    /// arrived; `None` if the peer closed first. Messages of the stream
+    /// that arrive meanwhile stay readable, in order.
+    pub async fn next_control(&mut self) -> Result<Option<ControlMessage>, Error> {
+        std::future::poll_fn(|cx| self.driver.poll_next_control(cx)).await
+    }
+
+    /// A control message that has already arrived, without waiting.
+    pub fn take_control(&mut self) -> Option<ControlMessage> {
+        self.driver.conn.take_control()
     }
 }
 

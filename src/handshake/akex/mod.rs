@@ -36,8 +36,11 @@ use crate::handshake::Handshake;
 
 /// The four bytes every akex hello starts with.
 pub const HELLO_MAGIC: &[u8; 4] = b"AKEX";
-/// The hello version this implementation writes and accepts.
-pub const HELLO_VERSION: u8 = 1;
+/// The hello version this implementation writes and accepts: 2, the wire
+/// version of `protocols/akex-mode.md` (what changed from 1 is listed
+/// there). A hello of any other version, 1 included, is
+/// [`PeerIncompatible::UnsupportedVersion`].
+pub const HELLO_VERSION: u8 = 2;
 /// Longest protocol name a hello can carry.
 pub const MAX_NAME_LEN: usize = 255;
 
@@ -52,10 +55,10 @@ pub const AKEX_PREFIX: &str = "akex-";
 pub fn encode_hello(protocol: &str, out: &mut Vec<u8>) -> Result<(), Error> {
     let len = u8::try_from(protocol.len())
         .ok()
-        .filter(|&n| n > 0)
+        .filter(|&n| n > 0 && is_name(protocol.as_bytes()))
         .ok_or_else(|| ConfigError::UnsupportedProtocol {
             name: protocol.to_string(),
-            reason: "an akex protocol name must be 1 to 255 bytes".into(),
+            reason: "an akex protocol name must be 1 to 255 printable ASCII characters".into(),
         })?;
     out.extend_from_slice(HELLO_MAGIC);
     out.push(HELLO_VERSION);
@@ -69,6 +72,11 @@ pub fn hello(protocol: &str) -> Result<Vec<u8>, Error> {
     let mut out = Vec::with_capacity(6 + protocol.len());
     encode_hello(protocol, &mut out)?;
     Ok(out)
+}
+
+/// Protocol names are printable ASCII without spaces (0x21 to 0x7e).
+fn is_name(bytes: &[u8]) -> bool {
+    bytes.iter().all(|b| (0x21..=0x7e).contains(b))
 }
 
 /// A parsed hello, borrowing from the message.
@@ -87,7 +95,7 @@ pub struct ParsedHello<'a> {
 /// Errors: [`PeerIncompatible::NotAkexMode`] if the magic is missing,
 /// [`PeerIncompatible::UnsupportedVersion`] for another version,
 /// [`PeerMisbehaved::MalformedHello`] if it is truncated or its name is
-/// empty or not UTF-8.
+/// empty or not printable ASCII.
 pub fn parse_hello(message: &[u8]) -> Result<ParsedHello<'_>, Error> {
     let Some(magic) = message.get(..4) else {
         return Err(PeerMisbehaved::MalformedHello.into());
@@ -105,10 +113,10 @@ pub fn parse_hello(message: &[u8]) -> Result<ParsedHello<'_>, Error> {
     let Some(name) = message.get(6..end) else {
         return Err(PeerMisbehaved::MalformedHello.into());
     };
-    let protocol = std::str::from_utf8(name).map_err(|_| PeerMisbehaved::MalformedHello)?;
-    if protocol.is_empty() {
+    if name.is_empty() || !is_name(name) {
         return Err(PeerMisbehaved::MalformedHello.into());
     }
+    let protocol = std::str::from_utf8(name).map_err(|_| PeerMisbehaved::MalformedHello)?;
     Ok(ParsedHello {
         protocol,
         bytes: &message[..end],
@@ -132,11 +140,11 @@ mod tests {
     #[test]
     fn hello_round_trip() {
         let mut msg = hello("akex-x").unwrap();
-        assert_eq!(msg, b"AKEX\x01\x06akex-x");
+        assert_eq!(msg, b"AKEX\x02\x06akex-x");
         msg.extend_from_slice(b"rest");
         let parsed = parse_hello(&msg).unwrap();
         assert_eq!(parsed.protocol, "akex-x");
-        assert_eq!(parsed.bytes, b"AKEX\x01\x06akex-x");
+        assert_eq!(parsed.bytes, b"AKEX\x02\x06akex-x");
         assert_eq!(parsed.rest, b"rest");
     }
 
@@ -147,11 +155,13 @@ mod tests {
             (b"AKE", "MalformedHello"),
             (b"NOIS\x01\x01a", "NotAkexMode"),
             (b"AKEX", "MalformedHello"),
-            (b"AKEX\x01", "MalformedHello"),
-            (b"AKEX\x02\x01a", "UnsupportedVersion(2)"),
-            (b"AKEX\x01\x05abc", "MalformedHello"),
-            (b"AKEX\x01\x00", "MalformedHello"),
-            (b"AKEX\x01\x02\xff\xfe", "MalformedHello"),
+            (b"AKEX\x02", "MalformedHello"),
+            (b"AKEX\x01\x01a", "UnsupportedVersion(1)"),
+            (b"AKEX\x03\x01a", "UnsupportedVersion(3)"),
+            (b"AKEX\x02\x05abc", "MalformedHello"),
+            (b"AKEX\x02\x00", "MalformedHello"),
+            (b"AKEX\x02\x02\xff\xfe", "MalformedHello"),
+            (b"AKEX\x02\x02a b", "MalformedHello"),
         ];
         for (input, want) in cases {
             let err = parse_hello(input).unwrap_err();
@@ -160,5 +170,6 @@ mod tests {
         assert!(hello("").is_err());
         assert!(hello(&"a".repeat(256)).is_err());
         assert!(hello(&"a".repeat(255)).is_ok());
+        assert!(hello("akex-é").is_err());
     }
 }

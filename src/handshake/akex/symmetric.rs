@@ -79,23 +79,25 @@ impl Drop for SymmetricState {
 }
 
 impl SymmetricState {
-    /// Starts a transcript for `protocol_name` with ChaCha20-Poly1305:
-    /// `h = SHA-256(name)`, `ck = h`, no key.
-    pub fn new(protocol_name: &str) -> Self {
-        Self::with_aead(protocol_name, AeadAlgorithm::ChaChaPoly)
-    }
-
-    /// Like [`SymmetricState::new`] with another AEAD (nonces are encoded
-    /// as in Noise: ChaChaPoly little-endian, AESGCM big-endian).
-    pub fn with_aead(protocol_name: &str, aead: AeadAlgorithm) -> Self {
+    /// `InitializeSymmetric(name)` then `MixHash(prologue)`: `h =
+    /// SHA-256(name)`, `ck = h`, no key, then `h = SHA-256(h ‖ prologue)`.
+    ///
+    /// Every akex-mode protocol starts here, so every one binds the
+    /// configured prologue at the same point, always (an empty prologue
+    /// is mixed too), before any pre-message key and before the hello.
+    /// Nonces are encoded as in Noise (ChaChaPoly little-endian, AESGCM
+    /// big-endian).
+    pub fn new(protocol_name: &str, aead: AeadAlgorithm, prologue: &[u8]) -> Self {
         let h = sha256(&[protocol_name.as_bytes()]);
-        SymmetricState {
+        let mut state = SymmetricState {
             ck: Secret::new(h),
             h,
             k: None,
             n: 0,
             aead,
-        }
+        };
+        state.mix_hash(prologue);
+        state
     }
 
     /// The AEAD of the handshake (and of the session after it).
@@ -225,11 +227,14 @@ mod tests {
 
     const NAME: &str = "akex-test";
 
+    fn fresh() -> SymmetricState {
+        SymmetricState::new(NAME, AeadAlgorithm::ChaChaPoly, b"")
+    }
+
     fn pair() -> (SymmetricState, SymmetricState) {
-        let mut a = SymmetricState::new(NAME);
-        let mut b = SymmetricState::new(NAME);
+        let mut a = SymmetricState::new(NAME, AeadAlgorithm::ChaChaPoly, b"prologue");
+        let mut b = SymmetricState::new(NAME, AeadAlgorithm::ChaChaPoly, b"prologue");
         for s in [&mut a, &mut b] {
-            s.mix_hash(b"prologue");
             s.mix_key(b"akex test ikm", &[7u8; 32]);
         }
         (a, b)
@@ -237,16 +242,19 @@ mod tests {
 
     #[test]
     fn initial_state() {
-        let s = SymmetricState::new(NAME);
+        let s = fresh();
         let h = sha256(&[NAME.as_bytes()]);
-        assert_eq!(s.handshake_hash(), h);
+        // The prologue (here empty) is always mixed into h, never into ck.
+        assert_eq!(s.handshake_hash(), sha256(&[&h, b""]));
         assert_eq!(s.ck.expose(), &h);
+        let p = SymmetricState::new(NAME, AeadAlgorithm::ChaChaPoly, b"p");
+        assert_ne!(p.handshake_hash(), s.handshake_hash());
     }
 
     #[test]
     fn passthrough_before_key() {
-        let mut a = SymmetricState::new(NAME);
-        let mut b = SymmetricState::new(NAME);
+        let mut a = fresh();
+        let mut b = fresh();
         let mut out = b"x".to_vec();
         a.encrypt_and_hash(b"hello", &mut out).unwrap();
         assert_eq!(out, b"xhello");
@@ -303,8 +311,8 @@ mod tests {
 
     #[test]
     fn different_labels_give_different_keys() {
-        let mut a = SymmetricState::new(NAME);
-        let mut b = SymmetricState::new(NAME);
+        let mut a = fresh();
+        let mut b = fresh();
         a.mix_key(b"akex label a", &[1; 32]);
         b.mix_key(b"akex label b", &[1; 32]);
         assert_ne!(a.ck, b.ck);
