@@ -55,6 +55,9 @@ pub struct Connection {
     payloads_in: Vec<Vec<u8>>,
     info: Option<SessionInfo>,
     peer_closed: bool,
+    /// A frame from the peer has been processed (an empty first frame to
+    /// an initiator is the server's "busy" answer).
+    heard_from_peer: bool,
     /// The error that ended the connection, held back while decrypted
     /// data that arrived before it waits to be read.
     pending_error: Option<Error>,
@@ -112,6 +115,7 @@ impl Connection {
             payloads_in: Vec::new(),
             info: None,
             peer_closed: false,
+            heard_from_peer: false,
             pending_error: None,
             now: Duration::ZERO,
             rng: SharedRng::os(),
@@ -131,6 +135,7 @@ impl Connection {
             payloads_out: Default::default(),
             payloads_in: Vec::new(),
             peer_closed: false,
+            heard_from_peer: true,
             pending_error: None,
             now: Duration::ZERO,
             rng: SharedRng::os(),
@@ -452,6 +457,16 @@ impl Connection {
             let Some(frame) = self.inbound.next_frame()? else {
                 break;
             };
+            // No handshake message or record is ever empty: an empty first
+            // frame is how a server at its limits turns a client away
+            // (docs/wire-format.md, "Server busy").
+            if !self.heard_from_peer
+                && self.role == Role::Initiator
+                && self.inbound.frame(&frame).is_empty()
+            {
+                return Err(Error::ServerBusy);
+            }
+            self.heard_from_peer = true;
             match &mut self.state {
                 State::Handshaking(handshake) => {
                     let mut payload = Vec::new();

@@ -1,0 +1,596 @@
+//! The datagram handshake without I/O: packets in, packets out, time passed
+//! in. It applies the rules of protocols/datagram.md: retransmission with
+//! backoff, answers only to repeats that match what was read, at most
+//! [`MAX_HANDSHAKE_RESENDS`] resends and never once the handshake is
+//! confirmed, three times what arrived before the peer's address is
+//! validated, and noise dropped and counted instead of read.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::amplification::AmplificationBudget;
+use super::cookie::{unix_now, CookieJar};
+use super::packet::{self, ConnectionId, Packet};
+use super::stats::{Count, Counters};
+use crate::crypto::hash::sha256;
+use crate::error::Error;
+use crate::handshake::{Established, Handshake, Role};
+
+/// How many times one handshake message is sent again at most.
+pub const MAX_HANDSHAKE_RESENDS: u32 = 8;
+/// Records kept that arrive before our side of the handshake finished.
+const MAX_EARLY_RECORDS: usize = 8;
+const MAX_EARLY_BYTES: usize = 32 * 1024;
+
+/// The handshake's timers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timers {
+    pub(crate) initial_rto: Duration,
+    pub(crate) max_rto: Duration,
+    pub(crate) handshake_timeout: Duration,
+}
+
+/// What made us send our last message (again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// It was just written.
+    New,
+    /// The retransmission timer.
+    Timer,
+    /// A repeat of the message it answers (or a cookie that unblocks it).
+    Repeat,
+}
+
+/// Our last handshake message, kept to send again.
+struct Outgoing {
+    index: u8,
+    message: Vec<u8>,
+    sent: bool,
+}
+
+/// One side of a datagram handshake, and after it, what is left of it
+/// until the peer has shown it finished too (see [`Pump::confirm`]).
+pub(crate) struct Pump {
+    role: Role,
+    cid: ConnectionId,
+    peer: SocketAddr,
+    handshake: Box<dyn Handshake>,
+    timers: Timers,
+    /// Index of the next handshake message, whoever writes it.
+    next_index: u8,
+    last: Option<Outgoing>,
+    /// Index and digest of the last message we read.
+    last_read: Option<(u8, [u8; 32])>,
+    /// The initiator's cookie token.
+    token: Vec<u8>,
+    cookie_followed: bool,
+    rto: Duration,
+    last_send: Duration,
+    next_resend: Option<Duration>,
+    resends: u32,
+    deadline: Duration,
+    finished: bool,
+    confirmed: bool,
+    budget: AmplificationBudget,
+    jar: Option<Arc<CookieJar>>,
+    early: Vec<Vec<u8>>,
+    early_bytes: usize,
+    pub(crate) counters: Counters,
+}
+
+impl Pump {
+    fn new(
+        handshake: Box<dyn Handshake>,
+        cid: ConnectionId,
+        peer: SocketAddr,
+        timers: Timers,
+        now: Duration,
+        counters: Counters,
+    ) -> Self {
+        Pump {
+            role: handshake.role(),
+            cid,
+            peer,
+            handshake,
+            timers,
+            next_index: 0,
+            last: None,
+            last_read: None,
+            token: Vec::new(),
+            cookie_followed: false,
+            rto: timers.initial_rto,
+            last_send: now,
+            next_resend: None,
+            resends: 0,
+            deadline: now.checked_add(timers.handshake_timeout).unwrap_or(Duration::MAX),
+            finished: false,
+            confirmed: false,
+            budget: AmplificationBudget::default(),
+            jar: None,
+            early: Vec::new(),
+            early_bytes: 0,
+            counters,
+        }
+    }
+
+    /// Starts an initiator: its first packet is in `out`.
+    pub(crate) fn initiator(
+        handshake: Box<dyn Handshake>,
+        cid: ConnectionId,
+        peer: SocketAddr,
+        timers: Timers,
+        now: Duration,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Result<Self, Error> {
+        let mut pump = Pump::new(handshake, cid, peer, timers, now, Counters::default());
+        // We chose this address ourselves.
+        pump.budget = AmplificationBudget::validated();
+        pump.advance(now, out)?;
+        Ok(pump)
+    }
+
+    /// Starts a responder on an initiation from `peer` (`wire_len` bytes
+    /// on the wire; `validated` if it carried a valid cookie). Its answer,
+    /// if it may be sent, is in `out`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn responder(
+        handshake: Box<dyn Handshake>,
+        cid: ConnectionId,
+        peer: SocketAddr,
+        timers: Timers,
+        now: Duration,
+        initiation: (&[u8], usize, bool),
+        jar: Arc<CookieJar>,
+        counters: Counters,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Result<Self, Error> {
+        let (message, wire_len, validated) = initiation;
+        let mut pump = Pump::new(handshake, cid, peer, timers, now, counters);
+        pump.jar = Some(jar);
+        pump.budget.on_received(wire_len);
+        if validated {
+            pump.budget.validate();
+        }
+        pump.read(now, 0, message, out)?;
+        Ok(pump)
+    }
+
+    pub(crate) fn cid(&self) -> ConnectionId {
+        self.cid
+    }
+
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    pub(crate) fn set_peer(&mut self, peer: SocketAddr) {
+        self.peer = peer;
+    }
+
+    /// True once both sides have sent every handshake message (as far as
+    /// we know: our last one may still be in flight).
+    pub(crate) fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The established keys, once, after the handshake finished.
+    pub(crate) fn take_established(&mut self) -> Result<Established, Error> {
+        self.handshake.finish()
+    }
+
+    /// Records that arrived before the handshake finished.
+    pub(crate) fn take_early(&mut self) -> Vec<Vec<u8>> {
+        self.early_bytes = 0;
+        std::mem::take(&mut self.early)
+    }
+
+    /// The peer showed it finished (an authenticated record arrived): no
+    /// handshake message is ever sent again, and its address is proven.
+    pub(crate) fn confirm(&mut self) {
+        self.confirmed = true;
+        self.last = None;
+        self.next_resend = None;
+        self.budget.validate();
+    }
+
+    /// True if `n` more bytes may go to the peer now (anti-amplification);
+    /// counts them if so, and counts the refusal otherwise.
+    pub(crate) fn may_send(&mut self, n: usize) -> bool {
+        if self.budget.allows(n) {
+            self.budget.on_sent(n);
+            true
+        } else {
+            self.counters.bump(Count::OverBudget);
+            false
+        }
+    }
+
+    /// `n` bytes arrived from the peer's address with our id.
+    pub(crate) fn received(&mut self, n: usize) {
+        self.budget.on_received(n);
+    }
+
+    /// The bytes received from and sent to the peer, and whether its
+    /// address is validated.
+    pub(crate) fn budget(&self) -> AmplificationBudget {
+        self.budget
+    }
+
+    /// When [`Pump::on_timer`] next has something to do.
+    pub(crate) fn next_timer(&self) -> Option<Duration> {
+        let resend = (!self.confirmed && self.last.is_some())
+            .then_some(self.next_resend)
+            .flatten()
+            .filter(|t| *t < self.deadline);
+        let deadline = (!self.finished).then_some(self.deadline);
+        match (resend, deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Retransmits on the timer; fails at the deadline if the handshake
+    /// has not finished.
+    pub(crate) fn on_timer(&mut self, now: Duration, out: &mut Vec<Vec<u8>>) -> Result<(), Error> {
+        if !self.finished && now >= self.deadline {
+            return Err(Error::Timeout(self.timers.handshake_timeout));
+        }
+        let due = self.next_resend.is_some_and(|t| now >= t);
+        if !due || self.confirmed || self.last.is_none() || now >= self.deadline {
+            return Ok(());
+        }
+        if self.resends >= MAX_HANDSHAKE_RESENDS {
+            self.next_resend = None;
+            return Ok(());
+        }
+        self.send_last(now, Trigger::Timer, out);
+        Ok(())
+    }
+
+    /// Handles one packet that carries our id and came from the peer's
+    /// address (`wire_len`: the whole datagram's length).
+    pub(crate) fn on_packet(
+        &mut self,
+        now: Duration,
+        packet: Packet<'_>,
+        wire_len: usize,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Result<(), Error> {
+        self.budget.on_received(wire_len);
+        match packet {
+            Packet::Initiation { token, message, .. } => {
+                if self.role != Role::Responder {
+                    self.counters.bump(Count::Malformed);
+                    return Ok(());
+                }
+                if !self.matches_read(0, message) {
+                    self.counters.bump(Count::Unexpected);
+                    return Ok(());
+                }
+                let jar = self.jar.as_ref();
+                if jar.is_some_and(|j| j.check(unix_now(), self.peer, &self.cid, token)) {
+                    self.budget.validate();
+                }
+                self.answer_repeat(now, 0, out);
+            }
+            Packet::Handshake { index, message, .. } => {
+                let our_turn = self.finished || self.handshake.wants_write();
+                if !our_turn && index == self.next_index {
+                    self.read(now, index, message, out)?;
+                } else if self.matches_read(index, message) {
+                    self.answer_repeat(now, index, out);
+                } else {
+                    self.counters.bump(Count::Unexpected);
+                }
+            }
+            Packet::Cookie { token, .. } => {
+                // Only an initiator still waiting for its first answer.
+                if self.role != Role::Initiator || self.last_read.is_some() {
+                    self.counters.bump(Count::Unexpected);
+                    return Ok(());
+                }
+                self.token = token.to_vec();
+                if !self.cookie_followed {
+                    self.cookie_followed = true;
+                    self.send_last(now, Trigger::Repeat, out);
+                }
+            }
+            Packet::Busy { .. } => {
+                if self.role == Role::Initiator && self.last_read.is_none() {
+                    return Err(Error::ServerBusy);
+                }
+                self.counters.bump(Count::Unexpected);
+            }
+            Packet::Record { record, .. } => {
+                if self.finished {
+                    // The session handles records once the handshake is over.
+                    self.counters.bump(Count::Unexpected);
+                } else if self.early.len() < MAX_EARLY_RECORDS
+                    && self.early_bytes + record.len() <= MAX_EARLY_BYTES
+                {
+                    self.early_bytes += record.len();
+                    self.early.push(record.to_vec());
+                } else {
+                    self.counters.bump(Count::EarlyOverflow);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn matches_read(&self, index: u8, message: &[u8]) -> bool {
+        self.last_read == Some((index, sha256(&[message])))
+    }
+
+    /// Reads the peer's message `index` and writes our answer, if any.
+    fn read(
+        &mut self,
+        now: Duration,
+        index: u8,
+        message: &[u8],
+        out: &mut Vec<Vec<u8>>,
+    ) -> Result<(), Error> {
+        let mut payload = Vec::new();
+        self.handshake.read_message(message, &mut payload)?;
+        self.last_read = Some((index, sha256(&[message])));
+        self.next_index = index.wrapping_add(1);
+        // It answers our previous message: stop sending that one.
+        self.last = None;
+        self.next_resend = None;
+        if self.role == Role::Responder && index >= 2 {
+            // Only someone who received our message 1 could write this.
+            self.budget.validate();
+        }
+        if self.handshake.is_finished() {
+            // The peer wrote the last message, so it has finished too.
+            self.finished = true;
+            self.confirmed = true;
+            return Ok(());
+        }
+        self.advance(now, out)
+    }
+
+    /// Writes every message that is ours to write now.
+    fn advance(&mut self, now: Duration, out: &mut Vec<Vec<u8>>) -> Result<(), Error> {
+        while self.handshake.wants_write() && !self.handshake.is_finished() {
+            let mut message = Vec::new();
+            self.handshake.write_message(&[], &mut message)?;
+            self.last = Some(Outgoing {
+                index: self.next_index,
+                message,
+                sent: false,
+            });
+            self.next_index = self.next_index.wrapping_add(1);
+            self.rto = self.timers.initial_rto;
+            self.resends = 0;
+            self.send_last(now, Trigger::New, out);
+        }
+        // Finished by writing: unconfirmed until the peer shows it read it.
+        self.finished = self.handshake.is_finished();
+        Ok(())
+    }
+
+    /// Answers a repeat of message `index` with our message that followed
+    /// it, within the limits.
+    fn answer_repeat(&mut self, now: Duration, index: u8, out: &mut Vec<Vec<u8>>) {
+        let answers = self
+            .last
+            .as_ref()
+            .is_some_and(|l| l.index == index.wrapping_add(1));
+        let sent = self.last.as_ref().is_some_and(|l| l.sent);
+        let too_soon = sent && now < self.last_send + self.rto / 2;
+        if !answers
+            || self.confirmed
+            || now >= self.deadline
+            || self.resends >= MAX_HANDSHAKE_RESENDS
+            || too_soon
+        {
+            self.counters.bump(Count::Duplicate);
+            return;
+        }
+        self.send_last(now, Trigger::Repeat, out);
+    }
+
+    /// Sends our last message (again) if the budget allows; otherwise a
+    /// responder asks for a cookie, which proves the address and lifts the
+    /// budget.
+    fn send_last(&mut self, now: Duration, trigger: Trigger, out: &mut Vec<Vec<u8>>) {
+        let Some(last) = &self.last else {
+            return;
+        };
+        let resend = last.sent;
+        let packet = if last.index == 0 {
+            packet::initiation(&self.cid, &self.token, &last.message)
+        } else {
+            packet::handshake(&self.cid, last.index, &last.message)
+        };
+        if resend {
+            self.rto = (self.rto * 2).min(self.timers.max_rto);
+        }
+        self.next_resend = now.checked_add(self.rto);
+        if !self.budget.allows(packet.len()) {
+            self.counters.bump(Count::OverBudget);
+            if trigger != Trigger::Timer {
+                self.ask_for_cookie(out);
+            }
+            return;
+        }
+        self.budget.on_sent(packet.len());
+        out.push(packet);
+        self.last_send = now;
+        if let Some(last) = &mut self.last {
+            last.sent = true;
+        }
+        if resend {
+            self.resends += 1;
+            self.counters.bump(Count::HandshakeResend);
+        }
+    }
+
+    fn ask_for_cookie(&mut self, out: &mut Vec<Vec<u8>>) {
+        let Some(jar) = &self.jar else {
+            return;
+        };
+        let token = jar.mint(unix_now(), self.peer, &self.cid);
+        let cookie = packet::cookie(&self.cid, &token);
+        if self.budget.allows(cookie.len()) {
+            self.budget.on_sent(cookie.len());
+            out.push(cookie);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handshake::noise::{NoiseConfig, NoiseHandshake};
+
+    const NN: &str = "Noise_NN_25519_ChaChaPoly_BLAKE2s";
+    const MS: Duration = Duration::from_millis(1);
+
+    fn timers() -> Timers {
+        Timers {
+            initial_rto: 200 * MS,
+            max_rto: 2000 * MS,
+            handshake_timeout: 10_000 * MS,
+        }
+    }
+
+    fn nn(role: Role) -> Box<dyn Handshake> {
+        let config = NoiseConfig::new(NN).unwrap();
+        Box::new(match role {
+            Role::Initiator => NoiseHandshake::initiator(config).unwrap(),
+            Role::Responder => NoiseHandshake::responder(config).unwrap(),
+        })
+    }
+
+    fn peer() -> SocketAddr {
+        "127.0.0.1:9".parse().unwrap()
+    }
+
+    /// An initiator's first packet and a responder started on it.
+    fn pair(jar: Arc<CookieJar>) -> (Pump, Pump, Vec<u8>, Vec<Vec<u8>>) {
+        let mut out = Vec::new();
+        let i = Pump::initiator(nn(Role::Initiator), [3; 8], peer(), timers(), Duration::ZERO, &mut out)
+            .unwrap();
+        let first = out.pop().unwrap();
+        let Some(Packet::Initiation { message, .. }) = packet::parse(&first) else {
+            panic!("not an initiation");
+        };
+        let mut answer = Vec::new();
+        let r = Pump::responder(
+            nn(Role::Responder),
+            [3; 8],
+            peer(),
+            timers(),
+            Duration::ZERO,
+            (message, first.len(), false),
+            jar,
+            Counters::default(),
+            &mut answer,
+        )
+        .unwrap();
+        (i, r, first, answer)
+    }
+
+    #[test]
+    fn repeats_are_answered_within_three_times_and_never_after_confirmation() {
+        let (_i, mut r, first, answer) = pair(Arc::new(CookieJar::new()));
+        assert_eq!(answer.len(), 1, "NN's answer fits in three times the initiation");
+        let mut sent = answer[0].len();
+        let mut received = first.len();
+        // A flood of exact repeats, one per millisecond for 20 s.
+        for ms in 1..20_000u32 {
+            let now = ms * MS;
+            let mut out = Vec::new();
+            let p = packet::parse(&first).unwrap();
+            r.on_packet(now, p, first.len(), &mut out).unwrap();
+            r.on_timer(now, &mut out).unwrap();
+            received += first.len();
+            sent += out.iter().map(Vec::len).sum::<usize>();
+        }
+        let resends = r.counters.get().handshake_resends;
+        assert!(resends <= u64::from(MAX_HANDSHAKE_RESENDS), "{resends}");
+        assert!(sent <= 3 * received);
+        // After confirmation nothing is sent again.
+        r.confirm();
+        let mut out = Vec::new();
+        r.on_packet(30_000 * MS, packet::parse(&first).unwrap(), first.len(), &mut out)
+            .unwrap();
+        r.on_timer(30_000 * MS, &mut out).unwrap();
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn noise_is_dropped_and_counted_and_the_handshake_still_completes() {
+        let (mut i, mut r, first, answer) = pair(Arc::new(CookieJar::new()));
+        let mut out = Vec::new();
+        // A repeat with a changed byte is not the message we read.
+        let mut forged = first.clone();
+        *forged.last_mut().unwrap() ^= 1;
+        r.on_packet(MS, packet::parse(&forged).unwrap(), forged.len(), &mut out)
+            .unwrap();
+        // A message out of turn and a cookie the responder never asks for.
+        let stray = packet::handshake(&[3; 8], 2, b"garbage");
+        r.on_packet(MS, packet::parse(&stray).unwrap(), stray.len(), &mut out)
+            .unwrap();
+        // The initiator gets a stale message index and then the answer.
+        i.on_packet(MS, packet::parse(&stray).unwrap(), stray.len(), &mut out)
+            .unwrap();
+        assert!(out.is_empty());
+        assert_eq!(r.counters.get().unexpected, 2);
+        assert_eq!(i.counters.get().unexpected, 1);
+        i.on_packet(2 * MS, packet::parse(&answer[0]).unwrap(), answer[0].len(), &mut out)
+            .unwrap();
+        assert!(i.is_finished() && r.is_finished());
+        let (a, b) = (i.take_established().unwrap(), r.take_established().unwrap());
+        assert_eq!(a.handshake_hash(), b.handshake_hash());
+    }
+
+    #[test]
+    fn a_busy_reply_fails_the_initiator_and_a_cookie_is_carried_once() {
+        let mut out = Vec::new();
+        let mut i = Pump::initiator(nn(Role::Initiator), [4; 8], peer(), timers(), Duration::ZERO, &mut out)
+            .unwrap();
+        out.clear();
+        let cookie = packet::cookie(&[4; 8], &[7; 20]);
+        i.on_packet(MS, packet::parse(&cookie).unwrap(), cookie.len(), &mut out)
+            .unwrap();
+        let Some(Packet::Initiation { token, .. }) = packet::parse(&out[0]) else {
+            panic!("expected the initiation again");
+        };
+        assert_eq!(token, &[7; 20]);
+        // A second cookie updates the token but sends nothing by itself.
+        out.clear();
+        i.on_packet(2 * MS, packet::parse(&cookie).unwrap(), cookie.len(), &mut out)
+            .unwrap();
+        assert!(out.is_empty());
+        let busy = packet::busy(&[4; 8]);
+        assert!(matches!(
+            i.on_packet(3 * MS, packet::parse(&busy).unwrap(), busy.len(), &mut out),
+            Err(Error::ServerBusy)
+        ));
+    }
+
+    #[test]
+    fn the_initiator_gives_up_at_the_deadline() {
+        let mut out = Vec::new();
+        let mut i = Pump::initiator(nn(Role::Initiator), [5; 8], peer(), timers(), Duration::ZERO, &mut out)
+            .unwrap();
+        let mut sends = 1;
+        let last = loop {
+            let now = i.next_timer().unwrap();
+            out.clear();
+            match i.on_timer(now, &mut out) {
+                Ok(()) => sends += out.len(),
+                Err(e) => {
+                    assert!(matches!(e, Error::Timeout(_)));
+                    break now;
+                }
+            }
+        };
+        assert_eq!(last, 10_000 * MS);
+        assert!(sends <= 1 + MAX_HANDSHAKE_RESENDS as usize, "{sends}");
+    }
+}
