@@ -49,7 +49,7 @@ const QUEUE_TICK: Duration = Duration::from_millis(20);
 ///    `max_connections`, `max_connections_per_ip` or `max_half_open`.
 /// 3. With a valid token but `max_half_open_per_ip` proven handshakes from
 ///    its address in progress: it waits (up to `max_queued` over all
-///    peers, each until its handshake deadline, then busy).
+///    peers, each for up to ¾ of its handshake deadline, then busy).
 /// 4. Otherwise a task runs the handshake and then the handler.
 ///
 /// The handler's [`SecureDatagram`] fails with
@@ -307,7 +307,9 @@ where
             Err(reason) => self.reject(cid, from, datagram.len(), reason),
             Ok(slot) if slot.is_queued() => {
                 self.queued_ids.insert(cid);
-                let expires = crate::transport::server::deadline_after(self.options.handshake_timeout);
+                // As over TCP: a quarter of the deadline is left for the handshake.
+                let wait = self.options.handshake_timeout.mul_f64(0.75);
+                let expires = crate::transport::server::deadline_after(wait);
                 self.queue.push_back(Waiting {
                     cid,
                     first,

@@ -24,9 +24,10 @@ pub struct ServerLimits {
     /// Past it, new connections are turned away as busy.
     pub max_half_open: usize,
     /// Handshakes in progress at once from one IP address (default 16).
-    /// Past it, a new connection waits for a slot until its handshake
-    /// deadline (TCP), or proves its address with a cookie and then waits
-    /// (UDP), instead of being turned away.
+    /// Past it, a new connection waits for a slot, for up to three
+    /// quarters of its handshake deadline (the rest is left for the
+    /// handshake), instead of being turned away; over UDP it first proves
+    /// its address with a cookie.
     pub max_half_open_per_ip: usize,
     /// Open connections (waiting, half-open or established), over all
     /// peers (default 10000).
@@ -85,8 +86,8 @@ pub enum RejectReason {
     /// [`ServerLimits::max_half_open`] handshakes were already in progress.
     HalfOpenLimit(usize),
     /// [`ServerLimits::max_half_open_per_ip`] handshakes from this IP were
-    /// in progress for as long as the connection could wait (its
-    /// handshake deadline).
+    /// in progress for as long as the connection could wait (three
+    /// quarters of its handshake deadline).
     HalfOpenPerIpLimit(usize),
     /// [`ServerLimits::max_connections`] connections were already open.
     ConnectionLimit(usize),
@@ -107,7 +108,7 @@ impl std::fmt::Display for RejectReason {
             RejectReason::HalfOpenPerIpLimit(n) => write!(
                 f,
                 "rejected: {n} half-open handshakes from this address already in progress \
-                 until the handshake deadline"
+                 for as long as it could wait"
             ),
             RejectReason::ConnectionLimit(n) => {
                 write!(f, "rejected: {n} connections already open")

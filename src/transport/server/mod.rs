@@ -7,7 +7,7 @@
 //! | limit | default | on excess |
 //! |---|---|---|
 //! | half-open handshakes, all peers ([`ServerLimits::max_half_open`]) | 1024 | turned away as busy at once |
-//! | half-open handshakes per source IP ([`ServerLimits::max_half_open_per_ip`]) | 16 | waits for a slot until its handshake deadline, then busy |
+//! | half-open handshakes per source IP ([`ServerLimits::max_half_open_per_ip`]) | 16 | waits for a slot for up to ¾ of the handshake timeout, then busy |
 //! | connections waiting for such a slot ([`ServerLimits::max_queued`]) | 1024 | busy at once |
 //! | open connections, all peers ([`ServerLimits::max_connections`]) | 10000 | busy at once |
 //! | open connections per source IP ([`ServerLimits::max_connections_per_ip`]) | 1024 | busy at once |
@@ -327,10 +327,13 @@ where
     let shared = Arc::clone(slot.shared());
     let stats = &shared.stats;
     let _ = tcp.set_nodelay(true);
-    // The deadline covers the wait for a slot and the handshake.
+    // The deadline covers the wait for a slot and the handshake; a wait
+    // leaves at least a quarter of it for the handshake, so no DH is spent
+    // on one that could not finish.
     let deadline = deadline_after(options.handshake_timeout);
     if slot.is_queued() {
-        if let Err(reason) = slot.wait_for_half_open(deadline).await {
+        let wait_until = deadline_after(options.handshake_timeout.mul_f64(0.75));
+        if let Err(reason) = slot.wait_for_half_open(wait_until).await {
             bump(&stats.rejected);
             send_busy(&mut tcp).await;
             drop(slot);
