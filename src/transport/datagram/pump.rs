@@ -174,6 +174,11 @@ impl Pump {
         self.finished
     }
 
+    /// True once the peer has shown it finished too.
+    pub(crate) fn is_confirmed(&self) -> bool {
+        self.confirmed
+    }
+
     /// The established keys, once, after the handshake finished.
     pub(crate) fn take_established(&mut self) -> Result<Established, Error> {
         self.handshake.finish()

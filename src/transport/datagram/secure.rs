@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::cookie::{unix_now, CookieJar};
@@ -120,6 +120,9 @@ pub struct SecureDatagram {
     last_activity: Instant,
     /// Header (epoch, counter) of the newest authenticated record.
     newest: Option<[u8; HEADER_LEN]>,
+    /// Told when the peer shows it finished the handshake (a server moves
+    /// the connection out of its half-open count then).
+    on_confirm: Option<oneshot::Sender<()>>,
 }
 
 impl std::fmt::Debug for SecureDatagram {
@@ -259,6 +262,7 @@ impl SecureDatagram {
             idle: None,
             last_activity: Instant::now(),
             newest: None,
+            on_confirm: None,
         })
     }
 
@@ -299,6 +303,18 @@ impl SecureDatagram {
     /// address it chose, so always true there.
     pub fn address_validated(&self) -> bool {
         self.pump.budget().is_validated()
+    }
+
+    /// A receiver told when the peer first shows it finished the handshake
+    /// (at once if it already has).
+    pub(crate) fn confirmation(&mut self) -> oneshot::Receiver<()> {
+        let (tell, told) = oneshot::channel();
+        if self.pump.is_confirmed() {
+            let _ = tell.send(());
+        } else {
+            self.on_confirm = Some(tell);
+        }
+        told
     }
 
     /// Makes [`SecureDatagram::recv`] fail with [`Error::IdleTimeout`]
@@ -397,6 +413,9 @@ impl SecureDatagram {
         };
         // Authenticated: the peer has finished its handshake.
         self.pump.confirm();
+        if let Some(tell) = self.on_confirm.take() {
+            let _ = tell.send(());
+        }
         self.last_activity = Instant::now();
         let mut header = [0u8; HEADER_LEN];
         header.copy_from_slice(&record[..HEADER_LEN]);
