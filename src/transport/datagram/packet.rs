@@ -18,6 +18,11 @@ pub const KIND_RECORD: u8 = 0x03;
 pub const KIND_COOKIE: u8 = 0x04;
 /// Kind byte: the responder turns the initiator away at a limit (no body).
 pub const KIND_BUSY: u8 = 0x05;
+/// Kind byte: the side that read the last handshake message says so
+/// (`tag`, 16 bytes, that only the holder of the session keys can make).
+pub const KIND_CONFIRM: u8 = 0x06;
+/// Length of a confirmation tag.
+pub const CONFIRM_TAG_LEN: usize = 16;
 /// Length of a connection id.
 pub const CONNECTION_ID_LEN: usize = 8;
 /// Bytes before every packet's body: kind and connection id.
@@ -53,6 +58,10 @@ pub(crate) enum Packet<'a> {
     Busy {
         cid: ConnectionId,
     },
+    Confirm {
+        cid: ConnectionId,
+        tag: &'a [u8],
+    },
 }
 
 impl Packet<'_> {
@@ -62,7 +71,8 @@ impl Packet<'_> {
             | Packet::Handshake { cid, .. }
             | Packet::Record { cid, .. }
             | Packet::Cookie { cid, .. }
-            | Packet::Busy { cid } => cid,
+            | Packet::Busy { cid }
+            | Packet::Confirm { cid, .. } => cid,
         }
     }
 }
@@ -101,6 +111,7 @@ pub(crate) fn parse(datagram: &[u8]) -> Option<Packet<'_>> {
         KIND_COOKIE => (!body.is_empty() && body.len() <= MAX_TOKEN_LEN)
             .then_some(Packet::Cookie { cid, token: body }),
         KIND_BUSY => body.is_empty().then_some(Packet::Busy { cid }),
+        KIND_CONFIRM => (body.len() == CONFIRM_TAG_LEN).then_some(Packet::Confirm { cid, tag: body }),
         _ => None,
     }
 }
@@ -147,6 +158,13 @@ pub(crate) fn busy(cid: &ConnectionId) -> Vec<u8> {
     header(KIND_BUSY, cid, 0)
 }
 
+/// A confirmation packet.
+pub(crate) fn confirm(cid: &ConnectionId, tag: &[u8; CONFIRM_TAG_LEN]) -> Vec<u8> {
+    let mut out = header(KIND_CONFIRM, cid, CONFIRM_TAG_LEN);
+    out.extend_from_slice(tag);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,6 +191,10 @@ mod tests {
         );
         assert_eq!(parse(&busy(&cid)), Some(Packet::Busy { cid }));
         assert_eq!(
+            parse(&confirm(&cid, &[5; 16])),
+            Some(Packet::Confirm { cid, tag: &[5; 16] })
+        );
+        assert_eq!(
             parse(&cookie(&cid, &[1; 20])),
             Some(Packet::Cookie { cid, token: &[1; 20] })
         );
@@ -188,6 +210,7 @@ mod tests {
             &handshake(&cid, 0, b"m")[..],                  // index 0 is the initiation's
             &rec[..rec.len() - 1],                          // shorter than any record
             &[KIND_BUSY, 0, 0, 0, 0, 0, 0, 0, 0, 9][..],
+            &confirm(&cid, &[5; 16])[..24],
             &[0x09, 0, 0, 0, 0, 0, 0, 0, 0][..],
         ] {
             assert_eq!(parse(bad), None, "{bad:?}");

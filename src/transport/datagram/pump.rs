@@ -9,11 +9,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use subtle::ConstantTimeEq;
+
 use super::amplification::AmplificationBudget;
 use super::cookie::{unix_now, CookieJar};
-use super::packet::{self, ConnectionId, Packet};
+use super::packet::{self, ConnectionId, Packet, CONFIRM_TAG_LEN};
 use super::stats::{Count, Counters};
-use crate::crypto::hash::sha256;
+use crate::crypto::hash::{hkdf_expand_sha256, hmac_sha256, sha256};
 use crate::error::Error;
 use crate::handshake::{Established, Handshake, Role};
 
@@ -29,6 +31,16 @@ pub(crate) struct Timers {
     pub(crate) initial_rto: Duration,
     pub(crate) max_rto: Duration,
     pub(crate) handshake_timeout: Duration,
+}
+
+/// A confirmation tag: HMAC-SHA256 under a key derived from the sender's
+/// traffic secret, over the connection id (protocols/datagram.md).
+fn confirm_tag(traffic_secret: &[u8; 32], cid: &ConnectionId) -> [u8; CONFIRM_TAG_LEN] {
+    let key = hkdf_expand_sha256::<32>(traffic_secret, b"akex udp confirm");
+    let mac = hmac_sha256(key.expose(), &[cid]);
+    let mut tag = [0u8; CONFIRM_TAG_LEN];
+    tag.copy_from_slice(&mac.expose()[..CONFIRM_TAG_LEN]);
+    tag
 }
 
 /// What made us send our last message (again).
@@ -74,6 +86,11 @@ pub(crate) struct Pump {
     confirmed: bool,
     budget: AmplificationBudget,
     jar: Option<Arc<CookieJar>>,
+    /// Our confirmation, if we read the last handshake message.
+    confirm_out: Option<Vec<u8>>,
+    confirm_sends: u32,
+    /// The peer's confirmation we wait for, if we wrote the last message.
+    confirm_expected: Option<[u8; CONFIRM_TAG_LEN]>,
     early: Vec<Vec<u8>>,
     early_bytes: usize,
     pub(crate) counters: Counters,
@@ -108,6 +125,9 @@ impl Pump {
             confirmed: false,
             budget: AmplificationBudget::default(),
             jar: None,
+            confirm_out: None,
+            confirm_sends: 0,
+            confirm_expected: None,
             early: Vec::new(),
             early_bytes: 0,
             counters,
@@ -156,6 +176,10 @@ impl Pump {
         Ok(pump)
     }
 
+    pub(crate) fn role(&self) -> Role {
+        self.role
+    }
+
     pub(crate) fn cid(&self) -> ConnectionId {
         self.cid
     }
@@ -179,9 +203,29 @@ impl Pump {
         self.confirmed
     }
 
-    /// The established keys, once, after the handshake finished.
-    pub(crate) fn take_established(&mut self) -> Result<Established, Error> {
-        self.handshake.finish()
+    /// The established keys, once, after the handshake finished. The
+    /// side that read the last message confirms it with a packet in `out`
+    /// (and again for each repeat of that message, within the limits); the
+    /// other side waits for it (or for a record) in [`Pump::on_packet`].
+    pub(crate) fn take_established(
+        &mut self,
+        now: Duration,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Result<Established, Error> {
+        let established = self.handshake.finish()?;
+        let ours = confirm_tag(established.sending_secret().secret().expose(), &self.cid);
+        let theirs = confirm_tag(established.receiving_secret().secret().expose(), &self.cid);
+        if self.confirmed {
+            let confirm = packet::confirm(&self.cid, &ours);
+            if self.may_send(confirm.len()) {
+                out.push(confirm.clone());
+            }
+            self.last_send = now;
+            self.confirm_out = Some(confirm);
+        } else {
+            self.confirm_expected = Some(theirs);
+        }
+        Ok(established)
     }
 
     /// Records that arrived before the handshake finished.
@@ -301,6 +345,17 @@ impl Pump {
                     self.send_last(now, Trigger::Repeat, out);
                 }
             }
+            Packet::Confirm { tag, .. } => {
+                let expected = self.confirm_expected.as_ref();
+                let valid = expected.is_some_and(|e| bool::from(e.ct_eq(tag)));
+                if valid && !self.confirmed {
+                    self.confirm();
+                } else if valid {
+                    self.counters.bump(Count::Duplicate);
+                } else {
+                    self.counters.bump(Count::Unexpected);
+                }
+            }
             Packet::Busy { .. } => {
                 if self.role == Role::Initiator && self.last_read.is_none() {
                     return Err(Error::ServerBusy);
@@ -377,8 +432,22 @@ impl Pump {
     }
 
     /// Answers a repeat of message `index` with our message that followed
-    /// it, within the limits.
+    /// it, or with our confirmation if it was the last, within the limits.
     fn answer_repeat(&mut self, now: Duration, index: u8, out: &mut Vec<Vec<u8>>) {
+        if let Some(confirm) = &self.confirm_out {
+            let last_read = self.last_read.is_some_and(|(i, _)| i == index);
+            let paced = now >= self.last_send + self.rto / 2;
+            if last_read && paced && self.confirm_sends < MAX_HANDSHAKE_RESENDS {
+                let confirm = confirm.clone();
+                if self.may_send(confirm.len()) {
+                    out.push(confirm);
+                    self.confirm_sends += 1;
+                    self.last_send = now;
+                    self.rto = (self.rto * 2).min(self.timers.max_rto);
+                }
+                return;
+            }
+        }
         let answers = self
             .last
             .as_ref()
@@ -549,8 +618,21 @@ mod tests {
         i.on_packet(2 * MS, packet::parse(&answer[0]).unwrap(), answer[0].len(), &mut out)
             .unwrap();
         assert!(i.is_finished() && r.is_finished());
-        let (a, b) = (i.take_established().unwrap(), r.take_established().unwrap());
+        let (mut to_r, mut to_i) = (Vec::new(), Vec::new());
+        let a = i.take_established(3 * MS, &mut to_r).unwrap();
+        let b = r.take_established(3 * MS, &mut to_i).unwrap();
         assert_eq!(a.handshake_hash(), b.handshake_hash());
+        // NN: the initiator read the last message and confirms it; the
+        // responder takes the confirmation, and a forged one is refused.
+        assert!(to_i.is_empty() && to_r.len() == 1 && !r.is_confirmed());
+        let mut forged = to_r[0].clone();
+        forged[12] ^= 1;
+        r.on_packet(4 * MS, packet::parse(&forged).unwrap(), forged.len(), &mut out)
+            .unwrap();
+        assert!(!r.is_confirmed());
+        r.on_packet(4 * MS, packet::parse(&to_r[0]).unwrap(), to_r[0].len(), &mut out)
+            .unwrap();
+        assert!(r.is_confirmed() && r.budget().is_validated());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::cookie::{unix_now, CookieJar};
@@ -120,9 +120,9 @@ pub struct SecureDatagram {
     last_activity: Instant,
     /// Header (epoch, counter) of the newest authenticated record.
     newest: Option<[u8; HEADER_LEN]>,
-    /// Told when the peer shows it finished the handshake (a server moves
-    /// the connection out of its half-open count then).
-    on_confirm: Option<oneshot::Sender<()>>,
+    /// Messages (or the close, `None`) opened while a responder waited
+    /// for the handshake's confirmation.
+    ready: VecDeque<Option<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for SecureDatagram {
@@ -223,7 +223,10 @@ pub(crate) async fn respond(
 }
 
 impl SecureDatagram {
-    /// Pumps the handshake to its end and takes over its keys.
+    /// Pumps the handshake to its end and takes over its keys. A responder
+    /// then waits (within the handshake deadline) until the initiator shows
+    /// it finished too: only then is its address proven, so a spoofed
+    /// initiation never becomes a connection.
     async fn establish(
         mut link: Link,
         mut pump: Pump,
@@ -232,8 +235,10 @@ impl SecureDatagram {
     ) -> Result<SecureDatagram, Error> {
         let mut buf = Vec::new();
         let mut out = Vec::new();
+        let deadline =
+            crate::transport::server::deadline_after_from(start, options.handshake_timeout);
         while !pump.is_finished() {
-            let wake = pump.next_timer().map_or(start + options.handshake_timeout, |t| start + t);
+            let wake = pump.next_timer().map_or(deadline, |t| start + t);
             tokio::select! {
                 received = link.recv(&mut buf) => {
                     let from = received?;
@@ -249,21 +254,34 @@ impl SecureDatagram {
             }
             link.send_all(&mut out, pump.peer()).await?;
         }
-        let session = DatagramSession::new(pump.take_established()?, options.session.clone())?;
+        let established = pump.take_established(start.elapsed(), &mut out)?;
+        link.send_all(&mut out, pump.peer()).await?;
+        let session = DatagramSession::new(established, options.session.clone())?;
         let early = pump.take_early().into();
-        Ok(SecureDatagram {
+        let mut conn = SecureDatagram {
             link,
             peer: pump.peer(),
             pump,
             session,
             early,
+            ready: VecDeque::new(),
             start,
             buf,
             idle: None,
             last_activity: Instant::now(),
             newest: None,
-            on_confirm: None,
-        })
+        };
+        if conn.pump.role() == Role::Responder {
+            while !conn.pump.is_confirmed() {
+                if Instant::now() >= deadline {
+                    return Err(Error::Timeout(options.handshake_timeout));
+                }
+                if let Some(message) = conn.step(Some(deadline)).await? {
+                    conn.ready.push_back(message);
+                }
+            }
+        }
+        Ok(conn)
     }
 
     /// The peer's address (it moves when the peer roams).
@@ -303,18 +321,6 @@ impl SecureDatagram {
     /// address it chose, so always true there.
     pub fn address_validated(&self) -> bool {
         self.pump.budget().is_validated()
-    }
-
-    /// A receiver told when the peer first shows it finished the handshake
-    /// (at once if it already has).
-    pub(crate) fn confirmation(&mut self) -> oneshot::Receiver<()> {
-        let (tell, told) = oneshot::channel();
-        if self.pump.is_confirmed() {
-            let _ = tell.send(());
-        } else {
-            self.on_confirm = Some(tell);
-        }
-        told
     }
 
     /// Makes [`SecureDatagram::recv`] fail with [`Error::IdleTimeout`]
@@ -413,9 +419,6 @@ impl SecureDatagram {
         };
         // Authenticated: the peer has finished its handshake.
         self.pump.confirm();
-        if let Some(tell) = self.on_confirm.take() {
-            let _ = tell.send(());
-        }
         self.last_activity = Instant::now();
         let mut header = [0u8; HEADER_LEN];
         header.copy_from_slice(&record[..HEADER_LEN]);
@@ -443,53 +446,63 @@ impl SecureDatagram {
     /// and counted; handshake repeats are answered while the rules allow;
     /// ratchet steps are answered and retransmitted while waiting.
     pub async fn recv(&mut self) -> Result<Option<Vec<u8>>, Error> {
-        while let Some(record) = self.early.pop_front() {
-            let from = self.peer;
-            if let Some(result) = self.handle(from, &record).await? {
-                return Ok(result);
-            }
-        }
-        if self.session.peer_closed() {
-            return Ok(None);
-        }
-        let mut out = Vec::new();
         loop {
-            let now = self.now();
-            let tick = if self.session.ratchet_in_progress() {
-                TICK_BUSY
-            } else {
-                TICK_IDLE
-            };
-            let mut wake = Instant::now() + tick;
-            if let Some(t) = self.pump.next_timer() {
-                wake = wake.min(self.start + t.max(now));
+            if let Some(message) = self.ready.pop_front() {
+                return Ok(message);
             }
-            if let Some(idle) = self.idle {
-                let limit = crate::transport::server::deadline_after_from(self.last_activity, idle);
-                if Instant::now() >= limit {
-                    return Err(Error::IdleTimeout(idle));
-                }
-                wake = wake.min(limit);
+            if self.session.peer_closed() {
+                return Ok(None);
             }
-            let mut buf = std::mem::take(&mut self.buf);
-            let received = tokio::select! {
-                r = self.link.recv(&mut buf) => Some(r),
-                () = tokio::time::sleep_until(wake) => None,
-            };
-            let result = match received {
-                None => {
-                    self.pump.on_timer(self.now(), &mut out)?;
-                    self.flush_control().await.map(|()| None)
-                }
-                Some(Err(e)) => Err(e),
-                Some(Ok(from)) => self.dispatch(from, &buf, &mut out).await,
-            };
-            self.buf = buf;
-            self.link.send_all(&mut out, self.peer).await?;
-            if let Some(message) = result? {
+            if let Some(message) = self.step(None).await? {
                 return Ok(message);
             }
         }
+    }
+
+    /// Handles one early record, datagram or timer (waking by `limit` at
+    /// the latest); returns a message or the close if one came of it.
+    async fn step(&mut self, limit: Option<Instant>) -> Result<Option<Option<Vec<u8>>>, Error> {
+        if let Some(record) = self.early.pop_front() {
+            let from = self.peer;
+            return self.handle(from, &record).await;
+        }
+        let now = self.now();
+        let tick = if self.session.ratchet_in_progress() {
+            TICK_BUSY
+        } else {
+            TICK_IDLE
+        };
+        let mut wake = Instant::now() + tick;
+        if let Some(t) = self.pump.next_timer() {
+            wake = wake.min(self.start + t.max(now));
+        }
+        if let Some(limit) = limit {
+            wake = wake.min(limit);
+        }
+        if let Some(idle) = self.idle {
+            let idle_at = crate::transport::server::deadline_after_from(self.last_activity, idle);
+            if Instant::now() >= idle_at {
+                return Err(Error::IdleTimeout(idle));
+            }
+            wake = wake.min(idle_at);
+        }
+        let mut out = Vec::new();
+        let mut buf = std::mem::take(&mut self.buf);
+        let received = tokio::select! {
+            r = self.link.recv(&mut buf) => Some(r),
+            () = tokio::time::sleep_until(wake) => None,
+        };
+        let result = match received {
+            None => match self.pump.on_timer(self.now(), &mut out) {
+                Ok(()) => self.flush_control().await.map(|()| None),
+                Err(e) => Err(e),
+            },
+            Some(Err(e)) => Err(e),
+            Some(Ok(from)) => self.dispatch(from, &buf, &mut out).await,
+        };
+        self.buf = buf;
+        self.link.send_all(&mut out, self.peer).await?;
+        result
     }
 
     /// Handles one datagram after the handshake.

@@ -438,6 +438,7 @@ where
             }
             Err(e) => Err(e),
         };
+        slot.established();
         let mut conn = match result {
             Ok(conn) => conn,
             Err(error) => {
@@ -453,25 +454,7 @@ where
             info: conn.session_info().clone(),
         });
         conn.set_idle_timeout(Some(shared.limits.idle_timeout));
-        // A responder that wrote the last handshake message (NN, IK, ...)
-        // has heard nothing yet that a spoofer could not have sent: the
-        // connection counts as half-open until the peer's first
-        // authenticated record.
-        let mut confirmed = conn.confirmation();
-        let handler = (self.handler)(peer, conn);
-        tokio::pin!(handler);
-        let mut half_open = true;
-        let result = loop {
-            tokio::select! {
-                result = &mut handler => break result,
-                told = &mut confirmed, if half_open => {
-                    half_open = false;
-                    if told.is_ok() {
-                        slot.established();
-                    }
-                }
-            }
-        };
+        let result = (self.handler)(peer, conn).await;
         drop(slot);
         match result {
             Ok(()) => {
