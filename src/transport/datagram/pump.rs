@@ -636,6 +636,22 @@ mod tests {
     }
 
     #[test]
+    fn confirmation_tags_match_the_vectors() {
+        let text = include_str!("../../../protocols/vectors/datagram.json");
+        let json: serde_json::Value = serde_json::from_str(text).unwrap();
+        let cases = json["confirm"]["cases"].as_array().unwrap();
+        assert!(cases.len() >= 3);
+        for case in cases {
+            let hex = |k: &str| hex::decode(case[k].as_str().unwrap()).unwrap();
+            let secret: [u8; 32] = hex("traffic_secret").try_into().unwrap();
+            let cid: ConnectionId = hex("connection_id").try_into().unwrap();
+            let tag = confirm_tag(&secret, &cid);
+            assert_eq!(tag.to_vec(), hex("tag"));
+            assert_eq!(packet::confirm(&cid, &tag), hex("packet"));
+        }
+    }
+
+    #[test]
     fn a_busy_reply_fails_the_initiator_and_a_cookie_is_carried_once() {
         let mut out = Vec::new();
         let mut i = Pump::initiator(nn(Role::Initiator), [4; 8], peer(), timers(), Duration::ZERO, &mut out)
