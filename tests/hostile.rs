@@ -880,7 +880,9 @@ fn serve_cli_logs_limit_rejections() {
     std::thread::sleep(Duration::from_millis(200));
     // The third is over the global limit of 2: busy at once.
     let mut third = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
-    third.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
     let mut got = Vec::new();
     third.read_to_end(&mut got).unwrap();
     assert_eq!(got, akex::transport::BUSY_FRAME);
@@ -905,7 +907,10 @@ fn serve_cli_logs_limit_rejections() {
     });
     std::thread::sleep(Duration::from_millis(300));
     drop(silent);
-    waiting.join().unwrap().expect("the waiting client is served");
+    waiting
+        .join()
+        .unwrap()
+        .expect("the waiting client is served");
     let mut rest = String::new();
     for _ in 0..2 {
         stderr.read_line(&mut rest).unwrap();

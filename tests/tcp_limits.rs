@@ -127,7 +127,10 @@ async fn a_burst_of_1000_clients_from_one_address_is_served_with_defaults() {
     assert!(errors.is_empty(), "{:?}", &errors[..errors.len().min(5)]);
     assert_eq!(s.rejected, 0);
     assert_eq!(s.handshakes_ok, 1000);
-    assert!(peak_queued.load(Ordering::Relaxed) > 0, "the burst did queue");
+    assert!(
+        peak_queued.load(Ordering::Relaxed) > 0,
+        "the burst did queue"
+    );
     let _ = server.stop.send(());
     server.task.await.unwrap();
 }
@@ -138,9 +141,13 @@ async fn a_burst_of_1000_clients_from_one_address_is_served_with_defaults() {
 fn two_hundred_akex_connect_processes_at_once_all_succeed_against_serve_defaults() {
     let _serial = SERIAL.blocking_lock();
     let bin = support::akex_binary();
-    let server = support::start_listener(
-        Command::new(&bin).args(["serve", "--listen", "127.0.0.1:0", "--protocol", NN]),
-    );
+    let server = support::start_listener(Command::new(&bin).args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--protocol",
+        NN,
+    ]));
     let started = Instant::now();
     let clients: Vec<_> = (0..200)
         .map(|_| {
@@ -179,7 +186,15 @@ fn busy_is_reported_by_connect_and_retried_with_backoff() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let connect = |addr: &str, extra: &[&str]| {
         let out = Command::new(&bin)
-            .args(["connect", "--addr", addr, "--protocol", NN, "--messages", "1"])
+            .args([
+                "connect",
+                "--addr",
+                addr,
+                "--protocol",
+                NN,
+                "--messages",
+                "1",
+            ])
             .args(extra)
             .output()
             .unwrap();
@@ -227,7 +242,15 @@ fn busy_is_reported_by_connect_and_retried_with_backoff() {
             let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
             std::thread::spawn(move || {
                 Command::new(bin)
-                    .args(["connect", "--addr", &addr, "--protocol", NN, "--messages", "1"])
+                    .args([
+                        "connect",
+                        "--addr",
+                        &addr,
+                        "--protocol",
+                        NN,
+                        "--messages",
+                        "1",
+                    ])
                     .args(&extra)
                     .output()
                     .unwrap()
@@ -309,7 +332,9 @@ async fn trickling_sessions_from_one_address_cannot_lock_out_honest_clients() {
                         if tcp.write_all(&[0x5a]).await.is_err() {
                             return begun.elapsed();
                         }
-                        match tokio::time::timeout(Duration::from_millis(200), tcp.read(&mut buf)).await {
+                        match tokio::time::timeout(Duration::from_millis(200), tcp.read(&mut buf))
+                            .await
+                        {
                             Ok(Ok(0)) | Ok(Err(_)) => return begun.elapsed(),
                             _ => {}
                         }
@@ -328,7 +353,9 @@ async fn trickling_sessions_from_one_address_cannot_lock_out_honest_clients() {
         if wave == 9 {
             // Honest clients from another address, while the trickles run.
             for _ in 0..20 {
-                honest(addr, 4).await.expect("honest client from another address");
+                honest(addr, 4)
+                    .await
+                    .expect("honest client from another address");
             }
         }
     }
@@ -340,11 +367,17 @@ async fn trickling_sessions_from_one_address_cannot_lock_out_honest_clients() {
     }
     watcher.abort();
     // And the address is served again.
-    honest(addr, 3).await.expect("the trickling address is served again");
+    honest(addr, 3)
+        .await
+        .expect("the trickling address is served again");
     let s = server.stats.snapshot();
     let rss = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM")).map(str::to_string))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .map(str::to_string)
+        })
         .unwrap_or_default();
     println!(
         "10000 attempts from one address in {attempted:?}: {} got in, {} told busy, peak open {}, \
@@ -370,7 +403,14 @@ fn a_flood_writes_a_bounded_number_of_log_lines() {
     let bin = support::akex_binary();
     let mut server = Command::new(&bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--protocol", NN])
-        .args(["--max-half-open", "4", "--timeout", "1", "--log-interval", "2"])
+        .args([
+            "--max-half-open",
+            "4",
+            "--timeout",
+            "1",
+            "--log-interval",
+            "2",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -456,8 +496,24 @@ fn duration_and_size_flags_are_validated_and_never_panic() {
         &["bench", "--quick", "--bandwidth", "-1"],
         &["bench", "--quick", "--message-size", "18446744073709551615"],
         &["demo", "--bulk-mib", "18446744073709551615"],
-        &["connect", "--addr", "127.0.0.1:9", "--protocol", NN, "--timeout", "1e30"],
-        &["connect", "--addr", "127.0.0.1:9", "--protocol", NN, "--retries", "1000"],
+        &[
+            "connect",
+            "--addr",
+            "127.0.0.1:9",
+            "--protocol",
+            NN,
+            "--timeout",
+            "1e30",
+        ],
+        &[
+            "connect",
+            "--addr",
+            "127.0.0.1:9",
+            "--protocol",
+            NN,
+            "--retries",
+            "1000",
+        ],
     ] {
         let out = akex(bad);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -466,9 +522,10 @@ fn duration_and_size_flags_are_validated_and_never_panic() {
     }
     // The longest idle timeout is accepted and serves (the old code
     // panicked on every connection with a large one).
-    let server = support::start_listener(Command::new(support::akex_binary()).args(
-        [&serve[..], &["--idle-timeout", "31536000"]].concat(),
-    ));
+    let server = support::start_listener(
+        Command::new(support::akex_binary())
+            .args([&serve[..], &["--idle-timeout", "31536000"]].concat()),
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(honest(server.addr.parse().unwrap(), 1))
         .expect("served with a one-year idle timeout");
@@ -476,7 +533,10 @@ fn duration_and_size_flags_are_validated_and_never_panic() {
     assert!(!log.contains("panicked"), "{log}");
     // The help says what --size really allows.
     let help = String::from_utf8_lossy(&akex(&["connect", "--help"]).stdout).to_string();
-    assert!(help.contains("65519") && help.contains("65518") && help.contains("65465"), "{help}");
+    assert!(
+        help.contains("65519") && help.contains("65518") && help.contains("65465"),
+        "{help}"
+    );
 }
 
 /// `--size`: 65519 bytes in Noise mode and 65518 in akex mode work end to
@@ -522,7 +582,10 @@ fn size_limits_are_the_true_ones_in_each_mode() {
             assert_eq!(json["ok"], ok, "{protocol} --size {size}: {json}");
             if !ok {
                 assert_eq!(json["kind"], "config");
-                assert!(json["error"].as_str().unwrap().contains(&max.to_string()), "{json}");
+                assert!(
+                    json["error"].as_str().unwrap().contains(&max.to_string()),
+                    "{json}"
+                );
             }
         }
         server.stop();

@@ -27,7 +27,12 @@ const MESSAGE_SIZE: usize = 1200;
 fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
     // The command name may hold spaces; the fields after it do not.
-    let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
     let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
         .ok()
@@ -142,6 +147,11 @@ fn serve_udp_holds_1000_peers_and_measures_handshakes_and_echo() {
     );
     let summary: Vec<&str> = log.lines().filter(|l| l.contains("udp, last")).collect();
     println!("server's packet summaries: {summary:#?}");
-    assert!(errors.is_empty(), "{} of {PEERS} failed: {:?}", errors.len(), &errors[..errors.len().min(5)]);
+    assert!(
+        errors.is_empty(),
+        "{} of {PEERS} failed: {:?}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
     assert!(!log.contains("panicked"), "{log}");
 }

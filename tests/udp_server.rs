@@ -114,7 +114,12 @@ async fn socket_on(host: u8) -> UdpSocket {
 }
 
 /// One honest peer: handshake, `messages` echoed, close.
-async fn honest(server: SocketAddr, host: u8, protocol: &str, messages: usize) -> Result<(), Error> {
+async fn honest(
+    server: SocketAddr,
+    host: u8,
+    protocol: &str,
+    messages: usize,
+) -> Result<(), Error> {
     let socket = socket_on(host).await;
     let mut conn = connect_udp(socket, server, initiator(protocol), &fast_options()).await?;
     for i in 0..messages {
@@ -169,7 +174,12 @@ async fn drain(socket: &UdpSocket, quiet: Duration) -> (usize, usize, usize) {
 async fn spoofed_duplicate_flood_gets_at_most_three_times_and_nothing_after_the_handshake() {
     let _serial = SERIAL.lock().await;
     for protocol in [NN, XX] {
-        let server = start(protocol, ServerLimits::default(), DatagramOptions::default()).await;
+        let server = start(
+            protocol,
+            ServerLimits::default(),
+            DatagramOptions::default(),
+        )
+        .await;
         // One initiation and silence: the answer and its retransmissions
         // stay within three times the initiation.
         let lone = socket_on(3).await;
@@ -177,8 +187,14 @@ async fn spoofed_duplicate_flood_gets_at_most_three_times_and_nothing_after_the_
         let one = initiation([0x3c; 8], &[], &first_message(protocol));
         lone.send(&one).await.unwrap();
         let (_, lone_bytes, _) = drain(&lone, Duration::from_millis(2500)).await;
-        println!("{protocol}: one initiation of {} bytes drew {lone_bytes} bytes", one.len());
-        assert!(lone_bytes > 0 && lone_bytes <= 3 * one.len(), "{lone_bytes}");
+        println!(
+            "{protocol}: one initiation of {} bytes drew {lone_bytes} bytes",
+            one.len()
+        );
+        assert!(
+            lone_bytes > 0 && lone_bytes <= 3 * one.len(),
+            "{lone_bytes}"
+        );
         let victim = socket_on(2).await;
         victim.connect(server.addr).await.unwrap();
         let cid = [0x5a; 8];
@@ -218,7 +234,10 @@ async fn spoofed_duplicate_flood_gets_at_most_three_times_and_nothing_after_the_
              {factor:.3}x of all, {strict:.3}x of well-formed"
         );
         assert!(strict <= 3.0, "amplification {strict}");
-        assert!(handshakes as u32 <= 1 + MAX_HANDSHAKE_RESENDS, "{handshakes}");
+        assert!(
+            handshakes as u32 <= 1 + MAX_HANDSHAKE_RESENDS,
+            "{handshakes}"
+        );
         let p = server.packets.snapshot();
         assert!(p.connections.malformed >= 1000, "{p:?}");
         assert!(p.connections.unexpected >= 400, "{p:?}");
@@ -241,7 +260,9 @@ async fn spoofed_duplicate_flood_gets_at_most_three_times_and_nothing_after_the_
     relay.count_from_server.store(0, Ordering::Relaxed);
     relay.handshakes_from_server.store(0, Ordering::Relaxed);
     for i in 0..500 {
-        relay.inject(if i % 2 == 0 { &captured } else { &[0x01, 0x00] }).await;
+        relay
+            .inject(if i % 2 == 0 { &captured } else { &[0x01, 0x00] })
+            .await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let resent = relay.handshakes_from_server.load(Ordering::Relaxed);
@@ -379,9 +400,14 @@ async fn garbage_and_replays_while_100_honest_peers_handshake_and_echo() {
     let addr = server.addr;
     // A session to capture: its handshake and records, to replay.
     let relay = Relay::start(addr).await;
-    let mut captured_conn = connect_udp(socket_on(1).await, relay.front, initiator(XX), &fast_options())
-        .await
-        .unwrap();
+    let mut captured_conn = connect_udp(
+        socket_on(1).await,
+        relay.front,
+        initiator(XX),
+        &fast_options(),
+    )
+    .await
+    .unwrap();
     for m in [&b"one"[..], b"two", b"three"] {
         captured_conn
             .send_expect_echo(m, Duration::from_millis(300), 20)
@@ -513,7 +539,9 @@ async fn cookies_keep_a_spoofing_flood_from_costing_dh_work() {
                     for _ in 0..100 {
                         n += 1;
                         // A fresh connection id each time, never a reply read.
-                        let _ = socket.send_to(&initiation(n.to_be_bytes(), &[], &m0), addr).await;
+                        let _ = socket
+                            .send_to(&initiation(n.to_be_bytes(), &[], &m0), addr)
+                            .await;
                         sent.fetch_add(1, Ordering::Relaxed);
                     }
                     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -594,7 +622,11 @@ async fn noise_injected_into_a_handshake_never_aborts_it() {
     spoofed.extend_from_slice(&cid);
     spoofed.push(2);
     spoofed.extend_from_slice(&[0x42; 64]);
-    socket_on(9).await.send_to(&spoofed, server.addr).await.unwrap();
+    socket_on(9)
+        .await
+        .send_to(&spoofed, server.addr)
+        .await
+        .unwrap();
     // Toward the client: message 1 for another id.
     let mut for_other = vec![0x02];
     for_other.extend_from_slice(&[0xee; 8]);
@@ -608,7 +640,10 @@ async fn noise_injected_into_a_handshake_never_aborts_it() {
     conn.send_expect_echo(b"through", Duration::from_millis(300), 20)
         .await
         .unwrap();
-    println!("dropped mid-handshake, server: {c:?}, client: {:?}", conn.counters());
+    println!(
+        "dropped mid-handshake, server: {c:?}, client: {:?}",
+        conn.counters()
+    );
     assert!(c.wrong_connection >= 1 && c.wrong_address >= 1, "{c:?}");
     assert!(c.malformed >= 1 && c.unexpected >= 1, "{c:?}");
     assert!(conn.counters().wrong_connection >= 1);
@@ -623,9 +658,14 @@ async fn a_peer_that_changes_address_keeps_its_session() {
     let _serial = SERIAL.lock().await;
     let server = start(NN, ServerLimits::default(), fast_options()).await;
     let relay = Relay::start(server.addr).await;
-    let mut conn = connect_udp(socket_on(1).await, relay.front, initiator(NN), &fast_options())
-        .await
-        .unwrap();
+    let mut conn = connect_udp(
+        socket_on(1).await,
+        relay.front,
+        initiator(NN),
+        &fast_options(),
+    )
+    .await
+    .unwrap();
     conn.send_expect_echo(b"before", Duration::from_millis(300), 20)
         .await
         .unwrap();
@@ -664,7 +704,13 @@ async fn a_full_server_answers_busy() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let busy = connect_udp(socket_on(51).await, server.addr, initiator(XX), &fast_options()).await;
+    let busy = connect_udp(
+        socket_on(51).await,
+        server.addr,
+        initiator(XX),
+        &fast_options(),
+    )
+    .await;
     assert!(matches!(busy, Err(Error::ServerBusy)), "{busy:?}");
     assert!(server.packets.snapshot().busy_sent >= 1);
     assert!(server.stats.snapshot().rejected >= 1);
@@ -680,7 +726,10 @@ async fn a_full_server_answers_busy() {
 #[test]
 fn cookie_vectors_match_the_spec() {
     use hmac::{Hmac, Mac};
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/protocols/vectors/datagram.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/protocols/vectors/datagram.json"
+    );
     let text = std::fs::read_to_string(path).unwrap();
     let all: serde_json::Value = serde_json::from_str(&text).unwrap();
     let json = &all["cookie"];

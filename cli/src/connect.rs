@@ -69,7 +69,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// [`run`], again after a busy answer while `--retries` allows, with
 /// exponential backoff and jitter (so clients turned away together do not
 /// all come back together).
-async fn run_with_retries(args: &ConnectArgs, attempts: &mut u32) -> Result<serde_json::Value, Error> {
+async fn run_with_retries(
+    args: &ConnectArgs,
+    attempts: &mut u32,
+) -> Result<serde_json::Value, Error> {
     let mut backoff = FIRST_BACKOFF;
     loop {
         *attempts += 1;

@@ -265,7 +265,11 @@ async fn echo(log: Arc<ServeLog>, peer: SocketAddr, stream: ServerStream) -> Res
 
 /// `--udp`: the same echo over a datagram connection; the server's idle
 /// timeout ends a silent one.
-async fn echo_udp(log: Arc<ServeLog>, peer: SocketAddr, mut conn: SecureDatagram) -> Result<(), Error> {
+async fn echo_udp(
+    log: Arc<ServeLog>,
+    peer: SocketAddr,
+    mut conn: SecureDatagram,
+) -> Result<(), Error> {
     admit_peer(conn.session_info().remote_static.as_deref())?;
     let mut count = 0u64;
     while let Some(message) = conn.recv().await? {

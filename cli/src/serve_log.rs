@@ -95,7 +95,9 @@ impl ServeLog {
             .collect();
         held.sort();
         for (kind, count) in held {
-            eprintln!("akex serve: {count} more \"{kind}\" in the last {secs}s, not shown one by one");
+            eprintln!(
+                "akex serve: {count} more \"{kind}\" in the last {secs}s, not shown one by one"
+            );
         }
         state.kinds.clear();
         state.started = Instant::now();
@@ -155,19 +157,28 @@ fn udp_summary(old: &DatagramStatsSnapshot, new: &DatagramStatsSnapshot) -> Opti
         ("datagrams in", new.datagrams_in - old.datagrams_in),
         ("datagrams out", new.datagrams_out - old.datagrams_out),
         ("malformed", n.malformed - o.malformed),
-        ("unknown connection", n.wrong_connection - o.wrong_connection),
+        (
+            "unknown connection",
+            n.wrong_connection - o.wrong_connection,
+        ),
         ("wrong address", n.wrong_address - o.wrong_address),
         ("repeats not answered", n.duplicates - o.duplicates),
         ("out of turn", n.unexpected - o.unexpected),
         ("records not opened", n.forged - o.forged),
-        ("handshake resends", n.handshake_resends - o.handshake_resends),
+        (
+            "handshake resends",
+            n.handshake_resends - o.handshake_resends,
+        ),
         ("held by the 3x limit", n.over_budget - o.over_budget),
         ("roamed", n.roamed - o.roamed),
         ("cookies sent", new.cookies_sent - old.cookies_sent),
         ("bad cookies", new.bad_tokens - old.bad_tokens),
         ("busy sent", new.busy_sent - old.busy_sent),
         ("queue full", new.inbox_full - old.inbox_full),
-        ("replayed initiations", new.closed_connection - old.closed_connection),
+        (
+            "replayed initiations",
+            new.closed_connection - old.closed_connection,
+        ),
     ];
     let moved: Vec<String> = fields
         .iter()

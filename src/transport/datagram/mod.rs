@@ -151,9 +151,10 @@ impl DatagramOptions {
             }
         }
         if self.max_rto < self.initial_rto {
-            return Err(
-                ConfigError::Invalid("datagram max_rto must be at least initial_rto".into()).into(),
-            );
+            return Err(ConfigError::Invalid(
+                "datagram max_rto must be at least initial_rto".into(),
+            )
+            .into());
         }
         Ok(())
     }

@@ -111,7 +111,9 @@ pub(crate) fn parse(datagram: &[u8]) -> Option<Packet<'_>> {
         KIND_COOKIE => (!body.is_empty() && body.len() <= MAX_TOKEN_LEN)
             .then_some(Packet::Cookie { cid, token: body }),
         KIND_BUSY => body.is_empty().then_some(Packet::Busy { cid }),
-        KIND_CONFIRM => (body.len() == CONFIRM_TAG_LEN).then_some(Packet::Confirm { cid, tag: body }),
+        KIND_CONFIRM => {
+            (body.len() == CONFIRM_TAG_LEN).then_some(Packet::Confirm { cid, tag: body })
+        }
         _ => None,
     }
 }
@@ -196,7 +198,10 @@ mod tests {
         );
         assert_eq!(
             parse(&cookie(&cid, &[1; 20])),
-            Some(Packet::Cookie { cid, token: &[1; 20] })
+            Some(Packet::Cookie {
+                cid,
+                token: &[1; 20]
+            })
         );
         let mut rec = record_header(&cid, OVERHEAD);
         rec.extend_from_slice(&[0u8; OVERHEAD]);

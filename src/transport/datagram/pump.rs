@@ -120,7 +120,9 @@ impl Pump {
             last_send: now,
             next_resend: None,
             resends: 0,
-            deadline: now.checked_add(timers.handshake_timeout).unwrap_or(Duration::MAX),
+            deadline: now
+                .checked_add(timers.handshake_timeout)
+                .unwrap_or(Duration::MAX),
             finished: false,
             confirmed: false,
             budget: AmplificationBudget::default(),
@@ -546,8 +548,15 @@ mod tests {
     /// An initiator's first packet and a responder started on it.
     fn pair(jar: Arc<CookieJar>) -> (Pump, Pump, Vec<u8>, Vec<Vec<u8>>) {
         let mut out = Vec::new();
-        let i = Pump::initiator(nn(Role::Initiator), [3; 8], peer(), timers(), Duration::ZERO, &mut out)
-            .unwrap();
+        let i = Pump::initiator(
+            nn(Role::Initiator),
+            [3; 8],
+            peer(),
+            timers(),
+            Duration::ZERO,
+            &mut out,
+        )
+        .unwrap();
         let first = out.pop().unwrap();
         let Some(Packet::Initiation { message, .. }) = packet::parse(&first) else {
             panic!("not an initiation");
@@ -571,7 +580,11 @@ mod tests {
     #[test]
     fn repeats_are_answered_within_three_times_and_never_after_confirmation() {
         let (_i, mut r, first, answer) = pair(Arc::new(CookieJar::new()));
-        assert_eq!(answer.len(), 1, "NN's answer fits in three times the initiation");
+        assert_eq!(
+            answer.len(),
+            1,
+            "NN's answer fits in three times the initiation"
+        );
         let mut sent = answer[0].len();
         let mut received = first.len();
         // A flood of exact repeats, one per millisecond for 20 s.
@@ -590,8 +603,13 @@ mod tests {
         // After confirmation nothing is sent again.
         r.confirm();
         let mut out = Vec::new();
-        r.on_packet(30_000 * MS, packet::parse(&first).unwrap(), first.len(), &mut out)
-            .unwrap();
+        r.on_packet(
+            30_000 * MS,
+            packet::parse(&first).unwrap(),
+            first.len(),
+            &mut out,
+        )
+        .unwrap();
         r.on_timer(30_000 * MS, &mut out).unwrap();
         assert!(out.is_empty());
     }
@@ -615,8 +633,13 @@ mod tests {
         assert!(out.is_empty());
         assert_eq!(r.counters.get().unexpected, 2);
         assert_eq!(i.counters.get().unexpected, 1);
-        i.on_packet(2 * MS, packet::parse(&answer[0]).unwrap(), answer[0].len(), &mut out)
-            .unwrap();
+        i.on_packet(
+            2 * MS,
+            packet::parse(&answer[0]).unwrap(),
+            answer[0].len(),
+            &mut out,
+        )
+        .unwrap();
         assert!(i.is_finished() && r.is_finished());
         let (mut to_r, mut to_i) = (Vec::new(), Vec::new());
         let a = i.take_established(3 * MS, &mut to_r).unwrap();
@@ -627,11 +650,21 @@ mod tests {
         assert!(to_i.is_empty() && to_r.len() == 1 && !r.is_confirmed());
         let mut forged = to_r[0].clone();
         forged[12] ^= 1;
-        r.on_packet(4 * MS, packet::parse(&forged).unwrap(), forged.len(), &mut out)
-            .unwrap();
+        r.on_packet(
+            4 * MS,
+            packet::parse(&forged).unwrap(),
+            forged.len(),
+            &mut out,
+        )
+        .unwrap();
         assert!(!r.is_confirmed());
-        r.on_packet(4 * MS, packet::parse(&to_r[0]).unwrap(), to_r[0].len(), &mut out)
-            .unwrap();
+        r.on_packet(
+            4 * MS,
+            packet::parse(&to_r[0]).unwrap(),
+            to_r[0].len(),
+            &mut out,
+        )
+        .unwrap();
         assert!(r.is_confirmed() && r.budget().is_validated());
     }
 
@@ -654,8 +687,15 @@ mod tests {
     #[test]
     fn a_busy_reply_fails_the_initiator_and_a_cookie_is_carried_once() {
         let mut out = Vec::new();
-        let mut i = Pump::initiator(nn(Role::Initiator), [4; 8], peer(), timers(), Duration::ZERO, &mut out)
-            .unwrap();
+        let mut i = Pump::initiator(
+            nn(Role::Initiator),
+            [4; 8],
+            peer(),
+            timers(),
+            Duration::ZERO,
+            &mut out,
+        )
+        .unwrap();
         out.clear();
         let cookie = packet::cookie(&[4; 8], &[7; 20]);
         i.on_packet(MS, packet::parse(&cookie).unwrap(), cookie.len(), &mut out)
@@ -666,8 +706,13 @@ mod tests {
         assert_eq!(token, &[7; 20]);
         // A second cookie updates the token but sends nothing by itself.
         out.clear();
-        i.on_packet(2 * MS, packet::parse(&cookie).unwrap(), cookie.len(), &mut out)
-            .unwrap();
+        i.on_packet(
+            2 * MS,
+            packet::parse(&cookie).unwrap(),
+            cookie.len(),
+            &mut out,
+        )
+        .unwrap();
         assert!(out.is_empty());
         let busy = packet::busy(&[4; 8]);
         assert!(matches!(
@@ -679,8 +724,15 @@ mod tests {
     #[test]
     fn the_initiator_gives_up_at_the_deadline() {
         let mut out = Vec::new();
-        let mut i = Pump::initiator(nn(Role::Initiator), [5; 8], peer(), timers(), Duration::ZERO, &mut out)
-            .unwrap();
+        let mut i = Pump::initiator(
+            nn(Role::Initiator),
+            [5; 8],
+            peer(),
+            timers(),
+            Duration::ZERO,
+            &mut out,
+        )
+        .unwrap();
         let mut sends = 1;
         let last = loop {
             let now = i.next_timer().unwrap();

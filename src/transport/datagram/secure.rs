@@ -152,7 +152,14 @@ pub async fn connect_udp(
     let start = Instant::now();
     let link = Link::own(socket);
     let mut out = Vec::new();
-    let pump = Pump::initiator(handshake, cid, peer, options.timers(), Duration::ZERO, &mut out)?;
+    let pump = Pump::initiator(
+        handshake,
+        cid,
+        peer,
+        options.timers(),
+        Duration::ZERO,
+        &mut out,
+    )?;
     link.send_all(&mut out, peer).await?;
     SecureDatagram::establish(link, pump, options, start).await
 }
@@ -188,7 +195,16 @@ pub async fn accept_udp(
         }
     };
     let first = Inbound { from, bytes: buf };
-    respond(link, first, validated, handshake, options, jar, Counters::default()).await
+    respond(
+        link,
+        first,
+        validated,
+        handshake,
+        options,
+        jar,
+        Counters::default(),
+    )
+    .await
 }
 
 /// Runs the responder side on `first`, an initiation that a server (or

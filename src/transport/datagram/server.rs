@@ -21,8 +21,7 @@ use super::{CookiePolicy, DatagramOptions};
 use crate::error::Error;
 use crate::handshake::Handshake;
 use crate::transport::server::{
-    bump, EventFn, RejectReason, ServerEvent, ServerLimits, ServerStats, Shared,
-    Slot,
+    bump, EventFn, RejectReason, ServerEvent, ServerLimits, ServerStats, Shared, Slot,
 };
 
 /// Datagrams waiting for one connection's task, at most.
@@ -321,7 +320,13 @@ where
         }
     }
 
-    fn reject(&self, cid: ConnectionId, peer: SocketAddr, request_len: usize, reason: RejectReason) {
+    fn reject(
+        &self,
+        cid: ConnectionId,
+        peer: SocketAddr,
+        request_len: usize,
+        reason: RejectReason,
+    ) {
         bump(&self.shared.stats.rejected);
         if self.reply(&packet::busy(&cid), request_len, peer) {
             DatagramStats::add(&self.stats.busy_sent, 1);
@@ -361,7 +366,12 @@ where
                 waiting: Arc::clone(&waiting),
             },
         );
-        let link = Link::routed(Arc::clone(&self.socket), rx, waiting, Arc::clone(&self.stats));
+        let link = Link::routed(
+            Arc::clone(&self.socket),
+            rx,
+            waiting,
+            Arc::clone(&self.stats),
+        );
         let peer = first.from;
         let job = Job {
             options: Arc::clone(&self.options),
@@ -392,7 +402,8 @@ where
             }
         }
         self.closed.insert(cid);
-        self.closed_order.push_back((Instant::now() + CLOSED_MEMORY, cid));
+        self.closed_order
+            .push_back((Instant::now() + CLOSED_MEMORY, cid));
         if panicked {
             bump(&self.shared.stats.connections_failed);
             self.shared.emit(ServerEvent::ConnectionFailed {
@@ -434,7 +445,16 @@ where
         let counters = Counters::with_server(Some(self.stats));
         let result = match (self.make_handshake)(peer) {
             Ok(handshake) => {
-                respond(link, first, validated, handshake, &self.options, self.jar, counters).await
+                respond(
+                    link,
+                    first,
+                    validated,
+                    handshake,
+                    &self.options,
+                    self.jar,
+                    counters,
+                )
+                .await
             }
             Err(e) => Err(e),
         };

@@ -212,7 +212,10 @@ mod tests {
         };
         assert!(matches!(Error::from_io(err), Error::IdleTimeout(_)));
         let waited = started.elapsed();
-        assert!(waited >= idle && waited < Duration::from_secs(2), "{waited:?}");
+        assert!(
+            waited >= idle && waited < Duration::from_secs(2),
+            "{waited:?}"
+        );
         drop(server);
         let _ = trickle.await;
     }

@@ -114,7 +114,10 @@ impl std::fmt::Display for RejectReason {
                 write!(f, "rejected: {n} connections already open")
             }
             RejectReason::ConnectionPerIpLimit(n) => {
-                write!(f, "rejected: {n} connections from this address already open")
+                write!(
+                    f,
+                    "rejected: {n} connections from this address already open"
+                )
             }
             RejectReason::QueueFull(n) => write!(
                 f,
@@ -204,7 +207,11 @@ impl Shared {
     /// Takes an open slot for a new connection from `ip` and either a
     /// half-open slot or a place in the queue, or says which limit stops
     /// it. `validated`: the address is known to be real.
-    pub(crate) fn admit(self: &Arc<Self>, ip: IpAddr, validated: bool) -> Result<Slot, RejectReason> {
+    pub(crate) fn admit(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        validated: bool,
+    ) -> Result<Slot, RejectReason> {
         let l = &self.limits;
         let mut occ = self.occupancy();
         if occ.open >= l.max_connections {
@@ -311,7 +318,10 @@ impl Slot {
 
     /// Waits in the queue until a half-open slot is ours, or fails with
     /// the per-address limit at `deadline`.
-    pub(crate) async fn wait_for_half_open(&mut self, deadline: Instant) -> Result<(), RejectReason> {
+    pub(crate) async fn wait_for_half_open(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<(), RejectReason> {
         let wake = {
             let mut occ = self.shared.occupancy();
             let per = occ.per_ip.entry(self.ip).or_default();

@@ -44,10 +44,10 @@ use crate::handshake::Handshake;
 
 pub(crate) use events::{bump, clone_error, unwrap_io, EventFn};
 pub use events::{ServerEvent, ServerStats, StatsSnapshot};
-pub(crate) use idle::{deadline_after, deadline_after_from};
 pub use idle::IdleTimeout;
-pub(crate) use limits::{Shared, Slot};
+pub(crate) use idle::{deadline_after, deadline_after_from};
 pub use limits::{RejectReason, ServerLimits};
+pub(crate) use limits::{Shared, Slot};
 
 /// The stream a [`Server`] hands to its handler.
 pub type ServerStream = SecureStream<IdleTimeout<TcpStream>>;
