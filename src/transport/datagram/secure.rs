@@ -29,6 +29,11 @@ use crate::session::{Record, SessionInfo};
 const TICK_BUSY: Duration = Duration::from_millis(100);
 const TICK_IDLE: Duration = Duration::from_secs(1);
 
+/// `start + d`, saturating far in the future (no timer overflows).
+fn after(start: Instant, d: Duration) -> Instant {
+    crate::transport::server::deadline_after_from(start, d)
+}
+
 /// One datagram a server routed to a connection.
 pub(crate) struct Inbound {
     pub(crate) from: SocketAddr,
@@ -251,10 +256,9 @@ impl SecureDatagram {
     ) -> Result<SecureDatagram, Error> {
         let mut buf = Vec::new();
         let mut out = Vec::new();
-        let deadline =
-            crate::transport::server::deadline_after_from(start, options.handshake_timeout);
+        let deadline = after(start, options.handshake_timeout);
         while !pump.is_finished() {
-            let wake = pump.next_timer().map_or(deadline, |t| start + t);
+            let wake = pump.next_timer().map_or(deadline, |t| after(start, t));
             tokio::select! {
                 received = link.recv(&mut buf) => {
                     let from = received?;
@@ -490,13 +494,13 @@ impl SecureDatagram {
         };
         let mut wake = Instant::now() + tick;
         if let Some(t) = self.pump.next_timer() {
-            wake = wake.min(self.start + t.max(now));
+            wake = wake.min(after(self.start, t.max(now)));
         }
         if let Some(limit) = limit {
             wake = wake.min(limit);
         }
         if let Some(idle) = self.idle {
-            let idle_at = crate::transport::server::deadline_after_from(self.last_activity, idle);
+            let idle_at = after(self.last_activity, idle);
             if Instant::now() >= idle_at {
                 return Err(Error::IdleTimeout(idle));
             }
@@ -564,7 +568,7 @@ impl SecureDatagram {
     ) -> Result<(), Error> {
         for _ in 0..attempts.max(1) {
             self.send(message).await?;
-            let deadline = Instant::now() + interval;
+            let deadline = after(Instant::now(), interval);
             while let Ok(reply) = tokio::time::timeout_at(deadline, self.recv()).await {
                 match reply? {
                     Some(r) if r == message => return Ok(()),

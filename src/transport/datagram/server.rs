@@ -173,9 +173,11 @@ impl DatagramServer {
                 received = d.socket.recv_from(&mut buf) => match received {
                     Ok((n, from)) => d.dispatch(&buf[..n], from),
                     Err(error) => {
-                        // For example ICMP errors some systems report here.
+                        // For example ICMP errors some systems report here;
+                        // a pause keeps a lasting one from spinning.
                         bump(&d.shared.stats.accept_errors);
                         d.shared.emit(ServerEvent::AcceptFailed { error });
+                        tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 },
                 _ = tick.tick(), if !d.queue.is_empty() => d.serve_queue(),
