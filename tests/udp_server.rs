@@ -399,7 +399,130 @@ async fn garbage_and_replays_while_100_honest_peers_handshake_and_echo() {
         .send_expect_echo(b"four", Duration::from_millis(300), 20)
         .await
         .unwrap();
+    // Once it has closed, a replay of its initiation costs nothing either.
+    captured_conn.close().await.unwrap();
+    let closed = Instant::now();
+    while server.stats.snapshot().closed_ok < 101 {
+        assert!(closed.elapsed() < Duration::from_secs(5), "not closed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    relay.inject(&captured[0]).await;
+    socket_on(22)
+        .await
+        .send_to(&captured[0], addr)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(server.packets.snapshot().closed_connection, 2);
+    assert_eq!(server.handshakes_started.load(Ordering::Relaxed), 101);
     server.stop().await;
+}
+
+/// 100 peers from one address at once, default limits: past the address's
+/// share of unproven handshakes they prove their address with a cookie,
+/// then wait in line for a slot; all are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_from_one_address_proves_itself_and_waits_for_slots() {
+    let _serial = SERIAL.lock().await;
+    let server = start(NN, ServerLimits::default(), fast_options()).await;
+    let peak = Arc::new(AtomicUsize::new(0));
+    let watcher = {
+        let (stats, peak) = (server.stats.clone(), peak.clone());
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(stats.snapshot().queued as usize, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+    };
+    let tasks: Vec<_> = (0..100)
+        .map(|_| tokio::spawn(honest(server.addr, 60, NN, 1)))
+        .collect();
+    let mut errors = Vec::new();
+    for t in tasks {
+        if let Err(e) = t.await.unwrap() {
+            errors.push(e.to_string());
+        }
+    }
+    watcher.abort();
+    let p = server.packets.snapshot();
+    println!(
+        "100 peers from one address: {} errors, {} cookies, at most {} waiting; {:?}",
+        errors.len(),
+        p.cookies_sent,
+        peak.load(Ordering::Relaxed),
+        server.stats.snapshot()
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(p.cookies_sent >= 1);
+    assert_eq!(server.handshakes_started.load(Ordering::Relaxed), 100);
+    server.stop().await;
+}
+
+/// Responders sharing a cookie key (`CookieJar::from_key` and
+/// `DatagramServer::with_cookie_jar`) accept each other's tokens: an
+/// initiation carrying a token minted with the shared key is served at
+/// once even with `CookiePolicy::Always`, and one with a token for another
+/// address is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_cookie_key_is_accepted_by_every_responder() {
+    let _serial = SERIAL.lock().await;
+    let key = [0x42; 32];
+    let options = DatagramOptions {
+        cookies: CookiePolicy::Always,
+        ..fast_options()
+    };
+    let server = DatagramServer::bind("127.0.0.1:0", ServerLimits::default(), options)
+        .await
+        .unwrap()
+        .with_cookie_jar(Arc::new(CookieJar::from_key(&key)));
+    let addr = server.local_addr().unwrap();
+    let packets = server.datagram_stats();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(
+        |_| Ok(Box::new(NoiseHandshake::responder(config(NN))?) as Box<dyn Handshake>),
+        |_, _| async { Ok(()) },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let client = socket_on(70).await;
+    let me = client.local_addr().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32;
+    let other_jar = CookieJar::from_key(&key);
+    let m0 = first_message(NN);
+    let good = initiation([1; 8], &other_jar.mint(now, me, &[1; 8]), &m0);
+    let wrong_port: SocketAddr = (me.ip(), me.port() ^ 1).into();
+    let bad = initiation([2; 8], &other_jar.mint(now, wrong_port, &[2; 8]), &m0);
+    let mut buf = [0u8; 2048];
+    client.send_to(&bad, addr).await.unwrap();
+    let (n, _) = tokio::time::timeout(Duration::from_secs(2), client.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        buf[0], 0x04,
+        "a token for another address gets a new cookie"
+    );
+    assert_eq!(n, 29);
+    client.send_to(&good, addr).await.unwrap();
+    let (_, _) = tokio::time::timeout(Duration::from_secs(2), client.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        buf[0], 0x02,
+        "the shared key's token is accepted: message 1 comes back"
+    );
+    assert_eq!(buf[9], 1);
+    let p = packets.snapshot();
+    assert_eq!((p.cookies_sent, p.bad_tokens), (1, 1));
+    let _ = stop.send(());
+    task.await.unwrap();
 }
 
 /// A flood of initiations from addresses that never answer (as spoofed

@@ -167,3 +167,29 @@ impl DatagramOptions {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unusable_timers_are_refused() {
+        assert!(DatagramOptions::default().validate().is_ok());
+        let ms = Duration::from_millis;
+        for (hs, first, max) in [
+            (Duration::ZERO, ms(200), ms(2000)),
+            (ms(10_000), Duration::ZERO, ms(2000)),
+            (ms(10_000), ms(300), ms(200)),
+            (Duration::MAX, ms(200), ms(2000)),
+            (ms(10_000), ms(200), Duration::from_secs(3601)),
+        ] {
+            let options = DatagramOptions {
+                handshake_timeout: hs,
+                initial_rto: first,
+                max_rto: max,
+                ..DatagramOptions::default()
+            };
+            assert!(options.validate().is_err(), "{hs:?} {first:?} {max:?}");
+        }
+    }
+}

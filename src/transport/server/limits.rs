@@ -421,6 +421,43 @@ mod tests {
     }
 
     #[test]
+    fn limits_that_refuse_everything_are_invalid() {
+        assert!(ServerLimits::default().validate().is_ok());
+        let zeroed = [
+            ServerLimits {
+                max_half_open: 0,
+                ..Default::default()
+            },
+            ServerLimits {
+                max_half_open_per_ip: 0,
+                ..Default::default()
+            },
+            ServerLimits {
+                max_connections: 0,
+                ..Default::default()
+            },
+            ServerLimits {
+                max_connections_per_ip: 0,
+                ..Default::default()
+            },
+            ServerLimits {
+                idle_timeout: Duration::ZERO,
+                ..Default::default()
+            },
+        ];
+        for limits in zeroed {
+            assert!(limits.validate().is_err(), "{limits:?}");
+        }
+        // No queue is a valid choice: bursts are then busy at once.
+        assert!(ServerLimits {
+            max_queued: 0,
+            ..Default::default()
+        }
+        .validate()
+        .is_ok());
+    }
+
+    #[test]
     fn over_the_per_address_cap_connections_queue_then_get_busy() {
         let s = shared(2, 2);
         let ip: IpAddr = [10, 0, 0, 1].into();
