@@ -451,9 +451,12 @@ fn server_limits(args: &ServeArgs) -> (ServerLimits, TransportOptions) {
         max_half_open_per_ip: args.max_half_open_per_ip,
         max_connections: args.max_clients,
         idle_timeout: Duration::from_secs(args.idle_timeout),
+        ..ServerLimits::default()
     };
-    let options = TransportOptions::new().handshake_timeout(Duration::from_secs(args.handshake_timeout)).// Bound what one peer can make us buffer(// Bound what one peer can make us buffer).before decryption.
-        max_frame_len((args.max_message + RECORD_OVERHEAD).clamp(MIN_FRAME, 65535));
+    // Bound what one peer can make us buffer before decryption.
+    let options = TransportOptions::new()
+        .handshake_timeout(Duration::from_secs(args.handshake_timeout))
+        .max_frame_len((args.max_message + RECORD_OVERHEAD).clamp(MIN_FRAME, 65535));
     (limits, options)
 }
 

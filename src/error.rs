@@ -35,9 +35,14 @@ pub enum Error {
     /// The handshake did not finish in time.
     #[error("handshake timed out after {0:?}")]
     Timeout(Duration),
-    /// No byte moved on an established connection for this long.
+    /// No complete message moved on a connection for this long.
     #[error("connection idle for longer than {0:?}")]
     IdleTimeout(Duration),
+    /// The server turned the connection away at one of its limits (too
+    /// many handshakes or connections, or no handshake slot freed up before
+    /// the deadline). Nothing is wrong with the request: try again later.
+    #[error("server busy: it turned the connection away at a limit; try again later")]
+    ServerBusy,
     /// A key file could not be used.
     #[error("key file {path}: {reason}")]
     KeyFile {
@@ -389,6 +394,7 @@ impl Error {
             Error::Limit(_) => "limit",
             Error::Timeout(_) => "timeout",
             Error::IdleTimeout(_) => "idle_timeout",
+            Error::ServerBusy => "server_busy",
             Error::KeyFile { .. } => "key_file",
             Error::KeyStore(_) => "key_store",
             Error::Io(_) => "io",
@@ -406,6 +412,7 @@ impl Error {
                         PeerMisbehaved::TruncatedFrame | PeerMisbehaved::UnauthenticatedEof,
                     ) => std::io::ErrorKind::UnexpectedEof,
                     Error::Timeout(_) | Error::IdleTimeout(_) => std::io::ErrorKind::TimedOut,
+                    Error::ServerBusy => std::io::ErrorKind::ConnectionRefused,
                     Error::KeyStore(KeyStoreError::Io { source, .. }) => source.kind(),
                     Error::KeyFile {
                         source: Some(source),

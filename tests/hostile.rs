@@ -239,6 +239,7 @@ fn hostile_limits() -> (ServerLimits, TransportOptions) {
             max_half_open_per_ip: 16,
             max_connections: 10_000,
             idle_timeout: Duration::from_secs(5),
+            ..ServerLimits::default()
         },
         // Long enough for honest handshakes on a loaded 2-core machine,
         // short enough to keep the test quick: slowloris and flood
@@ -584,22 +585,36 @@ async fn global_half_open_limit_rejects_then_recovers() {
     }
     assert_eq!(server.snapshot().half_open, 8);
 
-    // The ninth is closed at once, without a handshake.
-    // (On loopback the reset can arrive before `connect` even returns.)
-    if let Ok(mut ninth) = tcp_from(30, addr).await {
-        let mut buf = [0u8; 1];
-        let read = tokio::time::timeout(Duration::from_secs(2), ninth.read(&mut buf))
-            .await
-            .expect("closed at once, not after a timeout");
-        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
-    }
+    // The ninth is told at once that the server is busy (an empty frame),
+    // then closed, without a handshake.
+    let mut ninth = tcp_from(30, addr).await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(2), ninth.read_to_end(&mut got))
+        .await
+        .expect("closed at once, not after a timeout")
+        .unwrap();
+    assert_eq!(got, akex::transport::BUSY_FRAME);
+    // A client sees it as a busy server, not as a broken connection.
+    let tenth = tcp_from(31, addr).await.unwrap();
+    let busy = connect(
+        tenth,
+        Box::new(NoiseHandshake::initiator(NoiseConfig::new(NN).unwrap()).unwrap()),
+        &client_options(),
+    )
+    .await;
+    assert!(matches!(busy, Err(Error::ServerBusy)), "{busy:?}");
     let started = Instant::now();
     while server.snapshot().rejected == 0 && started.elapsed() < Duration::from_secs(2) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    while server.snapshot().rejected < 2 && started.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let rejected = server.log.lock().unwrap().rejected.clone();
-    assert_eq!(rejected.len(), 1);
-    assert_eq!(rejected[0].1, RejectReason::HalfOpenLimit(8));
+    assert_eq!(rejected.len(), 2);
+    assert!(rejected
+        .iter()
+        .all(|(_, r)| *r == RejectReason::HalfOpenLimit(8)));
     assert!(rejected[0].1.to_string().contains("half-open"));
 
     // Closing the silent ones frees the slots; an honest client gets in.
@@ -831,9 +846,11 @@ async fn panicking_handler_is_reported_and_the_server_keeps_serving() {
     task.await.unwrap();
 }
 
-/// `akex serve --max-half-open-per-ip 1`: a second half-open connection
-/// from the same address is closed at once and logged as `failed:` with
-/// the reason, and the server goes on serving.
+/// `akex serve --max-half-open 1`: a second half-open connection is told
+/// at once that the server is busy and logged as `failed:` with the
+/// reason; a third from the same address as the first waits for its slot
+/// (`--max-half-open-per-ip` queues instead of refusing) and is served
+/// once the first goes away.
 #[test]
 fn serve_cli_logs_limit_rejections() {
     use std::io::{BufRead, BufReader, Read};
@@ -841,7 +858,7 @@ fn serve_cli_logs_limit_rejections() {
     let _serial = SERIAL.blocking_lock();
     let mut child = Command::new(support::akex_binary())
         .args(["serve", "--listen", "127.0.0.1:0", "--protocol", NN])
-        .args(["--max-half-open-per-ip", "1", "--max-half-open", "4"])
+        .args(["--max-half-open-per-ip", "1", "--max-half-open", "2"])
         .args(["--timeout", "5"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -857,37 +874,48 @@ fn serve_cli_logs_limit_rejections() {
         .and_then(|a| a.parse().ok())
         .unwrap_or_else(|| panic!("no address in {line:?}"));
 
+    let rt = tokio::runtime::Runtime::new().unwrap();
     let silent = std::net::TcpStream::connect(addr).unwrap();
+    let other = rt.block_on(tcp_from(2, addr)).unwrap().into_std().unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    // The second from 127.0.0.1 is over the limit of 1.
-    if let Ok(mut second) = std::net::TcpStream::connect(addr) {
-        second
-            .set_read_timeout(Some(Duration::from_secs(3)))
-            .unwrap();
-        let mut buf = [0u8; 1];
-        let n = second.read(&mut buf);
-        assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
-    }
+    // The third is over the global limit of 2: busy at once.
+    let mut third = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let mut got = Vec::new();
+    third.read_to_end(&mut got).unwrap();
+    assert_eq!(got, akex::transport::BUSY_FRAME);
     let mut rejected = String::new();
     stderr.read_line(&mut rejected).unwrap();
     assert!(
-        rejected.contains("failed: rejected: 1 half-open handshakes from this address"),
+        rejected.contains("failed: rejected: 2 half-open handshakes already in progress"),
         "{rejected:?}"
     );
-    drop(silent);
+    drop(other);
     let mut closed = String::new();
     stderr.read_line(&mut closed).unwrap();
     assert!(
         closed.contains("failed: peer misbehaved: connection closed during the handshake"),
         "{closed:?}"
     );
-    // Still serving: an honest handshake completes.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(honest(addr, 1, NoiseConfig::new(NN).unwrap()))
-        .unwrap();
-    let mut ok = String::new();
-    stderr.read_line(&mut ok).unwrap();
-    assert!(ok.contains("handshake ok"), "{ok:?}");
+    // A client from the silent one's address waits for its slot, and gets
+    // it when the silent one goes away.
+    let waiting = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(honest(addr, 1, NoiseConfig::new(NN).unwrap()))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    drop(silent);
+    waiting
+        .join()
+        .unwrap()
+        .expect("the waiting client is served");
+    let mut rest = String::new();
+    for _ in 0..2 {
+        stderr.read_line(&mut rest).unwrap();
+    }
+    assert!(rest.contains("handshake ok"), "{rest:?}");
     child.kill().ok();
     child.wait().ok();
 }

@@ -113,18 +113,21 @@ pub struct BenchArgs {
     /// Small-message echo round trips.
     #[arg(long)]
     messages: Option<u32>,
-    /// Size of each small message in bytes.
-    #[arg(long, default_value_t = 64)]
-    message_size: usize,
+    /// Size of each small message in bytes (1 to 65518, one record).
+    #[arg(long, default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=akex::session::MAX_RECORD_PAYLOAD as u64))]
+    message_size: u64,
     /// Sessions held open at once for the memory figure (0 skips it;
     /// default 10000, fewer if the open-file limit is lower).
     #[arg(long)]
     sessions: Option<u32>,
-    /// Emulated added round-trip time in milliseconds (in-process proxy).
-    #[arg(long)]
+    /// Emulated added round-trip time in milliseconds (in-process proxy;
+    /// 0 to 10000).
+    #[arg(long, value_parser = parse_rtt)]
     rtt: Option<f64>,
-    /// Emulated bandwidth each way in Mbit/s.
-    #[arg(long)]
+    /// Emulated bandwidth each way in Mbit/s (more than 0, at most
+    /// 1000000).
+    #[arg(long, value_parser = parse_bandwidth)]
     bandwidth: Option<f64>,
     /// Also measure handshake completion time at RTT 0, 30 and 100 ms.
     #[arg(long)]
@@ -163,6 +166,26 @@ pub struct BenchArgs {
     no_progress: bool,
 }
 
+/// A finite number in `min..=max` (`min` excluded if `open`).
+fn parse_bounded(s: &str, min: f64, open: bool, max: f64) -> Result<f64, String> {
+    let v: f64 = s.trim().parse().map_err(|_| format!("not a number: {s}"))?;
+    let above = if open { v > min } else { v >= min };
+    // False for NaN too.
+    if above && v <= max {
+        Ok(v)
+    } else {
+        Err(format!("{s} is out of range"))
+    }
+}
+
+fn parse_rtt(s: &str) -> Result<f64, String> {
+    parse_bounded(s, 0.0, false, 10_000.0)
+}
+
+fn parse_bandwidth(s: &str) -> Result<f64, String> {
+    parse_bounded(s, 0.0, true, 1_000_000.0)
+}
+
 fn parse_size(s: &str) -> Result<u64, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -199,7 +222,7 @@ impl BenchArgs {
             concurrency: self.concurrency.unwrap_or(base.concurrency).max(1),
             size: self.size.unwrap_or(base.size),
             messages: self.messages.unwrap_or(base.messages).max(1),
-            message_size: self.message_size.max(1),
+            message_size: usize::try_from(self.message_size).unwrap_or(1).max(1),
             sessions: self.sessions.unwrap_or(base.sessions),
             link,
             rtt_sweep: self.rtt_sweep,

@@ -86,8 +86,9 @@ pub struct HandshakeArgs {
     /// fail the handshake.
     #[arg(long, default_value = "")]
     pub prologue: String,
-    /// Handshake timeout in seconds.
-    #[arg(long, default_value_t = 10.0)]
+    /// Handshake timeout in seconds (more than 0, at most 3600; fractions
+    /// allowed).
+    #[arg(long, default_value_t = 10.0, value_parser = parse_timeout)]
     pub timeout: f64,
     /// Read the key store passphrase from this open file descriptor (its
     /// first line) when AKEX_PASSPHRASE is unset (unix).
@@ -187,9 +188,32 @@ impl HandshakeArgs {
     pub fn transport_options(&self) -> Result<TransportOptions, Error> {
         let timeout = Duration::try_from_secs_f64(self.timeout)
             .ok()
-            .filter(|t| !t.is_zero())
-            .ok_or_else(|| ConfigError::Invalid("--timeout must be a positive number".into()))?;
+            .filter(|t| !t.is_zero() && t.as_secs_f64() <= MAX_TIMEOUT_SECS)
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!(
+                    "--timeout must be more than 0 and at most {MAX_TIMEOUT_SECS} seconds"
+                ))
+            })?;
         Ok(TransportOptions::new().handshake_timeout(timeout))
+    }
+}
+
+/// The longest handshake timeout the command line accepts, in seconds.
+pub const MAX_TIMEOUT_SECS: f64 = 3600.0;
+
+/// `--timeout`: seconds, more than 0 and at most [`MAX_TIMEOUT_SECS`].
+pub fn parse_timeout(s: &str) -> Result<f64, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("not a number of seconds: {s:?}"))?;
+    // The comparisons are false for NaN, which fails here too.
+    if secs > 0.0 && secs <= MAX_TIMEOUT_SECS && Duration::try_from_secs_f64(secs).is_ok() {
+        Ok(secs)
+    } else {
+        Err(format!(
+            "must be more than 0 and at most {MAX_TIMEOUT_SECS} seconds, got {s}"
+        ))
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use akex::crypto::RandomSource;
 use akex::error::{ConfigError, TrustFailure};
 use akex::handshake::registry;
-use akex::session::{ControlType, RecordMode, MAX_PLAINTEXT_LEN};
+use akex::session::{ControlType, RecordMode, MAX_PLAINTEXT_LEN, MAX_RECORD_PAYLOAD};
 use akex::transport::connect;
 use akex::Error;
 use bytes::Bytes;
@@ -27,9 +27,16 @@ pub struct ConnectArgs {
     /// Messages to send and check.
     #[arg(long, default_value_t = 10)]
     messages: u64,
-    /// Bytes per message (at most 65519).
+    /// Bytes per message: at most 65519 with a Noise_* protocol, 65518
+    /// with an akex-* protocol (each record spends a byte on its type),
+    /// and 65465 with --udp (one UDP datagram per record).
     #[arg(long, default_value_t = 1000)]
     size: usize,
+    /// When the server answers that it is busy, try again up to this many
+    /// times (0 to 100), after 100 ms, then twice as long each time (at
+    /// most 5 s) with random jitter.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100))]
+    retries: u32,
     /// Datagram mode over UDP (explicit counters, replay window, handshake
     /// retransmission); each message is resent until its echo arrives.
     #[arg(long)]
@@ -37,31 +44,76 @@ pub struct ConnectArgs {
 }
 
 pub fn main(args: ConnectArgs) -> ExitCode {
-    match runtime().and_then(|rt| rt.block_on(run(&args))) {
-        Ok(line) => {
+    let mut attempts = 0;
+    match runtime().and_then(|rt| rt.block_on(run_with_retries(&args, &mut attempts))) {
+        Ok(mut line) => {
+            line["attempts"] = attempts.into();
             println!("{line}");
             ExitCode::SUCCESS
         }
         Err(e) => {
             println!(
                 "{}",
-                json!({ "ok": false, "error": crate::common::message(&e), "kind": e.kind() })
+                json!({
+                    "ok": false,
+                    "error": crate::common::message(&e),
+                    "kind": e.kind(),
+                    "attempts": attempts
+                })
             );
             ExitCode::FAILURE
         }
     }
 }
 
-async fn run(args: &ConnectArgs) -> Result<serde_json::Value, Error> {
-    if args.size > MAX_PLAINTEXT_LEN {
-        return Err(
-            ConfigError::Invalid(format!("--size must be at most {MAX_PLAINTEXT_LEN}")).into(),
-        );
+/// The first wait before trying a busy server again, and the longest.
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// [`run`], again after a busy answer while `--retries` allows, with
+/// exponential backoff and jitter (so clients turned away together do not
+/// all come back together).
+async fn run_with_retries(
+    args: &ConnectArgs,
+    attempts: &mut u32,
+) -> Result<serde_json::Value, Error> {
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        *attempts += 1;
+        match run(args).await {
+            Err(Error::ServerBusy) if *attempts <= args.retries => {
+                let mut jitter = [0u8; 2];
+                akex::crypto::OsRng.fill_bytes(&mut jitter);
+                // Between half and all of the backoff.
+                let fraction = 0.5 + f64::from(u16::from_be_bytes(jitter)) / 131_070.0;
+                tokio::time::sleep(backoff.mul_f64(fraction)).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            outcome => return outcome,
+        }
     }
+}
+
+/// The largest `--size` for `name`'s record mode.
+fn max_size(name: &str) -> Result<usize, Error> {
+    Ok(match registry::mode_of(name)? {
+        registry::Mode::Noise => MAX_PLAINTEXT_LEN,
+        _ => MAX_RECORD_PAYLOAD,
+    })
+}
+
+async fn run(args: &ConnectArgs) -> Result<serde_json::Value, Error> {
     let names = args.handshake.protocols()?;
     let [name] = names.as_slice() else {
         return Err(ConfigError::Invalid("connect takes exactly one --protocol".into()).into());
     };
+    let max = max_size(name)?;
+    if !args.udp && args.size > max {
+        return Err(ConfigError::Invalid(format!(
+            "--size must be at most {max} with {name} (its records carry at most that much)"
+        ))
+        .into());
+    }
     // Pinned trust names the server it expects: otherwise any pinned key
     // (another peer's) would do, and a rotation announcement could move
     // any pin.

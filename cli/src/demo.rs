@@ -23,8 +23,9 @@ pub struct DemoArgs {
     /// Handshakes per protocol in each latency phase (concurrency 1 and 4).
     #[arg(long, default_value_t = 200)]
     handshakes: u32,
-    /// Bytes to echo through one session per protocol, in MiB.
-    #[arg(long, default_value_t = 16)]
+    /// Bytes to echo through one session per protocol, in MiB (1 to
+    /// 1048576).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=1 << 20))]
     bulk_mib: u64,
     /// Sessions held open at once for the memory figure.
     #[arg(long, default_value_t = 500)]

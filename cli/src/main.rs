@@ -9,6 +9,7 @@ mod harness;
 mod keys;
 mod protocols;
 mod serve;
+mod serve_log;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

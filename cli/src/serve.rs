@@ -1,18 +1,25 @@
-//! `akex serve`: an echo server behind a Noise handshake.
+//! `akex serve`: an echo server behind a handshake, over TCP or UDP.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
-use akex::error::ConfigError;
 use akex::handshake::registry;
 use akex::session::{ControlType, RecordMode};
+use akex::transport::datagram::{CookiePolicy, DatagramOptions, DatagramServer, SecureDatagram};
 use akex::transport::{Server, ServerEvent, ServerLimits, ServerStream};
 use akex::{Error, Handshake};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
 
-use crate::common::{b64, HandshakeArgs};
+use crate::common::HandshakeArgs;
+use crate::serve_log::ServeLog;
+
+/// The longest idle timeout accepted: one year, in seconds.
+const MAX_IDLE_SECS: u64 = 365 * 24 * 3600;
+/// The largest count any limit flag accepts.
+const MAX_LIMIT: u64 = 10_000_000;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -24,20 +31,76 @@ pub struct ServeArgs {
     /// Serve one connection, then exit (non-zero if it failed).
     #[arg(long)]
     once: bool,
-    /// Close a connection after this many seconds without a message.
-    #[arg(long, default_value_t = 60)]
+    /// Close a connection after this many seconds in which no complete
+    /// message moved either way (1 to 31536000, one year); bytes that never
+    /// complete a message do not count.
+    #[arg(long, default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_IDLE_SECS))]
     idle_timeout: u64,
-    /// Handshakes in progress at once, over all peers; connections beyond
-    /// it are closed at once.
-    #[arg(long, default_value_t = ServerLimits::default().max_half_open)]
-    max_half_open: usize,
-    /// Handshakes in progress at once from one IP address.
-    #[arg(long, default_value_t = ServerLimits::default().max_half_open_per_ip)]
-    max_half_open_per_ip: usize,
-    /// Datagram mode over UDP (explicit counters, replay window, handshake
-    /// retransmission), one peer at a time.
+    /// Handshakes in progress at once over all peers; past it new
+    /// connections are told the server is busy.
+    #[arg(long, default_value_t = ServerLimits::default().max_half_open as u64,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_LIMIT))]
+    max_half_open: u64,
+    /// Handshakes in progress at once from one IP address; past it a new
+    /// connection waits for a slot until its handshake deadline (--timeout),
+    /// then is told the server is busy.
+    #[arg(long, default_value_t = ServerLimits::default().max_half_open_per_ip as u64,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_LIMIT))]
+    max_half_open_per_ip: u64,
+    /// Connections waiting for such a slot, over all peers; past it new
+    /// connections are told the server is busy (0: none wait).
+    #[arg(long, default_value_t = ServerLimits::default().max_queued as u64,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_LIMIT))]
+    max_queued: u64,
+    /// Open connections (waiting, in their handshake or established) over
+    /// all peers; past it new connections are told the server is busy.
+    #[arg(long, default_value_t = ServerLimits::default().max_connections as u64,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_LIMIT))]
+    max_connections: u64,
+    /// Open connections from one IP address; past it new connections from
+    /// it are told the server is busy.
+    #[arg(long, default_value_t = ServerLimits::default().max_connections_per_ip as u64,
+          value_parser = clap::value_parser!(u64).range(1..=MAX_LIMIT))]
+    max_connections_per_ip: u64,
+    /// Seconds over which repeated log lines of one kind are counted
+    /// instead of printed one by one (1 to 3600).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    log_interval: u64,
+    /// Datagram mode over UDP (connection ids, cookies, anti-amplification,
+    /// handshake retransmission, explicit counters and a replay window),
+    /// many peers at once.
     #[arg(long)]
     udp: bool,
+    /// With --udp: when a new peer must first prove its address with a
+    /// cookie (one round trip more): always, or once an eighth of
+    /// --max-half-open handshakes are in progress.
+    #[arg(long, value_enum, default_value_t = Cookies::UnderLoad, requires = "udp")]
+    cookies: Cookies,
+}
+
+/// `--cookies`.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cookies {
+    /// For every new connection.
+    Always,
+    /// Once an eighth of --max-half-open handshakes are in progress.
+    UnderLoad,
+}
+
+impl ServeArgs {
+    fn limits(&self) -> ServerLimits {
+        // Every value is range-checked by clap and fits a usize.
+        let n = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        ServerLimits {
+            max_half_open: n(self.max_half_open),
+            max_half_open_per_ip: n(self.max_half_open_per_ip),
+            max_connections: n(self.max_connections),
+            max_connections_per_ip: n(self.max_connections_per_ip),
+            max_queued: n(self.max_queued),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+        }
+    }
 }
 
 pub async fn run(args: ServeArgs) -> Result<ExitCode, Error> {
@@ -48,93 +111,154 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Error> {
     let allowed: Vec<&str> = names.iter().map(String::as_str).collect();
     registry::responder(&allowed, &keys)?;
     let options = args.handshake.transport_options()?;
-    if args.max_half_open == 0 || args.max_half_open_per_ip == 0 {
-        return Err(ConfigError::Invalid(
-            "--max-half-open and --max-half-open-per-ip must be at least 1".into(),
-        )
-        .into());
-    }
-    let limits = ServerLimits {
-        max_half_open: args.max_half_open,
-        max_half_open_per_ip: args.max_half_open_per_ip,
-        idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
-        ..ServerLimits::default()
+    let limits = args.limits();
+    limits.validate()?;
+    let protocols = names.join(",");
+    let make_handshake = move |_peer: SocketAddr| -> Result<Box<dyn Handshake>, Error> {
+        let allowed: Vec<&str> = names.iter().map(String::as_str).collect();
+        registry::responder(&allowed, &keys)
     };
+    let interval = Duration::from_secs(args.log_interval);
     if args.udp {
-        let make = move || {
-            let allowed: Vec<&str> = names.iter().map(String::as_str).collect();
-            registry::responder(&allowed, &keys)
+        let cookies = match args.cookies {
+            Cookies::Always => CookiePolicy::Always,
+            Cookies::UnderLoad => CookiePolicy::UnderLoad((limits.max_half_open / 8).max(1)),
         };
-        return serve_udp(&args, make, limits.idle_timeout, options.handshake_timeout).await;
+        let options = DatagramOptions {
+            handshake_timeout: options.handshake_timeout,
+            cookies,
+            ..DatagramOptions::default()
+        };
+        let server = DatagramServer::bind(args.listen, limits, options).await?;
+        let log = ServeLog::new(interval, Some(server.datagram_stats()));
+        // Tests and scripts read the bound address (port 0) from this line.
+        eprintln!(
+            "akex serve: listening on {} protocol={protocols} transport=udp",
+            server.local_addr()?
+        );
+        let handler_log = Arc::clone(&log);
+        let handler = move |peer, conn| echo_udp(Arc::clone(&handler_log), peer, conn);
+        return serve(args.once, server, log, make_handshake, handler).await;
     }
-    let server = Server::bind(args.listen, limits, options)
-        .await?
-        .on_event(log_event);
+    let noise_mode = RecordMode::for_protocol(&protocols) == RecordMode::Noise;
+    let server = Server::bind(args.listen, limits, options).await?;
+    let log = ServeLog::new(interval, None);
     // Tests and scripts read the bound address (port 0) from this line.
     eprintln!(
-        "akex serve: listening on {} protocol={}",
-        server.local_addr()?,
-        names.join(",")
+        "akex serve: listening on {} protocol={protocols}",
+        server.local_addr()?
     );
     // After the line above, which scripts read first.
-    if crate::common::rotation_announcement().is_some()
-        && registry::mode_of(&names[0])? == registry::Mode::Noise
-    {
+    if crate::common::rotation_announcement().is_some() && noise_mode {
         eprintln!(
             "akex serve: note: the key was rotated, but Noise mode has no control records to \
              announce it with; clients must take the rotation statement out of band \
              (akex keys trust --statement) or use an akex-* protocol"
         );
     }
-
-    let make_handshake = move |_peer: SocketAddr| -> Result<Box<dyn Handshake>, Error> {
-        let allowed: Vec<&str> = names.iter().map(String::as_str).collect();
-        registry::responder(&allowed, &keys)
-    };
-    if args.once {
-        let ok = server.serve_one(make_handshake, echo).await.is_ok();
-        return Ok(if ok {
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        });
-    }
-    server
-        .run(make_handshake, echo, std::future::pending::<()>())
-        .await;
-    Ok(ExitCode::SUCCESS)
+    let handler_log = Arc::clone(&log);
+    let handler = move |peer, stream| echo(Arc::clone(&handler_log), peer, stream);
+    serve(args.once, server, log, make_handshake, handler).await
 }
 
-/// One line per event; `failed: <reason>` for every connection that failed.
-fn log_event(event: &ServerEvent) {
-    match event {
-        ServerEvent::Established { peer, info } => eprintln!(
-            "akex serve: {peer}: handshake ok protocol={} remote_key={} handshake_hash={}",
-            info.protocol,
-            info.remote_static
-                .as_deref()
-                .map(b64)
-                .unwrap_or_else(|| "none".into()),
-            hex::encode(&info.handshake_hash),
-        ),
-        ServerEvent::Closed { .. } => {} // the handler logs the count
-        other => {
-            if let Some(reason) = other.failure() {
-                match other.peer() {
-                    Some(peer) => eprintln!("akex serve: {peer}: failed: {reason}"),
-                    None => eprintln!("akex serve: {reason}"),
-                }
-            }
-        }
+/// What `serve` needs of the TCP and the UDP server.
+trait Serves<H>: Sized {
+    fn with_events(self, f: impl Fn(&ServerEvent) + Send + Sync + 'static) -> Self;
+    async fn serve(
+        self,
+        make_handshake: impl Fn(SocketAddr) -> Result<Box<dyn Handshake>, Error> + Send + Sync + 'static,
+        handler: H,
+        shutdown: impl std::future::Future<Output = ()>,
+    );
+}
+
+impl<H, Fut> Serves<H> for Server
+where
+    H: Fn(SocketAddr, ServerStream) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), Error>> + Send + 'static,
+{
+    fn with_events(self, f: impl Fn(&ServerEvent) + Send + Sync + 'static) -> Self {
+        self.on_event(f)
     }
+    async fn serve(
+        self,
+        make_handshake: impl Fn(SocketAddr) -> Result<Box<dyn Handshake>, Error> + Send + Sync + 'static,
+        handler: H,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        self.run(make_handshake, handler, shutdown).await
+    }
+}
+
+impl<H, Fut> Serves<H> for DatagramServer
+where
+    H: Fn(SocketAddr, SecureDatagram) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), Error>> + Send + 'static,
+{
+    fn with_events(self, f: impl Fn(&ServerEvent) + Send + Sync + 'static) -> Self {
+        self.on_event(f)
+    }
+    async fn serve(
+        self,
+        make_handshake: impl Fn(SocketAddr) -> Result<Box<dyn Handshake>, Error> + Send + Sync + 'static,
+        handler: H,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        self.run(make_handshake, handler, shutdown).await
+    }
+}
+
+/// Runs `server` with the aggregating log; with `once`, until the first
+/// connection that was let in has ended, and reports how it ended.
+async fn serve<S: Serves<H>, H>(
+    once: bool,
+    server: S,
+    log: Arc<ServeLog>,
+    make_handshake: impl Fn(SocketAddr) -> Result<Box<dyn Handshake>, Error> + Send + Sync + 'static,
+    handler: H,
+) -> Result<ExitCode, Error> {
+    let (done_tx, done_rx) = tokio::sync::watch::channel(None::<bool>);
+    let server = server.with_events(move |event| {
+        log.event(event);
+        let outcome = match event {
+            ServerEvent::Closed { .. } => Some(true),
+            ServerEvent::HandshakeFailed { .. } | ServerEvent::ConnectionFailed { .. } => {
+                Some(false)
+            }
+            _ => None,
+        };
+        if let (true, Some(ok)) = (once, outcome) {
+            done_tx.send_if_modified(|done| done.is_none() && done.replace(ok).is_none());
+        }
+    });
+    let mut done = done_rx.clone();
+    let shutdown = async move {
+        if !once {
+            std::future::pending::<()>().await;
+        }
+        let _ = done.wait_for(Option::is_some).await;
+    };
+    server.serve(make_handshake, handler, shutdown).await;
+    let ok = done_rx.borrow().unwrap_or(false);
+    Ok(if !once || ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Refuses an untrusted peer (`--trust`/`--trust-store`) before any data
+/// and records the key's use.
+fn admit_peer(remote_static: Option<&[u8]>) -> Result<(), Error> {
+    crate::common::check_peer(remote_static)?;
+    crate::common::record_use();
+    Ok(())
 }
 
 /// Echoes every message until the peer closes; the server's idle timeout
 /// ends a silent connection.
-async fn echo(peer: SocketAddr, stream: ServerStream) -> Result<(), Error> {
-    // `--trust`/`--trust-store`: refuse an untrusted peer before any data.
-    crate::common::check_peer(stream.session_info().remote_static.as_deref())?;
-    crate::common::record_use();
+async fn echo(log: Arc<ServeLog>, peer: SocketAddr, stream: ServerStream) -> Result<(), Error> {
+    admit_peer(stream.session_info().remote_static.as_deref())?;
     let akex_mode = stream.session_info().mode == RecordMode::Akex;
     let mut messages = stream.into_messages();
     // `--key` made by `akex keys rotate`: announce the rotation first, as a
@@ -152,64 +276,23 @@ async fn echo(peer: SocketAddr, stream: ServerStream) -> Result<(), Error> {
     }
     // The client ended its direction with a close record: end ours too.
     let _ = messages.close().await;
-    eprintln!("akex serve: {peer}: closed after echoing {count} message(s)");
+    log.closed(peer, count);
     Ok(())
 }
 
-/// `--udp`: datagram mode, one peer at a time; same log lines as TCP.
-async fn serve_udp(
-    args: &ServeArgs,
-    make: impl Fn() -> Result<Box<dyn Handshake>, Error>,
-    idle: Duration,
-    handshake_timeout: Duration,
-) -> Result<ExitCode, Error> {
-    use akex::transport::datagram::{accept_udp, DatagramOptions};
-    let mut socket = Some(tokio::net::UdpSocket::bind(args.listen).await?);
-    let local = socket.as_ref().map(|s| s.local_addr()).transpose()?;
-    let local = local.expect("bound above");
-    // Tests and scripts read the bound address (port 0) from this line.
-    eprintln!(
-        "akex serve: listening on {local} protocol={} transport=udp",
-        args.handshake.protocols()?.join(",")
-    );
-    let options = DatagramOptions {
-        handshake_timeout,
-        ..DatagramOptions::default()
-    };
-    loop {
-        let udp = match socket.take() {
-            Some(s) => s,
-            None => tokio::net::UdpSocket::bind(local).await?,
-        };
-        let result = async {
-            let mut conn = accept_udp(udp, make()?, &options).await?;
-            let peer = conn.peer_addr();
-            let info = conn.session_info();
-            eprintln!(
-                "akex serve: {peer}: handshake ok protocol={} remote_key={} handshake_hash={}",
-                info.protocol,
-                info.remote_static
-                    .as_deref()
-                    .map(b64)
-                    .unwrap_or_else(|| "none".into()),
-                hex::encode(&info.handshake_hash),
-            );
-            crate::common::check_peer(info.remote_static.as_deref())?;
-            crate::common::record_use();
-            let count = conn.echo_until_close(idle).await?;
-            eprintln!("akex serve: {peer}: closed after echoing {count} message(s)");
-            Ok::<(), Error>(())
-        }
-        .await;
-        if let Err(e) = &result {
-            eprintln!("akex serve: failed: {e}");
-        }
-        if args.once {
-            return Ok(if result.is_ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            });
-        }
+/// `--udp`: the same echo over a datagram connection; the server's idle
+/// timeout ends a silent one.
+async fn echo_udp(
+    log: Arc<ServeLog>,
+    peer: SocketAddr,
+    mut conn: SecureDatagram,
+) -> Result<(), Error> {
+    admit_peer(conn.session_info().remote_static.as_deref())?;
+    let mut count = 0u64;
+    while let Some(message) = conn.recv().await? {
+        conn.send(&message).await?;
+        count += 1;
     }
+    log.closed(peer, count);
+    Ok(())
 }

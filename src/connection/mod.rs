@@ -74,6 +74,9 @@ pub struct Connection {
     dropped_controls: u64,
     info: Option<SessionInfo>,
     peer_closed: bool,
+    /// A frame from the peer has been processed (an empty first frame to
+    /// an initiator is the server's "busy" answer).
+    heard_from_peer: bool,
     /// The error that ended the connection, held back while decrypted
     /// data that arrived before it waits to be read.
     pending_error: Option<Error>,
@@ -133,6 +136,7 @@ impl Connection {
             dropped_controls: 0,
             info: None,
             peer_closed: false,
+            heard_from_peer: false,
             pending_error: None,
             now: Duration::ZERO,
             rng: SharedRng::os(),
@@ -154,6 +158,7 @@ impl Connection {
             controls_in: Default::default(),
             dropped_controls: 0,
             peer_closed: false,
+            heard_from_peer: true,
             pending_error: None,
             now: Duration::ZERO,
             rng: SharedRng::os(),
@@ -507,6 +512,16 @@ impl Connection {
             let Some(frame) = self.inbound.next_frame()? else {
                 break;
             };
+            // No handshake message or record is ever empty: an empty first
+            // frame is how a server at its limits turns a client away
+            // (docs/wire-format.md, "Server busy").
+            if !self.heard_from_peer
+                && self.role == Role::Initiator
+                && self.inbound.frame(&frame).is_empty()
+            {
+                return Err(Error::ServerBusy);
+            }
+            self.heard_from_peer = true;
             match &mut self.state {
                 State::Handshaking(handshake) => {
                     let mut payload = Vec::new();

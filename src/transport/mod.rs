@@ -10,7 +10,8 @@
 //!   (messages).
 //! - [`connect`] / [`accept`]: the same for a handshake built by hand.
 //! - [`Server`]: a TCP accept loop with denial-of-service limits.
-//! - [`datagram`]: datagram mode over UDP.
+//! - [`datagram`]: datagram mode over UDP, one connection
+//!   ([`connect_udp`], [`accept_udp`]) or many ([`DatagramServer`]).
 
 pub mod datagram;
 mod driver;
@@ -19,12 +20,14 @@ mod messages;
 mod server;
 mod stream;
 
-pub use datagram::{accept_udp, connect_udp, DatagramOptions, SecureDatagram};
+pub use datagram::{
+    accept_udp, connect_udp, CookiePolicy, DatagramOptions, DatagramServer, SecureDatagram,
+};
 pub use driver::{accept, connect, establish, Acceptor, Connector, TransportOptions};
 pub use messages::SecureFramed;
 pub use server::{
     IdleTimeout, RejectReason, Server, ServerEvent, ServerLimits, ServerStats, ServerStream,
-    StatsSnapshot,
+    StatsSnapshot, BUSY_FRAME,
 };
 pub use stream::SecureStream;
 

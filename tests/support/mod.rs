@@ -6,6 +6,8 @@
 //! Each test crate uses only some of these, hence the `dead_code` allow.
 #![allow(dead_code)]
 
+pub mod udp_relay;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
