@@ -27,6 +27,7 @@ mod public;
 mod rotate;
 #[cfg(feature = "keystore")]
 pub mod rotation;
+pub mod signer;
 #[cfg(feature = "keystore")]
 pub mod store;
 #[cfg(feature = "keystore")]
@@ -34,6 +35,7 @@ pub mod trust;
 
 pub use crate::crypto::ed25519::SigningKey;
 pub use crate::crypto::kem::MlKem768KeyPair;
+pub use crate::crypto::p256::P256SigningKey;
 pub use crate::crypto::x25519::StaticSecret;
 #[cfg(feature = "keystore")]
 pub use audit::{AuditEvent, AuditLog, AuditRecord, AuditReport};
@@ -54,6 +56,7 @@ pub use rotation::{
     decode_rotation_message, encode_rotation_message, RotationStatement, MAX_ROTATION_CHAIN,
     ROTATION_MESSAGE_PREFIX,
 };
+pub use signer::{SignatureScheme, Signer};
 #[cfg(feature = "keystore")]
 pub use store::KeyStore;
 #[cfg(feature = "keystore")]

@@ -27,6 +27,9 @@ pub enum KeyKind {
     X25519MlKem768,
     /// An RSA public key (DER SubjectPublicKeyInfo): RSA key transport.
     Rsa,
+    /// A NIST P-256 key, uncompressed SEC1 (`0x04 || x || y`, 65 bytes):
+    /// identities of the FIPS-algorithm SIGMA suite (ECDSA).
+    P256,
 }
 
 impl fmt::Display for KeyKind {
@@ -36,6 +39,7 @@ impl fmt::Display for KeyKind {
             KeyKind::Ed25519 => "Ed25519",
             KeyKind::X25519MlKem768 => "X25519 + ML-KEM-768",
             KeyKind::Rsa => "RSA",
+            KeyKind::P256 => "P-256",
         })
     }
 }
@@ -65,13 +69,15 @@ impl PublicKey {
         }
     }
 
-    /// A key of `kind` from its bytes, checking the length (and, for RSA,
-    /// only that it is not empty; the protocol parses it).
+    /// A key of `kind` from its bytes, checking the length (for P-256 also
+    /// that it is a point on the curve; for RSA only that it is not empty,
+    /// the protocol parses it).
     pub fn from_bytes(kind: KeyKind, bytes: &[u8]) -> Result<Self, Error> {
         let ok = match kind {
             KeyKind::X25519 | KeyKind::Ed25519 => bytes.len() == KEY_LEN,
             KeyKind::X25519MlKem768 => bytes.len() == X25519_MLKEM768_LEN,
             KeyKind::Rsa => !bytes.is_empty() && bytes.len() <= 4096,
+            KeyKind::P256 => crate::crypto::p256::is_valid_public_key(bytes),
         };
         if !ok {
             return Err(ConfigError::InvalidKey(match kind {
@@ -81,6 +87,9 @@ impl PublicKey {
                     "an X25519 + ML-KEM-768 public key is 32 + 1184 = 1216 bytes"
                 }
                 KeyKind::Rsa => "an RSA public key is 1 to 4096 bytes of DER",
+                KeyKind::P256 => {
+                    "a P-256 public key is an uncompressed point on the curve: 65 bytes, 0x04 || x || y"
+                }
             })
             .into());
         }
