@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""Independent check of the SIGMA-I vectors, written from protocols/sigma.md
-and protocols/akex-mode.md only (Python `cryptography`, hashlib, hmac).
+"""Independent check of the SIGMA-I vectors, written from protocols/sigma.md,
+protocols/sigma-p256.md and protocols/akex-mode.md only (Python
+`cryptography`, hashlib, hmac).
 
 Usage: python3 protocols/vectors/check_sigma.py [vector.json ...]
 Recomputes every handshake message, the handshake hash and the traffic
 secrets from the file's keys and randomness, and the two transport
 messages (akex-mode data records: type byte 0x01 + payload, counter nonce,
 empty AD, under the record key HKDF-Expand(secret, "akex record key", 32)).
+The P-256 suite's vector signs with RFC 6979 deterministic ECDSA, which
+`cryptography` (42+) reproduces; every signature is also verified.
 """
 import hashlib
 import hmac
@@ -14,12 +17,14 @@ import json
 import sys
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric import ec, utils
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 
 RAW = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+X962 = serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
 
 
 def record_key(traffic_secret):
@@ -70,18 +75,56 @@ class Sym:
         return ct
 
 
-def public(sk):
-    return sk.public_key().public_bytes(*RAW)
+class Ed25519Suite:
+    def identity(self, keys, who):
+        return Ed25519PrivateKey.from_private_bytes(bytes.fromhex(keys[f"{who}_ed25519_seed"]))
+
+    def ephemeral(self, rand):
+        return X25519PrivateKey.from_private_bytes(rand[:32])
+
+    def public(self, sk):
+        return sk.public_key().public_bytes(*RAW)
+
+    def exchange(self, sk, peer):
+        return sk.exchange(X25519PublicKey.from_public_bytes(peer))
+
+    def sign(self, sk, msg):
+        return sk.sign(msg)
+
+
+class P256Suite:
+    """ECDH P-256 (x-coordinate), ECDSA P-256 SHA-256 as r || s, SEC1 points."""
+
+    def identity(self, keys, who):
+        return ec.derive_private_key(int(keys[f"{who}_p256_scalar"], 16), ec.SECP256R1())
+
+    def ephemeral(self, rand):
+        # 32 bytes, big-endian; the vector's scalars are below n, no retry.
+        return ec.derive_private_key(int.from_bytes(rand[:32], "big"), ec.SECP256R1())
+
+    def public(self, sk):
+        return sk.public_key().public_bytes(*X962)
+
+    def exchange(self, sk, peer):
+        return sk.exchange(ec.ECDH(), ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), peer))
+
+    def sign(self, sk, msg):
+        der = sk.sign(msg, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
+        r, s = utils.decode_dss_signature(der)
+        sk.public_key().verify(der, msg, ec.ECDSA(hashes.SHA256()))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
 def check(path):
     v = json.loads(Path(path).read_text())
     name = v["protocol"]
     gcm = "aesgcm" in name
-    ik = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(v["keys"]["initiator_ed25519_seed"]))
-    rk = Ed25519PrivateKey.from_private_bytes(bytes.fromhex(v["keys"]["responder_ed25519_seed"]))
-    ie = X25519PrivateKey.from_private_bytes(bytes.fromhex(v["initiator_random"])[:32])
-    re = X25519PrivateKey.from_private_bytes(bytes.fromhex(v["responder_random"])[:32])
+    suite = P256Suite() if "-p256-" in name else Ed25519Suite()
+    public = suite.public
+    ik = suite.identity(v["keys"], "initiator")
+    rk = suite.identity(v["keys"], "responder")
+    ie = suite.ephemeral(bytes.fromhex(v["initiator_random"]))
+    re = suite.ephemeral(bytes.fromhex(v["responder_random"]))
     p = [bytes.fromhex(m["payload"]) for m in v["handshake"]]
 
     s = Sym(name, gcm)
@@ -93,13 +136,13 @@ def check(path):
 
     m2 = public(re)
     s.mix_hash(public(re))
-    s.mix_key(b"akex sigma dh ee", re.exchange(X25519PublicKey.from_public_bytes(public(ie))))
-    sig = rk.sign(b"akex sigma sig responder" + s.h)
+    s.mix_key(b"akex sigma dh ee", suite.exchange(re, public(ie)))
+    sig = suite.sign(rk, b"akex sigma sig responder" + s.h)
     mac = hmac.new(s.derive(b"akex sigma mac responder"), public(rk), hashlib.sha256).digest()
     m2 += s.enc(public(rk) + sig + mac)
     m2 += s.enc(p[1])
 
-    sig = ik.sign(b"akex sigma sig initiator" + s.h)
+    sig = suite.sign(ik, b"akex sigma sig initiator" + s.h)
     mac = hmac.new(s.derive(b"akex sigma mac initiator"), public(ik), hashlib.sha256).digest()
     m3 = s.enc(public(ik) + sig + mac)
     m3 += s.enc(p[2])
