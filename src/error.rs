@@ -203,6 +203,15 @@ pub enum KeyStoreError {
         /// What is wrong (never its contents).
         reason: String,
     },
+    /// The key is held in a PKCS#11 token: it has no key file, and the
+    /// operation needs the token (and its PIN).
+    #[error("key {name:?} is held in a PKCS#11 token ({uri}), not in a key file")]
+    InToken {
+        /// The key's name.
+        name: String,
+        /// Its `pkcs11:` URI.
+        uri: String,
+    },
     /// The key was destroyed; only its public record remains.
     #[error("key {0:?} was destroyed")]
     Destroyed(String),

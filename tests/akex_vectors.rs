@@ -237,7 +237,11 @@ struct Rfc6979Signer {
 impl Rfc6979Signer {
     fn new(scalar: &[u8]) -> Self {
         let key = p256::ecdsa::SigningKey::from_slice(scalar).expect("a scalar below n");
-        let public = key.verifying_key().to_encoded_point(false).as_bytes().to_vec();
+        let public = key
+            .verifying_key()
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec();
         Rfc6979Signer { key, public }
     }
 }

@@ -67,7 +67,10 @@ fn run(mut i: Box<dyn Handshake>, mut r: Box<dyn Handshake>) -> (Established, Es
 fn assert_err(result: Result<impl std::fmt::Debug, Error>, want: &str) {
     match result {
         Ok(v) => panic!("expected {want}, got Ok({v:?})"),
-        Err(e) => assert!(format!("{e:?}").contains(want), "expected {want}, got {e:?}"),
+        Err(e) => assert!(
+            format!("{e:?}").contains(want),
+            "expected {want}, got {e:?}"
+        ),
     }
 }
 
@@ -114,7 +117,11 @@ fn one_server_serves_both_kinds_of_suite() {
         let i = registry::initiator(name, &client_keys).unwrap();
         let r = registry::responder(&[SIGMA_CHACHAPOLY, SIGMA_AESGCM, NAME], &server_keys).unwrap();
         let (ie, _) = run(i, r);
-        let want = if name == NAME { KeyKind::P256 } else { KeyKind::Ed25519 };
+        let want = if name == NAME {
+            KeyKind::P256
+        } else {
+            KeyKind::Ed25519
+        };
         assert_eq!(ie.remote_static().unwrap().kind(), want, "{name}");
     }
 }
@@ -124,8 +131,14 @@ fn keys_of_the_wrong_kind_are_refused_when_the_handshake_is_built() {
     let ed = SigningKey::from_seed(Secret::new([1; 32]));
     // Only an Ed25519 identity: the P-256 suite has no key.
     let only_ed = HandshakeKeys::new().signing_key(ed.clone());
-    assert_err(registry::initiator(NAME, &only_ed).map(drop), "MissingLocalKey");
-    assert_err(registry::responder(&[NAME], &only_ed).map(drop), "MissingLocalKey");
+    assert_err(
+        registry::initiator(NAME, &only_ed).map(drop),
+        "MissingLocalKey",
+    );
+    assert_err(
+        registry::responder(&[NAME], &only_ed).map(drop),
+        "MissingLocalKey",
+    );
     // Only a P-256 identity: the Ed25519 suites have none.
     assert_err(
         registry::initiator(SIGMA_AESGCM, &keys(1, None)).map(drop),
@@ -135,13 +148,19 @@ fn keys_of_the_wrong_kind_are_refused_when_the_handshake_is_built() {
     let pinned_ed = keys(1, None).remote(PublicKey::ed25519(*ed.public()));
     assert!(matches!(
         registry::initiator(NAME, &pinned_ed).err(),
-        Some(Error::Config(ConfigError::WrongKeyKind { expected: KeyKind::P256, .. }))
+        Some(Error::Config(ConfigError::WrongKeyKind {
+            expected: KeyKind::P256,
+            ..
+        }))
     ));
     assert_eq!(registry::remote_key_kind(NAME), Some(KeyKind::P256));
     // A signer of the other scheme given to the configuration directly.
     assert!(matches!(
         SigmaConfig::with_signer(NAME, Arc::new(ed)).err(),
-        Some(Error::Config(ConfigError::WrongKeyKind { expected: KeyKind::P256, given: KeyKind::Ed25519 }))
+        Some(Error::Config(ConfigError::WrongKeyKind {
+            expected: KeyKind::P256,
+            given: KeyKind::Ed25519
+        }))
     ));
     assert!(SigmaConfig::with_signer(NAME, Arc::new(p256(1))).is_ok());
     // A P-256 public key must be a point on the curve.
@@ -159,7 +178,11 @@ fn tampering_with_each_byte_range_fails_with_a_typed_error() {
         (0, 0..4, &["NotAkexMode"]),
         (0, 6..hello_end, &["ProtocolNotAllowed"]),
         // e_i: off the curve (most flips) or another point.
-        (0, hello_end..hello_end + 65, &["InvalidPublicKey", "DecryptFailed"]),
+        (
+            0,
+            hello_end..hello_end + 65,
+            &["InvalidPublicKey", "DecryptFailed"],
+        ),
         (1, 0..65, &["InvalidPublicKey", "DecryptFailed"]),
         (1, 65..65 + 177, &["DecryptFailed"]),
         (1, 242..258, &["DecryptFailed"]),
@@ -363,7 +386,10 @@ impl Signer for Broken {
 #[test]
 fn a_failing_signer_fails_the_handshake() {
     for (short, want) in [(false, "CKR_DEVICE_REMOVED"), (true, "63-byte signature")] {
-        let broken = HandshakeKeys::new().signer(Arc::new(Broken { key: p256(2), short }));
+        let broken = HandshakeKeys::new().signer(Arc::new(Broken {
+            key: p256(2),
+            short,
+        }));
         let mut i = client();
         let mut r = registry::responder(&[NAME], &broken).unwrap();
         let m1 = write(&mut i, b"");

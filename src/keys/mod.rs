@@ -10,6 +10,8 @@ pub mod encrypted;
 pub mod file;
 #[cfg(feature = "keystore")]
 mod fsutil;
+#[cfg(all(feature = "keystore", feature = "pkcs11"))]
+mod hsm;
 #[cfg(feature = "keystore")]
 pub mod index;
 #[cfg(feature = "keystore")]
