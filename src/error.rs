@@ -285,7 +285,7 @@ impl KeyStoreError {
 pub enum HsmError {
     /// No module was named: neither the URI's `module-path` nor the
     /// `AKEX_PKCS11_MODULE` environment variable.
-    #[error("no PKCS#11 module: add module-path=... to the URI or set AKEX_PKCS11_MODULE")]
+    #[error("no module: add ?module-path=... to the URI or set AKEX_PKCS11_MODULE")]
     NoModule,
     /// The module's shared library could not be loaded or initialised.
     #[error("cannot load module {path}: {reason}")]
@@ -372,7 +372,7 @@ pub enum HsmError {
         expected: String,
     },
     /// A `pkcs11:` URI does not parse or asks for something akex refuses.
-    #[error("invalid PKCS#11 URI {uri:?}: {reason}")]
+    #[error("invalid URI {uri:?}: {reason}")]
     InvalidUri {
         /// The URI as given (never with a PIN: URIs with `pin-value` are
         /// refused and not echoed).

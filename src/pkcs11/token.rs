@@ -173,7 +173,10 @@ impl Token {
                     .as_deref()
                     .is_none_or(|s| s == info.serial_number().trim_end())
                 && uri.slot_id.is_none_or(|id| id == slot.id());
-            if matches && info.token_initialized() && found.is_none() {
+            if !info.token_initialized() {
+                continue;
+            }
+            if matches && found.is_none() {
                 found = Some((slot, label.clone()));
             }
             present.push(label);

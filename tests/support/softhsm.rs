@@ -85,11 +85,11 @@ impl SoftHsm {
             .dir
             .path()
             .join(format!("without-{}.conf", mechanisms.join("-")));
-        let list: Vec<String> = mechanisms.iter().map(|m| format!("-{m}")).collect();
+        // One leading minus makes the whole list the disabled ones.
         write_conf(
             &path,
             &self.dir.path().join("tokens"),
-            &format!("slots.mechanisms = {}\n", list.join(",")),
+            &format!("slots.mechanisms = -{}\n", mechanisms.join(",")),
         );
         path
     }
