@@ -81,7 +81,11 @@ struct Signers {
     p256_token: [Arc<dyn Signer>; 2],
 }
 
-fn token_signer(module: &PathBuf, object: &str, scheme: SignatureScheme) -> Arc<dyn Signer> {
+fn token_signer(
+    module: &std::path::Path,
+    object: &str,
+    scheme: SignatureScheme,
+) -> Arc<dyn Signer> {
     let uri = Pkcs11Uri::parse(&format!(
         "pkcs11:token=bench;object={object}?module-path={}",
         module.display()
@@ -89,11 +93,13 @@ fn token_signer(module: &PathBuf, object: &str, scheme: SignatureScheme) -> Arc<
     .expect("URI");
     let pin = TokenPin::new(PIN.into());
     let token = Token::open(&uri, &pin).expect("open the token");
-    let key = token.generate(&uri, scheme, true).expect("generate in the token");
+    let key = token
+        .generate(&uri, scheme, true)
+        .expect("generate in the token");
     Arc::new(Pkcs11Signer::from_token(token, key).expect("signer"))
 }
 
-fn signers(module: &PathBuf) -> Signers {
+fn signers(module: &std::path::Path) -> Signers {
     let ed = |s: u8| -> Arc<dyn Signer> { Arc::new(SigningKey::from_seed(Secret::new([s; 32]))) };
     let p = |s: u8| -> Arc<dyn Signer> {
         Arc::new(P256SigningKey::from_scalar(&Secret::new([s; 32])).expect("scalar"))
@@ -225,15 +231,42 @@ fn rows<'a>(
     tls: &'a (Arc<ClientConfig>, Arc<ServerConfig>),
 ) -> Vec<Row<'a>> {
     vec![
-        ("sign/ed25519 memory", Box::new(|| drop(black_box(s.ed_memory[0].sign(b"h")))) as Box<dyn Fn()>),
-        ("sign/ed25519 softhsm", Box::new(|| drop(black_box(s.ed_token[0].sign(b"h"))))),
-        ("sign/ecdsa-p256 memory", Box::new(|| drop(black_box(s.p256_memory[0].sign(b"h"))))),
-        ("sign/ecdsa-p256 softhsm", Box::new(|| drop(black_box(s.p256_token[0].sign(b"h"))))),
-        ("sigma x25519-ed25519 keys in memory", Box::new(|| akex_handshake(SIGMA_AESGCM, &keys[0]))),
-        ("sigma x25519-ed25519 keys in softhsm", Box::new(|| akex_handshake(SIGMA_AESGCM, &keys[1]))),
-        ("sigma p256-ecdsa keys in memory", Box::new(|| akex_handshake(SIGMA_P256_AESGCM, &keys[2]))),
-        ("sigma p256-ecdsa keys in softhsm", Box::new(|| akex_handshake(SIGMA_P256_AESGCM, &keys[3]))),
-        ("rustls TLS13 secp256r1 ECDSA-P256 mTLS AES-256-GCM", Box::new(|| tls_handshake(tls))),
+        (
+            "sign/ed25519 memory",
+            Box::new(|| drop(black_box(s.ed_memory[0].sign(b"h")))) as Box<dyn Fn()>,
+        ),
+        (
+            "sign/ed25519 softhsm",
+            Box::new(|| drop(black_box(s.ed_token[0].sign(b"h")))),
+        ),
+        (
+            "sign/ecdsa-p256 memory",
+            Box::new(|| drop(black_box(s.p256_memory[0].sign(b"h")))),
+        ),
+        (
+            "sign/ecdsa-p256 softhsm",
+            Box::new(|| drop(black_box(s.p256_token[0].sign(b"h")))),
+        ),
+        (
+            "sigma x25519-ed25519 keys in memory",
+            Box::new(|| akex_handshake(SIGMA_AESGCM, &keys[0])),
+        ),
+        (
+            "sigma x25519-ed25519 keys in softhsm",
+            Box::new(|| akex_handshake(SIGMA_AESGCM, &keys[1])),
+        ),
+        (
+            "sigma p256-ecdsa keys in memory",
+            Box::new(|| akex_handshake(SIGMA_P256_AESGCM, &keys[2])),
+        ),
+        (
+            "sigma p256-ecdsa keys in softhsm",
+            Box::new(|| akex_handshake(SIGMA_P256_AESGCM, &keys[3])),
+        ),
+        (
+            "rustls TLS13 secp256r1 ECDSA-P256 mTLS AES-256-GCM",
+            Box::new(|| tls_handshake(tls)),
+        ),
     ]
 }
 
@@ -266,7 +299,10 @@ fn main() {
         pair(&s.p256_memory),
         pair(&s.p256_token),
     ];
-    assert_eq!(keys[3].0.remote_key().map(|k| k.kind()), Some(KeyKind::P256));
+    assert_eq!(
+        keys[3].0.remote_key().map(|k| k.kind()),
+        Some(KeyKind::P256)
+    );
     let tls = tls_p256_mtls();
     let rows = rows(&s, &keys, &tls);
     let quick = std::env::args().any(|a| a == "--test");

@@ -11,6 +11,9 @@ use std::sync::Arc;
 use akex::keys::{KeyEntry, KeyStore, KeyType, RotationStatement, Signer};
 use akex::Error;
 
+/// A token signer, and the store entry of its key when the store knows it.
+pub type OpenedUri = (Arc<dyn Signer>, Option<(KeyStore, KeyEntry)>);
+
 #[cfg(feature = "pkcs11")]
 mod imp {
     use super::*;
@@ -107,7 +110,7 @@ mod imp {
         uri: &str,
         store_dir: Option<&Path>,
         pin_fd: Option<u32>,
-    ) -> Result<(Arc<dyn Signer>, Option<(KeyStore, KeyEntry)>), Error> {
+    ) -> Result<OpenedUri, Error> {
         let uri = Pkcs11Uri::parse(uri)?;
         let pin = pin(pin_fd, &token_of(&uri))?;
         let signer = Pkcs11Signer::open(&uri, &pin)?;
@@ -173,12 +176,7 @@ mod imp {
         not_built()
     }
 
-    #[allow(clippy::type_complexity)]
-    pub fn open_uri(
-        _: &str,
-        _: Option<&Path>,
-        _: Option<u32>,
-    ) -> Result<(Arc<dyn Signer>, Option<(KeyStore, KeyEntry)>), Error> {
+    pub fn open_uri(_: &str, _: Option<&Path>, _: Option<u32>) -> Result<OpenedUri, Error> {
         not_built()
     }
 }

@@ -498,7 +498,8 @@ impl Handshake for SigmaHandshake {
         let hash = state.handshake_hash().to_vec();
         let aead = state.aead();
         let root = state.root_secret();
-        let remote = PublicKey::from_bytes(self.config.suite.scheme.key_kind(), &remote)?;
+        // Checked in read_auth_block: a valid key that signed the transcript.
+        let remote = PublicKey::checked(self.config.suite.scheme.key_kind(), &remote);
         let (i2r, r2i) = state.split();
         Ok(Established::assemble(
             self.config.suite.name.to_string(),

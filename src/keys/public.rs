@@ -108,6 +108,15 @@ impl PublicKey {
         Self::from_bytes(kind, &bytes)
     }
 
+    /// A key whose bytes the caller has already checked for `kind` (a
+    /// handshake that verified a signature under it).
+    pub(crate) fn checked(kind: KeyKind, bytes: &[u8]) -> Self {
+        PublicKey {
+            kind,
+            bytes: bytes.into(),
+        }
+    }
+
     /// The kind.
     pub fn kind(&self) -> KeyKind {
         self.kind

@@ -64,11 +64,14 @@ impl SignatureScheme {
     /// [`PeerMisbehaved`](crate::error::PeerMisbehaved) error if it does
     /// not verify or the key is not valid.
     pub fn verify(self, public: &[u8], message: &[u8], signature: &[u8]) -> Result<(), Error> {
-        if !self.is_valid_public_key(public) {
-            return Err(crate::error::PeerMisbehaved::InvalidPublicKey.into());
-        }
         match self {
-            SignatureScheme::Ed25519 => ed25519::verify(public, message, signature),
+            SignatureScheme::Ed25519 => {
+                if !self.is_valid_public_key(public) {
+                    return Err(crate::error::PeerMisbehaved::InvalidPublicKey.into());
+                }
+                ed25519::verify(public, message, signature)
+            }
+            // Parses (and so validates) the point once.
             SignatureScheme::EcdsaP256Sha256 => p256::verify(public, message, signature),
         }
     }
