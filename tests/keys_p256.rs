@@ -200,5 +200,8 @@ fn serve_and_connect_run_the_p256_suite_with_store_and_file_keys() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("needs a p256 identity"), "{err}");
+    assert!(
+        err.contains("SIGMA on P-256 needs a p256 identity"),
+        "{err}"
+    );
 }

@@ -165,15 +165,14 @@ impl HandshakeArgs {
         if !self.key.is_empty() {
             for suite in names.iter().filter_map(|n| sigma_suite(n)) {
                 if keys.local_signer(suite.scheme).is_none() {
-                    let kind = if suite.scheme == SignatureScheme::Ed25519 {
-                        "ed25519"
+                    let (what, kind) = if suite.scheme == SignatureScheme::Ed25519 {
+                        ("SIGMA needs an Ed25519", "ed25519")
                     } else {
-                        "p256"
+                        ("SIGMA on P-256 needs a p256", "p256")
                     };
                     return Err(ConfigError::Invalid(format!(
-                        "{} needs a {kind} identity: give --key naming a {kind} store key \
-                         (`akex keys generate --type {kind}`) or a pkcs11: URI",
-                        suite.name
+                        "{what} identity: give --key naming a {kind} store key \
+                         (`akex keys generate --type {kind}`) or a pkcs11: URI"
                     ))
                     .into());
                 }
@@ -570,6 +569,20 @@ fn load_store_key(
         }
     };
     key_in_use(&store, entry)
+}
+
+/// The error's message, with the command-line option that supplies what
+/// is missing (library messages name no flags).
+pub fn with_hint(e: &Error) -> String {
+    match e {
+        Error::Config(ConfigError::MissingLocalKey) => {
+            format!("{e} (give --identity or --key)")
+        }
+        Error::Config(ConfigError::MissingRemoteKey) => {
+            format!("{e} (give --remote-key, or --peer with a trust store)")
+        }
+        _ => e.to_string(),
+    }
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {

@@ -46,7 +46,7 @@ pub fn main(args: ConnectArgs) -> ExitCode {
         Err(e) => {
             println!(
                 "{}",
-                json!({ "ok": false, "error": e.to_string(), "kind": e.kind() })
+                json!({ "ok": false, "error": crate::common::with_hint(&e), "kind": e.kind() })
             );
             ExitCode::FAILURE
         }

@@ -88,7 +88,7 @@ fn main() -> ExitCode {
             match common::runtime().and_then(|rt| rt.block_on(serve::run(args))) {
                 Ok(code) => code,
                 Err(e) => {
-                    eprintln!("akex serve: error: {e}");
+                    eprintln!("akex serve: error: {}", common::with_hint(&e));
                     ExitCode::FAILURE
                 }
             }
