@@ -493,129 +493,98 @@ fn each_failure_is_one_line_and_leaves_store_and_token_unchanged() {
             .count()
     };
     let objects = count();
-    let gen = |uri: &str, key_type: &str| -> Vec<String> {
-        [
-            "keys",
-            "--store",
-            s(&store),
-            "generate",
-            "--name",
-            "second",
-            "--type",
-            key_type,
-            "--pkcs11",
-            uri,
-        ]
-        .iter()
-        .map(|a| a.to_string())
-        .collect()
-    };
-    let cases: Vec<(Command, &str)> = vec![
-        // The module path does not exist.
+    // (URI, key type, environment changes: name -> Some(value) or None
+    // to remove, the message expected). An empty URI means `connect`.
+    let restricted = hsm.conf_without(&["CKM_EC_EDWARDS_KEY_PAIR_GEN", "CKM_EDDSA"]);
+    let restricted = [("SOFTHSM2_CONF", Some(restricted.to_str().unwrap()))];
+    let with_pin = format!("pkcs11:token=t;object=second?pin-value={PIN}");
+    let ok_uri = "pkcs11:token=t;object=second";
+    type Env<'a> = &'a [(&'a str, Option<&'a str>)];
+    let cases: Vec<(&str, &str, Env, &str)> = vec![
         (
-            {
-                let mut c = cmd(&hsm);
-                c.args(gen("pkcs11:token=t;object=second", "ed25519"))
-                    .env("AKEX_PKCS11_MODULE", "/no/such/pkcs11.so");
-                c
-            },
+            ok_uri,
+            "ed25519",
+            &[("AKEX_PKCS11_MODULE", Some("/no/such/pkcs11.so"))],
             "cannot load module /no/such/pkcs11.so",
         ),
-        // No module at all.
         (
-            {
-                let mut c = cmd(&hsm);
-                c.args(gen("pkcs11:token=t;object=second", "ed25519"))
-                    .env_remove("AKEX_PKCS11_MODULE");
-                c
-            },
+            ok_uri,
+            "ed25519",
+            &[("AKEX_PKCS11_MODULE", None)],
             "no module",
         ),
         (
-            {
-                let mut c = cmd(&hsm);
-                c.args(gen("pkcs11:token=absent;object=second", "ed25519"));
-                c
-            },
+            "pkcs11:token=absent;object=second",
+            "ed25519",
+            &[],
             "no token token=absent",
         ),
         (
-            {
-                let mut c = cmd(&hsm);
-                c.args(gen("pkcs11:token=t;object=second", "ed25519"))
-                    .env("AKEX_PKCS11_PIN", "000000");
-                c
-            },
+            ok_uri,
+            "ed25519",
+            &[("AKEX_PKCS11_PIN", Some("000000"))],
             "wrong PIN for token t",
         ),
-        // A module without Ed25519 key generation (SoftHSM's slots.mechanisms).
+        // A module without Ed25519 (SoftHSM's slots.mechanisms).
         (
-            {
-                let mut c = cmd(&hsm);
-                c.args(gen("pkcs11:token=t;object=second", "ed25519")).env(
-                    "SOFTHSM2_CONF",
-                    hsm.conf_without(&["CKM_EC_EDWARDS_KEY_PAIR_GEN", "CKM_EDDSA"]),
-                );
-                c
-            },
+            ok_uri,
+            "ed25519",
+            &restricted,
             "token t does not support CKM_",
         ),
         (
-            {
-                let mut c = cmd(&hsm);
-                c.args(gen("pkcs11:token=t;object=first", "ed25519"));
-                c
-            },
+            "pkcs11:token=t;object=first",
+            "ed25519",
+            &[],
             "already holds a key labelled \"first\"",
         ),
+        (ok_uri, "x25519", &[], "stay in the key store"),
+        (&with_pin, "ed25519", &[], "never goes in a URI"),
         (
-            {
-                let mut c = cmd(&hsm);
-                c.args(gen("pkcs11:token=t;object=second", "x25519"));
-                c
-            },
-            "stay in the key store",
-        ),
-        (
-            {
-                let mut c = cmd(&hsm);
-                c.args(gen(
-                    &format!("pkcs11:token=t;object=second?pin-value={PIN}"),
-                    "ed25519",
-                ));
-                c
-            },
-            "never goes in a URI",
-        ),
-        (
-            {
-                let mut c = cmd(&hsm);
-                c.args(gen("pkcs11:token=t;object=second", "ed25519"))
-                    .env_remove("AKEX_PKCS11_PIN");
-                c
-            },
+            ok_uri,
+            "ed25519",
+            &[("AKEX_PKCS11_PIN", None)],
             "set AKEX_PKCS11_PIN",
         ),
-        // A key that is not in the token, for a handshake.
+        // A key that is not in the token, and a wrong PIN, for a handshake.
         (
-            {
-                let mut c = cmd(&hsm);
-                c.args([
-                    "connect",
-                    "--addr",
-                    "127.0.0.1:9",
-                    "--protocol",
-                    ED,
-                    "--store",
-                    s(&store),
-                    "--key",
-                    "pkcs11:token=t;object=missing",
-                ]);
-                c
-            },
+            "",
+            "",
+            &[],
             "no private key matching pkcs11:token=t;object=missing in token t",
         ),
+        (
+            "",
+            "",
+            &[("AKEX_PKCS11_PIN", Some("111111"))],
+            "wrong PIN for token t",
+        ),
     ];
+    let cases = cases.into_iter().map(|(uri, key_type, env, want)| {
+        let mut c = cmd(&hsm);
+        if uri.is_empty() {
+            c.args([
+                "connect",
+                "--addr",
+                "127.0.0.1:9",
+                "--protocol",
+                ED,
+                "--store",
+                s(&store),
+            ])
+            .args(["--key", "pkcs11:token=t;object=missing"]);
+        } else {
+            c.args(["keys", "--store", s(&store), "generate", "--name", "second"])
+                .args(["--type", key_type, "--pkcs11", uri]);
+        }
+        for (name, value) in env {
+            match value {
+                Some(v) => c.env(name, v),
+                None => c.env_remove(name),
+            };
+        }
+        (c, want)
+    });
     for (mut c, want) in cases {
         let out = run(&mut log, &mut c);
         assert!(
@@ -646,5 +615,6 @@ fn each_failure_is_one_line_and_leaves_store_and_token_unchanged() {
         "{text}"
     );
     assert!(!log.contains(PIN), "the PIN appeared in an output");
-    assert!(!text.contains("000000"));
+    assert!(!text.contains("000000") && !text.contains("111111"));
+    assert_eq!(text.matches("pkcs11-login-failed").count(), 2, "{text}");
 }

@@ -113,10 +113,28 @@ mod imp {
     ) -> Result<OpenedUri, Error> {
         let uri = Pkcs11Uri::parse(uri)?;
         let pin = pin(pin_fd, &token_of(&uri))?;
-        let signer = Pkcs11Signer::open(&uri, &pin)?;
+        let store_dir = store_dir.filter(|d| d.join("store.json").exists());
+        let signer = match Pkcs11Signer::open(&uri, &pin) {
+            Ok(signer) => signer,
+            Err(e @ Error::Hsm(HsmError::WrongPin { .. } | HsmError::PinLocked { .. })) => {
+                // The key is unknown until the login works: log it in the
+                // store, if there is one, without a key id.
+                if let Some(dir) = store_dir {
+                    let event = akex::keys::AuditEvent::new(
+                        "pkcs11-login-failed",
+                        None,
+                        None,
+                        Some(format!("{e} ({uri})")),
+                    );
+                    let _ = KeyStore::open(dir).and_then(|s| s.audit().append(&event));
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         // A key the store knows keeps its status: revoked, retired or
         // expired keys do not come back through their URI.
-        let known = match store_dir.filter(|d| d.join("store.json").exists()) {
+        let known = match store_dir {
             Some(dir) => {
                 let store = KeyStore::open(dir)?;
                 let entry = store.entry_for_public(signer.public_key()).cloned();

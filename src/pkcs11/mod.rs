@@ -31,12 +31,14 @@
 //! keys at all, so those stay in the key store. `docs/key-management.md`
 //! (section "Keys in a hardware module") has the setup.
 
+mod module;
 mod pin;
 mod signer;
 mod token;
 mod uri;
 
+pub use module::MODULE_ENV;
 pub use pin::{TokenPin, PIN_ENV};
 pub use signer::Pkcs11Signer;
-pub use token::{KeyProtection, Token, TokenKey, MODULE_ENV};
+pub use token::{KeyProtection, Token, TokenKey};
 pub use uri::Pkcs11Uri;

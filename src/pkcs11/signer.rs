@@ -9,8 +9,9 @@ use cryptoki::object::ObjectHandle;
 use cryptoki::session::Session;
 use cryptoki::slot::Slot;
 
+use super::module::device;
 use super::pin::TokenPin;
-use super::token::{device, sign_in, Token, TokenKey};
+use super::token::{sign_in, Token, TokenKey};
 use super::uri::Pkcs11Uri;
 use crate::error::Error;
 use crate::keys::{SignatureScheme, Signer};

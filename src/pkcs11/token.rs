@@ -1,11 +1,7 @@
 //! A token found by URI, logged in: generate, find and destroy signing
 //! keys, read their protection attributes.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
-
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::context::Pkcs11;
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -15,15 +11,12 @@ use cryptoki::object::{
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 
+use super::module::{device, module, module_path};
 use super::pin::TokenPin;
 use super::uri::Pkcs11Uri;
 use crate::crypto::RandomSource;
 use crate::error::{Error, HsmError};
 use crate::keys::SignatureScheme;
-
-/// The environment variable naming the module when the URI has no
-/// `module-path`.
-pub const MODULE_ENV: &str = "AKEX_PKCS11_MODULE";
 
 /// `CKA_EC_PARAMS` of Ed25519: the PrintableString "edwards25519" (what
 /// SoftHSM and OpenSC write; the RFC 8410 OID is accepted when reading).
@@ -31,70 +24,6 @@ const ED25519_PARAMS: &[u8] = b"\x13\x0cedwards25519";
 const ED25519_OID: &[u8] = &[0x06, 0x03, 0x2b, 0x65, 0x70];
 /// `CKA_EC_PARAMS` of P-256: the OID prime256v1 (1.2.840.10045.3.1.7).
 const P256_PARAMS: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
-
-/// Each module is loaded and initialised once per process (a second
-/// `C_Initialize` fails, and finalising would end every other user).
-fn module(path: &Path) -> Result<Pkcs11, Error> {
-    static MODULES: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
-    let mut modules = MODULES
-        .get_or_init(|| Mutex::new(HashMap::new()))
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if let Some(m) = modules.get(path) {
-        return Ok(m.clone());
-    }
-    let load_error = |reason: String| HsmError::ModuleLoad {
-        path: path.display().to_string(),
-        reason,
-    };
-    if !path.is_file() {
-        return Err(load_error("no such file".into()).into());
-    }
-    let m = Pkcs11::new(path).map_err(|e| load_error(e.to_string()))?;
-    match m.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-        Err(e) => return Err(load_error(format!("C_Initialize: {}", reason(&e))).into()),
-    }
-    modules.insert(path.to_path_buf(), m.clone());
-    Ok(m)
-}
-
-/// The module a URI names: its `module-path`, else [`MODULE_ENV`].
-pub(crate) fn module_path(uri: &Pkcs11Uri) -> Result<PathBuf, Error> {
-    if let Some(p) = &uri.module_path {
-        return Ok(p.clone());
-    }
-    match std::env::var_os(MODULE_ENV).filter(|v| !v.is_empty()) {
-        Some(p) => Ok(PathBuf::from(p)),
-        None => Err(HsmError::NoModule.into()),
-    }
-}
-
-/// `CKR_PIN_INCORRECT` for `PinIncorrect`: the return value's name.
-pub(crate) fn reason(e: &CkError) -> String {
-    match e {
-        CkError::Pkcs11(rv, _) => {
-            let mut name = String::from("CKR");
-            for c in format!("{rv:?}").chars() {
-                if c.is_ascii_uppercase() {
-                    name.push('_');
-                }
-                name.push(c.to_ascii_uppercase());
-            }
-            name
-        }
-        other => other.to_string(),
-    }
-}
-
-pub(crate) fn device(operation: &'static str, token: &str, e: CkError) -> Error {
-    HsmError::Device {
-        operation,
-        token: token.to_string(),
-        reason: reason(&e),
-    }
-    .into()
-}
 
 /// What protects a private key object, as the token reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -599,14 +528,6 @@ mod tests {
         let mut p = vec![0x04, 65, 0x04];
         p.extend_from_slice(&[1; 64]);
         assert_eq!(decode_point(&p, 65).map(|v| v.len()), Some(65));
-    }
-
-    #[test]
-    fn return_values_are_named() {
-        let e = CkError::Pkcs11(RvError::PinIncorrect, cryptoki::context::Function::Login);
-        assert_eq!(reason(&e), "CKR_PIN_INCORRECT");
-        let e = CkError::Pkcs11(RvError::DeviceRemoved, cryptoki::context::Function::Sign);
-        assert_eq!(reason(&e), "CKR_DEVICE_REMOVED");
     }
 
     #[test]
