@@ -11,13 +11,14 @@
 //! make a fresh handshake per connection.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::crypto::kem::MlKem768KeyPair;
 use crate::crypto::{RandomSource, Secret, SharedRng};
 use crate::error::{ConfigError, Error};
 use crate::handshake::registry;
 use crate::handshake::{Handshake, MAX_MESSAGE_LEN};
-use crate::keys::{PublicKey, SigningKey, StaticSecret};
+use crate::keys::{PublicKey, SignatureScheme, Signer, SigningKey, StaticSecret};
 
 /// The keys and settings a handshake may need. Each protocol takes what it
 /// uses and refuses what it is missing (or a key of the wrong kind) with a
@@ -25,7 +26,11 @@ use crate::keys::{PublicKey, SigningKey, StaticSecret};
 #[derive(Clone, Default)]
 pub struct HandshakeKeys {
     pub(crate) x25519: Option<StaticSecret>,
+    /// Our Ed25519 identity when given as a [`SigningKey`] (also in
+    /// `signers`), for [`HandshakeKeys::local_signing_key`].
     pub(crate) ed25519: Option<SigningKey>,
+    /// Our signing identities, at most one per scheme.
+    pub(crate) signers: Vec<Arc<dyn Signer>>,
     pub(crate) mlkem768: Option<MlKem768KeyPair>,
     #[cfg(feature = "rsa-kt")]
     pub(crate) rsa: Option<crate::handshake::rsa::RsaKeyPair>,
@@ -50,9 +55,28 @@ impl HandshakeKeys {
         self
     }
 
-    /// Our Ed25519 identity (SIGMA).
+    /// Our Ed25519 identity (SIGMA), in memory. Same as
+    /// [`signer`](Self::signer) with the key.
     pub fn signing_key(mut self, key: SigningKey) -> Self {
+        self = self.signer(Arc::new(key.clone()));
         self.ed25519 = Some(key);
+        self
+    }
+
+    /// Our signing identity for the SIGMA suites of its scheme (Ed25519,
+    /// or ECDSA P-256 for the FIPS-algorithm suite), in memory
+    /// ([`SigningKey`], [`P256SigningKey`](crate::keys::P256SigningKey)) or
+    /// in a hardware module (`akex::pkcs11::Pkcs11Signer`, feature
+    /// `pkcs11`). One signer per scheme: a second one of the same scheme
+    /// replaces the first, so a server can hold an Ed25519 and a P-256
+    /// identity and accept both kinds of suite.
+    pub fn signer(mut self, signer: Arc<dyn Signer>) -> Self {
+        let scheme = signer.scheme();
+        if scheme == SignatureScheme::Ed25519 {
+            self.ed25519 = None;
+        }
+        self.signers.retain(|s| s.scheme() != scheme);
+        self.signers.push(signer);
         self
     }
 
@@ -117,9 +141,15 @@ impl HandshakeKeys {
         self.x25519.as_ref()
     }
 
-    /// Our Ed25519 identity, if one was given.
+    /// Our Ed25519 identity, if one was given as a [`SigningKey`] (see
+    /// [`local_signer`](Self::local_signer) for any signer).
     pub fn local_signing_key(&self) -> Option<&SigningKey> {
         self.ed25519.as_ref()
+    }
+
+    /// Our signing identity for `scheme`, if one was given.
+    pub fn local_signer(&self, scheme: SignatureScheme) -> Option<&Arc<dyn Signer>> {
+        self.signers.iter().find(|s| s.scheme() == scheme)
     }
 
     /// Our ML-KEM-768 static key, if one was given.
@@ -137,7 +167,7 @@ impl fmt::Debug for HandshakeKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HandshakeKeys")
             .field("x25519", &self.x25519)
-            .field("ed25519", &self.ed25519)
+            .field("signers", &self.signers)
             .field("mlkem768", &self.mlkem768)
             .field("remote", &self.remote)
             .field("psks", &self.psks.len())

@@ -57,6 +57,9 @@ pub enum Error {
     /// The key store, trust store or audit log could not be used.
     #[error("key store: {0}")]
     KeyStore(#[from] KeyStoreError),
+    /// A hardware security module (PKCS#11) could not be used.
+    #[error("PKCS#11: {0}")]
+    Hsm(#[from] HsmError),
     /// The operating system reported an I/O error.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -214,6 +217,15 @@ pub enum KeyStoreError {
         /// What is wrong (never its contents).
         reason: String,
     },
+    /// The key is held in a PKCS#11 token: it has no key file, and the
+    /// operation needs the token (and its PIN).
+    #[error("key {name:?} is held in a PKCS#11 token ({uri}), not in a key file")]
+    InToken {
+        /// The key's name.
+        name: String,
+        /// Its `pkcs11:` URI.
+        uri: String,
+    },
     /// The key was destroyed; only its public record remains.
     #[error("key {0:?} was destroyed")]
     Destroyed(String),
@@ -277,6 +289,124 @@ impl KeyStoreError {
             _ => None,
         }
     }
+}
+
+/// A hardware security module reached through PKCS#11 (feature `pkcs11`)
+/// could not do what was asked. Each message names what is missing on one
+/// line, never a PIN.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HsmError {
+    /// No module was named: neither the URI's `module-path` nor the
+    /// `AKEX_PKCS11_MODULE` environment variable.
+    #[error("no module: add ?module-path=... to the URI or set AKEX_PKCS11_MODULE")]
+    NoModule,
+    /// The module's shared library could not be loaded or initialised.
+    #[error("cannot load module {path}: {reason}")]
+    ModuleLoad {
+        /// The library's path.
+        path: String,
+        /// Why (the loader's or the module's message).
+        reason: String,
+    },
+    /// No token matches the URI's token attributes.
+    #[error("no token {token} in module {module} (tokens present: {present})")]
+    TokenNotFound {
+        /// The token attributes looked for, as in the URI.
+        token: String,
+        /// The module searched.
+        module: String,
+        /// The labels of the tokens the module has.
+        present: String,
+    },
+    /// The token refused the PIN.
+    #[error("wrong PIN for token {token}")]
+    WrongPin {
+        /// The token's label.
+        token: String,
+    },
+    /// The token's user PIN is locked after too many wrong attempts.
+    #[error("the PIN of token {token} is locked")]
+    PinLocked {
+        /// The token's label.
+        token: String,
+    },
+    /// No PIN was available.
+    #[error("no PIN for token {token}: {how}")]
+    NoPin {
+        /// The token's label.
+        token: String,
+        /// Where a PIN may come from.
+        how: String,
+    },
+    /// No key in the token matches the URI.
+    #[error("no {what} matching {uri} in token {token}")]
+    KeyNotFound {
+        /// The object looked for (`private key`, `public key`).
+        what: &'static str,
+        /// The URI.
+        uri: String,
+        /// The token's label.
+        token: String,
+    },
+    /// Several keys match the URI; add `id=` to pick one.
+    #[error("{count} keys match {uri} in token {token}: add id=... to the URI")]
+    Ambiguous {
+        /// The URI.
+        uri: String,
+        /// The token's label.
+        token: String,
+        /// How many matched.
+        count: usize,
+    },
+    /// The token already holds an object with the label and id to create.
+    #[error("token {token} already holds a key labelled {label:?}; choose another object= label")]
+    AlreadyExists {
+        /// The token's label.
+        token: String,
+        /// The object label.
+        label: String,
+    },
+    /// The token does not offer a mechanism akex needs.
+    #[error("token {token} does not support {mechanism}")]
+    MechanismUnsupported {
+        /// The token's label.
+        token: String,
+        /// The PKCS#11 mechanism, e.g. `CKM_EDDSA`.
+        mechanism: String,
+    },
+    /// The key in the token is not of the kind akex expected.
+    #[error("key {uri} is {found}, not {expected}")]
+    WrongKeyType {
+        /// The URI.
+        uri: String,
+        /// What was found.
+        found: String,
+        /// What was expected.
+        expected: String,
+    },
+    /// A `pkcs11:` URI does not parse or asks for something akex refuses.
+    #[error("invalid URI {uri:?}: {reason}")]
+    InvalidUri {
+        /// The URI as given (never with a PIN: URIs with `pin-value` are
+        /// refused and not echoed).
+        uri: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The akex build has no PKCS#11 support.
+    #[error("this build of akex has no PKCS#11 support (cargo feature pkcs11)")]
+    NotBuilt,
+    /// The module reported an error for an operation.
+    #[error("{operation} failed in token {token}: {reason}")]
+    Device {
+        /// What akex asked (`sign`, `generate`, `destroy`, ...).
+        operation: &'static str,
+        /// The token's label.
+        token: String,
+        /// The module's return value, e.g. `CKR_DEVICE_REMOVED`.
+        reason: String,
+    },
 }
 
 /// The local configuration cannot work.
@@ -397,6 +527,7 @@ impl Error {
             Error::ServerBusy => "server_busy",
             Error::KeyFile { .. } => "key_file",
             Error::KeyStore(_) => "key_store",
+            Error::Hsm(_) => "hsm",
             Error::Io(_) => "io",
         }
     }

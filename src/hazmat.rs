@@ -29,6 +29,13 @@ pub mod ed25519 {
     pub use crate::crypto::ed25519::{is_weak_public_key, verify, SIGNATURE_LEN};
 }
 
+/// P-256 ECDH and ECDSA verification on aws-lc-rs.
+pub mod p256 {
+    pub use crate::crypto::p256::{
+        is_valid_public_key, verify, P256Ephemeral, PUBLIC_KEY_LEN, SCALAR_LEN, SIGNATURE_LEN,
+    };
+}
+
 /// ML-KEM-768 with the randomness passed in.
 pub mod kem {
     pub use crate::crypto::kem::*;

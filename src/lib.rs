@@ -17,6 +17,7 @@
 //! | `keystore` | the key store in `keys`: encrypted PKCS#8 key files, trust store, rotation, audit log |
 //! | `hfs` | snow's `Noise_*hfs_25519+Kyber1024_*` patterns (ML-KEM-1024) |
 //! | `rsa-kt` | RSA-3072 key transport, a legacy baseline (NOT forward secret) |
+//! | `pkcs11` | `pkcs11`: signing keys in hardware security modules (PKCS#11), for SIGMA |
 //! | `hazmat` | `hazmat`: replay RNG, raw primitives, secret exposure (tests and protocol work only) |
 #![doc = include_str!("../docs/library-example.md")]
 #![warn(missing_docs)]
@@ -30,6 +31,8 @@ pub mod handshake;
 #[cfg(feature = "hazmat")]
 pub mod hazmat;
 pub mod keys;
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;
 pub mod session;
 #[cfg(feature = "tokio")]
 pub mod transport;

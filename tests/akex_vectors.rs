@@ -20,7 +20,7 @@ use akex::handshake::hybrid::{HYBRID_IK, HYBRID_NK, HYBRID_XX};
 use akex::handshake::noise::NoiseProtocol;
 use akex::handshake::pq::{PQ_IK, PQ_XX};
 use akex::handshake::registry::{self, HandshakeKeys, Mode};
-use akex::handshake::sigma::{SIGMA_AESGCM, SIGMA_CHACHAPOLY};
+use akex::handshake::sigma::{SIGMA_AESGCM, SIGMA_CHACHAPOLY, SIGMA_P256_AESGCM};
 use akex::handshake::{Handshake, Role};
 use akex::hazmat::ReplayRng as ScriptedRng;
 use akex::keys::MlKem768KeyPair;
@@ -62,6 +62,8 @@ const SIGMA_KEYS: &[(&str, usize)] = &[
     ("initiator_ed25519_seed", 32),
     ("responder_ed25519_seed", 32),
 ];
+const SIGMA_P256_KEYS: &[(&str, usize)] =
+    &[("initiator_p256_scalar", 32), ("responder_p256_scalar", 32)];
 
 /// Every akex-mode protocol with vectors. One line per protocol.
 const CASES: &[Case] = &[
@@ -76,6 +78,13 @@ const CASES: &[Case] = &[
         keys: SIGMA_KEYS,
         random: (32, 32),
         setup: sigma_keys,
+    },
+    // P-256: each ephemeral is 32 bytes (a scalar below the group order).
+    Case {
+        name: SIGMA_P256_AESGCM,
+        keys: SIGMA_P256_KEYS,
+        random: (32, 32),
+        setup: sigma_p256_keys,
     },
     // Hybrid and PQ-authenticated (src/handshake/hybrid.rs, pq.rs). Random
     // bytes: e (32) + e1 seed (64) [+ skem m (32)] / e (32) + ekem m (32) [+ skem m (32)].
@@ -214,6 +223,65 @@ fn sigma_keys(keys: &Keys) -> (HandshakeKeys, HandshakeKeys) {
         HandshakeKeys::new()
             .remote(PublicKey::ed25519(*i.public()))
             .signing_key(r),
+    )
+}
+
+/// ECDSA P-256 SHA-256 with RFC 6979 deterministic nonces, so the vectors
+/// replay byte for byte (akex's own P-256 signer draws random nonces, as
+/// FIPS 186-5 allows; any valid signature is accepted by the peer).
+struct Rfc6979Signer {
+    key: p256::ecdsa::SigningKey,
+    public: Vec<u8>,
+}
+
+impl Rfc6979Signer {
+    fn new(scalar: &[u8]) -> Self {
+        let key = p256::ecdsa::SigningKey::from_slice(scalar).expect("a scalar below n");
+        let public = key
+            .verifying_key()
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec();
+        Rfc6979Signer { key, public }
+    }
+}
+
+impl std::fmt::Debug for Rfc6979Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Rfc6979Signer({})", hex::encode(&self.public))
+    }
+}
+
+impl akex::keys::Signer for Rfc6979Signer {
+    fn scheme(&self) -> akex::keys::SignatureScheme {
+        akex::keys::SignatureScheme::EcdsaP256Sha256
+    }
+    fn public_key(&self) -> &[u8] {
+        &self.public
+    }
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, akex::Error> {
+        use p256::ecdsa::signature::Signer as _;
+        let sig: p256::ecdsa::Signature = self.key.sign(message);
+        Ok(sig.to_bytes().to_vec())
+    }
+}
+
+/// SIGMA on P-256: both sides have an ECDSA P-256 identity and pin the
+/// other's.
+fn sigma_p256_keys(keys: &Keys) -> (HandshakeKeys, HandshakeKeys) {
+    let i = Rfc6979Signer::new(&keys["initiator_p256_scalar"]);
+    let r = Rfc6979Signer::new(&keys["responder_p256_scalar"]);
+    let (ip, rp) = (
+        PublicKey::from_bytes(KeyKind::P256, &i.public).expect("a P-256 point"),
+        PublicKey::from_bytes(KeyKind::P256, &r.public).expect("a P-256 point"),
+    );
+    (
+        HandshakeKeys::new()
+            .remote(rp)
+            .signer(std::sync::Arc::new(i)),
+        HandshakeKeys::new()
+            .remote(ip)
+            .signer(std::sync::Arc::new(r)),
     )
 }
 

@@ -303,7 +303,10 @@ impl BenchArgs {
         let mut keys = HandshakeKeys::new();
         if let Some(path) = &self.identity {
             let key = load_identity(path)?;
-            if sigma_aead(name).is_some() {
+            if name == akex::handshake::sigma::SIGMA_P256_AESGCM {
+                let key = akex::keys::P256SigningKey::from_scalar(key.private())?;
+                keys = keys.signer(std::sync::Arc::new(key));
+            } else if sigma_aead(name).is_some() {
                 keys = keys.signing_key(SigningKey::from_seed(key.private().clone()));
             } else {
                 keys = keys.static_key(key);

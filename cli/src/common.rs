@@ -8,13 +8,13 @@ use std::time::Duration;
 use akex::crypto::Secret;
 use akex::error::{ConfigError, KeyStoreError};
 use akex::handshake::registry::{self, HandshakeKeys};
-use akex::handshake::sigma::sigma_aead;
+use akex::handshake::sigma::sigma_suite;
 use akex::keys::{
     decode_public_key, decode_rotation_announcement, encode_rotation_announcement, load_identity,
     now_unix, read_regular_file, AuditLog, KeyStore, KeyType, Passphrase, Protection, TrustPolicy,
     TrustStore, DEFAULT_SCRYPT_LOG_N, MAX_KEY_FILE_LEN,
 };
-use akex::keys::{MlKem768KeyPair, SigningKey};
+use akex::keys::{MlKem768KeyPair, P256SigningKey, SignatureScheme, SigningKey};
 use akex::transport::TransportOptions;
 use akex::{Error, KeyKind, PublicKey};
 use clap::{Args, ValueEnum};
@@ -45,11 +45,13 @@ pub struct HandshakeArgs {
     /// akex-pq-* protocols, next to the X25519 --identity.
     #[arg(long = "kem-identity")]
     pub kem_identity: Option<PathBuf>,
-    /// Our identity by name from the key store (see `akex keys`); repeat
-    /// it to give several keys, each used by its type: x25519 (Noise,
-    /// hybrid, PQ), ed25519 (SIGMA), mlkem768 (akex-pq-*, next to an
-    /// x25519 key). The passphrase comes from AKEX_PASSPHRASE,
-    /// --passphrase-fd or a prompt.
+    /// Our identity by name from the key store (see `akex keys`), or a
+    /// key in a PKCS#11 token by URI (`pkcs11:token=...;object=...`,
+    /// --features pkcs11); repeat it to give several keys, each used by its
+    /// type: x25519 (Noise, hybrid, PQ), ed25519 (SIGMA), p256 (the P-256
+    /// SIGMA suite), mlkem768 (akex-pq-*, next to an x25519 key). The
+    /// passphrase comes from AKEX_PASSPHRASE, --passphrase-fd or a prompt;
+    /// a token's PIN from AKEX_PKCS11_PIN, --pin-fd or a prompt.
     #[arg(long)]
     pub key: Vec<String>,
     /// The key store directory (default $XDG_DATA_HOME/akex, else
@@ -94,6 +96,10 @@ pub struct HandshakeArgs {
     /// first line) when AKEX_PASSPHRASE is unset (unix).
     #[arg(long = "passphrase-fd", value_name = "FD")]
     pub passphrase_fd: Option<u32>,
+    /// Read a PKCS#11 token's PIN from this open file descriptor (its first
+    /// line) when AKEX_PKCS11_PIN is unset (unix).
+    #[arg(long = "pin-fd", value_name = "FD")]
+    pub pin_fd: Option<u32>,
 }
 
 impl HandshakeArgs {
@@ -118,7 +124,13 @@ impl HandshakeArgs {
     /// The keys for `akex::handshake::registry` from the key options.
     pub fn handshake_keys(&self) -> Result<HandshakeKeys, Error> {
         let names = self.protocols()?;
-        let all_sigma = names.iter().all(|n| sigma_aead(n).is_some());
+        let all_sigma = names.iter().all(|n| sigma_suite(n).is_some());
+        // A file identity for SIGMA signs with the suites' scheme: Ed25519
+        // unless every suite is the P-256 one.
+        let p256_only = all_sigma
+            && names.iter().all(|n| {
+                sigma_suite(n).is_some_and(|s| s.scheme == SignatureScheme::EcdsaP256Sha256)
+            });
         let mut keys = HandshakeKeys::new().prologue(self.prologue.as_bytes());
         #[cfg(feature = "rsa-kt")]
         let all_rsa = names.iter().all(|n| n == akex::handshake::rsa::RSA_KT);
@@ -134,7 +146,11 @@ impl HandshakeArgs {
             }
         } else if let Some(path) = &self.identity {
             let key = load_identity(path)?;
-            if all_sigma {
+            if p256_only {
+                keys = keys.signer(std::sync::Arc::new(P256SigningKey::from_scalar(
+                    key.private(),
+                )?));
+            } else if all_sigma {
                 keys = keys.signing_key(SigningKey::from_seed(key.private().clone()));
             } else {
                 keys = keys.static_key(key);
@@ -146,15 +162,23 @@ impl HandshakeArgs {
         }
         set_passphrase_fd(self.passphrase_fd);
         for name in &self.key {
-            load_store_key(self.store.as_deref(), name, &mut keys)?;
+            load_store_key(self.store.as_deref(), name, self.pin_fd, &mut keys)?;
         }
-        if all_sigma && !self.key.is_empty() && keys.local_signing_key().is_none() {
-            return Err(ConfigError::Invalid(
-                "SIGMA needs an Ed25519 identity: give --key naming an ed25519 store key \
-                 (`akex keys generate --type ed25519`)"
-                    .into(),
-            )
-            .into());
+        if !self.key.is_empty() {
+            for suite in names.iter().filter_map(|n| sigma_suite(n)) {
+                if keys.local_signer(suite.scheme).is_none() {
+                    let (what, kind) = if suite.scheme == SignatureScheme::Ed25519 {
+                        ("SIGMA needs an Ed25519", "ed25519")
+                    } else {
+                        ("SIGMA on P-256 needs a p256", "p256")
+                    };
+                    return Err(ConfigError::Invalid(format!(
+                        "{what} identity: give --key naming a {kind} store key \
+                         (`akex keys generate --type {kind}`) or a pkcs11: URI"
+                    ))
+                    .into());
+                }
+            }
         }
         // The kind of peer key the (first) protocol authenticates.
         let kind = registry::remote_key_kind(&names[0]).unwrap_or(KeyKind::X25519);
@@ -469,18 +493,73 @@ pub fn protection(insecure_plaintext: bool, confirm: bool) -> Result<Protection,
     })
 }
 
-/// Loads the store key `name` (`--key`) into the slot of `keys` its type
-/// fills; a second key of the same type is an error, not a silent override.
+/// Records the handshake key `entry` of `store` for the `use` and `load`
+/// audit lines and the rotation announcement.
+fn key_in_use(store: &KeyStore, entry: &akex::keys::KeyEntry) -> Result<(), Error> {
+    if let Err(e) = store.record_load(entry) {
+        eprintln!("akex: warning: cannot record the key's load in the audit log: {e}");
+    }
+    KEYS_IN_USE.lock().unwrap_or_else(|e| e.into_inner()).push((
+        store.dir().to_path_buf(),
+        entry.id.clone(),
+        entry.name.clone(),
+    ));
+    // Peers pin the identity key (x25519, ed25519, p256), so a rotation of
+    // that key is announced; the ML-KEM key travels in --remote-key instead.
+    if entry.key_type != KeyType::Mlkem768 {
+        let chain = store.rotation_chain(&entry.id)?;
+        if !chain.is_empty() {
+            let _ = ANNOUNCEMENT.set(encode_rotation_announcement(&chain)?);
+        }
+    }
+    Ok(())
+}
+
+/// Adds a signing identity, refusing a second one of the same scheme.
+fn add_signer(
+    name: &str,
+    keys: &mut HandshakeKeys,
+    signer: std::sync::Arc<dyn akex::keys::Signer>,
+) -> Result<(), Error> {
+    if keys.local_signer(signer.scheme()).is_some() {
+        return Err(ConfigError::Invalid(format!(
+            "--key {name}: a {} key was already given; give one key of each type",
+            signer.scheme()
+        ))
+        .into());
+    }
+    *keys = std::mem::take(keys).signer(signer);
+    Ok(())
+}
+
+/// Loads the store key `name` (`--key`), or the token key of a `pkcs11:`
+/// URI, into the slot of `keys` its type fills; a second key of the same
+/// type is an error, not a silent override.
 fn load_store_key(
     store: Option<&std::path::Path>,
     name: &str,
+    pin_fd: Option<u32>,
     keys: &mut HandshakeKeys,
 ) -> Result<(), Error> {
+    if name.starts_with("pkcs11:") {
+        let dir = store_dir(store).ok();
+        let (signer, known) = crate::hsm::open_uri(name, dir.as_deref(), pin_fd)?;
+        add_signer("pkcs11:...", keys, signer)?;
+        if let Some((store, entry)) = known {
+            key_in_use(&store, &entry)?;
+        }
+        return Ok(());
+    }
     let store = KeyStore::open(store_dir(store)?)?;
     let entry = store
         .find(name)
         .ok_or_else(|| KeyStoreError::NotFound(name.into()))?;
     entry.check_usable(now_unix())?;
+    if entry.in_token() {
+        let signer = crate::hsm::open_entry(&store, entry, pin_fd)?;
+        add_signer(name, keys, signer)?;
+        return key_in_use(&store, entry);
+    }
     let passphrase = if entry.encrypted {
         Some(passphrase(false)?)
     } else {
@@ -490,8 +569,9 @@ fn load_store_key(
     // store still serves).
     let loaded = store.load(name, passphrase.as_ref())?;
     let entry = loaded.entry();
-    if let Err(e) = store.record_load(entry) {
-        eprintln!("akex: warning: cannot record the key's load in the audit log: {e}");
+    if matches!(entry.key_type, KeyType::Ed25519 | KeyType::P256) {
+        add_signer(name, keys, loaded.signer()?)?;
+        return key_in_use(&store, entry);
     }
     let twice = |kind: &str| {
         Error::from(ConfigError::Invalid(format!(
@@ -502,8 +582,6 @@ fn load_store_key(
     *keys = match entry.key_type {
         KeyType::X25519 if taken.local_static_key().is_some() => return Err(twice("x25519")),
         KeyType::X25519 => taken.static_key(loaded.static_secret()?),
-        KeyType::Ed25519 if taken.local_signing_key().is_some() => return Err(twice("ed25519")),
-        KeyType::Ed25519 => taken.signing_key(loaded.ed25519()?),
         KeyType::Mlkem768 if taken.local_kem_key().is_some() => return Err(twice("mlkem768")),
         KeyType::Mlkem768 => taken.kem_key(loaded.mlkem768()?),
         other => {
@@ -513,20 +591,7 @@ fn load_store_key(
             .into())
         }
     };
-    KEYS_IN_USE.lock().unwrap_or_else(|e| e.into_inner()).push((
-        store.dir().to_path_buf(),
-        entry.id.clone(),
-        entry.name.clone(),
-    ));
-    // Peers pin the identity key (x25519 or ed25519), so a rotation of that
-    // key is announced; the ML-KEM key travels in --remote-key instead.
-    if entry.key_type != KeyType::Mlkem768 {
-        let chain = store.rotation_chain(&entry.id)?;
-        if !chain.is_empty() {
-            let _ = ANNOUNCEMENT.set(encode_rotation_announcement(&chain)?);
-        }
-    }
-    Ok(())
+    key_in_use(&store, entry)
 }
 
 pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {

@@ -27,6 +27,11 @@ pub struct KeysArgs {
     /// when AKEX_PASSPHRASE is unset (unix); never give it as an argument.
     #[arg(long = "passphrase-fd", value_name = "FD", global = true)]
     passphrase_fd: Option<u32>,
+    /// Read a PKCS#11 token's PIN from this open file descriptor (its
+    /// first line) when AKEX_PKCS11_PIN is unset (unix); never give it as
+    /// an argument.
+    #[arg(long = "pin-fd", value_name = "FD", global = true)]
+    pin_fd: Option<u32>,
     #[command(subcommand)]
     command: KeysCommand,
 }
@@ -39,15 +44,23 @@ enum KeysCommand {
     Generate {
         #[arg(long)]
         name: String,
-        /// x25519 (Noise static), ed25519 (signing) or mlkem768.
+        /// x25519 (Noise static), ed25519 (signing), p256 (ECDSA signing,
+        /// the FIPS-algorithm SIGMA suite) or mlkem768.
         #[arg(long = "type", default_value = "x25519")]
         key_type: String,
         /// Expire the key this many seconds from now.
         #[arg(long)]
         expires_in: Option<u64>,
         /// Store the private key unencrypted (protected only by mode 0600).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "pkcs11")]
         insecure_plaintext: bool,
+        /// Generate the key inside a PKCS#11 token instead (ed25519 or
+        /// p256; needs --features pkcs11), e.g.
+        /// 'pkcs11:token=akex;object=server-sig?module-path=/usr/lib/softhsm/libsofthsm2.so'.
+        /// The store records its public key and URI; the PIN comes from
+        /// AKEX_PKCS11_PIN, --pin-fd or a prompt.
+        #[arg(long, value_name = "URI")]
+        pkcs11: Option<String>,
     },
     /// Show an identity's public record (feed `--json` output to `keys trust --from`).
     Show {
@@ -135,6 +148,7 @@ pub fn main(args: KeysArgs) -> ExitCode {
 
 fn entry_json(e: &KeyEntry) -> serde_json::Value {
     json!({
+        "pkcs11": e.pkcs11,
         "id": e.id,
         "name": e.name,
         "type": e.key_type,
@@ -158,10 +172,10 @@ fn entry_line(e: &KeyEntry) -> String {
         e.name,
         e.key_type.to_string(),
         e.status.to_string(),
-        if e.encrypted {
-            "encrypted"
-        } else {
-            "PLAINTEXT"
+        match (e.in_token(), e.encrypted) {
+            (true, _) => "pkcs11",
+            (false, true) => "encrypted",
+            (false, false) => "PLAINTEXT",
         },
         e.public.get(..44).unwrap_or(&e.public),
     )
@@ -226,6 +240,7 @@ fn run(args: KeysArgs) -> Result<(), Error> {
     crate::common::set_passphrase_fd(args.passphrase_fd);
     let mut store = KeyStore::open(store_dir(args.store.as_deref())?)?;
     let json = args.json;
+    let pin_fd = args.pin_fd;
     if !matches!(args.command, KeysCommand::Audit { .. }) {
         // Loud, but never in the way of the command (revoke must work).
         if let Ok(report) = store.audit_report() {
@@ -260,11 +275,19 @@ fn run(args: KeysArgs) -> Result<(), Error> {
             key_type,
             expires_in,
             insecure_plaintext,
+            pkcs11,
         } => {
             let key_type: KeyType = key_type.parse()?;
-            let protection = protection(insecure_plaintext, true)?;
             let expires = expires_in.map(|s| now_unix().saturating_add(s));
-            let entry = store.generate(&name, key_type, &protection, expires)?;
+            let entry = match pkcs11 {
+                Some(uri) => {
+                    crate::hsm::generate(&mut store, &name, key_type, &uri, expires, pin_fd)?
+                }
+                None => {
+                    let protection = protection(insecure_plaintext, true)?;
+                    store.generate(&name, key_type, &protection, expires)?
+                }
+            };
             emit(json, entry_json(&entry), entry_line(&entry));
         }
         KeysCommand::Show { name } => {
@@ -272,7 +295,7 @@ fn run(args: KeysArgs) -> Result<(), Error> {
                 .find(&name)
                 .or_else(|| store.find_id(&name))
                 .ok_or_else(|| KeyStoreError::NotFound(name.clone()))?;
-            let text = format!(
+            let mut text = format!(
                 "id: {}\nname: {}\ntype: {}\nstatus: {}\npublic: {}\nsigning_public: {}\ncreated: {}\nexpires: {}\nencrypted: {}",
                 entry.id,
                 entry.name,
@@ -284,6 +307,9 @@ fn run(args: KeysArgs) -> Result<(), Error> {
                 entry.expires.map(|t| t.to_string()).unwrap_or_else(|| "never".into()),
                 entry.encrypted
             );
+            if let Some(uri) = &entry.pkcs11 {
+                text.push_str(&format!("\npkcs11: {uri}"));
+            }
             emit(json, entry_json(entry), text);
         }
         KeysCommand::Rotate {
@@ -291,13 +317,17 @@ fn run(args: KeysArgs) -> Result<(), Error> {
             overlap,
             insecure_plaintext,
         } => {
-            let encrypted = store
+            let old = store
                 .find(&name)
-                .ok_or_else(|| KeyStoreError::NotFound(name.clone()))?
-                .encrypted;
-            // The old key's passphrase also protects the new key.
-            let protection = protection(insecure_plaintext && !encrypted, false)?;
-            let (entry, statement) = store.rotate(&name, &protection, overlap)?;
+                .cloned()
+                .ok_or_else(|| KeyStoreError::NotFound(name.clone()))?;
+            let (entry, statement) = if old.in_token() {
+                crate::hsm::rotate(&mut store, &old, overlap, pin_fd)?
+            } else {
+                // The old key's passphrase also protects the new key.
+                let protection = protection(insecure_plaintext && !old.encrypted, false)?;
+                store.rotate(&name, &protection, overlap)?
+            };
             let path = store
                 .dir()
                 .join("rotations")
@@ -337,6 +367,20 @@ fn run(args: KeysArgs) -> Result<(), Error> {
             );
         }
         KeysCommand::Destroy { name } => {
+            let in_token = store
+                .find(&name)
+                .or_else(|| store.find_id(&name))
+                .filter(|e| e.in_token())
+                .cloned();
+            if let Some(entry) = in_token {
+                let done = crate::hsm::destroy(&mut store, &name, &entry, pin_fd)?;
+                emit(
+                    json,
+                    entry_json(&done),
+                    format!("destroyed {} ({}) in its token", done.id, done.name),
+                );
+                return Ok(());
+            }
             let encrypted = store
                 .find(&name)
                 .or_else(|| store.find_id(&name))
@@ -397,11 +441,24 @@ fn run(args: KeysArgs) -> Result<(), Error> {
                 let signing = signing
                     .map(|s| decode("--signing-public", &s))
                     .transpose()?;
-                if key_type != KeyType::Mlkem768 && public.len() != 32 {
+                let scheme = key_type.signature_scheme();
+                if key_type == KeyType::P256 && !scheme.is_valid_public_key(&public) {
+                    return Err(ConfigError::InvalidKey(
+                        "a p256 public key is 65 bytes, an uncompressed point on the curve",
+                    )
+                    .into());
+                }
+                if !matches!(key_type, KeyType::Mlkem768 | KeyType::P256) && public.len() != 32 {
                     return Err(ConfigError::InvalidKey("public key must be 32 bytes").into());
                 }
-                if signing.as_ref().is_some_and(|s| s.len() != 32) {
-                    return Err(ConfigError::InvalidKey("signing key must be 32 bytes").into());
+                if signing
+                    .as_ref()
+                    .is_some_and(|s| s.len() != scheme.public_key_len())
+                {
+                    return Err(ConfigError::InvalidKey(
+                        "the signing key does not have the length of the type's scheme",
+                    )
+                    .into());
                 }
                 trust.pin(&name, key_type, &public, signing.as_deref(), expires)?
             };

@@ -6,6 +6,7 @@ mod common;
 mod connect;
 mod demo;
 mod harness;
+mod hsm;
 mod keys;
 mod protocols;
 mod serve;
@@ -120,6 +121,9 @@ enum KeyFileType {
     X25519,
     /// SIGMA signing identities.
     Ed25519,
+    /// ECDSA P-256 identities of the FIPS-algorithm SIGMA suite (the
+    /// 32-byte private scalar).
+    P256,
     /// ML-KEM-768 static keys of the akex-pq-* protocols.
     Mlkem768,
     /// RSA-3072 key transport (NOT forward secret; --features rsa-kt).
@@ -127,16 +131,31 @@ enum KeyFileType {
     Rsa3072,
 }
 
-fn public_of(key: &akex::keys::StaticSecret, key_type: KeyFileType) -> [u8; 32] {
-    match key_type {
-        KeyFileType::Ed25519 => *akex::keys::SigningKey::from_seed(key.private().clone()).public(),
-        _ => *key.public(),
-    }
+fn public_of(
+    key: &akex::keys::StaticSecret,
+    key_type: KeyFileType,
+) -> Result<Vec<u8>, akex::Error> {
+    Ok(match key_type {
+        KeyFileType::Ed25519 => akex::keys::SigningKey::from_seed(key.private().clone())
+            .public()
+            .to_vec(),
+        KeyFileType::P256 => akex::keys::P256SigningKey::from_scalar(key.private())?
+            .public()
+            .to_vec(),
+        _ => key.public().to_vec(),
+    })
 }
 
 fn keygen(output: &std::path::Path, key_type: KeyFileType) -> Result<(), akex::Error> {
     match key_type {
         KeyFileType::X25519 | KeyFileType::Ed25519 => {}
+        KeyFileType::P256 => {
+            // A scalar below the group order, from aws-lc's generator.
+            let key = akex::keys::P256SigningKey::generate()?;
+            common::write_new_key_file(output, key.scalar()?.expose())?;
+            println!("{}", common::b64(key.public()));
+            return Ok(());
+        }
         KeyFileType::Mlkem768 => {
             let seed = akex::crypto::Secret::<{ akex::keys::MlKem768KeyPair::SEED_LEN }>::random(
                 &mut akex::crypto::OsRng,
@@ -164,10 +183,7 @@ fn keygen(output: &std::path::Path, key_type: KeyFileType) -> Result<(), akex::E
     }
     // 32 random bytes either way: an X25519 scalar or an Ed25519 seed.
     let key = akex::keys::write_new_identity(output, &mut akex::crypto::OsRng)?;
-    println!(
-        "{}",
-        akex::keys::encode_public_key(&public_of(&key, key_type))
-    );
+    println!("{}", common::b64(&public_of(&key, key_type)?));
     Ok(())
 }
 
@@ -177,7 +193,7 @@ fn pubkey(
     kem_identity: Option<&std::path::Path>,
 ) -> Result<(), akex::Error> {
     match key_type {
-        KeyFileType::X25519 | KeyFileType::Ed25519 => {}
+        KeyFileType::X25519 | KeyFileType::Ed25519 | KeyFileType::P256 => {}
         KeyFileType::Mlkem768 => {
             let pair = common::load_mlkem768(identity)?;
             println!("{}", common::b64(pair.encapsulation_key()));
@@ -191,7 +207,7 @@ fn pubkey(
         }
     }
     let key = akex::keys::load_identity(identity)?;
-    let public = public_of(&key, key_type);
+    let public = public_of(&key, key_type)?;
     match kem_identity {
         Some(path) if key_type == KeyFileType::X25519 => {
             let pair = common::load_mlkem768(path)?;
@@ -205,7 +221,7 @@ fn pubkey(
             )
             .into())
         }
-        None => println!("{}", akex::keys::encode_public_key(&public)),
+        None => println!("{}", common::b64(&public)),
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Primitives, each wrapped once.
 //!
-//! X25519, Ed25519, SHA-256/HMAC/HKDF and the AEADs come from aws-lc-rs,
+//! X25519, Ed25519, P-256 (ECDH, ECDSA), SHA-256/HMAC/HKDF and the AEADs
+//! come from aws-lc-rs,
 //! which measured fastest here (see `docs/benchmarks.md`); ML-KEM from
 //! libcrux (it takes its randomness as an argument, see
 //! `docs/mlkem-choice.md`); BLAKE2 for Noise names that ask for it from the
@@ -12,9 +13,11 @@
 //! (`akex::hazmat`).
 
 pub(crate) mod aead;
+pub(crate) mod dh;
 pub(crate) mod ed25519;
 pub(crate) mod hash;
 pub(crate) mod kem;
+pub(crate) mod p256;
 pub(crate) mod rng;
 pub(crate) mod secret;
 #[cfg_attr(not(feature = "hazmat"), allow(dead_code))]
@@ -23,6 +26,7 @@ pub(crate) mod snow_resolver;
 pub(crate) mod x25519;
 
 pub use aead::AeadAlgorithm;
+pub use dh::DhGroup;
 pub use rng::{OsRng, RandomSource};
 pub use secret::Secret;
 

@@ -214,6 +214,9 @@ impl Established {
         local: crate::keys::SigningKey,
         remote: [u8; 32],
     ) -> Self {
-        self.with_ratchet_auth(RatchetAuth::Signature { local, remote })
+        self.with_ratchet_auth(RatchetAuth::Signature {
+            local: std::sync::Arc::new(local),
+            remote: crate::keys::PublicKey::ed25519(remote),
+        })
     }
 }

@@ -25,7 +25,9 @@
 use super::akex::{AkexResponder, NegotiatingResponder, AKEX_PREFIX};
 use super::hybrid::{HybridConfig, HybridHandshake, HYBRID_IK, HYBRID_NK, HYBRID_XX};
 use super::pq::{PQ_IK, PQ_XX};
-use super::sigma::{sigma_aead, SigmaConfig, SigmaHandshake, SIGMA_AESGCM, SIGMA_CHACHAPOLY};
+use super::sigma::{
+    sigma_suite, SigmaConfig, SigmaHandshake, SIGMA_AESGCM, SIGMA_CHACHAPOLY, SIGMA_P256_AESGCM,
+};
 use super::{Handshake, NoiseConfig, NoiseHandshake, Role};
 pub use crate::config::HandshakeKeys;
 use crate::error::{ConfigError, Error};
@@ -187,6 +189,19 @@ static PROTOCOLS: &[ProtocolInfo] = &[
         keys: "ed25519 both",
     },
     ProtocolInfo {
+        name: SIGMA_P256_AESGCM,
+        family: "SIGMA-I on P-256 (FIPS algorithms)",
+        mode: Mode::Akex,
+        authentication:
+            "mutual (ECDSA P-256 signatures + MAC, explicit; key may be in a PKCS#11 token)",
+        forward_secrecy: true,
+        post_quantum: "no",
+        identity_hiding: "initiator vs active, responder vs passive",
+        message_sizes: &[6 + SIGMA_P256_AESGCM.len() + 65, 258, 193],
+        round_trips: 1.5,
+        keys: "p256 both",
+    },
+    ProtocolInfo {
         name: "Noise_XXhfs_25519+Kyber1024_ChaChaPoly_BLAKE2s",
         family: "Noise HFS (snow)",
         mode: Mode::Noise,
@@ -344,8 +359,8 @@ pub fn remote_key_kind(name: &str) -> Option<KeyKind> {
     if name.starts_with("Noise_") {
         return Some(KeyKind::X25519);
     }
-    if sigma_aead(name).is_some() {
-        return Some(KeyKind::Ed25519);
+    if let Some(suite) = sigma_suite(name) {
+        return Some(suite.scheme.key_kind());
     }
     #[cfg(feature = "rsa-kt")]
     if name == super::rsa::RSA_KT {
@@ -385,9 +400,12 @@ fn build_akex(
     keys: &HandshakeKeys,
     role: Role,
 ) -> Result<Box<dyn AkexResponder>, Error> {
-    if name == SIGMA_CHACHAPOLY || name == SIGMA_AESGCM {
-        let identity = keys.ed25519.clone().ok_or(ConfigError::MissingLocalKey)?;
-        let mut config = SigmaConfig::new(name, identity)?
+    if let Some(suite) = sigma_suite(name) {
+        let identity = keys
+            .local_signer(suite.scheme)
+            .cloned()
+            .ok_or(ConfigError::MissingLocalKey)?;
+        let mut config = SigmaConfig::with_signer(name, identity)?
             .prologue(keys.prologue.clone())
             .shared_rng(keys.shared_rng());
         if let Some(r) = &keys.remote {

@@ -1,5 +1,6 @@
-//! SIGMA-I over X25519 with Ed25519 signatures (Krawczyk, CRYPTO 2003,
-//! section 5.2; the same shape as the IKEv2 and TLS 1.3 handshakes).
+//! SIGMA-I (Krawczyk, CRYPTO 2003, section 5.2; the same shape as the
+//! IKEv2 and TLS 1.3 handshakes), over a suite the name selects: X25519 with
+//! Ed25519, or P-256 ECDH with ECDSA P-256 (the FIPS-algorithm suite).
 //!
 //! ```text
 //!   initiator                                   responder
@@ -8,57 +9,108 @@
 //!   {I, Sig_I(h), MAC_I(I)}, {payload}  ──▶
 //! ```
 //!
-//! `{...}` is encrypted under keys from the ephemeral-ephemeral X25519
+//! `{...}` is encrypted under keys from the ephemeral-ephemeral DH
 //! secret, with the transcript hash `h` as associated data. Each side signs
 //! `h` (which covers the hello, both ephemerals and everything before the
 //! signature) and MACs its own identity under a key derived from the DH
 //! secret. The initiator reveals its identity only after it has verified
 //! the responder's signature and MAC: its identity is hidden from active
 //! attackers; the responder's only from passive ones. Spec:
-//! `protocols/sigma.md`.
+//! `protocols/sigma.md` (the P-256 suite: `protocols/sigma-p256.md`).
+//!
+//! A suite ([`SigmaSuite`]) is the DH group, the signature scheme and the
+//! AEAD; the hash is SHA-256 in every suite (the akex-mode symmetric
+//! state). Messages, labels and checks are the same for all suites; only
+//! the lengths of keys on the wire differ. Our signature comes from a
+//! [`Signer`], so the private key may stay in a hardware module.
 
 use std::fmt;
+use std::sync::Arc;
 
 use super::akex::symmetric::labels;
 use super::akex::{encode_hello, AkexResponder, SymmetricState};
 use super::{append_or_undo, Established, Handshake, Role, MAX_MESSAGE_LEN};
-use crate::crypto::ed25519::{self, SigningKey};
+use crate::crypto::dh::{DhGroup, Ephemeral};
+use crate::crypto::ed25519::SigningKey;
 use crate::crypto::hash::hmac_sha256;
 use crate::crypto::secret::ct_eq;
-use crate::crypto::x25519::X25519Private;
 use crate::crypto::{AeadAlgorithm, RandomSource, Secret, SharedRng, TAG_LEN};
 use crate::error::{ApiMisuse, ConfigError, Error, PeerMisbehaved, TrustFailure};
-use crate::keys::{KeyKind, PublicKey};
+use crate::keys::signer::sign_checked;
+use crate::keys::{PublicKey, SignatureScheme, Signer};
 use crate::session::RatchetAuth;
 
 /// SIGMA-I with ChaCha20-Poly1305.
 pub const SIGMA_CHACHAPOLY: &str = "akex-sigma-x25519-ed25519-chachapoly-sha256";
 /// SIGMA-I with AES-256-GCM.
 pub const SIGMA_AESGCM: &str = "akex-sigma-x25519-ed25519-aesgcm-sha256";
+/// SIGMA-I on FIPS algorithms: P-256 ECDH, ECDSA P-256 with SHA-256,
+/// AES-256-GCM, SHA-256.
+pub const SIGMA_P256_AESGCM: &str = "akex-sigma-p256-ecdsa-aesgcm-sha256";
 
-/// Length of an Ed25519 public key (the identity on the wire).
+/// Length of an Ed25519 public key (the identity on the wire of the
+/// X25519/Ed25519 suites; see [`SignatureScheme::public_key_len`]).
 pub const IDENTITY_LEN: usize = 32;
-const SIG_LEN: usize = 64;
 const MAC_LEN: usize = 32;
-const DH_LEN: usize = 32;
-/// The encrypted identity block: identity, signature, MAC, tag.
-const AUTH_BLOCK_LEN: usize = IDENTITY_LEN + SIG_LEN + MAC_LEN + TAG_LEN;
+
+/// The algorithms of one SIGMA protocol name. The hash (and HKDF) is
+/// SHA-256 in every suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SigmaSuite {
+    /// The protocol name.
+    pub name: &'static str,
+    /// The ephemeral DH group.
+    pub group: DhGroup,
+    /// How identities sign.
+    pub scheme: SignatureScheme,
+    /// The handshake's and the session's AEAD.
+    pub aead: AeadAlgorithm,
+}
+
+impl SigmaSuite {
+    /// The encrypted identity block: identity, signature, MAC, tag.
+    fn auth_block_len(&self) -> usize {
+        self.scheme.public_key_len() + self.scheme.signature_len() + MAC_LEN + TAG_LEN
+    }
+}
+
+const SUITES: [SigmaSuite; 3] = [
+    SigmaSuite {
+        name: SIGMA_CHACHAPOLY,
+        group: DhGroup::X25519,
+        scheme: SignatureScheme::Ed25519,
+        aead: AeadAlgorithm::ChaChaPoly,
+    },
+    SigmaSuite {
+        name: SIGMA_AESGCM,
+        group: DhGroup::X25519,
+        scheme: SignatureScheme::Ed25519,
+        aead: AeadAlgorithm::AesGcm,
+    },
+    SigmaSuite {
+        name: SIGMA_P256_AESGCM,
+        group: DhGroup::P256,
+        scheme: SignatureScheme::EcdsaP256Sha256,
+        aead: AeadAlgorithm::AesGcm,
+    },
+];
+
+/// The suite a SIGMA protocol name selects, or `None` if it is not one.
+pub fn sigma_suite(name: &str) -> Option<SigmaSuite> {
+    SUITES.iter().find(|s| s.name == name).copied()
+}
 
 /// The AEAD a SIGMA protocol name selects, or `None` if it is not one.
 pub fn sigma_aead(name: &str) -> Option<AeadAlgorithm> {
-    match name {
-        SIGMA_CHACHAPOLY => Some(AeadAlgorithm::ChaChaPoly),
-        SIGMA_AESGCM => Some(AeadAlgorithm::AesGcm),
-        _ => None,
-    }
+    sigma_suite(name).map(|s| s.aead)
 }
 
 /// Everything needed to start one side of a SIGMA handshake.
 #[derive(Clone)]
 pub struct SigmaConfig {
-    protocol: &'static str,
-    aead: AeadAlgorithm,
-    identity: SigningKey,
+    suite: SigmaSuite,
+    identity: Arc<dyn Signer>,
     remote: Option<PublicKey>,
     prologue: Vec<u8>,
     rng: SharedRng,
@@ -67,8 +119,8 @@ pub struct SigmaConfig {
 impl fmt::Debug for SigmaConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigmaConfig")
-            .field("protocol", &self.protocol)
-            .field("identity", &hex::encode(self.identity.public()))
+            .field("protocol", &self.suite.name)
+            .field("identity", &hex::encode(self.identity.public_key()))
             .field("remote", &self.remote)
             .field("prologue", &hex::encode(&self.prologue))
             .finish_non_exhaustive()
@@ -79,20 +131,26 @@ impl SigmaConfig {
     /// A configuration for `protocol` ([`SIGMA_CHACHAPOLY`] or
     /// [`SIGMA_AESGCM`]) with our Ed25519 identity; randomness from the OS.
     pub fn new(protocol: &str, identity: SigningKey) -> Result<Self, Error> {
-        let (protocol, aead) = match protocol {
-            SIGMA_CHACHAPOLY => (SIGMA_CHACHAPOLY, AeadAlgorithm::ChaChaPoly),
-            SIGMA_AESGCM => (SIGMA_AESGCM, AeadAlgorithm::AesGcm),
-            other => {
-                return Err(ConfigError::UnsupportedProtocol {
-                    name: other.to_string(),
-                    reason: "not a SIGMA protocol".into(),
-                }
-                .into())
+        Self::with_signer(protocol, Arc::new(identity))
+    }
+
+    /// A configuration for any SIGMA `protocol` with our identity behind a
+    /// [`Signer`] (in memory or in a hardware module), whose scheme must be
+    /// the suite's ([`ConfigError::WrongKeyKind`] otherwise).
+    pub fn with_signer(protocol: &str, identity: Arc<dyn Signer>) -> Result<Self, Error> {
+        let suite = sigma_suite(protocol).ok_or_else(|| ConfigError::UnsupportedProtocol {
+            name: protocol.to_string(),
+            reason: "not a SIGMA protocol".into(),
+        })?;
+        if identity.scheme() != suite.scheme {
+            return Err(ConfigError::WrongKeyKind {
+                expected: suite.scheme.key_kind(),
+                given: identity.scheme().key_kind(),
             }
-        };
+            .into());
+        }
         Ok(SigmaConfig {
-            protocol,
-            aead,
+            suite,
             identity,
             remote: None,
             prologue: Vec::new(),
@@ -108,7 +166,7 @@ impl SigmaConfig {
         self
     }
 
-    /// The Ed25519 public key the peer must prove; the handshake fails with
+    /// The public key the peer must prove (of the suite's kind); the handshake fails with
     /// [`TrustFailure::RemoteKeyMismatch`] if it shows another. Without it,
     /// any peer that signs correctly is accepted and its key is reported in
     /// [`Established::remote_static`] for the caller to check. A key of
@@ -150,18 +208,18 @@ pub struct SigmaHandshake {
     role: Role,
     state: SymmetricState,
     step: Step,
-    ephemeral: Option<X25519Private>,
+    ephemeral: Option<Ephemeral>,
     /// The ephemeral-ephemeral secret, between reading message 1 and
     /// writing message 2 (responder only).
-    pending_dh: Option<Secret<DH_LEN>>,
+    pending_dh: Option<Secret<32>>,
     hello_mixed: bool,
-    remote_identity: Option<[u8; IDENTITY_LEN]>,
+    remote_identity: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for SigmaHandshake {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SigmaHandshake")
-            .field("protocol", &self.config.protocol)
+            .field("protocol", &self.config.suite.name)
             .field("role", &self.role)
             .field("step", &self.step)
             .field("state", &self.state)
@@ -185,9 +243,9 @@ impl SigmaHandshake {
 
     fn new(config: SigmaConfig, role: Role) -> Result<Self, Error> {
         if let Some(remote) = &config.remote {
-            remote.expect_kind(KeyKind::Ed25519)?;
+            remote.expect_kind(config.suite.scheme.key_kind())?;
         }
-        let state = SymmetricState::new(config.protocol, config.aead, &config.prologue);
+        let state = SymmetricState::new(config.suite.name, config.suite.aead, &config.prologue);
         Ok(SigmaHandshake {
             config,
             role,
@@ -222,9 +280,8 @@ impl SigmaHandshake {
         Err(err)
     }
 
-    fn generate_ephemeral(&mut self) -> X25519Private {
-        let secret = Secret::<DH_LEN>::random(&mut self.config.rng);
-        X25519Private::new(&secret)
+    fn generate_ephemeral(&mut self) -> Ephemeral {
+        Ephemeral::generate(self.config.suite.group, &mut self.config.rng)
     }
 
     /// `{identity, Sig(label || h), MAC(km, identity)}` for our side.
@@ -233,19 +290,22 @@ impl SigmaHandshake {
             Role::Initiator => (labels::SIGMA_SIG_INITIATOR, labels::SIGMA_MAC_INITIATOR),
             Role::Responder => (labels::SIGMA_SIG_RESPONDER, labels::SIGMA_MAC_RESPONDER),
         };
-        let identity = *self.config.identity.public();
+        let signer = &self.config.identity;
+        let identity = signer.public_key();
         let h = self.state.handshake_hash();
-        let signature = self.config.identity.sign(&signed_message(sig_label, &h));
-        let mac = identity_mac(&self.state.derive_key(mac_label), &identity);
-        let mut block = zeroize::Zeroizing::new([0u8; IDENTITY_LEN + SIG_LEN + MAC_LEN]);
-        block[..IDENTITY_LEN].copy_from_slice(&identity);
-        block[IDENTITY_LEN..IDENTITY_LEN + SIG_LEN].copy_from_slice(&signature);
-        block[IDENTITY_LEN + SIG_LEN..].copy_from_slice(&mac);
+        let signature = sign_checked(signer.as_ref(), &signed_message(sig_label, &h))?;
+        let mac = identity_mac(&self.state.derive_key(mac_label), identity);
+        let mut block = zeroize::Zeroizing::new(Vec::with_capacity(
+            identity.len() + signature.len() + MAC_LEN,
+        ));
+        block.extend_from_slice(identity);
+        block.extend_from_slice(&signature);
+        block.extend_from_slice(&mac);
         self.state.encrypt_and_hash(&block[..], out)
     }
 
     /// Opens and checks the peer's identity block; returns its identity.
-    fn read_auth_block(&mut self, block: &[u8]) -> Result<[u8; IDENTITY_LEN], Error> {
+    fn read_auth_block(&mut self, block: &[u8]) -> Result<Vec<u8>, Error> {
         let (sig_label, mac_label) = match self.role {
             Role::Initiator => (labels::SIGMA_SIG_RESPONDER, labels::SIGMA_MAC_RESPONDER),
             Role::Responder => (labels::SIGMA_SIG_INITIATOR, labels::SIGMA_MAC_INITIATOR),
@@ -254,27 +314,26 @@ impl SigmaHandshake {
         let mac_key = self.state.derive_key(mac_label);
         let mut plain = zeroize::Zeroizing::new(Vec::with_capacity(block.len()));
         self.state.decrypt_and_hash(block, &mut plain)?;
-        if plain.len() != IDENTITY_LEN + SIG_LEN + MAC_LEN {
+        let scheme = self.config.suite.scheme;
+        let (id_len, sig_len) = (scheme.public_key_len(), scheme.signature_len());
+        if plain.len() != id_len + sig_len + MAC_LEN {
             return Err(PeerMisbehaved::BadMessageLength.into());
         }
-        let mut identity = [0u8; IDENTITY_LEN];
-        identity.copy_from_slice(&plain[..IDENTITY_LEN]);
-        let mut sig = [0u8; SIG_LEN];
-        sig.copy_from_slice(&plain[IDENTITY_LEN..IDENTITY_LEN + SIG_LEN]);
-        let mac = &plain[IDENTITY_LEN + SIG_LEN..];
-        if ed25519::is_weak_public_key(&identity) {
+        let (identity, rest) = plain.split_at(id_len);
+        let (sig, mac) = rest.split_at(sig_len);
+        if !scheme.is_valid_public_key(identity) {
             return Err(PeerMisbehaved::InvalidPublicKey.into());
         }
-        if !ct_eq(&identity_mac(&mac_key, &identity), mac) {
+        if !ct_eq(&identity_mac(&mac_key, identity), mac) {
             return Err(PeerMisbehaved::BadMac.into());
         }
-        ed25519::verify(&identity, &signed_message(sig_label, &h), &sig)?;
+        scheme.verify(identity, &signed_message(sig_label, &h), sig)?;
         if let Some(expected) = &self.config.remote {
-            if !ct_eq(expected.as_bytes(), &identity) {
+            if !ct_eq(expected.as_bytes(), identity) {
                 return Err(TrustFailure::RemoteKeyMismatch.into());
             }
         }
-        Ok(identity)
+        Ok(identity.to_vec())
     }
 
     fn write_inner(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
@@ -282,7 +341,7 @@ impl SigmaHandshake {
         match self.step {
             Step::M1 => {
                 let mut hello = Vec::new();
-                encode_hello(self.config.protocol, &mut hello)?;
+                encode_hello(self.config.suite.name, &mut hello)?;
                 self.state.mix_hash(&hello);
                 out.extend_from_slice(&hello);
                 let e = self.generate_ephemeral();
@@ -323,7 +382,9 @@ impl SigmaHandshake {
                 if !self.hello_mixed {
                     return Err(ApiMisuse::WrongTurn.into());
                 }
-                let Some((re, rest)) = message.split_first_chunk::<DH_LEN>() else {
+                let Some((re, rest)) =
+                    message.split_at_checked(self.config.suite.group.public_len())
+                else {
                     return Err(PeerMisbehaved::BadMessageLength.into());
                 };
                 self.state.mix_hash(re);
@@ -337,11 +398,15 @@ impl SigmaHandshake {
                 self.step = Step::M2;
             }
             Step::M2 => {
-                if message.len() < DH_LEN + AUTH_BLOCK_LEN + TAG_LEN {
+                let (dh_len, auth_len) = (
+                    self.config.suite.group.public_len(),
+                    self.config.suite.auth_block_len(),
+                );
+                if message.len() < dh_len + auth_len + TAG_LEN {
                     return Err(PeerMisbehaved::BadMessageLength.into());
                 }
-                let (re, rest) = message.split_at(DH_LEN);
-                let (block, rest) = rest.split_at(AUTH_BLOCK_LEN);
+                let (re, rest) = message.split_at(dh_len);
+                let (block, rest) = rest.split_at(auth_len);
                 let Some(e) = self.ephemeral.take() else {
                     return Err(ApiMisuse::WrongTurn.into());
                 };
@@ -354,10 +419,11 @@ impl SigmaHandshake {
                 self.step = Step::M3;
             }
             Step::M3 => {
-                if message.len() < AUTH_BLOCK_LEN + TAG_LEN {
+                let auth_len = self.config.suite.auth_block_len();
+                if message.len() < auth_len + TAG_LEN {
                     return Err(PeerMisbehaved::BadMessageLength.into());
                 }
-                let (block, rest) = message.split_at(AUTH_BLOCK_LEN);
+                let (block, rest) = message.split_at(auth_len);
                 self.remote_identity = Some(self.read_auth_block(block)?);
                 self.state.decrypt_and_hash(rest, payload)?;
                 self.step = Step::Done;
@@ -375,13 +441,13 @@ fn signed_message(label: &[u8], h: &[u8; 32]) -> Vec<u8> {
     m
 }
 
-fn identity_mac(key: &Secret<32>, identity: &[u8; IDENTITY_LEN]) -> [u8; MAC_LEN] {
+fn identity_mac(key: &Secret<32>, identity: &[u8]) -> [u8; MAC_LEN] {
     *hmac_sha256(key.expose(), &[identity]).expose()
 }
 
 impl Handshake for SigmaHandshake {
     fn protocol(&self) -> &str {
-        self.config.protocol
+        self.config.suite.name
     }
 
     fn role(&self) -> Role {
@@ -438,18 +504,20 @@ impl Handshake for SigmaHandshake {
         let hash = state.handshake_hash().to_vec();
         let aead = state.aead();
         let root = state.root_secret();
+        // Checked in read_auth_block: a valid key that signed the transcript.
+        let remote = PublicKey::checked(self.config.suite.scheme.key_kind(), &remote);
         let (i2r, r2i) = state.split();
         // The ratchet signs every step with the identities this handshake
         // authenticated.
         let auth = RatchetAuth::Signature {
             local: self.config.identity.clone(),
-            remote,
+            remote: remote.clone(),
         };
         Ok(Established::assemble(
-            self.config.protocol.to_string(),
+            self.config.suite.name.to_string(),
             self.role,
             hash,
-            Some(PublicKey::ed25519(remote)),
+            Some(remote),
             aead,
             i2r,
             r2i,

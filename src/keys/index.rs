@@ -11,6 +11,7 @@ use super::fsutil::{corrupt, read_file, MAX_STATE_FILE};
 use super::paths::is_key_id;
 use super::unb64;
 use crate::error::{Error, KeyStoreError};
+use crate::keys::SignatureScheme;
 
 /// The kinds of long-term key akex uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +24,27 @@ pub enum KeyType {
     Ed25519,
     /// An ML-KEM-768 decapsulation key (hybrid post-quantum protocols).
     Mlkem768,
+    /// An ECDSA P-256 signing key (the FIPS-algorithm SIGMA suite; it signs
+    /// its own rotation statements).
+    P256,
+}
+
+impl KeyType {
+    /// The scheme that signs this identity's rotation statements: ECDSA
+    /// P-256 for p256 keys, Ed25519 for the others (the key itself or its
+    /// companion).
+    pub fn signature_scheme(self) -> SignatureScheme {
+        match self {
+            KeyType::P256 => SignatureScheme::EcdsaP256Sha256,
+            _ => SignatureScheme::Ed25519,
+        }
+    }
+
+    /// True for the types a handshake signs with (SIGMA identities), the
+    /// only ones a PKCS#11 token can hold for akex.
+    pub fn is_signing(self) -> bool {
+        matches!(self, KeyType::Ed25519 | KeyType::P256)
+    }
 }
 
 impl fmt::Display for KeyType {
@@ -31,6 +53,7 @@ impl fmt::Display for KeyType {
             KeyType::X25519 => "x25519",
             KeyType::Ed25519 => "ed25519",
             KeyType::Mlkem768 => "mlkem768",
+            KeyType::P256 => "p256",
         })
     }
 }
@@ -42,8 +65,9 @@ impl FromStr for KeyType {
             "x25519" => Ok(KeyType::X25519),
             "ed25519" => Ok(KeyType::Ed25519),
             "mlkem768" | "ml-kem-768" => Ok(KeyType::Mlkem768),
+            "p256" | "p-256" => Ok(KeyType::P256),
             other => Err(KeyStoreError::Unsupported(format!(
-                "{other:?} (expected x25519, ed25519 or mlkem768)"
+                "{other:?} (expected x25519, ed25519, p256 or mlkem768)"
             ))
             .into()),
         }
@@ -89,8 +113,9 @@ pub struct KeyEntry {
     pub key_type: KeyType,
     /// The public key, base64.
     pub public: String,
-    /// The Ed25519 key that signs this identity's rotation statements, base64
-    /// (for an ed25519 identity, its own public key).
+    /// The key that signs this identity's rotation statements, base64 (for
+    /// ed25519 and p256 identities, their own public key; see
+    /// [`KeyType::signature_scheme`]).
     pub signing_public: String,
     /// Creation time, Unix seconds.
     pub created: u64,
@@ -119,13 +144,24 @@ pub struct KeyEntry {
     /// SHA-256 of the private key file as written: checked before the file
     /// is decrypted, overwritten or removed. The file itself is always
     /// `keys/<id>.pem`, derived from the id, never read from the index.
+    /// Empty for a key held in a PKCS#11 token.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub file_sha256: String,
+    /// For a key held in a PKCS#11 token: its `pkcs11:` URI (RFC 7512,
+    /// with the object's `id`). Such a key has no private key file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pkcs11: Option<String>,
 }
 
 impl KeyEntry {
     /// The private key file, relative to the store directory.
     pub fn file(&self) -> String {
         format!("{}/{}.pem", super::paths::KEYS, self.id)
+    }
+
+    /// True if the private key is held in a PKCS#11 token.
+    pub fn in_token(&self) -> bool {
+        self.pkcs11.is_some()
     }
 
     /// The public key's bytes.
@@ -202,6 +238,16 @@ impl Index {
         }
         if index.keys.iter().any(|e| !is_key_id(&e.id)) {
             return Err(corrupt(path, "a key id is not 32 lowercase hex digits"));
+        }
+        if index
+            .keys
+            .iter()
+            .any(|e| e.in_token() && (!e.key_type.is_signing() || !e.file_sha256.is_empty()))
+        {
+            return Err(corrupt(
+                path,
+                "a key held in a PKCS#11 token must be ed25519 or p256 and have no key file",
+            ));
         }
         Ok(Some(index))
     }

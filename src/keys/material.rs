@@ -2,6 +2,7 @@
 //! key file, and [`LoadedKey`], a private key in memory.
 
 use std::fmt;
+use std::sync::Arc;
 
 use pkcs8::der::asn1::OctetStringRef;
 use pkcs8::der::{Decode, Encode};
@@ -9,21 +10,63 @@ use pkcs8::{AlgorithmIdentifierRef, ObjectIdentifier, PrivateKeyInfo};
 use zeroize::Zeroizing;
 
 use super::index::{KeyEntry, KeyType};
-use crate::crypto::ed25519::{self, SigningKey};
+use super::signer::Signer;
+use crate::crypto::ed25519::SigningKey;
 use crate::crypto::kem::{MlKem768KeyPair, SEED_LEN};
+use crate::crypto::p256::P256SigningKey;
 use crate::crypto::{OsRng, Secret, StaticSecret};
 use crate::error::{Error, KeyStoreError};
+
+/// The key that signs an identity's rotation statements (and, for ed25519
+/// and p256 identities, its handshakes): the identity itself, or the
+/// companion Ed25519 key of an x25519 or mlkem768 identity.
+#[derive(Clone)]
+pub(crate) enum IdentitySigner {
+    Ed25519(SigningKey),
+    P256(P256SigningKey),
+}
+
+impl IdentitySigner {
+    pub(crate) fn public(&self) -> Vec<u8> {
+        match self {
+            IdentitySigner::Ed25519(k) => k.public().to_vec(),
+            IdentitySigner::P256(k) => k.public().to_vec(),
+        }
+    }
+
+    /// 64 bytes for both schemes. aws-lc's ECDSA fails only when it cannot
+    /// allocate, as its Ed25519 key parsing does above.
+    pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {
+        match self {
+            IdentitySigner::Ed25519(k) => k.sign(message),
+            IdentitySigner::P256(k) => k
+                .sign(message)
+                .expect("aws-lc signs with a valid P-256 key"),
+        }
+    }
+
+    pub(crate) fn to_arc(&self) -> Arc<dyn Signer> {
+        match self {
+            IdentitySigner::Ed25519(k) => Arc::new(k.clone()),
+            IdentitySigner::P256(k) => Arc::new(k.clone()),
+        }
+    }
+}
 
 /// A private key loaded from the store. Zeroized on drop; `Debug` shows only
 /// the public record.
 pub struct LoadedKey {
     entry: KeyEntry,
     private: Zeroizing<Vec<u8>>,
-    signing: SigningKey,
+    signing: IdentitySigner,
 }
 
 impl LoadedKey {
-    pub(crate) fn new(entry: KeyEntry, private: Zeroizing<Vec<u8>>, signing: SigningKey) -> Self {
+    pub(crate) fn new(
+        entry: KeyEntry,
+        private: Zeroizing<Vec<u8>>,
+        signing: IdentitySigner,
+    ) -> Self {
         LoadedKey {
             entry,
             private,
@@ -68,18 +111,44 @@ impl LoadedKey {
     /// The key as an Ed25519 signing key for SIGMA (ed25519 identities
     /// only).
     pub fn ed25519(&self) -> Result<SigningKey, Error> {
-        if self.entry.key_type != KeyType::Ed25519 {
-            return Err(KeyStoreError::Unsupported(format!(
-                "key {:?} is {}, a SIGMA identity must be ed25519",
+        match (&self.signing, self.entry.key_type) {
+            (IdentitySigner::Ed25519(k), KeyType::Ed25519) => Ok(k.clone()),
+            _ => Err(KeyStoreError::Unsupported(format!(
+                "key {:?} is {}, an Ed25519 SIGMA identity must be ed25519",
                 self.entry.name, self.entry.key_type
             ))
-            .into());
+            .into()),
         }
-        Ok(self.signing.clone())
+    }
+
+    /// The key as an ECDSA P-256 signing key for the FIPS-algorithm SIGMA
+    /// suite (p256 identities only).
+    pub fn p256(&self) -> Result<P256SigningKey, Error> {
+        match &self.signing {
+            IdentitySigner::P256(k) => Ok(k.clone()),
+            IdentitySigner::Ed25519(_) => Err(KeyStoreError::Unsupported(format!(
+                "key {:?} is {}, a P-256 SIGMA identity must be p256",
+                self.entry.name, self.entry.key_type
+            ))
+            .into()),
+        }
+    }
+
+    /// The key as a handshake [`Signer`] (ed25519 and p256 identities).
+    pub fn signer(&self) -> Result<Arc<dyn Signer>, Error> {
+        match self.entry.key_type {
+            KeyType::Ed25519 | KeyType::P256 => Ok(self.signing.to_arc()),
+            other => Err(KeyStoreError::Unsupported(format!(
+                "key {:?} is {other}, a signing identity must be ed25519 or p256",
+                self.entry.name
+            ))
+            .into()),
+        }
     }
 
     /// Signs `message` with this identity's signing key (its companion
-    /// Ed25519 key, or the key itself for ed25519 identities).
+    /// Ed25519 key, or the key itself for ed25519 and p256 identities):
+    /// Ed25519 or ECDSA P-256 `r || s`, 64 bytes either way.
     pub fn sign(&self, message: &[u8]) -> [u8; 64] {
         self.signing.sign(message)
     }
@@ -102,32 +171,38 @@ const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112"
 const OID_MLKEM768: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.4.2");
 
 /// A new identity's private parts: the private key (X25519 scalar, Ed25519
-/// seed or the ML-KEM-768 seed `d ‖ z`) and the Ed25519 signing key.
+/// seed, the ML-KEM-768 seed `d ‖ z`; empty for p256, whose key is the
+/// signing key) and the signing key.
 pub(crate) struct Material {
     pub(crate) key_type: KeyType,
     pub(crate) private: Zeroizing<Vec<u8>>,
-    pub(crate) signing: SigningKey,
+    pub(crate) signing: IdentitySigner,
 }
 
 impl Material {
     /// Fresh keys of `key_type` from the OS RNG.
-    pub(crate) fn generate(key_type: KeyType) -> Self {
+    pub(crate) fn generate(key_type: KeyType) -> Result<Self, Error> {
         let mut rng = OsRng;
+        if key_type == KeyType::P256 {
+            return Ok(Material {
+                key_type,
+                private: Zeroizing::new(Vec::new()),
+                signing: IdentitySigner::P256(P256SigningKey::generate()?),
+            });
+        }
         let signing = SigningKey::generate(&mut rng);
         let private = match key_type {
             KeyType::X25519 => {
                 Zeroizing::new(StaticSecret::generate(&mut rng).private().expose().to_vec())
             }
             KeyType::Ed25519 => Zeroizing::new(signing.seed().expose().to_vec()),
-            KeyType::Mlkem768 => {
-                Zeroizing::new(Secret::<SEED_LEN>::random(&mut rng).expose().to_vec())
-            }
+            _ => Zeroizing::new(Secret::<SEED_LEN>::random(&mut rng).expose().to_vec()),
         };
-        Material {
+        Ok(Material {
             key_type,
             private,
-            signing,
-        }
+            signing: IdentitySigner::Ed25519(signing),
+        })
     }
 
     /// The identity's public key, or `None` if the private key is malformed.
@@ -137,7 +212,7 @@ impl Material {
                 let secret = Secret::<32>::from_slice(&self.private)?;
                 Some(crate::crypto::x25519::public_key(&secret).to_vec())
             }
-            KeyType::Ed25519 => Some(self.signing.public().to_vec()),
+            KeyType::Ed25519 | KeyType::P256 => Some(self.signing.public()),
             KeyType::Mlkem768 => {
                 let seed = Secret::<SEED_LEN>::from_slice(&self.private)?;
                 Some(
@@ -150,8 +225,8 @@ impl Material {
     }
 
     /// The signing key's public half.
-    pub(crate) fn signing_public(&self) -> [u8; 32] {
-        *self.signing.public()
+    pub(crate) fn signing_public(&self) -> Vec<u8> {
+        self.signing.public()
     }
 
     /// Signs with the signing key.
@@ -160,14 +235,19 @@ impl Material {
     }
 
     /// PKCS#8 `PrivateKeyInfo` DER: the identity key, then (for x25519 and
-    /// mlkem768) the companion Ed25519 signing key.
+    /// mlkem768) the companion Ed25519 signing key. A p256 key is aws-lc's
+    /// encoding (id-ecPublicKey, named curve P-256, RFC 5915 inside).
     pub(crate) fn to_pkcs8(&self) -> Result<Vec<Zeroizing<Vec<u8>>>, Error> {
         let bad = |_| Error::from(KeyStoreError::Unsupported("cannot encode PKCS#8".into()));
+        let companion = match &self.signing {
+            IdentitySigner::P256(k) => return Ok(vec![k.to_pkcs8()?]),
+            IdentitySigner::Ed25519(k) => k,
+        };
         let (oid, inner) = match self.key_type {
             KeyType::X25519 => (OID_X25519, curve_key(&self.private)?),
             KeyType::Ed25519 => (OID_ED25519, curve_key(&self.private)?),
             // ML-KEM-768-PrivateKey, the seed choice: [0] IMPLICIT OCTET STRING (SIZE (64)).
-            KeyType::Mlkem768 => {
+            _ => {
                 let mut der = Zeroizing::new(vec![0x80, SEED_LEN as u8]);
                 der.extend_from_slice(&self.private);
                 (OID_MLKEM768, der)
@@ -175,7 +255,7 @@ impl Material {
         };
         let mut out = vec![info_der(oid, &inner).map_err(bad)?];
         if self.key_type != KeyType::Ed25519 {
-            let seed = Zeroizing::new(*self.signing.seed().expose());
+            let seed = Zeroizing::new(*companion.seed().expose());
             out.push(info_der(OID_ED25519, &curve_key(seed.as_ref())?).map_err(bad)?);
         }
         Ok(out)
@@ -185,6 +265,14 @@ impl Material {
     /// are malformed or of another type.
     pub(crate) fn from_pkcs8(key_type: KeyType, blocks: &[Zeroizing<Vec<u8>>]) -> Option<Self> {
         let (first, rest) = blocks.split_first()?;
+        if key_type == KeyType::P256 {
+            let key = P256SigningKey::from_pkcs8(first).ok()?;
+            return rest.is_empty().then(|| Material {
+                key_type,
+                private: Zeroizing::new(Vec::new()),
+                signing: IdentitySigner::P256(key),
+            });
+        }
         let (oid, inner) = parse_info(first)?;
         let private = match key_type {
             KeyType::X25519 if oid == OID_X25519 => parse_curve_key(&inner)?,
@@ -210,7 +298,7 @@ impl Material {
         Some(Material {
             key_type,
             private,
-            signing: SigningKey::from_seed(Secret::new(*seed)),
+            signing: IdentitySigner::Ed25519(SigningKey::from_seed(Secret::new(*seed))),
         })
     }
 
@@ -255,15 +343,8 @@ fn parse_info(der: &[u8]) -> Option<(ObjectIdentifier, Zeroizing<Vec<u8>>)> {
     ))
 }
 
-/// Verifies an Ed25519 signature; false for a malformed or weak key or a
-/// bad signature. The one place outside this file's key types that needs
-/// the signature scheme (rotation statements).
-pub(crate) fn ed25519_verify(public: &[u8], message: &[u8], signature: &[u8]) -> bool {
-    ed25519_public_ok(public) && ed25519::verify(public, message, signature).is_ok()
-}
-
-/// True if `public` is 32 bytes and not a weak (small-order or
-/// non-canonical) Ed25519 key.
-pub(crate) fn ed25519_public_ok(public: &[u8]) -> bool {
-    <[u8; 32]>::try_from(public).is_ok_and(|b| !ed25519::is_weak_public_key(&b))
+impl fmt::Debug for IdentitySigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IdentitySigner({})", hex::encode(self.public()))
+    }
 }

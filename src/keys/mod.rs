@@ -10,6 +10,8 @@ pub mod encrypted;
 pub mod file;
 #[cfg(feature = "keystore")]
 mod fsutil;
+#[cfg(all(feature = "keystore", feature = "pkcs11"))]
+mod hsm;
 #[cfg(feature = "keystore")]
 pub mod index;
 #[cfg(feature = "keystore")]
@@ -27,6 +29,7 @@ mod public;
 mod rotate;
 #[cfg(feature = "keystore")]
 pub mod rotation;
+pub mod signer;
 #[cfg(feature = "keystore")]
 pub mod store;
 #[cfg(feature = "keystore")]
@@ -34,6 +37,7 @@ pub mod trust;
 
 pub use crate::crypto::ed25519::SigningKey;
 pub use crate::crypto::kem::MlKem768KeyPair;
+pub use crate::crypto::p256::P256SigningKey;
 pub use crate::crypto::x25519::StaticSecret;
 #[cfg(feature = "keystore")]
 pub use audit::{AuditEvent, AuditLog, AuditRecord, AuditReport};
@@ -54,6 +58,7 @@ pub use rotation::{
     decode_rotation_announcement, encode_rotation_announcement, RotationStatement,
     MAX_ROTATION_CHAIN,
 };
+pub use signer::{SignatureScheme, Signer};
 #[cfg(feature = "keystore")]
 pub use store::KeyStore;
 #[cfg(feature = "keystore")]

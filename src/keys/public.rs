@@ -30,6 +30,9 @@ pub enum KeyKind {
     /// An RFC 7919 ffdhe3072 public value (384 bytes, big-endian): the
     /// legacy finite-field DH baseline.
     Ffdhe3072,
+    /// A NIST P-256 key, uncompressed SEC1 (`0x04 || x || y`, 65 bytes):
+    /// identities of the FIPS-algorithm SIGMA suite (ECDSA).
+    P256,
 }
 
 impl fmt::Display for KeyKind {
@@ -40,6 +43,7 @@ impl fmt::Display for KeyKind {
             KeyKind::X25519MlKem768 => "X25519 + ML-KEM-768",
             KeyKind::Rsa => "RSA",
             KeyKind::Ffdhe3072 => "ffdhe3072",
+            KeyKind::P256 => "P-256",
         })
     }
 }
@@ -69,14 +73,16 @@ impl PublicKey {
         }
     }
 
-    /// A key of `kind` from its bytes, checking the length (and, for RSA,
-    /// only that it is not empty; the protocol parses it).
+    /// A key of `kind` from its bytes, checking the length (for P-256 also
+    /// that it is a point on the curve; for RSA only that it is not empty,
+    /// the protocol parses it).
     pub fn from_bytes(kind: KeyKind, bytes: &[u8]) -> Result<Self, Error> {
         let ok = match kind {
             KeyKind::X25519 | KeyKind::Ed25519 => bytes.len() == KEY_LEN,
             KeyKind::X25519MlKem768 => bytes.len() == X25519_MLKEM768_LEN,
             KeyKind::Rsa => !bytes.is_empty() && bytes.len() <= 4096,
             KeyKind::Ffdhe3072 => bytes.len() == 384,
+            KeyKind::P256 => crate::crypto::p256::is_valid_public_key(bytes),
         };
         if !ok {
             return Err(ConfigError::InvalidKey(match kind {
@@ -87,6 +93,9 @@ impl PublicKey {
                 }
                 KeyKind::Rsa => "an RSA public key is 1 to 4096 bytes of DER",
                 KeyKind::Ffdhe3072 => "an ffdhe3072 public value is 384 bytes",
+                KeyKind::P256 => {
+                    "a P-256 public key is an uncompressed point on the curve: 65 bytes, 0x04 || x || y"
+                }
             })
             .into());
         }
@@ -103,6 +112,15 @@ impl PublicKey {
             .decode(text.trim())
             .map_err(|_| ConfigError::InvalidKey("a public key must be base64"))?;
         Self::from_bytes(kind, &bytes)
+    }
+
+    /// A key whose bytes the caller has already checked for `kind` (a
+    /// handshake that verified a signature under it).
+    pub(crate) fn checked(kind: KeyKind, bytes: &[u8]) -> Self {
+        PublicKey {
+            kind,
+            bytes: bytes.into(),
+        }
     }
 
     /// The kind.

@@ -11,8 +11,9 @@
 use super::audit::AuditEvent;
 use super::encrypted::Protection;
 use super::fsutil::{corrupt, ensure_dir, write_atomic};
-use super::index::{KeyEntry, KeyStatus};
+use super::index::{Index, KeyEntry, KeyStatus};
 use super::material::Material;
+use super::paths::StorePaths;
 use super::rotation::{decode_field, RotationStatement, MAX_ROTATION_CHAIN};
 use super::store::{recheck_passphrase, seal_new, write_key_file, KeyStore};
 use super::trust::{Pin, TrustStore};
@@ -25,7 +26,9 @@ impl KeyStore {
     /// `rotations/<old_id>.json` and returns (new entry, statement). The
     /// passphrase must open the old key (encrypted keys) and is checked
     /// before anything is written; a key that was already rotated is
-    /// refused, so one key never names two successors.
+    /// refused, so one key never names two successors. A key held in a
+    /// PKCS#11 token is rotated in its token instead (`rotate_in_token`,
+    /// feature `pkcs11`).
     pub fn rotate(
         &mut self,
         name: &str,
@@ -33,6 +36,35 @@ impl KeyStore {
         overlap: u64,
     ) -> Result<(KeyEntry, RotationStatement), Error> {
         let now = now_unix();
+        let old = self.rotatable(name, now)?;
+        // The slow parts (scrypt) before the lock.
+        let old_key = self.read_private(&old, protection.passphrase_ref())?;
+        let checked = if old.encrypted {
+            Some(old.id.clone())
+        } else {
+            self.check_passphrase(protection)?
+        };
+        let material = Material::generate(old.key_type)?;
+        let sealed = seal_new(
+            &old.name,
+            &material,
+            protection,
+            old.expires,
+            Some(old.id.clone()),
+        )?;
+        let mut statement = new_statement(&old, &sealed.entry, now, overlap);
+        let message = statement.signed_message()?;
+        statement.old_signature = b64(&old_key.sign(&message));
+        statement.new_signature = b64(&material.sign(&message));
+        self.commit_rotation(&old, sealed.entry.clone(), statement, |index, paths| {
+            recheck_passphrase(index, paths, protection, checked.as_deref())?;
+            write_key_file(paths, &sealed)
+        })
+    }
+
+    /// The entry `name` if it may be rotated now: usable, active and not
+    /// already rotated.
+    pub(crate) fn rotatable(&self, name: &str, now: u64) -> Result<KeyEntry, Error> {
         let old = self
             .find(name)
             .cloned()
@@ -41,79 +73,80 @@ impl KeyStore {
         if old.status != KeyStatus::Active || old.replaced_by.is_some() {
             return Err(KeyStoreError::Retired(name.into()).into());
         }
-        // The slow parts (scrypt) before the lock.
-        let old_key = self.read_private(&old, protection.passphrase_ref())?;
-        let checked = if old.encrypted {
-            Some(old.id.clone())
-        } else {
-            self.check_passphrase(protection)?
-        };
-        let material = Material::generate(old.key_type);
-        let sealed = seal_new(
-            &old.name,
-            &material,
-            protection,
-            old.expires,
-            Some(old.id.clone()),
-        )?;
-        let new = sealed.entry.clone();
-        let mut statement = RotationStatement {
-            version: 1,
-            name: old.name.clone(),
-            key_type: old.key_type,
-            old_id: old.id.clone(),
-            old_public: old.public.clone(),
-            old_signing_public: old.signing_public.clone(),
-            new_id: new.id.clone(),
-            new_public: new.public.clone(),
-            new_signing_public: new.signing_public.clone(),
-            created: now,
-            overlap_until: now.saturating_add(overlap),
-            old_signature: String::new(),
-            new_signature: String::new(),
-        };
-        let message = statement.signed_message()?;
-        statement.old_signature = b64(&old_key.sign(&message));
-        statement.new_signature = b64(&material.sign(&message));
+        Ok(old)
+    }
+
+    /// Verifies the signed `statement` and commits the rotation `old` ->
+    /// `new` under the lock: re-checks that `old` is still rotatable, runs
+    /// `before` (writes the new key's file, if it has one), writes the
+    /// statement, retires `old` and adds `new`, logged as `rotate`.
+    pub(crate) fn commit_rotation(
+        &mut self,
+        old: &KeyEntry,
+        new: KeyEntry,
+        statement: RotationStatement,
+        before: impl FnOnce(&Index, &StorePaths) -> Result<(), Error>,
+    ) -> Result<(KeyEntry, RotationStatement), Error> {
         statement.verify()?;
         let json = serde_json::to_vec_pretty(&statement)
             .map_err(|e| corrupt(self.dir(), e.to_string()))?;
-
-        let result = statement.clone();
+        let now = statement.created;
         self.transact(|index, journal, paths| {
             journal.require_intact()?;
             let current = index
                 .keys
                 .iter()
                 .find(|e| e.id == old.id)
-                .ok_or_else(|| KeyStoreError::NotFound(name.into()))?;
+                .ok_or_else(|| KeyStoreError::NotFound(old.name.clone()))?;
             // Re-checked under the lock: a concurrent rotate or revoke wins.
             current.check_usable(now)?;
             if current.status != KeyStatus::Active || current.replaced_by.is_some() {
-                return Err(KeyStoreError::Retired(name.into()).into());
+                return Err(KeyStoreError::Retired(old.name.clone()).into());
             }
-            recheck_passphrase(index, paths, protection, checked.as_deref())?;
+            before(index, paths)?;
             ensure_dir(&paths.rotations_dir())?;
             write_atomic(&paths.rotation_file(&old.id)?, &json)?;
-            write_key_file(paths, &sealed)?;
             if let Some(entry) = index.entry_mut(&old.id) {
                 entry.status = KeyStatus::Retired;
                 entry.status_changed = Some(now);
                 entry.retire_at = Some(statement.overlap_until);
                 entry.replaced_by = Some(new.id.clone());
             }
-            index.keys.push(sealed.entry);
-            let event = AuditEvent::new(
-                "rotate",
-                Some(&new.id),
-                Some(&new.name),
-                Some(format!(
-                    "replaces {} overlap_until={}",
-                    old.id, statement.overlap_until
-                )),
+            index.keys.push(new.clone());
+            let mut detail = format!(
+                "replaces {} overlap_until={}",
+                old.id, statement.overlap_until
             );
-            Ok(((new.clone(), result), event))
+            if let Some(uri) = &new.pkcs11 {
+                detail.push_str(&format!(" pkcs11={uri}"));
+            }
+            let event = AuditEvent::new("rotate", Some(&new.id), Some(&new.name), Some(detail));
+            Ok(((new.clone(), statement.clone()), event))
         })
+    }
+}
+
+/// The unsigned statement `old` -> `new` made at `now`.
+pub(crate) fn new_statement(
+    old: &KeyEntry,
+    new: &KeyEntry,
+    now: u64,
+    overlap: u64,
+) -> RotationStatement {
+    RotationStatement {
+        version: 1,
+        name: old.name.clone(),
+        key_type: old.key_type,
+        old_id: old.id.clone(),
+        old_public: old.public.clone(),
+        old_signing_public: old.signing_public.clone(),
+        new_id: new.id.clone(),
+        new_public: new.public.clone(),
+        new_signing_public: new.signing_public.clone(),
+        created: now,
+        overlap_until: now.saturating_add(overlap),
+        old_signature: String::new(),
+        new_signature: String::new(),
     }
 }
 

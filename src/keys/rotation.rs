@@ -1,10 +1,12 @@
 //! Rotation with continuity.
 //!
-//! Every identity has an Ed25519 signing key: for ed25519 identities the key
-//! itself, for x25519 and mlkem768 identities a companion key generated with
-//! it, stored in the same encrypted file, and published (`signing_public`)
-//! next to the public key when the identity is pinned. X25519 keys cannot
-//! sign without XEdDSA, and we do not hand-roll it.
+//! Every identity has a signing key: for ed25519 and p256 identities the key
+//! itself (ECDSA P-256 for p256, possibly in a PKCS#11 token), for x25519
+//! and mlkem768 identities a companion Ed25519 key generated with it, stored
+//! in the same encrypted file, and published (`signing_public`) next to the
+//! public key when the identity is pinned. X25519 keys cannot sign without
+//! XEdDSA, and we do not hand-roll it. The statement's `type` decides the
+//! scheme ([`KeyType::signature_scheme`]).
 //!
 //! `akex keys rotate` makes a new identity and a [`RotationStatement`]
 //! signed by the old signing key (continuity: only the holder of the old key
@@ -18,7 +20,6 @@ use serde::{Deserialize, Serialize};
 
 use super::fsutil::{corrupt, read_file, MAX_KEY_FILE};
 use super::index::KeyType;
-use super::material::{ed25519_public_ok, ed25519_verify};
 use super::store::KeyStore;
 use super::{key_id, unb64};
 use crate::error::{Error, KeyStoreError};
@@ -72,11 +73,12 @@ pub(crate) fn decode_field(what: &str, text: &str) -> Result<Vec<u8>, Error> {
     decode(what, text)
 }
 
-fn verifying_key(what: &str, text: &str) -> Result<Vec<u8>, Error> {
+fn verifying_key(key_type: KeyType, what: &str, text: &str) -> Result<Vec<u8>, Error> {
     let bytes = decode(what, text)?;
-    if !ed25519_public_ok(&bytes) {
+    let scheme = key_type.signature_scheme();
+    if !scheme.is_valid_public_key(&bytes) {
         return Err(
-            KeyStoreError::InvalidStatement(format!("{what} is not an Ed25519 key")).into(),
+            KeyStoreError::InvalidStatement(format!("{what} is not an {scheme} key")).into(),
         );
     }
     Ok(bytes)
@@ -124,12 +126,13 @@ impl RotationStatement {
             ("old", &self.old_signing_public, &self.old_signature),
             ("new", &self.new_signing_public, &self.new_signature),
         ] {
-            let vk = verifying_key(&format!("{who}_signing_public"), key)?;
+            let vk = verifying_key(self.key_type, &format!("{who}_signing_public"), key)?;
             let sig = decode(&format!("{who}_signature"), sig)?;
             if sig.len() != 64 {
                 return Err(bad("a signature is not 64 bytes"));
             }
-            if !ed25519_verify(&vk, &message, &sig) {
+            let scheme = self.key_type.signature_scheme();
+            if scheme.verify(&vk, &message, &sig).is_err() {
                 return Err(bad(&format!("the {who} key's signature does not verify")));
             }
         }

@@ -160,7 +160,7 @@ impl KeyStore {
         let checked = self.check_passphrase(protection)?;
         let sealed = seal_new(
             name,
-            &Material::generate(key_type),
+            &Material::generate(key_type)?,
             protection,
             expires,
             None,
@@ -227,13 +227,14 @@ impl KeyStore {
     }
 
     /// Logs a `load` event for `entry` (optional: loading itself never
-    /// writes).
+    /// writes); for a key in a PKCS#11 token, with its URI (the first use
+    /// of the token key by this process).
     pub fn record_load(&self, entry: &KeyEntry) -> Result<(), Error> {
         self.audit.append(&AuditEvent::new(
             "load",
             Some(&entry.id),
             Some(&entry.name),
-            None,
+            entry.pkcs11.as_ref().map(|uri| format!("pkcs11={uri}")),
         ))
     }
 
@@ -303,6 +304,7 @@ impl KeyStore {
         if entry.status == KeyStatus::Destroyed {
             return Err(KeyStoreError::Destroyed(entry.name).into());
         }
+        in_token_error(&entry)?;
         let path = self.paths.key_file(&entry.id)?;
         let exists = std::fs::symlink_metadata(&path).is_ok();
         if entry.encrypted && exists {
@@ -335,6 +337,18 @@ impl KeyStore {
     }
 }
 
+/// Refuses file operations on a key held in a PKCS#11 token.
+pub(crate) fn in_token_error(entry: &KeyEntry) -> Result<(), Error> {
+    match &entry.pkcs11 {
+        Some(uri) => Err(KeyStoreError::InToken {
+            name: entry.name.clone(),
+            uri: uri.clone(),
+        }
+        .into()),
+        None => Ok(()),
+    }
+}
+
 /// True if `path` is a regular file whose hash is the one `entry` records.
 fn file_matches(path: &Path, entry: &KeyEntry) -> Result<bool, Error> {
     let is_file = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file());
@@ -361,7 +375,7 @@ fn complete_destructions(index: &Index, paths: &StorePaths) -> Result<(), Error>
     Ok(())
 }
 
-fn check_name(name: &str) -> Result<(), Error> {
+pub(crate) fn check_name(name: &str) -> Result<(), Error> {
     if name.is_empty() || name.len() > 128 || name.chars().any(|c| c.is_control()) {
         return Err(KeyStoreError::Unsupported(
             "key names must be 1-128 printable characters".into(),
@@ -450,6 +464,7 @@ pub(crate) fn seal_new(
         replaces,
         encrypted: protection.is_encrypted(),
         file_sha256: hex::encode(crate::crypto::hash::sha256(&[&file[..]])),
+        pkcs11: None,
     };
     Ok(Sealed { entry, file })
 }
@@ -472,6 +487,7 @@ fn read_private(
     if entry.status == KeyStatus::Destroyed {
         return Err(KeyStoreError::Destroyed(entry.name.clone()).into());
     }
+    in_token_error(entry)?;
     let path = paths.key_file(&entry.id)?;
     let bytes = read_file(&path, MAX_KEY_FILE)?
         .ok_or_else(|| io_err(&path, std::io::ErrorKind::NotFound.into()))?;

@@ -67,7 +67,7 @@ pub fn example_binary(name: &str) -> PathBuf {
 }
 
 /// The `akex` command (package `akex-cli`), built once per test binary with
-/// the same optional protocols as this test (`rsa-kt`).
+/// the same optional features as this test (`rsa-kt`, `pkcs11`).
 pub fn akex_binary() -> PathBuf {
     let mut args = vec!["-p", "akex-cli", "--bin", "akex"];
     for (on, feature) in [
@@ -78,6 +78,9 @@ pub fn akex_binary() -> PathBuf {
         if on {
             args.extend(["--features", feature]);
         }
+    }
+    if cfg!(feature = "pkcs11") {
+        args.extend(["--features", "pkcs11"]);
     }
     build_once("akex", &args)
 }

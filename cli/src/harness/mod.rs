@@ -464,7 +464,17 @@ fn akex_local(name: &str) -> Result<Endpoint, BenchError> {
     let info = akex_info(name)?;
     let mut server = HandshakeKeys::new();
     let mut client = HandshakeKeys::new();
-    if akex::handshake::sigma::sigma_aead(name).is_some() {
+    let p256 = akex::handshake::sigma::SIGMA_P256_AESGCM;
+    if name == p256 {
+        let (s, c) = (
+            akex::keys::P256SigningKey::generate()?,
+            akex::keys::P256SigningKey::generate()?,
+        );
+        client = client.remote(PublicKey::from_bytes(akex::KeyKind::P256, s.public())?);
+        server = server.remote(PublicKey::from_bytes(akex::KeyKind::P256, c.public())?);
+        server = server.signer(std::sync::Arc::new(s));
+        client = client.signer(std::sync::Arc::new(c));
+    } else if akex::handshake::sigma::sigma_aead(name).is_some() {
         let server_id = SigningKey::generate(&mut OsRng);
         let client_id = SigningKey::generate(&mut OsRng);
         client = client.remote(PublicKey::ed25519(*server_id.public()));

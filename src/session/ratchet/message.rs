@@ -5,13 +5,14 @@
 use std::time::Duration;
 
 use super::super::schedule::RatchetKeys;
-use crate::crypto::ed25519::{self, SigningKey};
+use crate::crypto::ed25519;
 use crate::crypto::kem;
 use crate::crypto::secret::ct_eq;
 use crate::crypto::x25519::X25519Private;
 use crate::crypto::Secret;
 use crate::error::{Error, PeerMisbehaved};
 use crate::handshake::Role;
+use crate::keys::{PublicKey, Signer};
 use std::sync::Arc;
 
 pub(crate) const STEP_INIT: u8 = 0x01;
@@ -41,8 +42,12 @@ pub(crate) enum RatchetAuth {
         local: Option<Arc<X25519Private>>,
         remote: Option<[u8; 32]>,
     },
-    /// Ed25519 identities (SIGMA): each ratchet message is signed.
-    Signature { local: SigningKey, remote: [u8; 32] },
+    /// Signing identities (SIGMA, Ed25519 or ECDSA P-256, in memory or in
+    /// a token): each ratchet init and response is signed by its sender.
+    Signature {
+        local: Arc<dyn Signer>,
+        remote: PublicKey,
+    },
 }
 
 impl std::fmt::Debug for RatchetAuth {

@@ -25,7 +25,6 @@
 use std::time::Duration;
 
 use super::schedule;
-use crate::crypto::ed25519;
 use crate::crypto::hash::sha256;
 use crate::crypto::kem::{self, MlKem768KeyPair};
 use crate::crypto::secret::ct_eq;
@@ -33,6 +32,7 @@ use crate::crypto::x25519::X25519Private;
 use crate::crypto::{RandomSource, Secret};
 use crate::error::{ApiMisuse, Error, LimitReached, PeerMisbehaved};
 use crate::handshake::Role;
+use crate::keys::signer::sign_checked;
 
 mod message;
 
@@ -199,7 +199,10 @@ impl Ratchet {
         if let RatchetAuth::Signature { local, .. } = &self.auth {
             let ctx = self.context(target, self.role);
             let digest = sha256(&[&ctx, &fields]);
-            body.extend_from_slice(&local.sign(&signed(schedule::LABEL_RATCHET_SIG_INIT, &digest)));
+            body.extend_from_slice(&sign_checked(
+                local.as_ref(),
+                &signed(schedule::LABEL_RATCHET_SIG_INIT, &digest),
+            )?);
         }
         self.state = State::Initiated(Box::new(Own {
             private,
@@ -313,7 +316,10 @@ impl Ratchet {
         let mut body = header(target, STEP_RESPONSE, fields.len() + SIG_LEN + CONFIRM_LEN);
         body.extend_from_slice(&fields);
         if let RatchetAuth::Signature { local, .. } = &self.auth {
-            body.extend_from_slice(&local.sign(&signed(schedule::LABEL_RATCHET_SIG_RESPONSE, &th)));
+            body.extend_from_slice(&sign_checked(
+                local.as_ref(),
+                &signed(schedule::LABEL_RATCHET_SIG_RESPONSE, &th),
+            )?);
         }
         body.extend_from_slice(keys.confirm_response.expose());
         let (root, send, recv, confirm_finish) = split(self.role, keys);
@@ -406,11 +412,11 @@ impl Ratchet {
             // A hybrid session must not be downgraded to a classical step.
             return Err(PeerMisbehaved::MalformedRecord.into());
         }
-        if let RatchetAuth::Signature { remote, .. } = &self.auth {
+        if let RatchetAuth::Signature { local, remote } = &self.auth {
             let ctx = self.context(target, self.role.peer());
             let digest = sha256(&[&ctx, &public_fields(message.public, message.kem)]);
-            ed25519::verify(
-                remote,
+            local.scheme().verify(
+                remote.as_bytes(),
                 &signed(schedule::LABEL_RATCHET_SIG_INIT, &digest),
                 message.sig,
             )?;
@@ -455,9 +461,9 @@ impl Ratchet {
         let ctx = self.context(target, self.role);
         let fields = public_fields(message.public, message.kem);
         let th = sha256(&[&ctx, &own.fields, &fields]);
-        if let RatchetAuth::Signature { remote, .. } = &self.auth {
-            ed25519::verify(
-                remote,
+        if let RatchetAuth::Signature { local, remote } = &self.auth {
+            local.scheme().verify(
+                remote.as_bytes(),
                 &signed(schedule::LABEL_RATCHET_SIG_RESPONSE, &th),
                 message.sig,
             )?;
