@@ -7,7 +7,8 @@ Each register row is a Markdown table row
     | ID | promise | promised in | tests | status |
 
 where `tests` lists `path::function` entries separated by `<br>` or `;`
-(a path relative to the repository root, a function defined in it), and
+(a path relative to the repository root, a Rust `fn` or Python `def`
+defined in it), and
 `status` is one of:
 
     tested    a named test fails if the promise breaks
@@ -96,7 +97,10 @@ def main() -> int:
                 errors.append(f"{where}: no file {path}")
                 continue
             if path not in fn_cache:
-                fn_cache[path] = set(re.findall(r"\bfn\s+([A-Za-z_][A-Za-z0-9_]*)", file.read_text()))
+                # Rust `fn name`, Python `def name`.
+                fn_cache[path] = set(
+                    re.findall(r"\b(?:fn|def)\s+([A-Za-z_][A-Za-z0-9_]*)", file.read_text())
+                )
             if func not in fn_cache[path]:
                 errors.append(f"{where}: no fn {func} in {path}")
             elif listed is not None and path.endswith(".rs") and func not in listed:
