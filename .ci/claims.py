@@ -19,8 +19,9 @@ defined in it), and
 The check fails if a row names a file or function that does not exist, if
 a `tested` row names no test, or if any row is `partly`, `untested` or
 `false` (pass --allow-open to only report those). With --listed FILE (the
-output of `cargo test --workspace -- --list`), it also checks that every
-named function is a test the harness registered.
+output of `cargo test --workspace -- --list`; repeat it for test runs with
+other features), it also checks that every named Rust function is a test
+the harness registered.
 
 Prints the counts per document and per status.
 """
@@ -53,7 +54,11 @@ def tests_of(cell: str):
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--register", default="docs/claims.md")
-    ap.add_argument("--listed", help="output of `cargo test -- --list`")
+    ap.add_argument(
+        "--listed",
+        action="append",
+        help="output of `cargo test -- --list` (repeat for other feature sets)",
+    )
     ap.add_argument("--allow-open", action="store_true")
     args = ap.parse_args()
     root = Path(__file__).resolve().parent.parent
@@ -61,10 +66,11 @@ def main() -> int:
     listed = None
     if args.listed:
         listed = set()
-        for line in Path(args.listed).read_text().splitlines():
-            if line.endswith(": test"):
-                name = line[: -len(": test")]
-                listed.add(name.rsplit("::", 1)[-1])
+        for listing in args.listed:
+            for line in Path(listing).read_text().splitlines():
+                if line.endswith(": test"):
+                    name = line[: -len(": test")]
+                    listed.add(name.rsplit("::", 1)[-1])
     errors, open_rows = [], []
     status_count, doc_count = Counter(), Counter()
     ids = set()
