@@ -32,7 +32,8 @@ use std::sync::OnceLock;
 use openssl::bn::{BigNum, BigNumContext, BigNumRef};
 
 use super::akex::{self as akex_mode, AkexResponder, SymmetricState};
-use super::{append_or_undo, Established, Handshake, Role, MAX_MESSAGE_LEN};
+use super::two_message::{self, Turns, TwoMessage};
+use super::{Established, Handshake, Role};
 use crate::crypto::{AeadAlgorithm, RandomSource, Secret, SharedRng, TAG_LEN};
 use crate::error::{ApiMisuse, ConfigError, Error, PeerIncompatible, PeerMisbehaved};
 use crate::keys::{KeyKind, PublicKey};
@@ -227,33 +228,22 @@ impl FfdhConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Status {
-    Running,
-    Finished,
-    Dead,
-}
-
 /// One side of the FFDH-3072 NK handshake (legacy baseline).
 pub struct FfdhHandshake {
-    role: Role,
     static_key: Option<FfdhKeyPair>,
     remote_static: [u8; FFDH_BYTES],
     ephemeral: Option<FfdhKeyPair>,
     peer_ephemeral: Option<Box<[u8; FFDH_BYTES]>>,
     ss: SymmetricState,
     rng: SharedRng,
-    next: usize,
+    turns: Turns,
     hello_done: bool,
-    status: Status,
 }
 
 impl fmt::Debug for FfdhHandshake {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FfdhHandshake")
-            .field("role", &self.role)
-            .field("next_message", &self.next)
-            .field("status", &self.status)
+            .field("turns", &self.turns)
             .finish()
     }
 }
@@ -304,27 +294,28 @@ impl FfdhHandshake {
         let mut ss = SymmetricState::new(FFDH_NK, AeadAlgorithm::ChaChaPoly, prologue);
         ss.mix_hash(&responder_static);
         FfdhHandshake {
-            role,
             static_key,
             remote_static: responder_static,
             ephemeral: None,
             peer_ephemeral: None,
             ss,
             rng,
-            next: 0,
+            turns: Turns::new(role),
             hello_done: false,
-            status: Status::Running,
         }
     }
+}
 
-    fn fail<T>(&mut self, err: Error) -> Result<T, Error> {
-        self.status = Status::Dead;
-        Err(err)
+impl TwoMessage for FfdhHandshake {
+    const OVERHEAD: usize = 6 + FFDH_NK.len() + FFDH_BYTES + TAG_LEN;
+
+    fn turns(&mut self) -> &mut Turns {
+        &mut self.turns
     }
 
     fn write_inner(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         let e = FfdhKeyPair::generate(&mut self.rng)?;
-        match (self.role, self.next) {
+        match (self.turns.role(), self.turns.next()) {
             (Role::Initiator, 0) => {
                 let start = out.len();
                 akex_mode::encode_hello(FFDH_NK, out)?;
@@ -350,7 +341,7 @@ impl FfdhHandshake {
 
     fn read_inner(&mut self, message: &[u8], payload: &mut Vec<u8>) -> Result<(), Error> {
         let mut message = message;
-        match (self.role, self.next) {
+        match (self.turns.role(), self.turns.next()) {
             (Role::Responder, 0) => {
                 if !self.hello_done {
                     let hello = akex_mode::parse_hello(message)?;
@@ -396,13 +387,9 @@ impl FfdhHandshake {
         self.ss.decrypt_and_hash(message, payload)
     }
 
-    fn advance(&mut self) {
-        self.next += 1;
-        if self.next == 2 {
-            self.status = Status::Finished;
-            self.ephemeral = None;
-            self.peer_ephemeral = None;
-        }
+    fn finished(&mut self) {
+        self.ephemeral = None;
+        self.peer_ephemeral = None;
     }
 }
 
@@ -412,62 +399,30 @@ impl Handshake for FfdhHandshake {
     }
 
     fn role(&self) -> Role {
-        self.role
+        self.turns.role()
     }
 
     fn wants_write(&self) -> bool {
-        self.status == Status::Running
-            && ((self.next == 0 && self.role == Role::Initiator)
-                || (self.next == 1 && self.role == Role::Responder))
+        self.turns.wants_write()
     }
 
     fn write_message(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-        if self.status == Status::Dead {
-            return Err(ApiMisuse::HandshakeDead.into());
-        }
-        if !self.wants_write() {
-            return self.fail(ApiMisuse::WrongTurn.into());
-        }
-        if payload.len() + 6 + FFDH_NK.len() + FFDH_BYTES + TAG_LEN > MAX_MESSAGE_LEN {
-            return Err(ApiMisuse::MessageTooLarge.into());
-        }
-        if let Err(e) = append_or_undo(out, |out| self.write_inner(payload, out)) {
-            return self.fail(e);
-        }
-        self.advance();
-        Ok(())
+        two_message::write_message(self, payload, out)
     }
 
     fn read_message(&mut self, message: &[u8], payload: &mut Vec<u8>) -> Result<(), Error> {
-        if self.status == Status::Dead {
-            return Err(ApiMisuse::HandshakeDead.into());
-        }
-        if self.status != Status::Running || self.wants_write() {
-            return self.fail(PeerMisbehaved::UnexpectedMessage.into());
-        }
-        if message.len() > MAX_MESSAGE_LEN {
-            return self.fail(PeerMisbehaved::BadMessageLength.into());
-        }
-        if let Err(e) = append_or_undo(payload, |payload| self.read_inner(message, payload)) {
-            return self.fail(e);
-        }
-        self.advance();
-        Ok(())
+        two_message::read_message(self, message, payload)
     }
 
     fn is_finished(&self) -> bool {
-        self.status == Status::Finished
+        self.turns.is_finished()
     }
 
     fn finish(&mut self) -> Result<Established, Error> {
-        match self.status {
-            Status::Dead => return Err(ApiMisuse::HandshakeDead.into()),
-            Status::Running => return Err(ApiMisuse::HandshakeNotFinished.into()),
-            Status::Finished => {}
-        }
-        self.status = Status::Dead;
+        self.turns.take_finished()?;
+        let role = self.turns.role();
         // The initiator authenticated the responder's static value.
-        let remote = match self.role {
+        let remote = match role {
             Role::Initiator => Some(PublicKey::from_bytes(
                 KeyKind::Ffdhe3072,
                 &self.remote_static,
@@ -480,7 +435,7 @@ impl Handshake for FfdhHandshake {
         let (i2r, r2i) = ss.split();
         Ok(Established::assemble(
             FFDH_NK.to_string(),
-            self.role,
+            role,
             hash,
             remote,
             AeadAlgorithm::ChaChaPoly,

@@ -18,6 +18,8 @@ pub mod registry;
 #[cfg(feature = "rsa-kt")]
 pub mod rsa;
 pub mod sigma;
+#[cfg(any(feature = "rsa-kt", feature = "ffdh"))]
+mod two_message;
 
 pub use established::{Established, TrafficSecret};
 pub use noise::{NoiseConfig, NoiseHandshake};

@@ -32,7 +32,8 @@ use aws_lc_rs::rsa::{
 use zeroize::Zeroizing;
 
 use super::akex::{self as akex_mode, AkexResponder, SymmetricState};
-use super::{append_or_undo, Established, Handshake, Role, MAX_MESSAGE_LEN};
+use super::two_message::{self, Turns, TwoMessage};
+use super::{Established, Handshake, Role};
 use crate::crypto::{AeadAlgorithm, RandomSource, Secret, SharedRng, TAG_LEN};
 use crate::error::{ApiMisuse, ConfigError, Error, PeerIncompatible, PeerMisbehaved};
 use crate::keys::{KeyKind, PublicKey};
@@ -168,13 +169,6 @@ impl RsaKtConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Status {
-    Running,
-    Finished,
-    Dead,
-}
-
 enum Side {
     Initiator(OaepPublicEncryptingKey, Vec<u8>),
     Responder(OaepPrivateDecryptingKey),
@@ -185,17 +179,14 @@ pub struct RsaKtHandshake {
     side: Side,
     ss: SymmetricState,
     rng: SharedRng,
-    next: usize,
+    turns: Turns,
     hello_done: bool,
-    status: Status,
 }
 
 impl fmt::Debug for RsaKtHandshake {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RsaKtHandshake")
-            .field("role", &self.role())
-            .field("next_message", &self.next)
-            .field("status", &self.status)
+            .field("turns", &self.turns)
             .finish()
     }
 }
@@ -238,23 +229,29 @@ impl RsaKtHandshake {
         // The prologue first, always (akex-mode.md), then the pre-message.
         let mut ss = SymmetricState::new(RSA_KT, AeadAlgorithm::ChaChaPoly, prologue);
         ss.mix_hash(public_der);
+        let role = match side {
+            Side::Initiator(..) => Role::Initiator,
+            Side::Responder(..) => Role::Responder,
+        };
         RsaKtHandshake {
             side,
             ss,
             rng,
-            next: 0,
+            turns: Turns::new(role),
             hello_done: false,
-            status: Status::Running,
         }
     }
+}
 
-    fn fail<T>(&mut self, err: Error) -> Result<T, Error> {
-        self.status = Status::Dead;
-        Err(err)
+impl TwoMessage for RsaKtHandshake {
+    const OVERHEAD: usize = 6 + RSA_KT.len() + RSA_BYTES + TAG_LEN;
+
+    fn turns(&mut self) -> &mut Turns {
+        &mut self.turns
     }
 
     fn write_inner(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-        match (&self.side, self.next) {
+        match (&self.side, self.turns.next()) {
             (Side::Initiator(key, _), 0) => {
                 let start = out.len();
                 akex_mode::encode_hello(RSA_KT, out)?;
@@ -286,7 +283,7 @@ impl RsaKtHandshake {
 
     fn read_inner(&mut self, message: &[u8], payload: &mut Vec<u8>) -> Result<(), Error> {
         let mut message = message;
-        match (&self.side, self.next) {
+        match (&self.side, self.turns.next()) {
             (Side::Responder(key), 0) => {
                 if !self.hello_done {
                     let hello = akex_mode::parse_hello(message)?;
@@ -338,63 +335,27 @@ impl Handshake for RsaKtHandshake {
     }
 
     fn role(&self) -> Role {
-        match self.side {
-            Side::Initiator(..) => Role::Initiator,
-            Side::Responder(..) => Role::Responder,
-        }
+        self.turns.role()
     }
 
     fn wants_write(&self) -> bool {
-        self.status == Status::Running
-            && ((self.next == 0 && self.role() == Role::Initiator)
-                || (self.next == 1 && self.role() == Role::Responder))
+        self.turns.wants_write()
     }
 
     fn write_message(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
-        if self.status == Status::Dead {
-            return Err(ApiMisuse::HandshakeDead.into());
-        }
-        if !self.wants_write() {
-            return self.fail(ApiMisuse::WrongTurn.into());
-        }
-        if payload.len() + 6 + RSA_KT.len() + RSA_BYTES + TAG_LEN > MAX_MESSAGE_LEN {
-            return Err(ApiMisuse::MessageTooLarge.into());
-        }
-        if let Err(e) = append_or_undo(out, |out| self.write_inner(payload, out)) {
-            return self.fail(e);
-        }
-        self.advance();
-        Ok(())
+        two_message::write_message(self, payload, out)
     }
 
     fn read_message(&mut self, message: &[u8], payload: &mut Vec<u8>) -> Result<(), Error> {
-        if self.status == Status::Dead {
-            return Err(ApiMisuse::HandshakeDead.into());
-        }
-        if self.status != Status::Running || self.wants_write() {
-            return self.fail(PeerMisbehaved::UnexpectedMessage.into());
-        }
-        if message.len() > MAX_MESSAGE_LEN {
-            return self.fail(PeerMisbehaved::BadMessageLength.into());
-        }
-        if let Err(e) = append_or_undo(payload, |payload| self.read_inner(message, payload)) {
-            return self.fail(e);
-        }
-        self.advance();
-        Ok(())
+        two_message::read_message(self, message, payload)
     }
 
     fn is_finished(&self) -> bool {
-        self.status == Status::Finished
+        self.turns.is_finished()
     }
 
     fn finish(&mut self) -> Result<Established, Error> {
-        match self.status {
-            Status::Dead => return Err(ApiMisuse::HandshakeDead.into()),
-            Status::Running => return Err(ApiMisuse::HandshakeNotFinished.into()),
-            Status::Finished => {}
-        }
-        self.status = Status::Dead;
+        self.turns.take_finished()?;
         let role = self.role();
         // The initiator authenticated the responder's RSA public key (DER);
         // the responder learns nothing about the initiator.
@@ -416,15 +377,6 @@ impl Handshake for RsaKtHandshake {
             r2i,
         )
         .with_root(root))
-    }
-}
-
-impl RsaKtHandshake {
-    fn advance(&mut self) {
-        self.next += 1;
-        if self.next == 2 {
-            self.status = Status::Finished;
-        }
     }
 }
 
