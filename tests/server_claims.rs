@@ -413,3 +413,141 @@ fn serve_udp_cookie_flags() {
     assert_eq!(ask(&socket, &server.addr, 3), (0x04, 29));
     server.stop();
 }
+
+fn keygen(dir: &std::path::Path, name: &str) -> String {
+    let path = dir.join(name);
+    let out = akex(&["keygen", "--output", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    path.to_str().unwrap().to_string()
+}
+
+/// `akex serve` answers a client's close with its own after its last
+/// echo; `akex connect` closes when it has its echoes and accepts the
+/// server's close (akex mode: both ends are authenticated, not cut).
+#[test]
+fn serve_and_connect_end_with_authenticated_closes() {
+    use akex::handshake::hybrid::HYBRID_XX;
+    use akex::handshake::registry::{self, HandshakeKeys};
+    use akex::keys::StaticSecret;
+    let _serial = SERIAL.blocking_lock();
+    let dir = tempfile::tempdir().unwrap();
+    let (server_key, client_key) = (keygen(dir.path(), "s.key"), keygen(dir.path(), "c.key"));
+    let bin = support::akex_binary();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // An in-process client against `akex serve`.
+    let server = support::start_listener(
+        Command::new(&bin)
+            .args(["serve", "--listen", "127.0.0.1:0", "--protocol", HYBRID_XX])
+            .args(["--identity", &server_key]),
+    );
+    let addr: SocketAddr = server.addr.parse().unwrap();
+    rt.block_on(async {
+        let keys = HandshakeKeys::new().static_key(StaticSecret::generate(&mut akex::crypto::OsRng));
+        let handshake = registry::initiator(HYBRID_XX, &keys).unwrap();
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let stream = connect(tcp, handshake, &TransportOptions::default())
+            .await
+            .unwrap();
+        let mut messages = stream.into_messages();
+        messages.send(Bytes::from_static(b"one")).await.unwrap();
+        assert_eq!(&messages.next().await.unwrap().unwrap()[..], b"one");
+        messages.close().await.unwrap();
+        let end = tokio::time::timeout(Duration::from_secs(5), messages.next())
+            .await
+            .expect("the server's answer");
+        assert!(end.is_none(), "the server's close, not a cut: {end:?}");
+    });
+    let log = server.stop();
+    assert!(log.contains("closed after echoing 1 message(s)"), "{log}");
+
+    // `akex connect` against an in-process server that reports how the
+    // client's direction ended.
+    let ended = Arc::new(Mutex::new(Vec::new()));
+    let (stop, addr, task) = rt.block_on(async {
+        let key = StaticSecret::generate(&mut akex::crypto::OsRng);
+        let keys = HandshakeKeys::new().static_key(key);
+        let server = Server::bind(
+            "127.0.0.1:0",
+            ServerLimits::default(),
+            TransportOptions::default(),
+        )
+        .await
+        .unwrap();
+        let addr = server.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let ended = Arc::clone(&ended);
+        let task = tokio::spawn(server.run(
+            move |_| registry::responder(&[HYBRID_XX], &keys),
+            move |_, stream| {
+                let ended = Arc::clone(&ended);
+                async move {
+                    let mut messages = stream.into_messages();
+                    let end = loop {
+                        match messages.next().await {
+                            Some(Ok(m)) => messages.send(m.freeze()).await?,
+                            Some(Err(e)) => break format!("error: {e}"),
+                            None => break "close".to_string(),
+                        }
+                    };
+                    ended.lock().unwrap().push(end);
+                    messages.close().await?;
+                    Ok(())
+                }
+            },
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        (stop, addr, task)
+    });
+    let addr = addr.to_string();
+    let out = akex(&[
+        "connect", "--addr", &addr, "--protocol", HYBRID_XX, "--identity", &client_key,
+        "--messages", "2",
+    ]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["ok"], true, "{json}");
+    rt.block_on(async {
+        let started = Instant::now();
+        while ended.lock().unwrap().is_empty() && started.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = stop.send(());
+        task.await.unwrap();
+    });
+    assert_eq!(*ended.lock().unwrap(), vec!["close".to_string()]);
+}
+
+/// Turned away as busy, `akex connect --retries N` tries again after
+/// 100 ms, then twice as long each time, each wait between half and all
+/// of its step (jitter), and reports `server_busy` when out of tries.
+#[test]
+fn connect_retries_a_busy_server_with_doubling_backoff() {
+    let _serial = SERIAL.blocking_lock();
+    let bin = support::akex_binary();
+    let server = support::start_listener(Command::new(&bin).args([
+        "serve", "--listen", "127.0.0.1:0", "--protocol", NN, "--udp", "--max-half-open", "1",
+        "--timeout", "30",
+    ]));
+    // A silent initiation holds the only slot for 30 s.
+    let holder = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    let mut m0 = Vec::new();
+    nn(true).write_message(&[], &mut m0).unwrap();
+    let mut p = vec![0x01, 9, 9, 9, 9, 9, 9, 9, 9, 0];
+    p.extend_from_slice(&m0);
+    holder.send_to(&p, &server.addr).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let out = akex(&[
+        "connect", "--addr", &server.addr, "--protocol", NN, "--udp", "--messages", "1",
+        "--retries", "4",
+    ]);
+    let elapsed = started.elapsed();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["kind"], "server_busy", "{json}");
+    assert_eq!(json["attempts"], 5, "{json}");
+    // Waits of 100, 200, 400 and 800 ms, each scaled by 0.5 to 1.
+    assert!(elapsed >= Duration::from_millis(750), "{elapsed:?}");
+    assert!(elapsed < Duration::from_millis(1500 + 2000), "{elapsed:?}");
+    server.stop();
+}
