@@ -551,3 +551,147 @@ fn connect_retries_a_busy_server_with_doubling_backoff() {
     assert!(elapsed < Duration::from_millis(1500 + 2000), "{elapsed:?}");
     server.stop();
 }
+
+/// A server on `limits` with a 2 s handshake deadline whose handler echoes
+/// and fails on the message "fail"; events are kept as short strings.
+async fn echo_server(
+    limits: ServerLimits,
+    timeout: Duration,
+) -> (
+    SocketAddr,
+    Arc<akex::transport::ServerStats>,
+    Arc<Mutex<Vec<String>>>,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&events);
+    let server = Server::bind(
+        "127.0.0.1:0",
+        limits,
+        TransportOptions::new().handshake_timeout(timeout),
+    )
+    .await
+    .unwrap()
+    .on_event(move |e| {
+        let short = match e {
+            ServerEvent::HandshakeFailed {
+                error: Error::Timeout(_),
+                ..
+            } => "handshake timeout".to_string(),
+            other => match other.failure() {
+                Some(reason) => reason,
+                None => "ok".to_string(),
+            },
+        };
+        log.lock().unwrap().push(short);
+    });
+    let addr = server.local_addr().unwrap();
+    let stats = server.stats();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(
+        |_| Ok(nn(false)),
+        |_, stream| async move {
+            let mut messages = stream.into_messages();
+            while let Some(m) = messages.next().await {
+                let m = m?;
+                if &m[..] == b"fail" {
+                    return Err(Error::Io(std::io::Error::other("handler failed")));
+                }
+                messages.send(m.freeze()).await?;
+            }
+            Ok(())
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    (addr, stats, events, stop, task)
+}
+
+/// The handshake deadline counts the wait for a slot: a connection that
+/// waited 1 s for its address's slot has 3 s left of a 4 s deadline, and
+/// its silence ends in `HandshakeFailed` with `Timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handshake_deadline_counts_the_wait_for_a_slot() {
+    let _serial = SERIAL.lock().await;
+    let limits = ServerLimits {
+        max_half_open_per_ip: 1,
+        ..ServerLimits::default()
+    };
+    let (addr, _stats, events, stop, task) = echo_server(limits, Duration::from_secs(4)).await;
+    let holder = tcp_from(91, addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let mut waiter = tcp_from(91, addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    drop(holder); // its handshake fails at once; the waiter gets the slot
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(8), waiter.read_to_end(&mut got))
+        .await
+        .expect("closed by the server");
+    let waited = started.elapsed();
+    assert!(got.is_empty(), "not busy: it had the slot");
+    assert!(waited >= Duration::from_millis(3950), "{waited:?}");
+    assert!(waited < Duration::from_millis(4900), "{waited:?}");
+    let seen = events.lock().unwrap().clone();
+    assert_eq!(seen.last().map(String::as_str), Some("handshake timeout"), "{seen:?}");
+    let _ = stop.send(());
+    task.await.unwrap();
+}
+
+/// `Server::stats()` counts accepted, rejected, handshakes ok and failed,
+/// connections failed and closed, and the connections waiting, half-open
+/// and open right now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_stats_count_every_outcome() {
+    let _serial = SERIAL.lock().await;
+    let limits = ServerLimits {
+        max_half_open_per_ip: 1,
+        max_queued: 1,
+        ..ServerLimits::default()
+    };
+    let (addr, stats, events, stop, task) = echo_server(limits, Duration::from_secs(5)).await;
+    honest(addr).await.unwrap();
+    {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let stream = connect(tcp, nn(true), &TransportOptions::default())
+            .await
+            .unwrap();
+        let mut messages = stream.into_messages();
+        messages.send(Bytes::from_static(b"fail")).await.unwrap();
+        assert!(messages.next().await.is_none_or(|r| r.is_err()));
+    }
+    drop(tcp_from(93, addr).await.unwrap());
+    let holder = tcp_from(94, addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let waiter = tcp_from(94, addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut turned_away = tcp_from(94, addr).await.unwrap();
+    let mut got = Vec::new();
+    turned_away.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, BUSY_FRAME);
+    let s = stats.snapshot();
+    assert_eq!((s.queued, s.half_open, s.open), (1, 1, 2), "{s:?}");
+    drop((holder, waiter));
+    let started = Instant::now();
+    while stats.snapshot().open > 0 {
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", stats.snapshot());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let s = stats.snapshot();
+    assert_eq!((s.accepted, s.rejected), (6, 1), "{s:?}");
+    assert_eq!((s.handshakes_ok, s.handshakes_failed), (2, 3), "{s:?}");
+    assert_eq!((s.connections_failed, s.closed_ok), (1, 1), "{s:?}");
+    assert_eq!((s.queued, s.half_open, s.open), (0, 0, 0), "{s:?}");
+    // One event with a reason for each connection that did not end well.
+    let failures = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| *e != "ok")
+        .count();
+    assert_eq!(failures, 5);
+    let _ = stop.send(());
+    task.await.unwrap();
+}
