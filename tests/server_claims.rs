@@ -61,7 +61,10 @@ fn documented_tcp_defaults() {
     let o = TransportOptions::default();
     assert_eq!(o.handshake_timeout, Duration::from_secs(10));
     assert_eq!(o.max_frame_len, 65_535);
-    assert_eq!(TransportOptions::new().max_frame_len(100_000).max_frame_len, 65_535);
+    assert_eq!(
+        TransportOptions::new().max_frame_len(100_000).max_frame_len,
+        65_535
+    );
     assert_eq!(BUSY_FRAME, [0, 0]);
     let l = ServerLimits::default();
     assert_eq!((l.max_half_open, l.max_half_open_per_ip), (1024, 16));
@@ -93,13 +96,11 @@ async fn a_connection_waits_three_quarters_of_the_timeout_for_a_slot() {
         });
     let addr = server.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(server.run(
-        |_| Ok(nn(false)),
-        |_, _| async { Ok(()) },
-        async move {
+    let task = tokio::spawn(
+        server.run(|_| Ok(nn(false)), |_, _| async { Ok(()) }, async move {
             let _ = stopped.await;
-        },
-    ));
+        }),
+    );
     // A silent connection holds the address's one slot for 4 s.
     let _holder = tcp_from(71, addr).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -172,7 +173,10 @@ async fn run_aborts_every_connection_at_shutdown() {
         .unwrap();
     assert!(started.elapsed() < Duration::from_secs(2));
     assert!(aborted.load(Ordering::SeqCst), "the handler was aborted");
-    assert!(TcpStream::connect(addr).await.is_err(), "the listener is closed");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "the listener is closed"
+    );
 }
 
 /// The library never prints: no print macro in `src/` outside tests (the
@@ -261,7 +265,10 @@ fn accept_errors_are_reported_and_the_server_keeps_serving() {
     let _ = server.wait();
     let log: Vec<String> = lines.try_iter().collect();
     served.unwrap_or_else(|e| panic!("{e}: {log:#?}"));
-    let shown = log.iter().filter(|l| l.contains(": accept failed: ")).count();
+    let shown = log
+        .iter()
+        .filter(|l| l.contains(": accept failed: "))
+        .count();
     let counted: u64 = log
         .iter()
         .filter(|l| l.contains("more \"failed: accept failed"))
@@ -306,7 +313,10 @@ fn the_serve_log_shows_100_successes_and_5_failures_per_kind_and_interval() {
         }
     });
     let busy = started.elapsed();
-    assert!(busy < Duration::from_secs(9), "too slow for one interval: {busy:?}");
+    assert!(
+        busy < Duration::from_secs(9),
+        "too slow for one interval: {busy:?}"
+    );
     let mut log = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
@@ -322,8 +332,13 @@ fn the_serve_log_shows_100_successes_and_5_failures_per_kind_and_interval() {
     let _ = server.wait();
     let count = |needle: &str| log.iter().filter(|l| l.contains(needle)).count();
     assert_eq!(count(": handshake ok "), 100, "{log:#?}");
+    assert_eq!(count("handshake_hash="), 100, "{log:#?}");
     assert_eq!(count(": failed: "), 5, "{log:#?}");
-    assert_eq!(count("10 more \"handshake ok\" in the last 10s"), 1, "{log:#?}");
+    assert_eq!(
+        count("10 more \"handshake ok\" in the last 10s"),
+        1,
+        "{log:#?}"
+    );
     assert_eq!(count("3 more \"failed: "), 1, "{log:#?}");
 }
 
@@ -342,7 +357,11 @@ fn command_line_ranges_at_their_edges() {
     let _serial = SERIAL.blocking_lock();
     let bin = support::akex_binary();
     let serve = ["serve", "--listen", "127.0.0.1:0", "--protocol", NN];
-    for ok in [&["--idle-timeout", "1"][..], &["--timeout", "3600"], &["--timeout", "0.5"]] {
+    for ok in [
+        &["--idle-timeout", "1"][..],
+        &["--timeout", "3600"],
+        &["--timeout", "0.5"],
+    ] {
         let server = support::start_listener(Command::new(&bin).args(serve).args(ok));
         server.stop();
     }
@@ -351,13 +370,20 @@ fn command_line_ranges_at_their_edges() {
         assert!(!out.status.success(), "{bad:?} accepted");
         assert!(String::from_utf8_lossy(&out.stderr).contains(bad[0]));
     }
-    let server =
-        support::start_listener(Command::new(&bin).args(serve).args(["--udp"]));
+    let server = support::start_listener(Command::new(&bin).args(serve).args(["--udp"]));
     for (size, ok) in [(65_465usize, true), (65_466, false)] {
         let size = size.to_string();
         let out = akex(&[
-            "connect", "--addr", &server.addr, "--protocol", NN, "--udp", "--messages", "1",
-            "--size", &size,
+            "connect",
+            "--addr",
+            &server.addr,
+            "--protocol",
+            NN,
+            "--udp",
+            "--messages",
+            "1",
+            "--size",
+            &size,
         ]);
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(json["ok"], ok, "--size {size}: {json}");
@@ -394,12 +420,16 @@ fn serve_udp_cookie_flags() {
     socket
         .set_read_timeout(Some(Duration::from_secs(3)))
         .unwrap();
-    let serve = ["serve", "--listen", "127.0.0.1:0", "--protocol", NN, "--udp"];
-    let server = support::start_listener(
-        Command::new(&bin)
-            .args(serve)
-            .args(["--cookies", "always"]),
-    );
+    let serve = [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--protocol",
+        NN,
+        "--udp",
+    ];
+    let server =
+        support::start_listener(Command::new(&bin).args(serve).args(["--cookies", "always"]));
     assert_eq!(ask(&socket, &server.addr, 1), (0x04, 29));
     server.stop();
     // 16 / 8 = 2 handshakes in progress before cookies start.
@@ -442,7 +472,8 @@ fn serve_and_connect_end_with_authenticated_closes() {
     );
     let addr: SocketAddr = server.addr.parse().unwrap();
     rt.block_on(async {
-        let keys = HandshakeKeys::new().static_key(StaticSecret::generate(&mut akex::crypto::OsRng));
+        let keys =
+            HandshakeKeys::new().static_key(StaticSecret::generate(&mut akex::crypto::OsRng));
         let handshake = registry::initiator(HYBRID_XX, &keys).unwrap();
         let tcp = TcpStream::connect(addr).await.unwrap();
         let stream = connect(tcp, handshake, &TransportOptions::default())
@@ -502,8 +533,15 @@ fn serve_and_connect_end_with_authenticated_closes() {
     });
     let addr = addr.to_string();
     let out = akex(&[
-        "connect", "--addr", &addr, "--protocol", HYBRID_XX, "--identity", &client_key,
-        "--messages", "2",
+        "connect",
+        "--addr",
+        &addr,
+        "--protocol",
+        HYBRID_XX,
+        "--identity",
+        &client_key,
+        "--messages",
+        "2",
     ]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["ok"], true, "{json}");
@@ -526,8 +564,16 @@ fn connect_retries_a_busy_server_with_doubling_backoff() {
     let _serial = SERIAL.blocking_lock();
     let bin = support::akex_binary();
     let server = support::start_listener(Command::new(&bin).args([
-        "serve", "--listen", "127.0.0.1:0", "--protocol", NN, "--udp", "--max-half-open", "1",
-        "--timeout", "30",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--protocol",
+        NN,
+        "--udp",
+        "--max-half-open",
+        "1",
+        "--timeout",
+        "30",
     ]));
     // A silent initiation holds the only slot for 30 s.
     let holder = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
@@ -539,8 +585,16 @@ fn connect_retries_a_busy_server_with_doubling_backoff() {
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
     let out = akex(&[
-        "connect", "--addr", &server.addr, "--protocol", NN, "--udp", "--messages", "1",
-        "--retries", "4",
+        "connect",
+        "--addr",
+        &server.addr,
+        "--protocol",
+        NN,
+        "--udp",
+        "--messages",
+        "1",
+        "--retries",
+        "4",
     ]);
     let elapsed = started.elapsed();
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -635,7 +689,11 @@ async fn the_handshake_deadline_counts_the_wait_for_a_slot() {
     assert!(waited >= Duration::from_millis(3950), "{waited:?}");
     assert!(waited < Duration::from_millis(4900), "{waited:?}");
     let seen = events.lock().unwrap().clone();
-    assert_eq!(seen.last().map(String::as_str), Some("handshake timeout"), "{seen:?}");
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("handshake timeout"),
+        "{seen:?}"
+    );
     let _ = stop.send(());
     task.await.unwrap();
 }
@@ -676,7 +734,11 @@ async fn server_stats_count_every_outcome() {
     drop((holder, waiter));
     let started = Instant::now();
     while stats.snapshot().open > 0 {
-        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", stats.snapshot());
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            stats.snapshot()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let s = stats.snapshot();
@@ -685,12 +747,7 @@ async fn server_stats_count_every_outcome() {
     assert_eq!((s.connections_failed, s.closed_ok), (1, 1), "{s:?}");
     assert_eq!((s.queued, s.half_open, s.open), (0, 0, 0), "{s:?}");
     // One event with a reason for each connection that did not end well.
-    let failures = events
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|e| *e != "ok")
-        .count();
+    let failures = events.lock().unwrap().iter().filter(|e| *e != "ok").count();
     assert_eq!(failures, 5);
     let _ = stop.send(());
     task.await.unwrap();

@@ -659,3 +659,42 @@ fn secret_named(operand: &str) -> bool {
             .flat_map(|word| word.split('_'))
             .any(|part| matches!(part, "confirm" | "tag" | "mac" | "expected"))
 }
+
+/// A rotation announcement's payload is the JSON array of the signed
+/// rotation statements leading to the current key, oldest first.
+#[test]
+fn rotation_announcements_are_a_json_array_oldest_first() {
+    use akex::keys::{
+        decode_rotation_announcement, encode_rotation_announcement, KeyStore, KeyType, Passphrase,
+        Protection,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = KeyStore::open(dir.path().join("store")).unwrap();
+    let p = Protection::Passphrase {
+        passphrase: Passphrase::new("pw".into()),
+        log_n: 2,
+    };
+    let v1 = store.generate("k", KeyType::X25519, &p, None).unwrap();
+    store.rotate("k", &p, 600).unwrap();
+    let (v3, _) = store.rotate("k", &p, 600).unwrap();
+    let chain = store.rotation_chain(&v3.id).unwrap();
+    let payload = encode_rotation_announcement(&chain).unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    let array = json.as_array().expect("a JSON array");
+    assert_eq!(array.len(), 2);
+    assert_eq!(chain[0].old_id, v1.id, "oldest first");
+    assert_eq!(chain[1].new_id, v3.id, "leading to the current key");
+    assert_eq!(decode_rotation_announcement(&payload).unwrap(), chain);
+    // Carried in a control record of type 0x0001.
+    assert_eq!(ControlType::RotationAnnouncement.code(), 0x0001);
+    let (mut a, mut b) = pair();
+    let mut w = Vec::new();
+    a.seal_control(ControlType::RotationAnnouncement, &payload, &mut w)
+        .unwrap();
+    let mut got = Vec::new();
+    assert_eq!(
+        b.open_record(&w, &mut got).unwrap(),
+        Record::Control(ControlType::RotationAnnouncement, payload.len())
+    );
+    assert_eq!(got, payload);
+}

@@ -92,7 +92,9 @@ async fn start(limits: ServerLimits, options: DatagramOptions, quiet: bool) -> R
                 error: Error::IdleTimeout(_),
                 ..
             } => Seen::IdleTimeout,
-            ServerEvent::ConnectionFailed { error, .. } => Seen::ConnectionFailed(error.to_string()),
+            ServerEvent::ConnectionFailed { error, .. } => {
+                Seen::ConnectionFailed(error.to_string())
+            }
             ServerEvent::Rejected { reason, .. } => Seen::Rejected(*reason),
             ServerEvent::Closed { .. } => Seen::Closed,
             _ => return,
@@ -301,7 +303,11 @@ async fn a_record_before_the_confirmation_confirms_and_is_delivered() {
 async fn only_the_newest_authenticated_record_moves_the_peer() {
     let _serial = SERIAL.lock().await;
     let server = start(ServerLimits::default(), DatagramOptions::default(), false).await;
-    let (a, b, c) = (socket_on(11).await, socket_on(12).await, socket_on(13).await);
+    let (a, b, c) = (
+        socket_on(11).await,
+        socket_on(12).await,
+        socket_on(13).await,
+    );
     let mut m = manual(&a, server.addr, [4; 8]).await;
     let r0 = m.record(b"r0");
     a.send_to(&r0, server.addr).await.unwrap();
@@ -334,9 +340,14 @@ async fn a_connection_holds_at_most_256_datagrams_and_128_kib_waiting() {
     let server = start(ServerLimits::default(), DatagramOptions::default(), true).await;
     let mut dropped = 0;
     for (count, size, expected) in [(300usize, 10usize, 44u64), (200, 1000, 75)] {
-        let mut conn = connect_udp(socket_on(1).await, server.addr, nn(true), &DatagramOptions::default())
-            .await
-            .unwrap();
+        let mut conn = connect_udp(
+            socket_on(1).await,
+            server.addr,
+            nn(true),
+            &DatagramOptions::default(),
+        )
+        .await
+        .unwrap();
         // Let the server's task reach the (sleeping) handler.
         tokio::time::sleep(Duration::from_millis(300)).await;
         for i in 0..count {
@@ -348,7 +359,11 @@ async fn a_connection_holds_at_most_256_datagrams_and_128_kib_waiting() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         // 125 records of 1042 bytes fit in 128 KiB, 126 do not.
         dropped += expected;
-        assert_eq!(server.packets.snapshot().inbox_full, dropped, "{size}-byte records");
+        assert_eq!(
+            server.packets.snapshot().inbox_full,
+            dropped,
+            "{size}-byte records"
+        );
     }
     server.stop().await;
 }
@@ -363,12 +378,21 @@ async fn an_idle_udp_connection_is_closed() {
         ..ServerLimits::default()
     };
     let server = start(limits, DatagramOptions::default(), false).await;
-    let _conn = connect_udp(socket_on(1).await, server.addr, nn(true), &DatagramOptions::default())
-        .await
-        .unwrap();
+    let _conn = connect_udp(
+        socket_on(1).await,
+        server.addr,
+        nn(true),
+        &DatagramOptions::default(),
+    )
+    .await
+    .unwrap();
     let started = Instant::now();
     while !server.seen().contains(&Seen::IdleTimeout) {
-        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", server.seen());
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            server.seen()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(started.elapsed() >= Duration::from_millis(250));
@@ -417,7 +441,10 @@ async fn stateless_replies_are_never_larger_than_the_initiation() {
         .unwrap();
     let (busy, _) = recv_within(&socket, 3000).await.unwrap();
     assert_eq!((busy[0], busy.len()), (0x05, 9));
-    assert_eq!(server.seen(), vec![Seen::Rejected(RejectReason::HalfOpenLimit(1))]);
+    assert_eq!(
+        server.seen(),
+        vec![Seen::Rejected(RejectReason::HalfOpenLimit(1))]
+    );
     server.stop().await;
 }
 
@@ -450,14 +477,20 @@ async fn a_proven_initiation_waits_three_quarters_of_the_timeout_then_is_busy() 
     let (cookie, _) = recv_within(&waiting, 3000).await.unwrap();
     assert_eq!(cookie[0], 0x04);
     let sent = Instant::now();
-    waiting
-        .send_to(&initiation([9; 8], &cookie[9..], &m0), server.addr)
-        .await
-        .unwrap();
+    let proven = initiation([9; 8], &cookie[9..], &m0);
+    waiting.send_to(&proven, server.addr).await.unwrap();
+    // Its repeats while it waits are dropped (and counted).
+    assert!(recv_within(&waiting, 500).await.is_none());
+    waiting.send_to(&proven, server.addr).await.unwrap();
     let (busy, at) = recv_within(&waiting, 6000).await.expect("an answer");
     assert_eq!(busy[0], 0x05, "busy, not message 1");
     let waited = at - sent;
     assert!(waited >= Duration::from_millis(2950), "{waited:?}");
+    assert!(
+        recv_within(&waiting, 300).await.is_none(),
+        "one answer only"
+    );
+    assert!(server.packets.snapshot().connections.duplicates >= 1);
     assert!(server
         .seen()
         .contains(&Seen::Rejected(RejectReason::HalfOpenPerIpLimit(1))));

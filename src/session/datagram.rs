@@ -579,7 +579,15 @@ mod tests {
         let e = |role| {
             let s = |b| TrafficSecret::wrap(Secret::new([b; 32]));
             let name = "akex-datagram-unit".to_string();
-            Established::assemble(name, role, vec![0; 32], None, AeadAlgorithm::ChaChaPoly, s(1), s(2))
+            Established::assemble(
+                name,
+                role,
+                vec![0; 32],
+                None,
+                AeadAlgorithm::ChaChaPoly,
+                s(1),
+                s(2),
+            )
         };
         let mut a = DatagramSession::new(e(Role::Initiator), SessionConfig::new()).unwrap();
         let mut b = DatagramSession::new(e(Role::Responder), SessionConfig::new()).unwrap();
