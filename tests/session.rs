@@ -972,8 +972,8 @@ fn mutual_families() -> Vec<(
     akex::HandshakeKeys,
     akex::HandshakeKeys,
 )> {
-    use akex::handshake::hybrid::HYBRID_XX;
-    use akex::handshake::pq::PQ_IK;
+    use akex::handshake::hybrid::{HYBRID_IK, HYBRID_XX};
+    use akex::handshake::pq::{PQ_IK, PQ_XX};
     use akex::handshake::sigma::SIGMA_CHACHAPOLY;
     use akex::keys::{MlKem768KeyPair, SigningKey, StaticSecret};
     use akex::{HandshakeKeys, KeyKind, PublicKey};
@@ -991,6 +991,20 @@ fn mutual_families() -> Vec<(
             "static-dh",
             HandshakeKeys::new().static_key(x(1)),
             HandshakeKeys::new().static_key(x(2)),
+        ),
+        (
+            HYBRID_IK,
+            "static-dh",
+            HandshakeKeys::new()
+                .static_key(x(1))
+                .remote(PublicKey::x25519(*x(2).public())),
+            HandshakeKeys::new().static_key(x(2)),
+        ),
+        (
+            PQ_XX,
+            "static-dh",
+            HandshakeKeys::new().static_key(x(1)).kem_key(kem(1)),
+            HandshakeKeys::new().static_key(x(2)).kem_key(kem(2)),
         ),
         (
             PQ_IK,

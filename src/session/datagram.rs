@@ -565,3 +565,38 @@ impl DatagramSession {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{AeadAlgorithm, Secret};
+    use crate::handshake::{Role, TrafficSecret};
+
+    /// When the receiver moves on, the old epoch's traffic secret is
+    /// dropped at once; only its AEAD key stays, for the grace period.
+    #[test]
+    fn the_previous_epoch_keeps_its_key_but_not_its_secret() {
+        let e = |role| {
+            let s = |b| TrafficSecret::wrap(Secret::new([b; 32]));
+            let name = "akex-datagram-unit".to_string();
+            Established::assemble(
+                name,
+                role,
+                vec![0; 32],
+                None,
+                AeadAlgorithm::ChaChaPoly,
+                s(1),
+                s(2),
+            )
+        };
+        let mut a = DatagramSession::new(e(Role::Initiator), SessionConfig::new()).unwrap();
+        let mut b = DatagramSession::new(e(Role::Responder), SessionConfig::new()).unwrap();
+        a.key_update();
+        let mut w = Vec::new();
+        a.seal(b"x", &mut w).unwrap();
+        b.open(&w, &mut Vec::new()).unwrap();
+        let (prev, _) = b.prev.as_ref().expect("a previous epoch");
+        assert!(prev.traffic.is_none());
+        assert!(b.recv.traffic.is_some());
+    }
+}

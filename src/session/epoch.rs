@@ -103,3 +103,25 @@ impl TrafficKey {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zeroize::Zeroize;
+
+    fn zeroized_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+
+    /// A traffic secret the session replaces is a `Secret`, whose drop
+    /// zeroizes its bytes (checked by type here, so a change of field type
+    /// fails to compile), and zeroizing leaves nothing of it.
+    #[test]
+    fn replaced_traffic_secrets_are_zeroized_on_drop() {
+        let key = TrafficKey::new(Secret::new([7; 32]), Epoch::default());
+        zeroized_on_drop(&key.secret);
+        let next = key.next_update();
+        assert_ne!(next.secret, key.secret);
+        let mut old = key.secret.clone();
+        old.zeroize();
+        assert_eq!(old.expose(), &[0; 32]);
+    }
+}

@@ -54,8 +54,9 @@ pub struct AeadLimits {
     pub max_records: u64,
     /// Most plaintext bytes sealed (or accepted) under one key.
     pub max_bytes: u64,
-    /// Most failed decryptions (forgery attempts) tolerated under one key
-    /// before the session closes (datagram mode; a stream closes on the first).
+    /// Most failed decryptions (forgery attempts) tolerated over the whole
+    /// session, under every key together, before it closes (datagram mode;
+    /// a stream closes on the first).
     pub max_forgeries: u64,
 }
 

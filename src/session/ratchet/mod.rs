@@ -569,3 +569,31 @@ fn emit(body: Vec<u8>) -> Switch {
         ..Switch::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zeroized_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+
+    /// The root and the next generation's receiving secret, which a step
+    /// replaces, are `Secret`s: zeroized when dropped (checked by type).
+    #[test]
+    fn replaced_ratchet_secrets_are_zeroized_on_drop() {
+        let mut r = Ratchet::new(RatchetSetup {
+            root: Some(Secret::new([1; 32])),
+            role: Role::Initiator,
+            hybrid: false,
+            auth: RatchetAuth::None,
+            handshake_hash: vec![0; 32],
+            interval: None,
+            datagram: true,
+        });
+        r.next_recv = Some(Secret::new([2; 32]));
+        let (Some(root), Some(next)) = (&r.root, &r.next_recv) else {
+            unreachable!()
+        };
+        zeroized_on_drop(root);
+        zeroized_on_drop(next);
+    }
+}

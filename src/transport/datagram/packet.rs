@@ -221,4 +221,31 @@ mod tests {
             assert_eq!(parse(bad), None, "{bad:?}");
         }
     }
+
+    /// The bounds of the packet table: a token of 0 to 64 bytes, handshake
+    /// index 1 to 255, a record of at least 33 bytes, a cookie of 1 to 64
+    /// bytes, a confirmation tag of exactly 16.
+    #[test]
+    fn field_bounds_are_the_documented_ones() {
+        let cid = [2u8; 8];
+        assert_eq!(OVERHEAD, 33);
+        assert!(parse(&initiation(&cid, &[1; 64], b"m")).is_some());
+        let mut long = vec![KIND_INITIATION];
+        long.extend_from_slice(&cid);
+        long.push(65);
+        long.extend_from_slice(&[1; 70]);
+        assert_eq!(parse(&long), None, "a 65-byte token");
+        assert!(parse(&handshake(&cid, 255, b"m")).is_some());
+        let mut rec = record_header(&cid, OVERHEAD);
+        rec.extend_from_slice(&[0; OVERHEAD]);
+        assert!(parse(&rec).is_some());
+        assert_eq!(parse(&rec[..rec.len() - 1]), None);
+        assert!(parse(&cookie(&cid, &[1; 64])).is_some());
+        assert!(parse(&cookie(&cid, &[1; 1])).is_some());
+        assert_eq!(parse(&cookie(&cid, &[1; 65])), None);
+        assert_eq!(parse(&cookie(&cid, &[])), None);
+        let mut tag = confirm(&cid, &[5; 16]);
+        tag.push(0);
+        assert_eq!(parse(&tag), None, "a 17-byte tag");
+    }
 }

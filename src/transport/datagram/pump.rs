@@ -520,3 +520,7 @@ impl Pump {
 #[cfg(test)]
 #[path = "pump_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "pump_claims_tests.rs"]
+mod claims_tests;

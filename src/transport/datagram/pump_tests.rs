@@ -3,10 +3,10 @@
 use super::*;
 use crate::handshake::noise::{NoiseConfig, NoiseHandshake};
 
-const NN: &str = "Noise_NN_25519_ChaChaPoly_BLAKE2s";
-const MS: Duration = Duration::from_millis(1);
+pub(super) const NN: &str = "Noise_NN_25519_ChaChaPoly_BLAKE2s";
+pub(super) const MS: Duration = Duration::from_millis(1);
 
-fn timers() -> Timers {
+pub(super) fn timers() -> Timers {
     Timers {
         initial_rto: 200 * MS,
         max_rto: 2000 * MS,
@@ -14,7 +14,7 @@ fn timers() -> Timers {
     }
 }
 
-fn nn(role: Role) -> Box<dyn Handshake> {
+pub(super) fn nn(role: Role) -> Box<dyn Handshake> {
     let config = NoiseConfig::new(NN).unwrap();
     Box::new(match role {
         Role::Initiator => NoiseHandshake::initiator(config).unwrap(),
@@ -22,12 +22,12 @@ fn nn(role: Role) -> Box<dyn Handshake> {
     })
 }
 
-fn peer() -> SocketAddr {
+pub(super) fn peer() -> SocketAddr {
     "127.0.0.1:9".parse().unwrap()
 }
 
 /// An initiator's first packet and a responder started on it.
-fn pair(jar: Arc<CookieJar>) -> (Pump, Pump, Vec<u8>, Vec<Vec<u8>>) {
+pub(super) fn pair(jar: Arc<CookieJar>) -> (Pump, Pump, Vec<u8>, Vec<Vec<u8>>) {
     let mut out = Vec::new();
     let i = Pump::initiator(
         nn(Role::Initiator),

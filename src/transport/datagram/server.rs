@@ -273,9 +273,10 @@ where
         }
     }
 
-    /// Sends a small reply if it stays within three times the request.
+    /// Sends a stateless reply (cookie, busy) if it is no larger than the
+    /// request: nothing is kept to count against, so it never amplifies.
     fn reply(&self, packet: &[u8], request_len: usize, to: SocketAddr) -> bool {
-        if packet.len() > 3 * request_len {
+        if packet.len() > request_len {
             return false;
         }
         let sent = self.socket.try_send_to(packet, to).is_ok();
@@ -488,5 +489,18 @@ where
                 shared.emit(ServerEvent::ConnectionFailed { peer, error });
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The numbers protocols/datagram.md gives for the server.
+    #[test]
+    fn documented_server_constants() {
+        assert_eq!((INBOX_LEN, INBOX_BYTES), (256, 128 * 1024));
+        assert_eq!(CLOSED_MEMORY, Duration::from_secs(60));
+        assert_eq!(CLOSED_CAP, 65_536);
     }
 }

@@ -542,4 +542,46 @@ mod tests {
             Err(RejectReason::HalfOpenPerIpLimit(1))
         );
     }
+
+    /// The documented defaults, and the global limits: past
+    /// `max_connections` or `max_half_open` a newcomer is refused at once
+    /// with its reason, from any address.
+    #[test]
+    fn defaults_and_global_limits() {
+        let d = ServerLimits::default();
+        assert_eq!(
+            (d.max_half_open, d.max_half_open_per_ip, d.max_queued),
+            (1024, 16, 1024)
+        );
+        assert_eq!(
+            (d.max_connections, d.max_connections_per_ip),
+            (10_000, 1024)
+        );
+        assert_eq!(d.idle_timeout, Duration::from_secs(60));
+        let s = Shared::new(
+            ServerLimits {
+                max_connections: 3,
+                max_half_open: 2,
+                ..ServerLimits::default()
+            },
+            Arc::default(),
+            None,
+        );
+        let ip = |n: u8| IpAddr::from([10, 0, 1, n]);
+        let mut a = s.admit(ip(1), true).unwrap();
+        let mut b = s.admit(ip(2), true).unwrap();
+        assert_eq!(
+            s.admit(ip(3), true).err(),
+            Some(RejectReason::HalfOpenLimit(2))
+        );
+        a.established();
+        b.established();
+        let _c = s.admit(ip(3), false).unwrap();
+        assert_eq!(
+            s.admit(ip(4), true).err(),
+            Some(RejectReason::ConnectionLimit(3))
+        );
+        drop(a);
+        assert!(s.admit(ip(4), true).is_ok());
+    }
 }
