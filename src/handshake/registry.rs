@@ -56,8 +56,20 @@ pub struct ProtocolInfo {
     pub mode: Mode,
     /// How each side is authenticated.
     pub authentication: &'static str,
-    /// Whether past sessions survive the later theft of long-term keys.
+    /// Whether recorded transport data stays secret after the later theft
+    /// of either side's long-term key: true when the keys come from
+    /// ephemeral secrets on both sides (an ephemeral-ephemeral DH or KEM).
+    /// False for RSA key transport and for the one-way Noise patterns
+    /// (N, K, X; see [`one_way`](Self::one_way)). Where the first
+    /// handshake payload is the exception (IK, NK, ...), `post_quantum` and
+    /// the protocol's spec say so.
     pub forward_secrecy: bool,
+    /// A one-way Noise pattern (N, K, X): one handshake message, no answer,
+    /// and only the initiator sends. Everything it sends is encrypted to the
+    /// responder's static key and the initiator's ephemeral alone, so it is
+    /// not forward secret against the theft of the responder's key, and the
+    /// responder cannot tell a replayed message from a fresh one.
+    pub one_way: bool,
     /// What, if anything, survives a quantum attacker.
     pub post_quantum: &'static str,
     /// Whose identity is hidden from whom.
@@ -86,6 +98,7 @@ static PROTOCOLS: &[ProtocolInfo] = &[
         mode: Mode::Noise,
         authentication: "none (anonymous)",
         forward_secrecy: true,
+        one_way: false,
         post_quantum: "no",
         identity_hiding: "n/a",
         message_sizes: &[32, 48],
@@ -98,6 +111,7 @@ static PROTOCOLS: &[ProtocolInfo] = &[
         mode: Mode::Noise,
         authentication: "responder (static DH, key known in advance)",
         forward_secrecy: true,
+        one_way: false,
         post_quantum: "no",
         identity_hiding: "n/a",
         message_sizes: &[48, 48],
@@ -110,6 +124,7 @@ static PROTOCOLS: &[ProtocolInfo] = &[
         mode: Mode::Noise,
         authentication: "mutual (static DH)",
         forward_secrecy: true,
+        one_way: false,
         post_quantum: "no",
         identity_hiding: "initiator vs active, responder vs passive",
         message_sizes: &[32, 96, 64],
@@ -122,6 +137,7 @@ static PROTOCOLS: &[ProtocolInfo] = &[
         mode: Mode::Noise,
         authentication: "mutual (static DH)",
         forward_secrecy: true,
+        one_way: false,
         post_quantum: "no",
         identity_hiding: "initiator vs passive (not forward)",
         message_sizes: &[96, 48],
@@ -134,6 +150,7 @@ static PROTOCOLS: &[ProtocolInfo] = &[
         mode: Mode::Noise,
         authentication: "mutual (static DH, keys known in advance)",
         forward_secrecy: true,
+        one_way: false,
         post_quantum: "no",
         identity_hiding: "n/a (keys known)",
         message_sizes: &[48, 48],
@@ -146,6 +163,7 @@ static PROTOCOLS: &[ProtocolInfo] = &[
         mode: Mode::Noise,
         authentication: "mutual (static DH + PSK)",
         forward_secrecy: true,
+        one_way: false,
         post_quantum: "no (PSK adds PQ confidentiality if it stays secret)",
         identity_hiding: "initiator vs active, responder vs passive",
         message_sizes: &[48, 96, 64],
@@ -158,6 +176,7 @@ static PROTOCOLS: &[ProtocolInfo] = &[
         mode: Mode::Noise,
         authentication: "mutual (static DH + PSK)",
         forward_secrecy: true,
+        one_way: false,
         post_quantum: "no (PSK adds PQ confidentiality if it stays secret)",
         identity_hiding: "initiator vs passive (not forward)",
         message_sizes: &[96, 48],
@@ -165,11 +184,53 @@ static PROTOCOLS: &[ProtocolInfo] = &[
         keys: "x25519 both; initiator --remote-key; --psk",
     },
     ProtocolInfo {
+        name: "Noise_N_25519_ChaChaPoly_BLAKE2s",
+        family: NOISE_FAMILY,
+        mode: Mode::Noise,
+        authentication: "none of the sender; only the holder of the responder's key (known in \
+                         advance) can read (one-way, replayable)",
+        forward_secrecy: false,
+        one_way: true,
+        post_quantum: "no",
+        identity_hiding: "n/a",
+        message_sizes: &[48],
+        round_trips: 0.5,
+        keys: "responder x25519; initiator --remote-key",
+    },
+    ProtocolInfo {
+        name: "Noise_K_25519_ChaChaPoly_BLAKE2s",
+        family: NOISE_FAMILY,
+        mode: Mode::Noise,
+        authentication: "mutual (static DH, keys known in advance; one-way, replayable)",
+        forward_secrecy: false,
+        one_way: true,
+        post_quantum: "no",
+        identity_hiding: "n/a (keys known)",
+        message_sizes: &[48],
+        round_trips: 0.5,
+        keys: "x25519 both; both --remote-key",
+    },
+    ProtocolInfo {
+        name: "Noise_X_25519_ChaChaPoly_BLAKE2s",
+        family: NOISE_FAMILY,
+        mode: Mode::Noise,
+        authentication: "mutual (static DH, responder's key known in advance; one-way, \
+                         replayable)",
+        forward_secrecy: false,
+        one_way: true,
+        post_quantum: "no",
+        identity_hiding: "initiator's static encrypted to the responder's static (not forward)",
+        message_sizes: &[96],
+        round_trips: 0.5,
+        keys: "x25519 both; initiator --remote-key",
+    },
+    ProtocolInfo {
         name: SIGMA_CHACHAPOLY,
         family: "SIGMA-I",
         mode: Mode::Akex,
         authentication: "mutual (Ed25519 signatures + MAC, explicit)",
         forward_secrecy: true,
+        one_way: false,
         post_quantum: "no",
         identity_hiding: "initiator vs active, responder vs passive",
         message_sizes: &[6 + SIGMA_CHACHAPOLY.len() + 32, 192, 160],
@@ -182,6 +243,7 @@ static PROTOCOLS: &[ProtocolInfo] = &[
         mode: Mode::Akex,
         authentication: "mutual (Ed25519 signatures + MAC, explicit)",
         forward_secrecy: true,
+        one_way: false,
         post_quantum: "no",
         identity_hiding: "initiator vs active, responder vs passive",
         message_sizes: &[6 + SIGMA_AESGCM.len() + 32, 192, 160],
@@ -195,6 +257,7 @@ static PROTOCOLS: &[ProtocolInfo] = &[
         authentication:
             "mutual (ECDSA P-256 signatures + MAC, explicit; key may be in a PKCS#11 token)",
         forward_secrecy: true,
+        one_way: false,
         post_quantum: "no",
         identity_hiding: "initiator vs active, responder vs passive",
         message_sizes: &[6 + SIGMA_P256_AESGCM.len() + 65, 258, 193],
@@ -207,6 +270,7 @@ static PROTOCOLS: &[ProtocolInfo] = &[
         mode: Mode::Noise,
         authentication: "mutual (static DH)",
         forward_secrecy: true,
+        one_way: false,
         post_quantum:
             "confidentiality (snow's Kyber1024: ML-KEM-1024 on the wire, FIPS 203 draft keygen)",
         identity_hiding: "initiator vs active, responder vs passive",
@@ -220,6 +284,7 @@ static PROTOCOLS: &[ProtocolInfo] = &[
         mode: Mode::Noise,
         authentication: "mutual (static DH)",
         forward_secrecy: true,
+        one_way: false,
         post_quantum: "confidentiality (snow's Kyber1024 as in XXhfs; not the first payload)",
         identity_hiding: "initiator vs passive (not forward)",
         message_sizes: &[1680, 1632],
@@ -232,6 +297,7 @@ static PROTOCOLS: &[ProtocolInfo] = &[
         mode: Mode::Akex,
         authentication: "mutual (static X25519 DH)",
         forward_secrecy: true,
+        one_way: false,
         post_quantum: "confidentiality (X25519 + ML-KEM-768 ephemeral)",
         identity_hiding: "initiator vs active, responder vs passive",
         message_sizes: &[6 + HYBRID_XX.len() + 32 + 1184, 1200, 64],
@@ -244,6 +310,7 @@ static PROTOCOLS: &[ProtocolInfo] = &[
         mode: Mode::Akex,
         authentication: "mutual (static X25519 DH)",
         forward_secrecy: true,
+        one_way: false,
         post_quantum: "confidentiality (X25519 + ML-KEM-768 ephemeral; not the first payload)",
         identity_hiding: "initiator vs passive (not forward, not PQ)",
         message_sizes: &[6 + HYBRID_IK.len() + 32 + 1184 + 48 + 16, 1152],
@@ -256,6 +323,7 @@ static PROTOCOLS: &[ProtocolInfo] = &[
         mode: Mode::Akex,
         authentication: "responder (static X25519 DH, key known in advance)",
         forward_secrecy: true,
+        one_way: false,
         post_quantum: "confidentiality (X25519 + ML-KEM-768 ephemeral; not the first payload)",
         identity_hiding: "n/a",
         message_sizes: &[6 + HYBRID_NK.len() + 32 + 1184 + 16, 1152],
@@ -268,6 +336,7 @@ static PROTOCOLS: &[ProtocolInfo] = &[
         mode: Mode::Akex,
         authentication: "mutual (ML-KEM-768 static KEM + X25519 static DH)",
         forward_secrecy: true,
+        one_way: false,
         post_quantum: "confidentiality and authentication",
         identity_hiding: "initiator vs active, responder vs passive",
         message_sizes: &[6 + PQ_XX.len() + 32 + 1184, 2384, 2352, 1120],
@@ -280,6 +349,7 @@ static PROTOCOLS: &[ProtocolInfo] = &[
         mode: Mode::Akex,
         authentication: "mutual (ML-KEM-768 static KEM + X25519 static DH)",
         forward_secrecy: true,
+        one_way: false,
         post_quantum:
             "confidentiality and authentication (not the first payload's forward secrecy)",
         identity_hiding: "initiator vs passive (not forward)",
@@ -294,6 +364,7 @@ static PROTOCOLS: &[ProtocolInfo] = &[
         mode: Mode::Akex,
         authentication: "responder (RSA-3072 key known in advance, implicit)",
         forward_secrecy: false,
+        one_way: false,
         post_quantum: "no",
         identity_hiding: "n/a",
         message_sizes: &[
@@ -310,6 +381,7 @@ static PROTOCOLS: &[ProtocolInfo] = &[
         mode: Mode::Akex,
         authentication: "responder (static ffdhe3072 DH, key known in advance)",
         forward_secrecy: true,
+        one_way: false,
         post_quantum: "no",
         identity_hiding: "n/a",
         message_sizes: &[
@@ -330,6 +402,21 @@ pub fn protocols() -> &'static [ProtocolInfo] {
 /// The registry row for `name`, if it has one.
 pub fn info(name: &str) -> Option<&'static ProtocolInfo> {
     PROTOCOLS.iter().find(|p| p.name == name)
+}
+
+/// Whether `name` is forward secret ([`ProtocolInfo::forward_secrecy`]),
+/// for every name akex runs, with a registry row or not: any Noise name is
+/// judged by its pattern (the one-way patterns N, K, X, with or without
+/// PSKs, are not; every interactive pattern mixes an ephemeral-ephemeral
+/// DH). `None` for a name akex cannot run.
+pub fn forward_secrecy(name: &str) -> Option<bool> {
+    if let Some(row) = info(name) {
+        return Some(row.forward_secrecy);
+    }
+    match mode_of(name).ok()? {
+        Mode::Noise => Some(!super::noise::NoiseProtocol::parse(name).ok()?.is_one_way()),
+        Mode::Akex => None,
+    }
 }
 
 /// The mode a name is spoken in: `Noise_*` names in Noise mode, `akex-*`
@@ -481,15 +568,21 @@ fn hybrid(name: &str, keys: &HandshakeKeys, role: Role) -> Result<HybridHandshak
     HybridHandshake::new(config, role)
 }
 
+/// Puts the handshake behind the keys' [`PeerVerifier`](super::PeerVerifier), if any.
+fn verified(hs: Box<dyn Handshake>, keys: &HandshakeKeys) -> Box<dyn Handshake> {
+    match &keys.verifier {
+        Some(v) => Box::new(super::Verified::new(hs, v.clone())),
+        None => hs,
+    }
+}
+
 /// The initiator for `name`.
 pub fn initiator(name: &str, keys: &HandshakeKeys) -> Result<Box<dyn Handshake>, Error> {
-    match mode_of(name)? {
-        Mode::Noise => Ok(Box::new(noise(name, keys, Role::Initiator)?)),
-        Mode::Akex => {
-            let hs = build_akex(name, keys, Role::Initiator)?;
-            Ok(Box::new(AkexInitiator(hs)))
-        }
-    }
+    let hs: Box<dyn Handshake> = match mode_of(name)? {
+        Mode::Noise => Box::new(noise(name, keys, Role::Initiator)?),
+        Mode::Akex => Box::new(AkexInitiator(build_akex(name, keys, Role::Initiator)?)),
+    };
+    Ok(verified(hs, keys))
 }
 
 /// The responder for `allowed`: one Noise name (Noise mode), or any number
@@ -505,7 +598,10 @@ pub fn responder(allowed: &[&str], keys: &HandshakeKeys) -> Result<Box<dyn Hands
         .collect::<Result<Vec<_>, _>>()?;
     match (allowed, modes.as_slice()) {
         ([], _) => Err(ConfigError::Invalid("the protocol allow-list is empty".into()).into()),
-        ([name], [Mode::Noise]) => Ok(Box::new(noise(name, keys, Role::Responder)?)),
+        ([name], [Mode::Noise]) => Ok(verified(
+            Box::new(noise(name, keys, Role::Responder)?),
+            keys,
+        )),
         (_, m) if m.contains(&Mode::Noise) => Err(ConfigError::Invalid(
             "a Noise protocol can only be used alone: Noise mode has no hello to \
              negotiate with (list only akex-* protocols to accept several)"
@@ -529,20 +625,22 @@ pub(crate) fn responder_checked(
     keys: &HandshakeKeys,
 ) -> Result<Box<dyn Handshake>, Error> {
     match allowed {
-        [name] if mode_of(name)? == Mode::Noise => {
-            Ok(Box::new(noise(name, keys, Role::Responder)?))
-        }
+        [name] if mode_of(name)? == Mode::Noise => Ok(verified(
+            Box::new(noise(name, keys, Role::Responder)?),
+            keys,
+        )),
         _ => Ok(negotiating(allowed, keys)),
     }
 }
 
 fn negotiating(allowed: &[&str], keys: &HandshakeKeys) -> Box<dyn Handshake> {
-    let keys = keys.clone();
+    let owned = keys.clone();
     let names = allowed.iter().map(|s| s.to_string()).collect();
-    Box::new(NegotiatingResponder::new(
+    let hs = Box::new(NegotiatingResponder::new(
         names,
-        Box::new(move |name: &str| build_akex(name, &keys, Role::Responder)),
-    ))
+        Box::new(move |name: &str| build_akex(name, &owned, Role::Responder)),
+    ));
+    verified(hs, keys)
 }
 
 /// Checks an allow-list and the keys without building a handshake (for
@@ -576,6 +674,9 @@ impl Handshake for AkexInitiator {
     }
     fn finish(&mut self) -> Result<super::Established, Error> {
         self.0.finish()
+    }
+    fn remote_static(&self) -> Option<crate::keys::PublicKey> {
+        self.0.remote_static()
     }
 }
 
