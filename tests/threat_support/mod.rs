@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod forge;
+
 use std::sync::Arc;
 
 use akex::crypto::Secret;

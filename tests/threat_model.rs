@@ -1,0 +1,242 @@
+//! The threat model of docs/security.md, promise by promise, against every
+//! protocol of the registry: forward secrecy (and the one-way patterns
+//! that lack it), identities never in clear, independent sessions, and a
+//! library that never prints.
+
+mod threat_support;
+
+use std::path::Path;
+
+use akex::handshake::registry::{self, HandshakeKeys};
+use akex::handshake::Established;
+use akex::{Handshake, Role, Session};
+use threat_support::*;
+
+const I: u8 = 1;
+const R: u8 = 2;
+
+/// PSKs for the Noise `pskN` names (the attacker below knows them too).
+fn with_psks(name: &str, mut keys: HandshakeKeys) -> HandshakeKeys {
+    if name.starts_with("Noise_") {
+        let p = akex::handshake::noise::NoiseProtocol::parse(name).unwrap();
+        for _ in p.psk_slots() {
+            keys = keys.psk(akex::crypto::Secret::new([9; 32]));
+        }
+    }
+    keys
+}
+
+fn side(name: &str, role: Role) -> HandshakeKeys {
+    let (me, peer) = if role == Role::Initiator { (I, R) } else { (R, I) };
+    with_psks(name, keys(name, role, me, peer, false))
+}
+
+/// One honest session of `name`: the run, and both ends' results.
+fn session(name: &str) -> (Run, Established, Established) {
+    let mut i = build(name, Role::Initiator, &side(name, Role::Initiator));
+    let mut r = build(name, Role::Responder, &side(name, Role::Responder));
+    let run = pump(&mut i, &mut r);
+    assert!(run.error.is_none(), "{name}: {:?}", run.error);
+    (run, i.finish().unwrap(), r.finish().unwrap())
+}
+
+#[test]
+fn one_way_patterns_are_marked_not_forward_secret() {
+    for p in registry::protocols() {
+        let one_way = ["Noise_N_", "Noise_K_", "Noise_X_"].iter().any(|n| p.name.starts_with(n));
+        assert_eq!(p.one_way, one_way, "{}", p.name);
+        assert_eq!(p.forward_secrecy, !one_way, "{}", p.name);
+        assert_eq!(registry::forward_secrecy(p.name), Some(!one_way), "{}", p.name);
+    }
+    // Names without a row are judged by their pattern.
+    for (name, fs) in [
+        ("Noise_N_25519_AESGCM_SHA256", false),
+        ("Noise_Kpsk0_25519_ChaChaPoly_BLAKE2b", false),
+        ("Noise_Xpsk1_25519_AESGCM_SHA512", false),
+        ("Noise_XX_25519_AESGCM_SHA512", true),
+        ("Noise_NK1_25519_ChaChaPoly_SHA256", true),
+        ("Noise_IKpsk2_25519_AESGCM_BLAKE2b", true),
+    ] {
+        assert_eq!(registry::forward_secrecy(name), Some(fs), "{name}");
+    }
+    assert_eq!(registry::forward_secrecy("tls13"), None);
+}
+
+/// Everything both parties hold for the long term leaks after a session
+/// was recorded: their static keys, signing keys, ML-KEM keys and PSKs.
+/// The attacker replays each role with them (and fresh randomness of its
+/// own, since it never had the ephemeral secrets) and tries to open the
+/// recorded records. It fails for every forward-secret protocol and
+/// succeeds for the one-way patterns, whose registry rows say so. Where a
+/// spec says the first payload or the initiator's identity depends on the
+/// responder's static key alone (IK, NK, KK shapes), the attacker reads
+/// them, as documented.
+#[test]
+fn recorded_sessions_stay_secret_after_the_long_term_keys_leak() {
+    let mut checked = 0;
+    for p in registry::protocols() {
+        let name = p.name;
+        let (run, ie, re) = session(name);
+        let (mut si, mut sr) = (Session::new(ie), Session::new(re));
+        let (mut i2r, mut r2i) = (Vec::new(), Vec::new());
+        si.seal(b"recorded i->r", &mut i2r).unwrap();
+        if !p.one_way {
+            sr.seal(b"recorded r->i", &mut r2i).unwrap();
+        }
+
+        for role in [Role::Responder, Role::Initiator] {
+            if p.one_way && role == Role::Initiator {
+                continue; // nothing flows to the initiator
+            }
+            let mut attacker = build(name, role, &side(name, role));
+            let mut first_payload = None;
+            let mut stuck = false;
+            for (k, (sender, m)) in run.messages.iter().enumerate() {
+                let result = if *sender == role {
+                    attacker.write_message(b"", &mut Vec::new())
+                } else {
+                    let mut payload = Vec::new();
+                    let r = attacker.read_message(m, &mut payload);
+                    if k == 0 && r.is_ok() {
+                        first_payload = Some(payload);
+                    }
+                    r
+                };
+                if result.is_err() {
+                    stuck = true;
+                    break;
+                }
+            }
+            let opened = !stuck && {
+                let mut s = Session::new(attacker.finish().unwrap());
+                let record = if role == Role::Responder { &i2r } else { &r2i };
+                s.open(record, &mut Vec::new()).is_ok()
+            };
+            assert_eq!(opened, p.one_way, "{name}: the {role} replay opened a record");
+            if role == Role::Responder && p.message_sizes.len() <= 2 && !name.contains("NN") {
+                // The first message is encrypted to the responder's static
+                // key only: its payload is not forward secret.
+                assert_eq!(first_payload.as_deref(), Some(&b"payload 0"[..]), "{name}");
+                assert!(!contains(&run.messages[0].1, b"payload 0"), "{name}");
+            }
+            checked += 1;
+        }
+    }
+    println!("forward secrecy: {checked} replays with every long-term secret");
+    assert!(checked >= 35);
+}
+
+/// IK's initiator identity is encrypted to the responder's static key
+/// only: whoever later holds that key reads it from a recorded message 1
+/// ("initiator vs passive (not forward)" in the registry).
+#[test]
+fn ik_identity_hiding_is_not_forward() {
+    for name in [NOISE_IK, akex::handshake::hybrid::HYBRID_IK, akex::handshake::pq::PQ_IK] {
+        let (run, _, _) = session(name);
+        let mut thief = build(name, Role::Responder, &side(name, Role::Responder));
+        thief.read_message(&run.messages[0].1, &mut Vec::new()).unwrap();
+        assert_eq!(thief.remote_static(), Some(public(name, I)), "{name}");
+        assert!(registry::info(name).unwrap().identity_hiding.contains("not forward"));
+    }
+}
+
+/// A passive observer never sees a long-term public key in clear: every
+/// identity on the wire is encrypted (and those known in advance are not
+/// sent at all).
+#[test]
+fn identities_never_travel_in_clear() {
+    for name in AUTHENTICATED {
+        let (run, _, _) = session(name);
+        let wire: Vec<u8> = run.messages.iter().flat_map(|(_, m)| m.clone()).collect();
+        for (role, seed) in [(Role::Initiator, I), (Role::Responder, R)] {
+            if !has_own_key(name, role) {
+                continue;
+            }
+            let id = public(name, seed);
+            // The whole identity, and its first 32 bytes (an X25519 key
+            // inside a PQ identity).
+            assert!(!contains(&wire, &id), "{name}: {role} identity in clear");
+            assert!(!contains(&wire, &id[..32]), "{name}: {role} key in clear");
+        }
+    }
+}
+
+/// Independent ephemeral keys per handshake: two sessions between the same
+/// parties share no traffic secret, and a record of one never opens in the
+/// other.
+#[test]
+fn sessions_with_the_same_long_term_keys_are_independent() {
+    for p in registry::protocols() {
+        let (_, a, _) = session(p.name);
+        let (_, b, b_resp) = session(p.name);
+        assert_ne!(a.handshake_hash(), b.handshake_hash(), "{}", p.name);
+        assert_ne!(a.sending_secret(), b.sending_secret(), "{}", p.name);
+        let mut sa = Session::new(a);
+        let mut record = Vec::new();
+        sa.seal(b"session a", &mut record).unwrap();
+        let mut other = Session::new(b_resp);
+        assert!(other.open(&record, &mut Vec::new()).is_err(), "{}", p.name);
+    }
+}
+
+/// The parts of `source` that are not test code: everything before a
+/// `#[cfg(test)]` module, without comment lines.
+fn library_code(source: &str) -> String {
+    let mut out = String::new();
+    let mut lines = source.lines().peekable();
+    while let Some(line) = lines.next() {
+        let t = line.trim_start();
+        if t.starts_with("#[cfg(test)]")
+            && lines.peek().is_some_and(|next| next.trim_start().starts_with("mod "))
+        {
+            break;
+        }
+        if !t.starts_with("//") {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The printing calls in `code`, if any.
+fn prints(code: &str) -> Vec<String> {
+    let calls = ["print!(", "println!(", "eprint!(", "eprintln!(", "dbg!(", "stdout()", "stderr()"];
+    code.lines()
+        .filter(|l| calls.iter().any(|c| l.contains(c)))
+        .map(|l| l.trim().to_string())
+        .collect()
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// "The library never prints" (docs/security.md, Server limits: events
+/// go to a callback): no print, eprint, dbg or handle on stdout/stderr in
+/// `src/` outside test modules. The scanner is checked on a sample first,
+/// so it can see a print when there is one.
+#[test]
+fn the_library_never_prints() {
+    let sample = "fn f() {\n    eprintln!(\"x\");\n}\n// println!(\"comment\")\n#[cfg(test)]\nmod tests {\n    fn g() { println!(\"y\"); }\n}\n";
+    assert_eq!(prints(&library_code(sample)), ["eprintln!(\"x\");"]);
+
+    let mut files = Vec::new();
+    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    assert!(files.len() > 50, "{} files", files.len());
+    let mut found = Vec::new();
+    for file in &files {
+        let code = library_code(&std::fs::read_to_string(file).unwrap());
+        for line in prints(&code) {
+            found.push(format!("{}: {line}", file.display()));
+        }
+    }
+    assert!(found.is_empty(), "the library prints:\n{}", found.join("\n"));
+}
