@@ -91,7 +91,10 @@ impl<'a> SigmaForger<'a> {
         let mut signed = sig_label.to_vec();
         signed.extend_from_slice(&self.ss.handshake_hash());
         let sig = self.signer.sign(&signed).unwrap();
-        let mac = hmac_sha256(self.ss.derive_key(mac_label).expose(), &[&self.identity[..]]);
+        let mac = hmac_sha256(
+            self.ss.derive_key(mac_label).expose(),
+            &[&self.identity[..]],
+        );
         let mut block = self.identity.clone();
         block.extend_from_slice(&sig);
         block.extend_from_slice(mac.expose());
@@ -108,8 +111,13 @@ impl<'a> SigmaForger<'a> {
         self.ss.encrypt_and_hash(payload, &mut Vec::new()).unwrap();
         let mut out = self.e.public();
         self.ss.mix_hash(&out.clone());
-        self.ss.mix_key(labels::SIGMA_DH_EE, self.e.agree(re).expose());
-        self.auth_block(labels::SIGMA_SIG_RESPONDER, labels::SIGMA_MAC_RESPONDER, &mut out);
+        self.ss
+            .mix_key(labels::SIGMA_DH_EE, self.e.agree(re).expose());
+        self.auth_block(
+            labels::SIGMA_SIG_RESPONDER,
+            labels::SIGMA_MAC_RESPONDER,
+            &mut out,
+        );
         out
     }
 
@@ -132,12 +140,17 @@ impl<'a> SigmaForger<'a> {
         let block_len = self.identity.len() + 64 + 32 + 16;
         let (re, rest) = m2.split_at(n);
         self.ss.mix_hash(re);
-        self.ss.mix_key(labels::SIGMA_DH_EE, self.e.agree(re).expose());
+        self.ss
+            .mix_key(labels::SIGMA_DH_EE, self.e.agree(re).expose());
         let (block, payload) = rest.split_at(block_len);
         self.ss.decrypt_and_hash(block, &mut Vec::new()).unwrap();
         self.ss.decrypt_and_hash(payload, &mut Vec::new()).unwrap();
         let mut out = Vec::new();
-        self.auth_block(labels::SIGMA_SIG_INITIATOR, labels::SIGMA_MAC_INITIATOR, &mut out);
+        self.auth_block(
+            labels::SIGMA_SIG_INITIATOR,
+            labels::SIGMA_MAC_INITIATOR,
+            &mut out,
+        );
         out
     }
 }
@@ -153,7 +166,11 @@ fn sigma_a_stolen_key_does_not_impersonate_others_to_its_owner() {
         for (who_signs, accepted) in [(B, true), (A, false)] {
             let key = signer(name, who_signs);
             // A initiates; the forger answers as B.
-            let mut a = build(name, Role::Initiator, &keys(name, Role::Initiator, A, B, true));
+            let mut a = build(
+                name,
+                Role::Initiator,
+                &keys(name, Role::Initiator, A, B, true),
+            );
             let mut m1 = Vec::new();
             a.write_message(b"", &mut m1).unwrap();
             let m2 = SigmaForger::new(name, b_id.clone(), key.as_ref()).m2(&m1);
@@ -161,7 +178,11 @@ fn sigma_a_stolen_key_does_not_impersonate_others_to_its_owner() {
             check(name, "A initiator", r, accepted);
 
             // A responds; the forger initiates as B.
-            let mut a = build(name, Role::Responder, &keys(name, Role::Responder, A, B, true));
+            let mut a = build(
+                name,
+                Role::Responder,
+                &keys(name, Role::Responder, A, B, true),
+            );
             let mut forger = SigmaForger::new(name, b_id.clone(), key.as_ref());
             a.read_message(&forger.m1(), &mut Vec::new()).unwrap();
             let mut m2 = Vec::new();
@@ -169,7 +190,10 @@ fn sigma_a_stolen_key_does_not_impersonate_others_to_its_owner() {
             let r = a.read_message(&forger.m3(&m2), &mut Vec::new());
             check(name, "A responder", r, accepted);
             if accepted {
-                assert_eq!(a.finish().unwrap().remote_static().unwrap().as_bytes(), &b_id[..]);
+                assert_eq!(
+                    a.finish().unwrap().remote_static().unwrap().as_bytes(),
+                    &b_id[..]
+                );
             }
         }
     }
@@ -198,9 +222,16 @@ fn is_pq(name: &str) -> bool {
 }
 
 /// B's identity as `claim` plays it, against a real A that expects B.
-fn against_a(name: &'static str, a_role: Role, claim: Claim) -> (Outcome, Box<dyn Handshake>, Engine) {
+fn against_a(
+    name: &'static str,
+    a_role: Role,
+    claim: Claim,
+) -> (Outcome, Box<dyn Handshake>, Engine) {
     let mut a = build(name, a_role, &keys(name, a_role, A, B, true));
-    let peer = (*x(A).public(), is_pq(name).then(|| kem(A).encapsulation_key().to_vec()));
+    let peer = (
+        *x(A).public(),
+        is_pq(name).then(|| kem(A).encapsulation_key().to_vec()),
+    );
     let mut engine = Engine::new(name, a_role.peer(), Some(claim), Some(peer));
     let outcome = duel(&mut a, &mut engine);
     (outcome, a, engine)
@@ -213,17 +244,29 @@ fn true_b(name: &str) -> Claim {
 /// B's public keys, claimed by someone who holds `x_key` and `kem_key`.
 fn claimed_b(name: &str, x_key: &StaticSecret, kem_key: &MlKem768KeyPair) -> Claim {
     let ek = kem(B).encapsulation_key().to_vec();
-    Claim::impostor(x(B).public(), is_pq(name).then_some(&ek[..]), x_key, kem_key)
+    Claim::impostor(
+        x(B).public(),
+        is_pq(name).then_some(&ek[..]),
+        x_key,
+        kem_key,
+    )
 }
 
 /// The faithful forger with B's true keys completes against A, and both
 /// ends hold the same traffic secrets.
 fn assert_forger_is_faithful(name: &'static str, a_role: Role) {
     let (outcome, mut a, mut engine) = against_a(name, a_role, true_b(name));
-    assert!(matches!(outcome, Outcome::Finished), "{name} {a_role}: {outcome:?}");
+    assert!(
+        matches!(outcome, Outcome::Finished),
+        "{name} {a_role}: {outcome:?}"
+    );
     let est = a.finish().unwrap();
     let (i2r, r2i) = engine.split();
-    let (mine, theirs) = if a_role == Role::Initiator { (i2r, r2i) } else { (r2i, i2r) };
+    let (mine, theirs) = if a_role == Role::Initiator {
+        (i2r, r2i)
+    } else {
+        (r2i, i2r)
+    };
     assert_eq!(est.sending_secret(), &mine, "{name} {a_role}");
     assert_eq!(est.receiving_secret(), &theirs, "{name} {a_role}");
 }
@@ -265,7 +308,11 @@ fn hybrid_and_pq_a_stolen_key_does_not_impersonate_others_to_its_owner() {
         }
         // IK, A responding: A accepted message 1 as B's (documented) and
         // finished, with keys the attacker could not follow.
-        assert_eq!(a.is_finished(), expected == "attacker stuck at msg 2", "{name} {a_role}");
+        assert_eq!(
+            a.is_finished(),
+            expected == "attacker stuck at msg 2",
+            "{name} {a_role}"
+        );
     }
 }
 
@@ -286,7 +333,10 @@ fn pq_impersonation_needs_both_halves_of_the_identity() {
             let wrong = other_kem.clone();
             claim.decaps = Box::new(move |ct| wrong.decapsulate(ct).unwrap());
             let (outcome, a, _) = against_a(name, a_role, claim);
-            assert!(!matches!(outcome, Outcome::Finished), "{name} {a_role}: {outcome:?}");
+            assert!(
+                !matches!(outcome, Outcome::Finished),
+                "{name} {a_role}: {outcome:?}"
+            );
             if a.is_finished() {
                 // A responding wrote the last message and finished, but the
                 // attacker cannot read it (its skem is to B's ML-KEM key).
@@ -295,7 +345,10 @@ fn pq_impersonation_needs_both_halves_of_the_identity() {
             // B's ML-KEM key broken, its X25519 key not.
             let claim = Claim::impostor(x(B).public(), Some(&ek), &other_x, &kem(B));
             let (outcome, a, _) = against_a(name, a_role, claim);
-            assert!(!matches!(outcome, Outcome::Finished), "{name} {a_role}: {outcome:?}");
+            assert!(
+                !matches!(outcome, Outcome::Finished),
+                "{name} {a_role}: {outcome:?}"
+            );
             assert!(!a.is_finished() || matches!(outcome, Outcome::EngineStuck(..)));
         }
     }
@@ -332,9 +385,21 @@ fn hybrid_keys_need_both_the_x25519_and_the_mlkem_secrets() {
     ];
     for (name, order) in schedules {
         let initiator_claim = (name != HYBRID_NK).then(|| Claim::real(&x(A), None));
-        let mut engine = Engine::new(name, Role::Initiator, initiator_claim, Some((*x(B).public(), None)));
-        let mut real = build(name, Role::Responder, &keys(name, Role::Responder, B, A, false));
-        assert!(matches!(duel(&mut real, &mut engine), Outcome::Finished), "{name}");
+        let mut engine = Engine::new(
+            name,
+            Role::Initiator,
+            initiator_claim,
+            Some((*x(B).public(), None)),
+        );
+        let mut real = build(
+            name,
+            Role::Responder,
+            &keys(name, Role::Responder, B, A, false),
+        );
+        assert!(
+            matches!(duel(&mut real, &mut engine), Outcome::Finished),
+            "{name}"
+        );
         let est = real.finish().unwrap();
         let labels: Vec<String> = engine.chain.iter().map(|(l, _)| l.clone()).collect();
         let want: Vec<String> = order.iter().map(|l| format!("akex hybrid {l}")).collect();
@@ -343,7 +408,11 @@ fn hybrid_keys_need_both_the_x25519_and_the_mlkem_secrets() {
         // With every input the attacker recomputes the real keys: nothing
         // else enters them.
         let (i2r, r2i) = keys_from(name, &engine.chain);
-        assert_eq!((&i2r, &r2i), (est.receiving_secret(), est.sending_secret()), "{name}");
+        assert_eq!(
+            (&i2r, &r2i),
+            (est.receiving_secret(), est.sending_secret()),
+            "{name}"
+        );
 
         let guess_kem = kem(99).decapsulate(&[7; 1088]).unwrap();
         for (k, (label, _)) in engine.chain.iter().enumerate() {
@@ -351,11 +420,91 @@ fn hybrid_keys_need_both_the_x25519_and_the_mlkem_secrets() {
             chain[k].1 = if label.contains("kem") {
                 guess_kem.clone() // all X25519 known, ML-KEM guessed
             } else {
-                X25519Private::new(&Secret::new([42; 32])).agree(x(B).public()).unwrap()
+                X25519Private::new(&Secret::new([42; 32]))
+                    .agree(x(B).public())
+                    .unwrap()
             };
             let (g1, g2) = keys_from(name, &chain);
             assert_ne!(&g1, est.receiving_secret(), "{name}: {label} guessed");
             assert_ne!(&g2, est.sending_secret(), "{name}: {label} guessed");
         }
     }
+}
+
+// ---- SIGMA: what is and is not hidden or authenticated ------------------
+
+/// Payload 1 goes out before any key: in clear, and unchecked until
+/// message 2, whose transcript covers it. A changed payload 1 is taken by
+/// the responder and refused by the initiator at message 2.
+#[test]
+fn sigma_payload_1_is_clear_and_checked_at_message_2() {
+    for name in [SIGMA_CHACHAPOLY, SIGMA_P256_AESGCM] {
+        let mut i = build(
+            name,
+            Role::Initiator,
+            &keys(name, Role::Initiator, A, B, true),
+        );
+        let mut r = build(
+            name,
+            Role::Responder,
+            &keys(name, Role::Responder, B, A, true),
+        );
+        let mut m1 = Vec::new();
+        i.write_message(b"public greeting", &mut m1).unwrap();
+        assert!(contains(&m1, b"public greeting"), "{name}");
+        let at = m1.len() - 1;
+        m1[at] ^= 1;
+        let mut payload = Vec::new();
+        r.read_message(&m1, &mut payload).unwrap();
+        assert_eq!(payload, b"public greetinf", "{name}");
+        let mut m2 = Vec::new();
+        r.write_message(b"", &mut m2).unwrap();
+        let err = i.read_message(&m2, &mut Vec::new()).unwrap_err();
+        assert!(
+            matches!(err, Error::PeerMisbehaved(PeerMisbehaved::DecryptFailed)),
+            "{err:?}"
+        );
+    }
+}
+
+/// The responder's identity is encrypted under keys from an
+/// unauthenticated DH: an active attacker who starts a handshake learns it
+/// from message 2 (hidden from passive observers only, as sigma.md says).
+#[test]
+fn sigma_responder_identity_is_learned_by_an_active_initiator() {
+    for name in [SIGMA_CHACHAPOLY, SIGMA_P256_AESGCM] {
+        let mut attacker = build(
+            name,
+            Role::Initiator,
+            &keys(name, Role::Initiator, 66, B, false),
+        );
+        let mut r = build(
+            name,
+            Role::Responder,
+            &keys(name, Role::Responder, B, A, true),
+        );
+        let (mut m1, mut m2) = (Vec::new(), Vec::new());
+        attacker.write_message(b"", &mut m1).unwrap();
+        r.read_message(&m1, &mut Vec::new()).unwrap();
+        r.write_message(b"", &mut m2).unwrap();
+        attacker.read_message(&m2, &mut Vec::new()).unwrap();
+        assert_eq!(attacker.remote_static(), Some(public(name, B)), "{name}");
+        assert!(!contains(&m2, &public(name, B)), "{name}: not in clear");
+    }
+}
+
+/// ECDSA with a fresh nonce per signature (sigma-p256.md, "Nonce
+/// quality"): two signatures of one message differ, and both verify.
+#[test]
+fn p256_signatures_draw_a_fresh_nonce_each_time() {
+    let key = P256SigningKey::from_scalar(&Secret::new([3; 32])).unwrap();
+    let (s1, s2) = (
+        key.sign(b"same message").unwrap(),
+        key.sign(b"same message").unwrap(),
+    );
+    assert_ne!(s1, s2);
+    for s in [&s1, &s2] {
+        akex::hazmat::p256::verify(key.public(), b"same message", s).unwrap();
+    }
+    assert_ne!(s1[..32], s2[..32], "r repeats: the nonce repeated");
 }

@@ -32,12 +32,19 @@ fn rsa_keys_other_than_3072_bits_are_refused() {
     for size in [KeySize::Rsa2048, KeySize::Rsa4096] {
         let other = PrivateDecryptingKey::generate(size).unwrap();
         let pkcs8 = AsDer::as_der(&other).unwrap();
-        assert!(is_size_error(RsaKeyPair::from_pkcs8(pkcs8.as_ref())), "{size:?}");
+        assert!(
+            is_size_error(RsaKeyPair::from_pkcs8(pkcs8.as_ref())),
+            "{size:?}"
+        );
         let public = other.public_key().as_der().unwrap().as_ref().to_vec();
         let config = RsaKtConfig::new().remote_key(public.clone());
         assert!(is_size_error(RsaKtHandshake::initiator(config)), "{size:?}");
-        let keys = HandshakeKeys::new().remote(PublicKey::from_bytes(KeyKind::Rsa, &public).unwrap());
-        assert!(is_size_error(registry::initiator(RSA_KT, &keys)), "{size:?}");
+        let keys =
+            HandshakeKeys::new().remote(PublicKey::from_bytes(KeyKind::Rsa, &public).unwrap());
+        assert!(
+            is_size_error(registry::initiator(RSA_KT, &keys)),
+            "{size:?}"
+        );
     }
     let der = key().to_pkcs8().unwrap();
     assert!(RsaKeyPair::from_pkcs8(&der).is_ok());
@@ -63,7 +70,8 @@ fn write(hs: &mut RsaKtHandshake, payload: &[u8]) -> Vec<u8> {
 /// payload delivered twice) but yields fresh keys (the server random).
 #[test]
 fn a_recorded_session_opens_with_the_rsa_key_stolen_later() {
-    let mut i = RsaKtHandshake::initiator(RsaKtConfig::new().remote_key(key().public_key_der())).unwrap();
+    let mut i =
+        RsaKtHandshake::initiator(RsaKtConfig::new().remote_key(key().public_key_der())).unwrap();
     let mut r = RsaKtHandshake::responder(RsaKtConfig::new().local_key(key().clone())).unwrap();
     let m1 = write(&mut i, b"first payload");
     read(&mut r, &m1).unwrap();
@@ -95,7 +103,8 @@ fn a_recorded_session_opens_with_the_rsa_key_stolen_later() {
     assert_eq!(again, r2i);
 
     // Replay of message 1 to a fresh responder: accepted, fresh keys.
-    let mut replayed = RsaKtHandshake::responder(RsaKtConfig::new().local_key(key().clone())).unwrap();
+    let mut replayed =
+        RsaKtHandshake::responder(RsaKtConfig::new().local_key(key().clone())).unwrap();
     assert_eq!(read(&mut replayed, &m1).unwrap(), b"first payload");
     write(&mut replayed, b"");
     let mut fresh = Session::new(replayed.finish().unwrap());

@@ -27,7 +27,11 @@ fn with_psks(name: &str, mut keys: HandshakeKeys) -> HandshakeKeys {
 }
 
 fn side(name: &str, role: Role) -> HandshakeKeys {
-    let (me, peer) = if role == Role::Initiator { (I, R) } else { (R, I) };
+    let (me, peer) = if role == Role::Initiator {
+        (I, R)
+    } else {
+        (R, I)
+    };
     with_psks(name, keys(name, role, me, peer, false))
 }
 
@@ -43,10 +47,17 @@ fn session(name: &str) -> (Run, Established, Established) {
 #[test]
 fn one_way_patterns_are_marked_not_forward_secret() {
     for p in registry::protocols() {
-        let one_way = ["Noise_N_", "Noise_K_", "Noise_X_"].iter().any(|n| p.name.starts_with(n));
+        let one_way = ["Noise_N_", "Noise_K_", "Noise_X_"]
+            .iter()
+            .any(|n| p.name.starts_with(n));
         assert_eq!(p.one_way, one_way, "{}", p.name);
         assert_eq!(p.forward_secrecy, !one_way, "{}", p.name);
-        assert_eq!(registry::forward_secrecy(p.name), Some(!one_way), "{}", p.name);
+        assert_eq!(
+            registry::forward_secrecy(p.name),
+            Some(!one_way),
+            "{}",
+            p.name
+        );
     }
     // Names without a row are judged by their pattern.
     for (name, fs) in [
@@ -112,7 +123,10 @@ fn recorded_sessions_stay_secret_after_the_long_term_keys_leak() {
                 let record = if role == Role::Responder { &i2r } else { &r2i };
                 s.open(record, &mut Vec::new()).is_ok()
             };
-            assert_eq!(opened, p.one_way, "{name}: the {role} replay opened a record");
+            assert_eq!(
+                opened, p.one_way,
+                "{name}: the {role} replay opened a record"
+            );
             if role == Role::Responder && p.message_sizes.len() <= 2 && !name.contains("NN") {
                 // The first message is encrypted to the responder's static
                 // key only: its payload is not forward secret.
@@ -131,12 +145,21 @@ fn recorded_sessions_stay_secret_after_the_long_term_keys_leak() {
 /// ("initiator vs passive (not forward)" in the registry).
 #[test]
 fn ik_identity_hiding_is_not_forward() {
-    for name in [NOISE_IK, akex::handshake::hybrid::HYBRID_IK, akex::handshake::pq::PQ_IK] {
+    for name in [
+        NOISE_IK,
+        akex::handshake::hybrid::HYBRID_IK,
+        akex::handshake::pq::PQ_IK,
+    ] {
         let (run, _, _) = session(name);
         let mut thief = build(name, Role::Responder, &side(name, Role::Responder));
-        thief.read_message(&run.messages[0].1, &mut Vec::new()).unwrap();
+        thief
+            .read_message(&run.messages[0].1, &mut Vec::new())
+            .unwrap();
         assert_eq!(thief.remote_static(), Some(public(name, I)), "{name}");
-        assert!(registry::info(name).unwrap().identity_hiding.contains("not forward"));
+        assert!(registry::info(name)
+            .unwrap()
+            .identity_hiding
+            .contains("not forward"));
     }
 }
 
@@ -187,7 +210,9 @@ fn library_code(source: &str) -> String {
     while let Some(line) = lines.next() {
         let t = line.trim_start();
         if t.starts_with("#[cfg(test)]")
-            && lines.peek().is_some_and(|next| next.trim_start().starts_with("mod "))
+            && lines
+                .peek()
+                .is_some_and(|next| next.trim_start().starts_with("mod "))
         {
             break;
         }
@@ -201,7 +226,15 @@ fn library_code(source: &str) -> String {
 
 /// The printing calls in `code`, if any.
 fn prints(code: &str) -> Vec<String> {
-    let calls = ["print!(", "println!(", "eprint!(", "eprintln!(", "dbg!(", "stdout()", "stderr()"];
+    let calls = [
+        "print!(",
+        "println!(",
+        "eprint!(",
+        "eprintln!(",
+        "dbg!(",
+        "stdout()",
+        "stderr()",
+    ];
     code.lines()
         .filter(|l| calls.iter().any(|c| l.contains(c)))
         .map(|l| l.trim().to_string())
@@ -229,7 +262,10 @@ fn the_library_never_prints() {
     assert_eq!(prints(&library_code(sample)), ["eprintln!(\"x\");"]);
 
     let mut files = Vec::new();
-    rust_files(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    rust_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
     assert!(files.len() > 50, "{} files", files.len());
     let mut found = Vec::new();
     for file in &files {
@@ -238,5 +274,93 @@ fn the_library_never_prints() {
             found.push(format!("{}: {line}", file.display()));
         }
     }
-    assert!(found.is_empty(), "the library prints:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "the library prints:\n{}",
+        found.join("\n")
+    );
+}
+
+/// Values docs/security.md states, pinned so the document and the code
+/// cannot drift apart.
+#[test]
+fn values_stated_in_security_md_hold() {
+    use akex::transport::datagram::TOKEN_LIFETIME_SECS;
+    use akex::transport::{ServerLimits, TransportOptions};
+    let limits = ServerLimits::default();
+    // "more source addresses than max_half_open / max_half_open_per_ip (64
+    // with the defaults)"
+    assert_eq!(limits.max_half_open / limits.max_half_open_per_ip, 64);
+    // "reuse a cookie it saw for 30 s"
+    assert_eq!(TOKEN_LIFETIME_SECS, 30);
+    // "A frame longer than max_frame_len is refused" — 65535 by default.
+    assert_eq!(TransportOptions::default().max_frame_len, 65_535);
+    // "AES-256-GCM and ChaCha20-Poly1305 with 256-bit keys"
+    assert_eq!(akex::hazmat::aead::KEY_LEN, 32);
+}
+
+/// The label tree of protocols/akex-mode.md as full labels ("akex sigma
+/// dh ee", ...).
+fn label_tree() -> Vec<String> {
+    let doc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("protocols/akex-mode.md"),
+    )
+    .unwrap();
+    let tree = doc.split("## Label tree").nth(1).unwrap();
+    let block = tree.split("```").nth(1).unwrap();
+    let mut path: Vec<String> = Vec::new();
+    let mut labels = Vec::new();
+    for line in block.lines().skip(1) {
+        let Some(at) = line.find("── ") else {
+            continue;
+        };
+        let depth = line[..at].chars().count() / 4;
+        let names = line[at + "── ".len()..].split("  ").next().unwrap().trim();
+        path.truncate(depth);
+        for name in names.split(" | ") {
+            let mut full = vec!["akex".to_string()];
+            full.extend(path.iter().cloned());
+            full.push(name.to_string());
+            labels.push(full.join(" "));
+        }
+        path.push(names.to_string());
+    }
+    labels
+}
+
+/// "Labels are ASCII, start with `akex `, and are never reused": every
+/// `b"akex ..."` constant in the library is defined once and is in the
+/// spec's label tree.
+#[test]
+fn every_label_in_the_code_is_in_the_label_tree_once() {
+    let tree = label_tree();
+    assert!(tree.contains(&"akex sigma dh ee".to_string()), "{tree:?}");
+    assert!(tree.contains(&"akex pq kem skem".to_string()), "{tree:?}");
+    let mut files = Vec::new();
+    rust_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    let mut seen = std::collections::BTreeMap::new();
+    for file in &files {
+        let code = library_code(&std::fs::read_to_string(file).unwrap());
+        for piece in code.split("b\"akex ").skip(1) {
+            let label = format!("akex {}", piece.split('"').next().unwrap());
+            let label = label.trim_end_matches("\\0").to_string();
+            assert!(label.is_ascii(), "{label}");
+            assert!(
+                tree.contains(&label),
+                "{label} ({}) is not in the label tree",
+                file.display()
+            );
+            if let Some(other) = seen.insert(label.clone(), file.clone()) {
+                panic!(
+                    "{label} defined in {} and {}",
+                    other.display(),
+                    file.display()
+                );
+            }
+        }
+    }
+    assert!(seen.len() >= 30, "{seen:?}");
 }

@@ -38,13 +38,21 @@ pub struct Pattern {
 
 pub fn pattern(name: &str) -> Pattern {
     let (family, pre, kem, messages): (_, _, _, &'static [&'static [Tok]]) = match name {
-        n if n.starts_with("akex-hybrid-xx") => {
-            ("hybrid", false, false, &[&[E, E1], &[E, Ee, Ekem, S, Es], &[S, Se]])
+        n if n.starts_with("akex-hybrid-xx") => (
+            "hybrid",
+            false,
+            false,
+            &[&[E, E1], &[E, Ee, Ekem, S, Es], &[S, Se]],
+        ),
+        n if n.starts_with("akex-hybrid-ik") => (
+            "hybrid",
+            true,
+            false,
+            &[&[E, E1, Es, S, Ss], &[E, Ee, Ekem, Se]],
+        ),
+        n if n.starts_with("akex-hybrid-nk") => {
+            ("hybrid", true, false, &[&[E, E1, Es], &[E, Ee, Ekem]])
         }
-        n if n.starts_with("akex-hybrid-ik") => {
-            ("hybrid", true, false, &[&[E, E1, Es, S, Ss], &[E, Ee, Ekem, Se]])
-        }
-        n if n.starts_with("akex-hybrid-nk") => ("hybrid", true, false, &[&[E, E1, Es], &[E, Ee, Ekem]]),
         n if n.starts_with("akex-pq-xx") => (
             "pq",
             false,
@@ -246,11 +254,16 @@ impl Engine {
                 }
                 E1 => {
                     let pair = MlKem768KeyPair::from_seed(&Secret::random(&mut OsRng));
-                    self.ss.encrypt_and_hash(pair.encapsulation_key(), &mut out)?;
+                    self.ss
+                        .encrypt_and_hash(pair.encapsulation_key(), &mut out)?;
                     self.e_kem = Some(pair);
                 }
                 Ekem | Skem => {
-                    let ek = if tok == Ekem { self.re_kem.clone() } else { self.rs_kem.clone() };
+                    let ek = if tok == Ekem {
+                        self.re_kem.clone()
+                    } else {
+                        self.rs_kem.clone()
+                    };
                     let (ct, shared) = kem::encapsulate(&ek.unwrap(), &Secret::random(&mut OsRng))?;
                     self.ss.encrypt_and_hash(&ct, &mut out)?;
                     self.mix(if tok == Ekem { "kem ekem" } else { "kem skem" }, shared);
@@ -290,11 +303,15 @@ impl Engine {
                     self.re = Some(re);
                 }
                 E1 => {
-                    self.ss.decrypt_and_hash(&field(kem::ENCAPSULATION_KEY_LEN + self.tag()), &mut plain)?;
+                    self.ss.decrypt_and_hash(
+                        &field(kem::ENCAPSULATION_KEY_LEN + self.tag()),
+                        &mut plain,
+                    )?;
                     self.re_kem = Some(plain);
                 }
                 Ekem | Skem => {
-                    self.ss.decrypt_and_hash(&field(kem::CIPHERTEXT_LEN + self.tag()), &mut plain)?;
+                    self.ss
+                        .decrypt_and_hash(&field(kem::CIPHERTEXT_LEN + self.tag()), &mut plain)?;
                     let shared = if tok == Ekem {
                         self.e_kem.as_ref().unwrap().decapsulate(&plain)?
                     } else {
@@ -303,8 +320,13 @@ impl Engine {
                     self.mix(if tok == Ekem { "kem ekem" } else { "kem skem" }, shared);
                 }
                 S => {
-                    let len = if self.pattern.kem_statics { 32 + kem::ENCAPSULATION_KEY_LEN } else { 32 };
-                    self.ss.decrypt_and_hash(&field(len + self.tag()), &mut plain)?;
+                    let len = if self.pattern.kem_statics {
+                        32 + kem::ENCAPSULATION_KEY_LEN
+                    } else {
+                        32
+                    };
+                    self.ss
+                        .decrypt_and_hash(&field(len + self.tag()), &mut plain)?;
                     self.rs = Some(plain[..32].try_into().unwrap());
                     self.rs_kem = self.pattern.kem_statics.then(|| plain[32..].to_vec());
                 }
@@ -332,7 +354,11 @@ pub enum Outcome {
 /// Runs `real` against `engine` (the other role), message by message.
 pub fn duel(real: &mut Box<dyn Handshake>, engine: &mut Engine) -> Outcome {
     for k in 0..engine.pattern.messages.len() {
-        let sender = if k % 2 == 0 { Role::Initiator } else { Role::Responder };
+        let sender = if k % 2 == 0 {
+            Role::Initiator
+        } else {
+            Role::Responder
+        };
         let payload = format!("payload {k}");
         if sender == real.role() {
             let mut m = Vec::new();
