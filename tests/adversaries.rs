@@ -508,3 +508,45 @@ fn p256_signatures_draw_a_fresh_nonce_each_time() {
     }
     assert_ne!(s1[..32], s2[..32], "r repeats: the nonce repeated");
 }
+
+/// "Identities encrypted under keys that include ML-KEM secrets:
+/// PQ-hidden" (pq.md pqXX, hybrid.md XX): each static identity goes out
+/// only after an ML-KEM secret entered the chaining key, as in the real
+/// implementation (which the forger matches byte for byte).
+#[test]
+fn xx_identities_travel_under_mlkem_keys() {
+    let mut engine = Engine::new(
+        PQ_XX,
+        Role::Initiator,
+        Some(Claim::real(&x(A), Some(&kem(A)))),
+        None,
+    );
+    let mut real = build(
+        PQ_XX,
+        Role::Responder,
+        &keys(PQ_XX, Role::Responder, B, A, false),
+    );
+    assert!(matches!(duel(&mut real, &mut engine), Outcome::Finished));
+    assert_eq!(engine.before_statics.len(), 2);
+    for labels in &engine.before_statics {
+        assert!(labels.iter().any(|l| l.contains(" kem ")), "{labels:?}");
+    }
+    // Hybrid XX too: both statics come after `ekem` (hybrid.md: hidden
+    // from passive attackers, a quantum one included).
+    let mut engine = Engine::new(
+        HYBRID_XX,
+        Role::Initiator,
+        Some(Claim::real(&x(A), None)),
+        None,
+    );
+    let mut real = build(
+        HYBRID_XX,
+        Role::Responder,
+        &keys(HYBRID_XX, Role::Responder, B, A, false),
+    );
+    assert!(matches!(duel(&mut real, &mut engine), Outcome::Finished));
+    assert_eq!(engine.before_statics.len(), 2);
+    for labels in &engine.before_statics {
+        assert!(labels.iter().any(|l| l.contains(" kem ")), "{labels:?}");
+    }
+}

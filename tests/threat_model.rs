@@ -46,7 +46,7 @@ fn session(name: &str) -> (Run, Established, Established) {
 
 #[test]
 fn one_way_patterns_are_marked_not_forward_secret() {
-    for p in registry::protocols() {
+    for p in covered() {
         let one_way = ["Noise_N_", "Noise_K_", "Noise_X_"]
             .iter()
             .any(|n| p.name.starts_with(n));
@@ -85,7 +85,7 @@ fn one_way_patterns_are_marked_not_forward_secret() {
 #[test]
 fn recorded_sessions_stay_secret_after_the_long_term_keys_leak() {
     let mut checked = 0;
-    for p in registry::protocols() {
+    for p in covered() {
         let name = p.name;
         let (run, ie, re) = session(name);
         let (mut si, mut sr) = (Session::new(ie), Session::new(re));
@@ -189,7 +189,7 @@ fn identities_never_travel_in_clear() {
 /// other.
 #[test]
 fn sessions_with_the_same_long_term_keys_are_independent() {
-    for p in registry::protocols() {
+    for p in covered() {
         let (_, a, _) = session(p.name);
         let (_, b, b_resp) = session(p.name);
         assert_ne!(a.handshake_hash(), b.handshake_hash(), "{}", p.name);
@@ -363,4 +363,74 @@ fn every_label_in_the_code_is_in_the_label_tree_once() {
         }
     }
     assert!(seen.len() >= 30, "{seen:?}");
+}
+
+/// "An impostor without the authenticated party's private key fails the
+/// handshake": for every protocol and every side it authenticates, the
+/// other side expects the real party (its key pinned or known in advance)
+/// and an impostor with a valid key of its own answers or initiates.
+#[test]
+fn impostors_fail_wherever_a_side_is_authenticated() {
+    const IMPOSTOR: u8 = 66;
+    let mut checked = 0;
+    for p in covered() {
+        let name = p.name;
+        for victim in [Role::Initiator, Role::Responder] {
+            let impostor_role = victim.peer();
+            if !has_own_key(name, impostor_role) {
+                continue; // that side is anonymous by design (NN, NK's initiator)
+            }
+            let (me, real) = if victim == Role::Initiator {
+                (I, R)
+            } else {
+                (R, I)
+            };
+            let victim_keys = with_psks(name, keys(name, victim, me, real, true));
+            let impostor_keys = with_psks(name, keys(name, impostor_role, IMPOSTOR, me, false));
+            let (mut i, mut r) = match victim {
+                Role::Initiator => (
+                    build(name, victim, &victim_keys),
+                    build(name, impostor_role, &impostor_keys),
+                ),
+                Role::Responder => (
+                    build(name, impostor_role, &impostor_keys),
+                    build(name, victim, &victim_keys),
+                ),
+            };
+            let run = pump(&mut i, &mut r);
+            assert!(
+                run.error.is_some(),
+                "{name}: an impostor passed as the {impostor_role}"
+            );
+            checked += 1;
+        }
+    }
+    println!("impostors: {checked} cases refused");
+    assert!(checked >= 30);
+}
+
+/// noise.md, Keys: a remote key for a side the pattern never
+/// authenticates (NN; the responder of NK) cannot be checked, so it is a
+/// configuration error rather than a silent no-op.
+#[test]
+fn a_remote_key_the_pattern_never_checks_is_refused() {
+    let key = public(NOISE_XX, R);
+    for (name, role) in [
+        ("Noise_NN_25519_ChaChaPoly_BLAKE2s", Role::Initiator),
+        ("Noise_NN_25519_ChaChaPoly_BLAKE2s", Role::Responder),
+        ("Noise_NK_25519_ChaChaPoly_BLAKE2s", Role::Responder),
+    ] {
+        let keys = keys(name, role, R, I, false).remote(key.clone());
+        let built = match role {
+            Role::Initiator => registry::initiator(name, &keys),
+            Role::Responder => registry::responder(&[name], &keys),
+        };
+        assert!(
+            matches!(
+                built,
+                Err(akex::Error::Config(akex::error::ConfigError::Invalid(_)))
+            ),
+            "{name} {role}"
+        );
+    }
 }

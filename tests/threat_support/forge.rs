@@ -143,6 +143,8 @@ pub struct Engine {
     re_kem: Option<Vec<u8>>,
     /// Every (label, secret) mixed into the chaining key, in order.
     pub chain: Vec<(String, Secret<32>)>,
+    /// For each static key sent or received: the labels mixed before it.
+    pub before_statics: Vec<Vec<String>>,
 }
 
 fn encode(x: &[u8; 32], kem: Option<&[u8]>) -> Vec<u8> {
@@ -190,6 +192,7 @@ impl Engine {
             re: None,
             re_kem: None,
             chain: Vec::new(),
+            before_statics: Vec::new(),
         }
     }
 
@@ -218,6 +221,11 @@ impl Engine {
         self.ss.mix_key(label.as_bytes(), secret.expose());
         self.keyed = true;
         self.chain.push((label, secret));
+    }
+
+    fn note_static(&mut self) {
+        let labels = self.chain.iter().map(|(l, _)| l.clone()).collect();
+        self.before_statics.push(labels);
     }
 
     fn dh(&mut self, tok: Tok) {
@@ -269,6 +277,7 @@ impl Engine {
                     self.mix(if tok == Ekem { "kem ekem" } else { "kem skem" }, shared);
                 }
                 S => {
+                    self.note_static();
                     let me = self.me.as_ref().expect("our static key");
                     let encoded = encode(&me.x25519, me.kem.as_deref());
                     self.ss.encrypt_and_hash(&encoded, &mut out)?;
@@ -320,6 +329,7 @@ impl Engine {
                     self.mix(if tok == Ekem { "kem ekem" } else { "kem skem" }, shared);
                 }
                 S => {
+                    self.note_static();
                     let len = if self.pattern.kem_statics {
                         32 + kem::ENCAPSULATION_KEY_LEN
                     } else {

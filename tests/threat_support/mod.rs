@@ -45,6 +45,21 @@ pub const AUTHENTICATED: [&str; 11] = [
     PQ_IK,
 ];
 
+/// The protocols these helpers build keys for: every one but the legacy
+/// baselines (RSA key transport and FFDH, features `rsa-kt` and `ffdh`),
+/// which have their own tests (tests/rsa_kt.rs, tests/ffdh_vectors.rs).
+pub fn covered() -> Vec<&'static registry::ProtocolInfo> {
+    registry::protocols()
+        .iter()
+        .filter(|p| {
+            !matches!(
+                registry::remote_key_kind(p.name),
+                Some(KeyKind::Rsa | KeyKind::Ffdhe3072)
+            )
+        })
+        .collect()
+}
+
 fn x25519(seed: u8) -> StaticSecret {
     StaticSecret::from_private(Secret::new([seed; 32]))
 }

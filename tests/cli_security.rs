@@ -1,7 +1,8 @@
-//! `akex connect --trust pinned` checks the server's key inside the
-//! handshake: a server with a key that is not pinned never receives the
-//! client's identity (docs/security.md, protocols/sigma.md: identity
-//! hiding), for SIGMA and for Noise XX.
+//! The command line's part of docs/security.md: `connect --trust pinned`
+//! checks the server's key inside the handshake (a server with a key that
+//! is not pinned never receives the client's identity), `connect` puts no
+//! data in its first handshake message, and `akex protocols` marks the
+//! one-way patterns as not forward secret.
 
 mod support;
 
@@ -149,4 +150,61 @@ fn pinned_trust_stops_before_the_client_identity_is_sent() {
             "{protocol}: {log}"
         );
     }
+}
+
+#[test]
+fn protocols_marks_the_one_way_patterns() {
+    let out = run(&["protocols"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let row = |prefix: &str| {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} row in\n{text}"))
+            .to_string()
+    };
+    for p in ["Noise_N_", "Noise_K_", "Noise_X_"] {
+        assert!(row(p).contains("NO (one-way)"), "{}", row(p));
+    }
+    for p in ["Noise_NN_", "Noise_XX_", "Noise_IK_", "akex-sigma-x25519"] {
+        assert!(!row(p).contains("NO"), "{}", row(p));
+    }
+    assert!(text.contains("One-way patterns"), "{text}");
+}
+
+/// "akex sends empty handshake payloads": the first message of `connect`
+/// (Noise IK, where it would be encrypted only to the server's static key)
+/// is exactly the pattern's keys and tag, with no payload.
+#[test]
+fn connect_puts_nothing_in_its_first_message() {
+    use std::io::Read;
+    let name = "Noise_IK_25519_ChaChaPoly_BLAKE2s";
+    let dir = tempfile::tempdir().unwrap();
+    let (me, server) = (dir.path().join("me"), dir.path().join("server"));
+    let _ = run(&["keygen", "--output", s(&me)]);
+    let server_pub = String::from_utf8(run(&["keygen", "--output", s(&server)]).stdout).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let mut client = cmd()
+        .args([
+            "connect",
+            "--addr",
+            &addr,
+            "--protocol",
+            name,
+            "--identity",
+            s(&me),
+        ])
+        .args(["--remote-key", server_pub.trim(), "--timeout", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (mut tcp, _) = listener.accept().unwrap();
+    let mut len = [0u8; 2];
+    tcp.read_exact(&mut len).unwrap();
+    let want = akex::handshake::registry::info(name).unwrap().message_sizes[0];
+    assert_eq!(usize::from(u16::from_be_bytes(len)), want);
+    drop(tcp);
+    let _ = client.wait();
 }
