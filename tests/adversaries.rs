@@ -370,27 +370,42 @@ fn keys_from(name: &str, chain: &[(String, Secret<32>)]) -> (TrafficSecret, Traf
     ss.split()
 }
 
-/// "Confidential if either X25519 or ML-KEM-768 holds" (hybrid.md): the
-/// traffic secrets are the HKDF chain over exactly the X25519 results and
-/// the ML-KEM secret, each under its own label. An attacker who knows every
-/// X25519 secret of a session computes every input but the ML-KEM secret,
-/// and any guess for it gives other keys; one who knows the ML-KEM secret
-/// but guesses any X25519 result gets other keys too.
+/// "Confidential if either X25519 or ML-KEM-768 holds" (hybrid.md; pq.md
+/// too): the traffic secrets are the HKDF chain over exactly the X25519
+/// results and the ML-KEM secrets, each under its own label, in the order
+/// the specs give (so in IK and NK the first payload is under X25519 keys
+/// only, and pqIK's under `es` and `skem`). An attacker who knows every
+/// X25519 secret of a session computes every input but the ML-KEM
+/// secrets, and any guess for one gives other keys; one who knows the
+/// ML-KEM secrets but guesses any X25519 result gets other keys too.
 #[test]
 fn hybrid_keys_need_both_the_x25519_and_the_mlkem_secrets() {
-    let schedules: [(&'static str, &[&str]); 3] = [
+    let schedules: [(&'static str, &[&str]); 5] = [
         (HYBRID_XX, &["dh ee", "kem ekem", "dh es", "dh se"]),
         (HYBRID_IK, &["dh es", "dh ss", "dh ee", "kem ekem", "dh se"]),
         (HYBRID_NK, &["dh es", "dh ee", "kem ekem"]),
+        (
+            PQ_XX,
+            &[
+                "dh ee", "kem ekem", "dh es", "kem skem", "dh se", "kem skem",
+            ],
+        ),
+        (
+            PQ_IK,
+            &[
+                "dh es", "kem skem", "dh ss", "dh ee", "kem ekem", "dh se", "kem skem",
+            ],
+        ),
     ];
     for (name, order) in schedules {
-        let initiator_claim = (name != HYBRID_NK).then(|| Claim::real(&x(A), None));
-        let mut engine = Engine::new(
-            name,
-            Role::Initiator,
-            initiator_claim,
-            Some((*x(B).public(), None)),
+        let pq = is_pq(name);
+        let initiator_claim =
+            (name != HYBRID_NK).then(|| Claim::real(&x(A), pq.then(|| kem(A)).as_ref()));
+        let responder = (
+            *x(B).public(),
+            pq.then(|| kem(B).encapsulation_key().to_vec()),
         );
+        let mut engine = Engine::new(name, Role::Initiator, initiator_claim, Some(responder));
         let mut real = build(
             name,
             Role::Responder,
@@ -402,7 +417,8 @@ fn hybrid_keys_need_both_the_x25519_and_the_mlkem_secrets() {
         );
         let est = real.finish().unwrap();
         let labels: Vec<String> = engine.chain.iter().map(|(l, _)| l.clone()).collect();
-        let want: Vec<String> = order.iter().map(|l| format!("akex hybrid {l}")).collect();
+        let family = if pq { "pq" } else { "hybrid" };
+        let want: Vec<String> = order.iter().map(|l| format!("akex {family} {l}")).collect();
         assert_eq!(labels, want, "{name}: the key schedule");
 
         // With every input the attacker recomputes the real keys: nothing

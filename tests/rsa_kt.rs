@@ -110,3 +110,83 @@ fn a_recorded_session_opens_with_the_rsa_key_stolen_later() {
     let mut fresh = Session::new(replayed.finish().unwrap());
     assert!(fresh.open(&i2r, &mut Vec::new()).is_err());
 }
+
+/// "DH ratchet of the session: not authenticated by the RSA key:
+/// post-compromise security against passive attackers only": a thief
+/// holding the session's secrets (traffic secrets and ratchet root) takes
+/// a ratchet step over as either side, and the honest side follows it.
+#[test]
+fn the_ratchet_of_an_rsa_session_is_only_passively_protected() {
+    use akex::crypto::OsRng;
+    use akex::session::{Record, RecordType, RekeyPolicy, SessionConfig};
+    use akex::{Established, Role};
+    use std::time::Duration;
+    let never = || SessionConfig::new().rekey_policy(RekeyPolicy::never());
+    let thief_of = |victim: &Established, role: Role| {
+        let (i2r, r2i) = match victim.role() {
+            Role::Initiator => (victim.sending_secret(), victim.receiving_secret()),
+            Role::Responder => (victim.receiving_secret(), victim.sending_secret()),
+        };
+        let e = Established::new(
+            victim.protocol().to_string(),
+            role,
+            victim.handshake_hash().to_vec(),
+            victim.remote_static().cloned(),
+            victim.aead(),
+            i2r.clone(),
+            r2i.clone(),
+        )
+        .with_root_secret(victim.root_secret().unwrap().clone());
+        Session::with_config(e, never()).unwrap()
+    };
+    let pass = |from: &mut Session, to: &mut Session| {
+        let mut out = Vec::new();
+        while from
+            .poll_control(Duration::ZERO, &mut OsRng, &mut out)
+            .unwrap()
+        {
+            to.open_record(&out, &mut Vec::new()).unwrap();
+            out.clear();
+        }
+    };
+    for thief_role in [Role::Initiator, Role::Responder] {
+        let mut i =
+            RsaKtHandshake::initiator(RsaKtConfig::new().remote_key(key().public_key_der()))
+                .unwrap();
+        let mut r = RsaKtHandshake::responder(RsaKtConfig::new().local_key(key().clone())).unwrap();
+        let m1 = write(&mut i, b"");
+        read(&mut r, &m1).unwrap();
+        let m2 = write(&mut r, b"");
+        read(&mut i, &m2).unwrap();
+        let (ie, re) = (i.finish().unwrap(), r.finish().unwrap());
+        let (mut honest, mut thief) = match thief_role {
+            Role::Initiator => (
+                Session::with_config(re, never()).unwrap(),
+                thief_of(&ie, thief_role),
+            ),
+            Role::Responder => (
+                Session::with_config(ie, never()).unwrap(),
+                thief_of(&re, thief_role),
+            ),
+        };
+        let mut init = Vec::new();
+        assert!(thief.start_ratchet(&mut OsRng, &mut init).unwrap());
+        honest.open_record(&init, &mut Vec::new()).unwrap();
+        for _ in 0..4 {
+            pass(&mut honest, &mut thief);
+            pass(&mut thief, &mut honest);
+        }
+        assert_eq!(honest.ratchet_count(), 1, "{thief_role}");
+        // After the step the thief still reads the honest side.
+        let mut wire = Vec::new();
+        honest
+            .seal_record(RecordType::Data, b"after the step", &mut wire)
+            .unwrap();
+        let mut got = Vec::new();
+        assert_eq!(
+            thief.open_record(&wire, &mut got).unwrap(),
+            Record::Data(14)
+        );
+        assert_eq!(got, b"after the step");
+    }
+}

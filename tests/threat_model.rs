@@ -434,3 +434,142 @@ fn a_remote_key_the_pattern_never_checks_is_refused() {
         );
     }
 }
+
+/// The registry's `post_quantum` column says what survives a quantum
+/// attacker, family by family, as docs/security.md does: nothing for the
+/// classical families, confidentiality for the hybrids and Noise HFS,
+/// confidentiality and authentication for the PQ family.
+#[test]
+fn registry_post_quantum_column_matches_the_families() {
+    for p in covered() {
+        let pq = p.post_quantum;
+        match p.family {
+            f if f.starts_with("SIGMA") => assert_eq!(pq, "no", "{}", p.name),
+            "Noise" => assert!(pq.starts_with("no"), "{}: {pq}", p.name),
+            "hybrid" | "Noise HFS (snow)" => {
+                assert!(
+                    pq.starts_with("confidentiality") && !pq.contains("authentication"),
+                    "{}",
+                    p.name
+                )
+            }
+            "PQ-authenticated" => {
+                assert!(
+                    pq.starts_with("confidentiality and authentication"),
+                    "{}",
+                    p.name
+                )
+            }
+            other => panic!("{}: family {other} not covered", p.name),
+        }
+    }
+}
+
+/// The legacy baselines are off by default: a default build neither lists
+/// nor runs them (protocols/rsa-kt.md, protocols/ffdh.md).
+#[cfg(not(any(feature = "rsa-kt", feature = "ffdh")))]
+#[test]
+fn legacy_baselines_are_off_by_default() {
+    for name in [
+        "akex-rsa3072-oaep-kt-not-forward-secret-chachapoly-sha256",
+        "akex-ffdh-nk-ffdhe3072-legacy-chachapoly-sha256",
+    ] {
+        assert!(registry::info(name).is_none(), "{name}");
+        assert!(
+            registry::initiator(name, &HandshakeKeys::new()).is_err(),
+            "{name}"
+        );
+        assert!(
+            registry::responder(&[name], &HandshakeKeys::new()).is_err(),
+            "{name}"
+        );
+    }
+}
+
+/// "Noise mode has no ratchet": a ratchet setting for a Noise session is a
+/// configuration error, and a ratchet step cannot be started.
+#[test]
+fn noise_mode_sessions_have_no_ratchet() {
+    use akex::session::SessionConfig;
+    let name = "Noise_NN_25519_ChaChaPoly_BLAKE2s";
+    let (_, a, _) = session(name);
+    let config = SessionConfig::new().ratchet_every(std::time::Duration::from_secs(60));
+    assert!(matches!(
+        Session::with_config(a, config),
+        Err(akex::Error::Config(_))
+    ));
+    let (_, a, _) = session(name);
+    let mut s = Session::new(a);
+    assert!(s
+        .start_ratchet(&mut akex::crypto::OsRng, &mut Vec::new())
+        .is_err());
+}
+
+/// A replayed first message is accepted again by a fresh responder (the
+/// specs say so for the IK and NK shapes: its payload is replayable), but
+/// the responder's fresh ephemeral makes a new session whose keys the
+/// replayer cannot follow: a record of the recorded session never opens
+/// in it.
+#[test]
+fn a_replayed_first_message_leads_to_fresh_keys() {
+    use akex::handshake::hybrid::{HYBRID_IK, HYBRID_NK, HYBRID_XX};
+    for name in [
+        NOISE_IK,
+        HYBRID_XX,
+        HYBRID_IK,
+        HYBRID_NK,
+        akex::handshake::pq::PQ_IK,
+    ] {
+        let (run, ie, re) = session(name);
+        let mut fresh = build(name, Role::Responder, &side(name, Role::Responder));
+        let mut payload = Vec::new();
+        fresh
+            .read_message(&run.messages[0].1, &mut payload)
+            .unwrap();
+        assert_eq!(
+            payload, b"payload 0",
+            "{name}: the replayed payload is taken again"
+        );
+        let mut m2 = Vec::new();
+        fresh.write_message(b"", &mut m2).unwrap();
+        assert_ne!(
+            m2[..32],
+            run.messages[1].1[..32],
+            "{name}: a fresh ephemeral"
+        );
+        if fresh.is_finished() {
+            let replayed = fresh.finish().unwrap();
+            assert_ne!(replayed.handshake_hash(), re.handshake_hash(), "{name}");
+            let mut record = Vec::new();
+            Session::new(ie).seal(b"recorded", &mut record).unwrap();
+            assert!(
+                Session::new(replayed)
+                    .open(&record, &mut Vec::new())
+                    .is_err(),
+                "{name}"
+            );
+        }
+    }
+}
+
+/// docs/security.md, "CI checks on dependencies": `.ci/run` checks
+/// licenses against deny.toml's allow-list, tries advisories, fails on a
+/// found advisory and reports a failed fetch as skipped.
+#[test]
+fn ci_checks_licenses_and_reports_skipped_advisories() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
+    for needle in [
+        "cargo install --locked cargo-deny",
+        "cargo deny --log-level error check licenses",
+        "cargo deny check advisories",
+        "error\\[(vulnerability|unsound|unmaintained|notice|yanked)\\]",
+        "advisories: SKIPPED",
+    ] {
+        assert!(ci.contains(needle), "{needle} missing from .ci/run");
+    }
+    let deny = std::fs::read_to_string(root.join("deny.toml")).unwrap();
+    let licenses = deny.split("[licenses]").nth(1).expect("a [licenses] table");
+    assert!(licenses.contains("allow = ["), "an allow-list");
+    assert!(!licenses.contains("\"GPL"), "permissive licenses only");
+}
