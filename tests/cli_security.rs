@@ -170,6 +170,14 @@ fn protocols_marks_the_one_way_patterns() {
         assert!(!row(p).contains("NO"), "{}", row(p));
     }
     assert!(text.contains("One-way patterns"), "{text}");
+    // RSA key transport, when built (the LEGACY step of .ci/run).
+    if cfg!(feature = "rsa-kt") {
+        let rsa = row("akex-rsa3072-oaep-kt-not-forward-secret");
+        assert!(
+            rsa.contains(" NO ") && rsa.contains("NOT forward secret"),
+            "{rsa}"
+        );
+    }
 }
 
 /// "akex sends empty handshake payloads": the first message of `connect`

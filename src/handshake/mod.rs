@@ -15,6 +15,7 @@ pub mod noise;
 mod pattern;
 pub mod pq;
 pub mod registry;
+mod registry_table;
 #[cfg(feature = "rsa-kt")]
 pub mod rsa;
 pub mod sigma;

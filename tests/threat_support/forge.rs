@@ -75,15 +75,18 @@ pub fn pattern(name: &str) -> Pattern {
     }
 }
 
+/// X25519 of "our" static private key with a public key.
+pub type StaticDh = Box<dyn Fn(&[u8; 32]) -> Secret<32>>;
+/// Decapsulation with "our" static ML-KEM key.
+pub type StaticDecaps = Box<dyn Fn(&[u8]) -> Secret<32>>;
+
 /// A long-term identity as the forger uses it: the public halves it
 /// claims, and what it can compute with "its" private halves.
 pub struct Claim {
     pub x25519: [u8; 32],
     pub kem: Option<Vec<u8>>,
-    /// X25519 of our static private key with a public key.
-    pub dh: Box<dyn Fn(&[u8; 32]) -> Secret<32>>,
-    /// Decapsulation with our static ML-KEM key.
-    pub decaps: Box<dyn Fn(&[u8]) -> Secret<32>>,
+    pub dh: StaticDh,
+    pub decaps: StaticDecaps,
 }
 
 fn x(key: &StaticSecret) -> X25519Private {
