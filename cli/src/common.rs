@@ -58,8 +58,9 @@ pub struct HandshakeArgs {
     /// ~/.local/share/akex).
     #[arg(long)]
     pub store: Option<PathBuf>,
-    /// Check the peer's static key after the handshake against the trust
-    /// store: pinned keys only, or trust on first use.
+    /// Check the peer's static key against the trust store: pinned keys
+    /// only (judged inside the handshake, before our identity is sent), or
+    /// trust on first use (after the handshake).
     #[arg(long, value_enum)]
     pub trust: Option<TrustMode>,
     /// The trust store file (default: trust.json in the key store); giving
