@@ -17,7 +17,7 @@ use crate::crypto::kem::MlKem768KeyPair;
 use crate::crypto::{RandomSource, Secret, SharedRng};
 use crate::error::{ConfigError, Error};
 use crate::handshake::registry;
-use crate::handshake::{Handshake, MAX_MESSAGE_LEN};
+use crate::handshake::{Handshake, PeerVerifier, MAX_MESSAGE_LEN};
 use crate::keys::{PublicKey, SignatureScheme, Signer, SigningKey, StaticSecret};
 
 /// The keys and settings a handshake may need. Each protocol takes what it
@@ -37,6 +37,7 @@ pub struct HandshakeKeys {
     #[cfg(feature = "ffdh")]
     pub(crate) ffdh: Option<crate::handshake::ffdh::FfdhKeyPair>,
     pub(crate) remote: Option<PublicKey>,
+    pub(crate) verifier: Option<Arc<dyn PeerVerifier>>,
     pub(crate) psks: Vec<Secret<32>>,
     pub(crate) prologue: Vec<u8>,
     pub(crate) rng: Option<SharedRng>,
@@ -112,6 +113,18 @@ impl HandshakeKeys {
         self
     }
 
+    /// Checks the peer's static key during the handshake with `verifier`
+    /// (a trust store, a revocation list, ...): as soon as a message has
+    /// shown the key, before its payload is handed out and before we write
+    /// again, so a refused responder never receives the initiator's
+    /// identity in the patterns that send it last (Noise XX, SIGMA-I,
+    /// hybrid and PQ XX). Works next to [`remote`](Self::remote) pinning.
+    /// See [`PeerVerifier`].
+    pub fn verify_peer(mut self, verifier: impl PeerVerifier + 'static) -> Self {
+        self.verifier = Some(Arc::new(verifier));
+        self
+    }
+
     /// Adds a pre-shared key; PSKs fill a Noise pattern's `pskN` slots in
     /// order.
     pub fn psk(mut self, psk: Secret<32>) -> Self {
@@ -170,6 +183,7 @@ impl fmt::Debug for HandshakeKeys {
             .field("signers", &self.signers)
             .field("mlkem768", &self.mlkem768)
             .field("remote", &self.remote)
+            .field("verifier", &self.verifier.is_some())
             .field("psks", &self.psks.len())
             .field("prologue", &hex::encode(&self.prologue))
             .finish_non_exhaustive()

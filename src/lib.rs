@@ -40,7 +40,7 @@ pub mod transport;
 pub use config::{ClientConfig, HandshakeKeys, ServerConfig};
 pub use connection::Connection;
 pub use error::{Error, Result};
-pub use handshake::{Established, Handshake, NoiseConfig, NoiseHandshake, Role};
+pub use handshake::{Established, Handshake, NoiseConfig, NoiseHandshake, PeerVerifier, Role};
 pub use keys::{KeyKind, PublicKey};
 pub use session::{RecordMode, Session, SessionInfo};
 

@@ -340,3 +340,31 @@ fn tampering_wrong_keys_and_truncation_fail() {
     let mut r = responder(key, &unhex(&v.responder_random));
     assert!(r.read_message(&msg, &mut Vec::new()).is_err());
 }
+
+/// Forward secrecy (ffdh.md, Properties): the recorded session of the
+/// vector, then the responder's static exponent leaks. The thief replays
+/// the responder with it and fresh randomness: it reads message 1's
+/// payload (encrypted to the static value only, as documented) but not the
+/// session's records, which depend on the ephemeral-ephemeral DH.
+#[test]
+fn recorded_session_stays_secret_after_the_static_key_leaks() {
+    let v = load();
+    let key = static_key(&unhex(&v.responder_static_private));
+    let m1 = unhex(&v.handshake[0].message);
+    let record = unhex(&v.transport[0].message);
+    let mut thief = FfdhHandshake::responder(FfdhConfig::new().local_key(key.clone())).unwrap();
+    let mut payload = Vec::new();
+    thief.read_message(&m1, &mut payload).unwrap();
+    assert_eq!(payload, PAYLOADS[0]);
+    thief.write_message(b"", &mut Vec::new()).unwrap();
+    let mut stolen = Session::new(thief.finish().unwrap());
+    assert!(stolen.open(&record, &mut Vec::new()).is_err());
+    // Control: with the recorded ephemeral too, the same replay opens it.
+    let mut r = responder(key, &unhex(&v.responder_random));
+    r.read_message(&m1, &mut Vec::new()).unwrap();
+    r.write_message(PAYLOADS[1], &mut Vec::new()).unwrap();
+    let mut full = Session::new(r.finish().unwrap());
+    let mut plain = Vec::new();
+    full.open(&record, &mut plain).unwrap();
+    assert_eq!(plain, TRANSPORT[0]);
+}

@@ -6,7 +6,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use akex::crypto::Secret;
-use akex::error::{ConfigError, KeyStoreError};
+use akex::error::{ConfigError, KeyStoreError, TrustFailure};
 use akex::handshake::registry::{self, HandshakeKeys};
 use akex::handshake::sigma::sigma_suite;
 use akex::keys::{
@@ -58,8 +58,9 @@ pub struct HandshakeArgs {
     /// ~/.local/share/akex).
     #[arg(long)]
     pub store: Option<PathBuf>,
-    /// Check the peer's static key after the handshake against the trust
-    /// store: pinned keys only, or trust on first use.
+    /// Check the peer's static key against the trust store: pinned keys
+    /// only (judged inside the handshake, before our identity is sent), or
+    /// trust on first use (after the handshake).
     #[arg(long, value_enum)]
     pub trust: Option<TrustMode>,
     /// The trust store file (default: trust.json in the key store); giving
@@ -338,22 +339,44 @@ pub fn rotation_announcement() -> Option<&'static [u8]> {
     ANNOUNCEMENT.get().map(Vec::as_slice)
 }
 
-/// True if the trust policy set up by `--trust`/`--trust-store` pins keys
-/// (so an unknown key may be accepted through a rotation statement).
-pub fn trust_is_pinned() -> bool {
-    TRUST.get().is_some_and(|slot| {
-        matches!(
-            *slot.lock().unwrap_or_else(|e| e.into_inner()),
-            Some((TrustPolicy::Pinned(_), _))
+impl HandshakeArgs {
+    /// With `--trust pinned` (or `--trust-store`), checks the peer's key
+    /// against the trust store inside the handshake, as soon as a message
+    /// has shown it, so an untrusted responder never receives our identity
+    /// (Noise XX, SIGMA-I, hybrid and PQ XX send it last). With
+    /// `accept_rotation` (the client), an unpinned key is accepted if the
+    /// message that showed it carries a rotation announcement the pinned
+    /// key vouches for (`serve` puts one there). `--trust tofu` is checked
+    /// after the handshake ([`check_peer`]).
+    pub fn verify_in_handshake(&self, keys: HandshakeKeys, accept_rotation: bool) -> HandshakeKeys {
+        if self.trust_mode() != Some(TrustMode::Pinned) {
+            return keys;
+        }
+        keys.verify_peer(
+            move |key: &PublicKey, payload: &[u8]| -> Result<(), Error> {
+                let Err(e) = check_peer(Some(key.as_bytes())) else {
+                    return Ok(());
+                };
+                let unknown = matches!(e, Error::PeerNotTrusted(TrustFailure::Unknown { .. }));
+                if !(accept_rotation && unknown) || decode_rotation_announcement(payload).is_err() {
+                    return Err(e);
+                }
+                if accept_announced_rotation(key.as_bytes(), payload)? {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            },
         )
-    })
+    }
 }
 
-/// Handles a rotation announcement (a control record's payload) from the
-/// peer whose handshake key `remote_static` is not pinned: verifies the
-/// chain against the trust store (`TrustStore::accept_rotation_chain`,
-/// which records the new pin and logs it), then re-checks the key. Returns
-/// `Ok(false)` if the trust policy does not pin keys.
+/// Handles a rotation announcement (the payload of the server's first
+/// handshake message) from the peer whose key `remote_static` is not
+/// pinned: verifies the chain against the trust store
+/// (`TrustStore::accept_rotation_chain`, which records the new pin and logs
+/// it), then re-checks the key. Returns `Ok(false)` if the trust policy
+/// does not pin keys.
 pub fn accept_announced_rotation(remote_static: &[u8], payload: &[u8]) -> Result<bool, Error> {
     let chain = decode_rotation_announcement(payload)?;
     let Some(slot) = TRUST.get() else {

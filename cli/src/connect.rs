@@ -4,9 +4,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use akex::crypto::RandomSource;
-use akex::error::{ConfigError, TrustFailure};
+use akex::error::ConfigError;
 use akex::handshake::registry;
-use akex::session::{ControlType, RecordMode, MAX_PLAINTEXT_LEN, MAX_RECORD_PAYLOAD};
+use akex::session::{MAX_PLAINTEXT_LEN, MAX_RECORD_PAYLOAD};
 use akex::transport::connect;
 use akex::Error;
 use bytes::Bytes;
@@ -125,7 +125,9 @@ async fn run(args: &ConnectArgs) -> Result<serde_json::Value, Error> {
         )
         .into());
     }
-    let keys = args.handshake.handshake_keys()?;
+    let keys = args
+        .handshake
+        .verify_in_handshake(args.handshake.handshake_keys()?, true);
     let options = args.handshake.transport_options()?;
     let handshake = registry::initiator(name, &keys)?;
     let io_timeout = options.handshake_timeout;
@@ -140,27 +142,10 @@ async fn run(args: &ConnectArgs) -> Result<serde_json::Value, Error> {
     let stream = connect(tcp, handshake, &options).await?;
     let info = stream.session_info().clone();
     let mut messages = stream.into_messages();
-    // A server whose key was rotated announces the rotation statements in
-    // a control record (akex mode). If its key is not pinned but the
-    // pinned old key vouches for it, accept it; otherwise fail as before.
-    let remote = info.remote_static.as_deref();
-    if let Err(e) = crate::common::check_peer(remote) {
-        let unknown = matches!(e, Error::PeerNotTrusted(TrustFailure::Unknown { .. }));
-        let akex_mode = info.mode == RecordMode::Akex;
-        let (Some(remote), true) = (
-            remote,
-            unknown && akex_mode && crate::common::trust_is_pinned(),
-        ) else {
-            return Err(e);
-        };
-        let announcement = match tokio::time::timeout(io_timeout, messages.next_control()).await {
-            Ok(Ok(Some(c))) if c.ty == ControlType::RotationAnnouncement => c.payload,
-            _ => return Err(e),
-        };
-        if !crate::common::accept_announced_rotation(remote, &announcement)? {
-            return Err(e);
-        }
-    }
+    // With --trust pinned the key was judged inside the handshake (a
+    // rotation announced in the server's first message included); this is
+    // the --trust tofu check.
+    crate::common::check_peer(info.remote_static.as_deref())?;
     crate::common::record_use();
 
     let mut rng = akex::crypto::OsRng;

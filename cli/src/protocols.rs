@@ -26,7 +26,12 @@ pub fn table() -> String {
                 _ => "akex".into(),
             },
             p.authentication.to_string(),
-            if p.forward_secrecy { "yes" } else { "NO" }.into(),
+            match (p.forward_secrecy, p.one_way) {
+                (true, _) => "yes",
+                (false, true) => "NO (one-way)",
+                (false, false) => "NO",
+            }
+            .into(),
             p.post_quantum.to_string(),
             p.identity_hiding.to_string(),
             p.message_sizes
@@ -58,7 +63,10 @@ pub fn table() -> String {
     }
     out.push_str(
         "\nNoise mode also accepts any other Noise name with the 25519 DH \
-         (e.g. Noise_XX_25519_AESGCM_SHA256).\n",
+         (e.g. Noise_XX_25519_AESGCM_SHA256).\n\
+         One-way patterns (N, K, X, with any cipher, hash or PSK): one message, no answer; \
+         not forward secret against the theft of the responder's key, and a replayed \
+         message cannot be told from a fresh one.\n",
     );
     out
 }

@@ -105,7 +105,9 @@ impl ServeArgs {
 
 pub async fn run(args: ServeArgs) -> Result<ExitCode, Error> {
     let names = args.handshake.protocols()?;
-    let keys = args.handshake.handshake_keys()?;
+    let keys = args
+        .handshake
+        .verify_in_handshake(args.handshake.handshake_keys()?, false);
     // Build one handshake now so a bad configuration (a missing key, a
     // Noise name mixed into an akex allow-list) fails at start-up.
     let allowed: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -114,9 +116,22 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Error> {
     let limits = args.limits();
     limits.validate()?;
     let protocols = names.join(",");
+    // A rotated key is announced in our first handshake message too (akex
+    // mode over TCP), so a client that pins the old key can accept the new
+    // one before it sends its own identity (`verify_in_handshake`).
+    let announce = match (crate::common::rotation_announcement(), args.udp) {
+        (Some(a), false) if RecordMode::for_protocol(&protocols) == RecordMode::Akex => {
+            Some(a.to_vec())
+        }
+        _ => None,
+    };
     let make_handshake = move |_peer: SocketAddr| -> Result<Box<dyn Handshake>, Error> {
         let allowed: Vec<&str> = names.iter().map(String::as_str).collect();
-        registry::responder(&allowed, &keys)
+        let hs = registry::responder(&allowed, &keys)?;
+        Ok(match &announce {
+            Some(a) => Box::new(Announcing(hs, Some(a.clone()))),
+            None => hs,
+        })
     };
     let interval = Duration::from_secs(args.log_interval);
     if args.udp {
@@ -295,4 +310,38 @@ async fn echo_udp(
     }
     log.closed(peer, count);
     Ok(())
+}
+
+/// A responder whose first handshake message carries the rotation
+/// announcement as its payload.
+struct Announcing(Box<dyn Handshake>, Option<Vec<u8>>);
+
+impl Handshake for Announcing {
+    fn protocol(&self) -> &str {
+        self.0.protocol()
+    }
+    fn role(&self) -> akex::Role {
+        self.0.role()
+    }
+    fn wants_write(&self) -> bool {
+        self.0.wants_write()
+    }
+    fn write_message(&mut self, payload: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
+        match (self.1.take(), payload.is_empty()) {
+            (Some(a), true) => self.0.write_message(&a, out),
+            _ => self.0.write_message(payload, out),
+        }
+    }
+    fn read_message(&mut self, message: &[u8], payload: &mut Vec<u8>) -> Result<(), Error> {
+        self.0.read_message(message, payload)
+    }
+    fn is_finished(&self) -> bool {
+        self.0.is_finished()
+    }
+    fn finish(&mut self) -> Result<akex::Established, Error> {
+        self.0.finish()
+    }
+    fn remote_static(&self) -> Option<akex::PublicKey> {
+        self.0.remote_static()
+    }
 }

@@ -444,6 +444,13 @@ impl Handshake for FfdhHandshake {
         )
         .with_root(root))
     }
+
+    fn remote_static(&self) -> Option<PublicKey> {
+        match self.turns.role() {
+            Role::Initiator => PublicKey::from_bytes(KeyKind::Ffdhe3072, &self.remote_static).ok(),
+            Role::Responder => None,
+        }
+    }
 }
 
 impl AkexResponder for FfdhHandshake {

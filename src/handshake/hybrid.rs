@@ -530,14 +530,7 @@ impl Handshake for HybridHandshake {
         // The secrets leave this handshake once.
         self.status = Status::Dead;
         let remote = if self.spec.authenticates_peer_of(self.role) {
-            let rs = self.rs.ok_or(TrustFailure::NoRemoteKey)?;
-            let bytes = encode_static(Some(&rs), self.rs_kem.as_deref());
-            let kind = if self.rs_kem.is_some() {
-                KeyKind::X25519MlKem768
-            } else {
-                KeyKind::X25519
-            };
-            Some(PublicKey::from_bytes(kind, &bytes)?)
+            Some(self.peer_key().ok_or(TrustFailure::NoRemoteKey)??)
         } else {
             None
         };
@@ -564,9 +557,29 @@ impl Handshake for HybridHandshake {
         .with_root(root)
         .with_ratchet_auth(auth))
     }
+
+    fn remote_static(&self) -> Option<PublicKey> {
+        if !self.spec.authenticates_peer_of(self.role) {
+            return None;
+        }
+        self.peer_key()?.ok()
+    }
 }
 
 impl HybridHandshake {
+    /// The peer's static key (X25519, and ML-KEM-768 in the PQ family),
+    /// once given in advance or read.
+    fn peer_key(&self) -> Option<Result<PublicKey, Error>> {
+        let rs = self.rs?;
+        let bytes = encode_static(Some(&rs), self.rs_kem.as_deref());
+        let kind = if self.rs_kem.is_some() {
+            KeyKind::X25519MlKem768
+        } else {
+            KeyKind::X25519
+        };
+        Some(PublicKey::from_bytes(kind, &bytes))
+    }
+
     fn advance(&mut self) {
         self.next += 1;
         if self.next == self.spec.messages.len() {

@@ -15,14 +15,18 @@ pub mod noise;
 mod pattern;
 pub mod pq;
 pub mod registry;
+mod registry_table;
 #[cfg(feature = "rsa-kt")]
 pub mod rsa;
 pub mod sigma;
 #[cfg(any(feature = "rsa-kt", feature = "ffdh"))]
 mod two_message;
+mod verify;
 
 pub use established::{Established, TrafficSecret};
 pub use noise::{NoiseConfig, NoiseHandshake};
+pub use verify::PeerVerifier;
+pub(crate) use verify::Verified;
 
 use crate::error::Error;
 
@@ -95,6 +99,9 @@ impl<H: Handshake + ?Sized> Handshake for Box<H> {
     fn finish(&mut self) -> Result<Established, Error> {
         (**self).finish()
     }
+    fn remote_static(&self) -> Option<crate::keys::PublicKey> {
+        (**self).remote_static()
+    }
 }
 
 /// One authenticated key exchange, driven message by message.
@@ -118,4 +125,13 @@ pub trait Handshake: Send {
     /// handshake erases its own copies and every later call fails with
     /// [`ApiMisuse::HandshakeDead`](crate::error::ApiMisuse::HandshakeDead).
     fn finish(&mut self) -> Result<Established, Error>;
+    /// The peer's static key as soon as the handshake knows it: given in
+    /// advance (NK, IK, ...), or received in a message this handshake has
+    /// read, decrypted and checked as far as that message allows. `None`
+    /// while unknown and for protocols that authenticate no peer key.
+    /// A [`PeerVerifier`] is asked about this key before the next message
+    /// is written.
+    fn remote_static(&self) -> Option<crate::keys::PublicKey> {
+        None
+    }
 }

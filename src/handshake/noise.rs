@@ -455,4 +455,11 @@ impl Handshake for NoiseHandshake {
             r2i,
         ))
     }
+
+    fn remote_static(&self) -> Option<PublicKey> {
+        self.state
+            .get_remote_static()
+            .and_then(|k| <[u8; 32]>::try_from(k).ok())
+            .map(PublicKey::x25519)
+    }
 }

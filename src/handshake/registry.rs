@@ -11,7 +11,7 @@
 //!
 //! # Adding a protocol
 //!
-//! 1. Add a [`ProtocolInfo`] row to `PROTOCOLS`.
+//! 1. Add a [`ProtocolInfo`] row to `PROTOCOLS` (`registry_table.rs`).
 //! 2. Add a match arm to `build_akex` that builds either role from
 //!    [`HandshakeKeys`]. Responders must implement `AkexResponder`.
 //! 3. If the protocol needs a new kind of key, add an `Option<...>` field to
@@ -23,11 +23,10 @@
 //!    a real run (rows without a case are skipped with a note).
 
 use super::akex::{AkexResponder, NegotiatingResponder, AKEX_PREFIX};
-use super::hybrid::{HybridConfig, HybridHandshake, HYBRID_IK, HYBRID_NK, HYBRID_XX};
+use super::hybrid::{HybridConfig, HybridHandshake};
 use super::pq::{PQ_IK, PQ_XX};
-use super::sigma::{
-    sigma_suite, SigmaConfig, SigmaHandshake, SIGMA_AESGCM, SIGMA_CHACHAPOLY, SIGMA_P256_AESGCM,
-};
+use super::registry_table::PROTOCOLS;
+use super::sigma::{sigma_suite, SigmaConfig, SigmaHandshake};
 use super::{Handshake, NoiseConfig, NoiseHandshake, Role};
 pub use crate::config::HandshakeKeys;
 use crate::error::{ConfigError, Error};
@@ -56,8 +55,20 @@ pub struct ProtocolInfo {
     pub mode: Mode,
     /// How each side is authenticated.
     pub authentication: &'static str,
-    /// Whether past sessions survive the later theft of long-term keys.
+    /// Whether recorded transport data stays secret after the later theft
+    /// of either side's long-term key: true when the keys come from
+    /// ephemeral secrets on both sides (an ephemeral-ephemeral DH or KEM).
+    /// False for RSA key transport and for the one-way Noise patterns
+    /// (N, K, X; see [`one_way`](Self::one_way)). Where the first
+    /// handshake payload is the exception (IK, NK, ...), `post_quantum` and
+    /// the protocol's spec say so.
     pub forward_secrecy: bool,
+    /// A one-way Noise pattern (N, K, X): one handshake message, no answer,
+    /// and only the initiator sends. Everything it sends is encrypted to the
+    /// responder's static key and the initiator's ephemeral alone, so it is
+    /// not forward secret against the theft of the responder's key, and the
+    /// responder cannot tell a replayed message from a fresh one.
+    pub one_way: bool,
     /// What, if anything, survives a quantum attacker.
     pub post_quantum: &'static str,
     /// Whose identity is hidden from whom.
@@ -77,250 +88,6 @@ impl ProtocolInfo {
     }
 }
 
-const NOISE_FAMILY: &str = "Noise";
-
-static PROTOCOLS: &[ProtocolInfo] = &[
-    ProtocolInfo {
-        name: "Noise_NN_25519_ChaChaPoly_BLAKE2s",
-        family: NOISE_FAMILY,
-        mode: Mode::Noise,
-        authentication: "none (anonymous)",
-        forward_secrecy: true,
-        post_quantum: "no",
-        identity_hiding: "n/a",
-        message_sizes: &[32, 48],
-        round_trips: 1.0,
-        keys: "none",
-    },
-    ProtocolInfo {
-        name: "Noise_NK_25519_ChaChaPoly_BLAKE2s",
-        family: NOISE_FAMILY,
-        mode: Mode::Noise,
-        authentication: "responder (static DH, key known in advance)",
-        forward_secrecy: true,
-        post_quantum: "no",
-        identity_hiding: "n/a",
-        message_sizes: &[48, 48],
-        round_trips: 1.0,
-        keys: "responder x25519; initiator --remote-key",
-    },
-    ProtocolInfo {
-        name: "Noise_XX_25519_ChaChaPoly_BLAKE2s",
-        family: NOISE_FAMILY,
-        mode: Mode::Noise,
-        authentication: "mutual (static DH)",
-        forward_secrecy: true,
-        post_quantum: "no",
-        identity_hiding: "initiator vs active, responder vs passive",
-        message_sizes: &[32, 96, 64],
-        round_trips: 1.5,
-        keys: "x25519 both",
-    },
-    ProtocolInfo {
-        name: "Noise_IK_25519_ChaChaPoly_BLAKE2s",
-        family: NOISE_FAMILY,
-        mode: Mode::Noise,
-        authentication: "mutual (static DH)",
-        forward_secrecy: true,
-        post_quantum: "no",
-        identity_hiding: "initiator vs passive (not forward)",
-        message_sizes: &[96, 48],
-        round_trips: 1.0,
-        keys: "x25519 both; initiator --remote-key",
-    },
-    ProtocolInfo {
-        name: "Noise_KK_25519_ChaChaPoly_BLAKE2s",
-        family: NOISE_FAMILY,
-        mode: Mode::Noise,
-        authentication: "mutual (static DH, keys known in advance)",
-        forward_secrecy: true,
-        post_quantum: "no",
-        identity_hiding: "n/a (keys known)",
-        message_sizes: &[48, 48],
-        round_trips: 1.0,
-        keys: "x25519 both; both --remote-key",
-    },
-    ProtocolInfo {
-        name: "Noise_XXpsk3_25519_ChaChaPoly_BLAKE2s",
-        family: NOISE_FAMILY,
-        mode: Mode::Noise,
-        authentication: "mutual (static DH + PSK)",
-        forward_secrecy: true,
-        post_quantum: "no (PSK adds PQ confidentiality if it stays secret)",
-        identity_hiding: "initiator vs active, responder vs passive",
-        message_sizes: &[48, 96, 64],
-        round_trips: 1.5,
-        keys: "x25519 both; --psk",
-    },
-    ProtocolInfo {
-        name: "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s",
-        family: NOISE_FAMILY,
-        mode: Mode::Noise,
-        authentication: "mutual (static DH + PSK)",
-        forward_secrecy: true,
-        post_quantum: "no (PSK adds PQ confidentiality if it stays secret)",
-        identity_hiding: "initiator vs passive (not forward)",
-        message_sizes: &[96, 48],
-        round_trips: 1.0,
-        keys: "x25519 both; initiator --remote-key; --psk",
-    },
-    ProtocolInfo {
-        name: SIGMA_CHACHAPOLY,
-        family: "SIGMA-I",
-        mode: Mode::Akex,
-        authentication: "mutual (Ed25519 signatures + MAC, explicit)",
-        forward_secrecy: true,
-        post_quantum: "no",
-        identity_hiding: "initiator vs active, responder vs passive",
-        message_sizes: &[6 + SIGMA_CHACHAPOLY.len() + 32, 192, 160],
-        round_trips: 1.5,
-        keys: "ed25519 both",
-    },
-    ProtocolInfo {
-        name: SIGMA_AESGCM,
-        family: "SIGMA-I",
-        mode: Mode::Akex,
-        authentication: "mutual (Ed25519 signatures + MAC, explicit)",
-        forward_secrecy: true,
-        post_quantum: "no",
-        identity_hiding: "initiator vs active, responder vs passive",
-        message_sizes: &[6 + SIGMA_AESGCM.len() + 32, 192, 160],
-        round_trips: 1.5,
-        keys: "ed25519 both",
-    },
-    ProtocolInfo {
-        name: SIGMA_P256_AESGCM,
-        family: "SIGMA-I on P-256 (FIPS algorithms)",
-        mode: Mode::Akex,
-        authentication:
-            "mutual (ECDSA P-256 signatures + MAC, explicit; key may be in a PKCS#11 token)",
-        forward_secrecy: true,
-        post_quantum: "no",
-        identity_hiding: "initiator vs active, responder vs passive",
-        message_sizes: &[6 + SIGMA_P256_AESGCM.len() + 65, 258, 193],
-        round_trips: 1.5,
-        keys: "p256 both",
-    },
-    ProtocolInfo {
-        name: "Noise_XXhfs_25519+Kyber1024_ChaChaPoly_BLAKE2s",
-        family: "Noise HFS (snow)",
-        mode: Mode::Noise,
-        authentication: "mutual (static DH)",
-        forward_secrecy: true,
-        post_quantum:
-            "confidentiality (snow's Kyber1024: ML-KEM-1024 on the wire, FIPS 203 draft keygen)",
-        identity_hiding: "initiator vs active, responder vs passive",
-        message_sizes: &[1600, 1680, 64],
-        round_trips: 1.5,
-        keys: "x25519 both",
-    },
-    ProtocolInfo {
-        name: "Noise_IKhfs_25519+Kyber1024_ChaChaPoly_BLAKE2s",
-        family: "Noise HFS (snow)",
-        mode: Mode::Noise,
-        authentication: "mutual (static DH)",
-        forward_secrecy: true,
-        post_quantum: "confidentiality (snow's Kyber1024 as in XXhfs; not the first payload)",
-        identity_hiding: "initiator vs passive (not forward)",
-        message_sizes: &[1680, 1632],
-        round_trips: 1.0,
-        keys: "x25519 both; initiator --remote-key",
-    },
-    ProtocolInfo {
-        name: HYBRID_XX,
-        family: "hybrid",
-        mode: Mode::Akex,
-        authentication: "mutual (static X25519 DH)",
-        forward_secrecy: true,
-        post_quantum: "confidentiality (X25519 + ML-KEM-768 ephemeral)",
-        identity_hiding: "initiator vs active, responder vs passive",
-        message_sizes: &[6 + HYBRID_XX.len() + 32 + 1184, 1200, 64],
-        round_trips: 1.5,
-        keys: "x25519 both",
-    },
-    ProtocolInfo {
-        name: HYBRID_IK,
-        family: "hybrid",
-        mode: Mode::Akex,
-        authentication: "mutual (static X25519 DH)",
-        forward_secrecy: true,
-        post_quantum: "confidentiality (X25519 + ML-KEM-768 ephemeral; not the first payload)",
-        identity_hiding: "initiator vs passive (not forward, not PQ)",
-        message_sizes: &[6 + HYBRID_IK.len() + 32 + 1184 + 48 + 16, 1152],
-        round_trips: 1.0,
-        keys: "x25519 both; initiator --remote-key",
-    },
-    ProtocolInfo {
-        name: HYBRID_NK,
-        family: "hybrid",
-        mode: Mode::Akex,
-        authentication: "responder (static X25519 DH, key known in advance)",
-        forward_secrecy: true,
-        post_quantum: "confidentiality (X25519 + ML-KEM-768 ephemeral; not the first payload)",
-        identity_hiding: "n/a",
-        message_sizes: &[6 + HYBRID_NK.len() + 32 + 1184 + 16, 1152],
-        round_trips: 1.0,
-        keys: "responder x25519; initiator --remote-key",
-    },
-    ProtocolInfo {
-        name: PQ_XX,
-        family: "PQ-authenticated",
-        mode: Mode::Akex,
-        authentication: "mutual (ML-KEM-768 static KEM + X25519 static DH)",
-        forward_secrecy: true,
-        post_quantum: "confidentiality and authentication",
-        identity_hiding: "initiator vs active, responder vs passive",
-        message_sizes: &[6 + PQ_XX.len() + 32 + 1184, 2384, 2352, 1120],
-        round_trips: 2.0,
-        keys: "x25519 + mlkem768 both",
-    },
-    ProtocolInfo {
-        name: PQ_IK,
-        family: "PQ-authenticated",
-        mode: Mode::Akex,
-        authentication: "mutual (ML-KEM-768 static KEM + X25519 static DH)",
-        forward_secrecy: true,
-        post_quantum:
-            "confidentiality and authentication (not the first payload's forward secrecy)",
-        identity_hiding: "initiator vs passive (not forward)",
-        message_sizes: &[6 + PQ_IK.len() + 32 + 1184 + 1104 + 1232 + 16, 2256],
-        round_trips: 1.0,
-        keys: "x25519 + mlkem768 both; initiator --remote-key (x25519 || mlkem768 public)",
-    },
-    #[cfg(feature = "rsa-kt")]
-    ProtocolInfo {
-        name: super::rsa::RSA_KT,
-        family: "RSA key transport (legacy, NOT forward secret)",
-        mode: Mode::Akex,
-        authentication: "responder (RSA-3072 key known in advance, implicit)",
-        forward_secrecy: false,
-        post_quantum: "no",
-        identity_hiding: "n/a",
-        message_sizes: &[
-            6 + super::rsa::RSA_KT.len() + super::rsa::RSA_BYTES + 16,
-            48,
-        ],
-        round_trips: 1.0,
-        keys: "responder rsa3072; initiator --remote-key (RSA public key, DER)",
-    },
-    #[cfg(feature = "ffdh")]
-    ProtocolInfo {
-        name: super::ffdh::FFDH_NK,
-        family: "finite-field DH (legacy, for comparison)",
-        mode: Mode::Akex,
-        authentication: "responder (static ffdhe3072 DH, key known in advance)",
-        forward_secrecy: true,
-        post_quantum: "no",
-        identity_hiding: "n/a",
-        message_sizes: &[
-            6 + super::ffdh::FFDH_NK.len() + super::ffdh::FFDH_BYTES + 16,
-            super::ffdh::FFDH_BYTES + 16,
-        ],
-        round_trips: 1.0,
-        keys: "responder ffdhe3072; initiator --remote-key (384-byte public value)",
-    },
-];
-
 /// Every protocol in the registry. Noise mode accepts any other Noise name
 /// snow parses (with the 25519 DH) too; the table lists the common ones.
 pub fn protocols() -> &'static [ProtocolInfo] {
@@ -330,6 +97,21 @@ pub fn protocols() -> &'static [ProtocolInfo] {
 /// The registry row for `name`, if it has one.
 pub fn info(name: &str) -> Option<&'static ProtocolInfo> {
     PROTOCOLS.iter().find(|p| p.name == name)
+}
+
+/// Whether `name` is forward secret ([`ProtocolInfo::forward_secrecy`]),
+/// for every name akex runs, with a registry row or not: any Noise name is
+/// judged by its pattern (the one-way patterns N, K, X, with or without
+/// PSKs, are not; every interactive pattern mixes an ephemeral-ephemeral
+/// DH). `None` for a name akex cannot run.
+pub fn forward_secrecy(name: &str) -> Option<bool> {
+    if let Some(row) = info(name) {
+        return Some(row.forward_secrecy);
+    }
+    match mode_of(name).ok()? {
+        Mode::Noise => Some(!super::noise::NoiseProtocol::parse(name).ok()?.is_one_way()),
+        Mode::Akex => None,
+    }
 }
 
 /// The mode a name is spoken in: `Noise_*` names in Noise mode, `akex-*`
@@ -481,15 +263,21 @@ fn hybrid(name: &str, keys: &HandshakeKeys, role: Role) -> Result<HybridHandshak
     HybridHandshake::new(config, role)
 }
 
+/// Puts the handshake behind the keys' [`PeerVerifier`](super::PeerVerifier), if any.
+fn verified(hs: Box<dyn Handshake>, keys: &HandshakeKeys) -> Box<dyn Handshake> {
+    match &keys.verifier {
+        Some(v) => Box::new(super::Verified::new(hs, v.clone())),
+        None => hs,
+    }
+}
+
 /// The initiator for `name`.
 pub fn initiator(name: &str, keys: &HandshakeKeys) -> Result<Box<dyn Handshake>, Error> {
-    match mode_of(name)? {
-        Mode::Noise => Ok(Box::new(noise(name, keys, Role::Initiator)?)),
-        Mode::Akex => {
-            let hs = build_akex(name, keys, Role::Initiator)?;
-            Ok(Box::new(AkexInitiator(hs)))
-        }
-    }
+    let hs: Box<dyn Handshake> = match mode_of(name)? {
+        Mode::Noise => Box::new(noise(name, keys, Role::Initiator)?),
+        Mode::Akex => Box::new(AkexInitiator(build_akex(name, keys, Role::Initiator)?)),
+    };
+    Ok(verified(hs, keys))
 }
 
 /// The responder for `allowed`: one Noise name (Noise mode), or any number
@@ -505,7 +293,10 @@ pub fn responder(allowed: &[&str], keys: &HandshakeKeys) -> Result<Box<dyn Hands
         .collect::<Result<Vec<_>, _>>()?;
     match (allowed, modes.as_slice()) {
         ([], _) => Err(ConfigError::Invalid("the protocol allow-list is empty".into()).into()),
-        ([name], [Mode::Noise]) => Ok(Box::new(noise(name, keys, Role::Responder)?)),
+        ([name], [Mode::Noise]) => Ok(verified(
+            Box::new(noise(name, keys, Role::Responder)?),
+            keys,
+        )),
         (_, m) if m.contains(&Mode::Noise) => Err(ConfigError::Invalid(
             "a Noise protocol can only be used alone: Noise mode has no hello to \
              negotiate with (list only akex-* protocols to accept several)"
@@ -529,20 +320,22 @@ pub(crate) fn responder_checked(
     keys: &HandshakeKeys,
 ) -> Result<Box<dyn Handshake>, Error> {
     match allowed {
-        [name] if mode_of(name)? == Mode::Noise => {
-            Ok(Box::new(noise(name, keys, Role::Responder)?))
-        }
+        [name] if mode_of(name)? == Mode::Noise => Ok(verified(
+            Box::new(noise(name, keys, Role::Responder)?),
+            keys,
+        )),
         _ => Ok(negotiating(allowed, keys)),
     }
 }
 
 fn negotiating(allowed: &[&str], keys: &HandshakeKeys) -> Box<dyn Handshake> {
-    let keys = keys.clone();
+    let owned = keys.clone();
     let names = allowed.iter().map(|s| s.to_string()).collect();
-    Box::new(NegotiatingResponder::new(
+    let hs = Box::new(NegotiatingResponder::new(
         names,
-        Box::new(move |name: &str| build_akex(name, &keys, Role::Responder)),
-    ))
+        Box::new(move |name: &str| build_akex(name, &owned, Role::Responder)),
+    ));
+    verified(hs, keys)
 }
 
 /// Checks an allow-list and the keys without building a handshake (for
@@ -577,12 +370,16 @@ impl Handshake for AkexInitiator {
     fn finish(&mut self) -> Result<super::Established, Error> {
         self.0.finish()
     }
+    fn remote_static(&self) -> Option<crate::keys::PublicKey> {
+        self.0.remote_static()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::crypto::Secret;
+    use crate::handshake::sigma::{SIGMA_AESGCM, SIGMA_CHACHAPOLY};
     use crate::keys::{SigningKey, StaticSecret};
 
     #[test]

@@ -378,6 +378,13 @@ impl Handshake for RsaKtHandshake {
         )
         .with_root(root))
     }
+
+    fn remote_static(&self) -> Option<PublicKey> {
+        match &self.side {
+            Side::Initiator(_, der) => PublicKey::from_bytes(KeyKind::Rsa, der).ok(),
+            Side::Responder(..) => None,
+        }
+    }
 }
 
 impl AkexResponder for RsaKtHandshake {

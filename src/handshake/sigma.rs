@@ -525,6 +525,12 @@ impl Handshake for SigmaHandshake {
         .with_root(root)
         .with_ratchet_auth(auth))
     }
+
+    fn remote_static(&self) -> Option<PublicKey> {
+        // Checked in read_auth_block: a valid key that signed the transcript.
+        let key = self.remote_identity.as_deref()?;
+        Some(PublicKey::checked(self.config.suite.scheme.key_kind(), key))
+    }
 }
 
 impl AkexResponder for SigmaHandshake {

@@ -60,7 +60,7 @@ pub fn rows(report: &Report) -> Vec<SeedRow> {
                 cpu_us: report.value(&p, "inmem_handshake_us"),
                 hs_per_cpu_s: report.value(&p, "handshakes_per_cpu_s_c1"),
                 wire_bytes: report.value(&p, "handshake_bytes"),
-                forward_secret: info.is_none_or(|i| i.forward_secrecy),
+                forward_secret: registry::forward_secrecy(&p).unwrap_or(true),
                 pq_confidentiality: pq.starts_with("confidentiality"),
                 pq_authentication: pq.contains("authentication"),
                 label: label.to_string(),

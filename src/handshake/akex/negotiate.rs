@@ -153,4 +153,11 @@ impl Handshake for NegotiatingResponder {
             State::Dead => Err(ApiMisuse::HandshakeDead.into()),
         }
     }
+
+    fn remote_static(&self) -> Option<crate::keys::PublicKey> {
+        match &self.state {
+            State::Chosen(inner) => inner.remote_static(),
+            _ => None,
+        }
+    }
 }
