@@ -208,9 +208,16 @@ fn open_trust(store: &KeyStore) -> Result<TrustStore, Error> {
 }
 
 /// For changes that only remove trust: no integrity check, which must
-/// never block a revocation.
+/// never block a revocation; an edited file is still reported.
 fn open_trust_for_revocation(store: &KeyStore) -> Result<TrustStore, Error> {
-    TrustStore::open_for_revocation(store.trust_path(), store.audit().clone())
+    let trust = TrustStore::open_for_revocation(store.trust_path(), store.audit().clone())?;
+    if let Err(e) = open_trust(store) {
+        eprintln!(
+            "akex keys: WARNING: {e}; the change goes ahead (revocations are never blocked), \
+             its audit line records this, and the pins in the file stay: review them"
+        );
+    }
+    Ok(trust)
 }
 
 /// Reads a small JSON file (`--from`, `--statement`): a regular file of at

@@ -112,6 +112,11 @@ impl TrustData {
         ]))
     }
 
+    /// True if the file would grant or withdraw nothing.
+    fn is_empty(&self) -> bool {
+        self.pins.is_empty() && self.revocations.is_empty() && self.former.is_empty()
+    }
+
     pub(crate) fn revocation(&self, key_id: &str) -> Option<&Revocation> {
         self.revocations.iter().find(|r| r.key_id == key_id)
     }
@@ -218,6 +223,16 @@ fn check_integrity(path: &Path, file: Option<&TrustFile>, audit: &AuditLog) -> R
             return Err(corrupt(
                 path,
                 "it differs from the version recorded in the audit log",
+            ));
+        }
+        // akex writes an audited trust file only together with its audit
+        // line, so pins or revocations without one were written by
+        // something else, even on a store that never logged a trust change.
+        if !file.data.is_empty() {
+            return Err(corrupt(
+                path,
+                "it holds pins or revocations that the audit log never recorded \
+                 (written outside akex; remove it or restore it from a backup)",
             ));
         }
         return Ok(());
@@ -376,9 +391,20 @@ impl TrustStore {
             }
             Some(_) => None,
         };
-        let mut data = read_trust_file(&self.path)?
-            .map(|f| f.data)
-            .unwrap_or_default();
+        let on_disk = read_trust_file(&self.path)?;
+        // Checked again under the lock, on the version about to be changed:
+        // an audited store refuses an edited file; a revocation goes ahead
+        // (it must never be blocked) and its audit line records the edit,
+        // so rewriting the file does not silently adopt a forged pin.
+        let edited = match &self.audit {
+            Some(audit) => match check_integrity(&self.path, on_disk.as_ref(), audit) {
+                Ok(()) => None,
+                Err(e) if self.checked => return Err(e),
+                Err(e) => Some(e),
+            },
+            None => None,
+        };
+        let mut data = on_disk.map(|f| f.data).unwrap_or_default();
         let (value, event) = change(&mut data, journal.as_mut())?;
         let Some(mut event) = event else {
             self.data = data;
@@ -387,6 +413,13 @@ impl TrustStore {
         };
         let mut file = TrustFile { data, audit: None };
         if let Some(journal) = journal.as_mut() {
+            if let Some(Error::KeyStore(KeyStoreError::Corrupt { reason, .. })) = &edited {
+                let note = format!("the trust file had been changed outside akex: {reason}");
+                event.detail = Some(match event.detail.take() {
+                    Some(d) => format!("{d}; {note}"),
+                    None => note,
+                });
+            }
             event.trust_sha256 = Some(file.data.sha256());
             event.trust_file = Some(file_name(&self.path));
             file.audit = Some(journal.next_line(&event, now_unix())?);
