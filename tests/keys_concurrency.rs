@@ -226,7 +226,10 @@ fn first_pins_at_once_are_never_taken_for_edits() {
                 &st,
                 &args(&["trust", "--name", &format!("p{i}"), "--public", &public]),
             ));
-            children.push(spawn_keys(&st, &args(&["generate", "--name", &format!("k{i}")])));
+            children.push(spawn_keys(
+                &st,
+                &args(&["generate", "--name", &format!("k{i}")]),
+            ));
         }
         for child in children {
             ok(child.wait_with_output().unwrap());
@@ -239,7 +242,10 @@ fn first_pins_at_once_are_never_taken_for_edits() {
     assert_eq!(trust.pins().len(), 8);
     assert_eq!(store.entries().len(), 8);
     let events = verify(&st);
-    assert_eq!((count(&events, "trust"), count(&events, "generate")), (8, 8));
+    assert_eq!(
+        (count(&events, "trust"), count(&events, "generate")),
+        (8, 8)
+    );
     println!("16 concurrent first writes, {reads} trust-store reads meanwhile");
     assert!(reads > 0);
 }

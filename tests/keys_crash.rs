@@ -293,8 +293,14 @@ fn a_first_pin_killed_at_random_moments_never_looks_forged() {
         "{trials} first pins killed within {span} µs: {killed} killed mid-run, {made} left a \
          trust file"
     );
-    assert!(killed >= trials / 5, "too few kills to mean anything: {killed}");
-    assert!(made >= trials / 8, "too few trust files to mean anything: {made}");
+    assert!(
+        killed >= trials / 5,
+        "too few kills to mean anything: {killed}"
+    );
+    assert!(
+        made >= trials / 8,
+        "too few trust files to mean anything: {made}"
+    );
 }
 
 fn mount_tmpfs(at: &Path, size: &str) -> Result<(), String> {

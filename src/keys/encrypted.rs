@@ -354,7 +354,13 @@ mod tests {
         let path = Path::new("k.pem");
         let start = std::time::Instant::now();
         for (n, r, p, salt, what) in [
-            (1u64 << 23, 1, 1, 16, "log2 N = 23 (1 GiB, 2^23 work otherwise fine)"),
+            (
+                1u64 << 23,
+                1,
+                1,
+                16,
+                "log2 N = 23 (1 GiB, 2^23 work otherwise fine)",
+            ),
             (1 << 40, 8, 1, 16, "N = 2^40"),
             (u64::MAX, 8, 1, 16, "N = 2^64 - 1"),
             (1 << 10, 33, 1, 16, "r = 33"),
@@ -399,7 +405,10 @@ mod tests {
     fn new_files_use_the_documented_scrypt_parameters() {
         assert_eq!((DEFAULT_SCRYPT_LOG_N, MAX_SCRYPT_LOG_N), (18, 22));
         assert_eq!((SCRYPT_R, SCRYPT_P), (8, 1));
-        assert_eq!((128 * u64::from(SCRYPT_R)) << DEFAULT_SCRYPT_LOG_N, 256 << 20);
+        assert_eq!(
+            (128 * u64::from(SCRYPT_R)) << DEFAULT_SCRYPT_LOG_N,
+            256 << 20
+        );
         let pass = Passphrase::new("pw".into());
         assert!(matches!(
             Protection::passphrase(pass.clone()),
@@ -441,7 +450,11 @@ mod tests {
         }
         assert_eq!(seen[0].0, seen[1].0, "one salt per file");
         assert_ne!(seen[0].1, seen[1].1, "one IV per block");
-        assert_ne!(seal(&blocks, &protection).unwrap(), sealed, "a fresh salt per file");
+        assert_ne!(
+            seal(&blocks, &protection).unwrap(),
+            sealed,
+            "a fresh salt per file"
+        );
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub use file::{
 #[cfg(feature = "keystore")]
 pub use index::{KeyEntry, KeyStatus, KeyType};
 #[cfg(feature = "keystore")]
+pub use journal::{USE_LINE_INTERVAL, USE_LOCK_PATIENCE};
+#[cfg(feature = "keystore")]
 pub use material::LoadedKey;
 #[cfg(feature = "keystore")]
 pub use policy::TrustPolicy;
