@@ -712,18 +712,24 @@ fn forged_rotation_announcement_is_refused() {
             let keys = akex::HandshakeKeys::new().static_key(key);
             let handshake = akex::handshake::registry::responder(&[AKEX_XX], &keys).unwrap();
             let stream = akex::transport::accept(tcp, handshake, &Default::default()).await;
-            let Ok(stream) = stream else { return };
+            let Ok(stream) = stream else {
+                panic!("the handshake failed: {:?}", stream.err())
+            };
             let mut messages = stream.into_messages();
             if let Some(a) = announcement {
                 let _ = messages
                     .send_control(ControlType::RotationAnnouncement, &a)
                     .await;
             }
+            // Counts what the client sends: nothing, to a key it does not trust.
+            let mut received = 0;
             while let Some(Ok(m)) = messages.next().await {
+                received += 1;
                 if messages.send(m.freeze()).await.is_err() {
                     break;
                 }
             }
+            assert_eq!(received, 0, "the client sent data to an untrusted server");
         });
         let err = fail(
             &mut log,
@@ -746,7 +752,7 @@ fn forged_rotation_announcement_is_refused() {
             ],
         );
         assert!(err.contains(expected), "{expected}: {err}");
-        rt.block_on(server).ok();
+        rt.block_on(server).unwrap();
     }
     assert_eq!(std::fs::read(cli.join("trust.json")).unwrap(), before);
     ok(&mut log, &["keys", "--store", s(&cli), "audit", "--verify"]);
