@@ -15,6 +15,8 @@ static AKEX: std::sync::LazyLock<PathBuf> = std::sync::LazyLock::new(support::ak
 
 #[derive(Debug)]
 struct Call {
+    /// Seconds, with `-ttt`.
+    time: f64,
     name: String,
     args: String,
     ret: String,
@@ -39,12 +41,19 @@ fn parse(text: &str) -> Vec<Call> {
     text.lines()
         .filter(|l| !l.contains("unfinished") && !l.contains("resumed>"))
         .filter_map(|l| {
-            let l = l.split_once(' ')?.1.trim_start();
+            let mut l = l.split_once(' ')?.1.trim_start();
+            let mut time = 0.0;
+            if let Some((t, rest)) = l.split_once(' ') {
+                if let Ok(t) = t.parse::<f64>() {
+                    (time, l) = (t, rest);
+                }
+            }
             let (name, rest) = l.split_once('(')?;
             // strace pads short calls: "flock(3, LOCK_EX)      = 0".
             let (args, ret) = rest.rsplit_once(" = ")?;
             let args = args.trim_end().strip_suffix(')')?;
             Some(Call {
+                time,
                 name: name.into(),
                 args: args.into(),
                 ret: ret.split_whitespace().next().unwrap_or("").into(),
@@ -56,9 +65,14 @@ fn parse(text: &str) -> Vec<Call> {
 /// Runs `akex keys --store STORE ARGS` under strace; `None` if strace is
 /// not available here.
 fn traced(store: &Path, args: &[&str]) -> Option<Vec<Call>> {
+    traced_with(store, args, &[])
+}
+
+/// [`traced`] with extra environment.
+fn traced_with(store: &Path, args: &[&str], env: &[(&str, &str)]) -> Option<Vec<Call>> {
     let out_file = store.with_extension("strace");
     let status = Command::new("strace")
-        .args(["-f", "-qq", "-s", "0", "-o"])
+        .args(["-f", "-qq", "-ttt", "-s", "0", "-o"])
         .arg(&out_file)
         .args([
             "-e",
@@ -71,6 +85,7 @@ fn traced(store: &Path, args: &[&str]) -> Option<Vec<Call>> {
         .env("AKEX_PASSPHRASE", "syscalls")
         .env("AKEX_SCRYPT_LOG_N", "4")
         .env_remove("XDG_DATA_HOME")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -235,4 +250,38 @@ fn state_files_are_replaced_atomically_and_destroy_overwrites_then_unlinks() {
         && c.fd_arg() == dfd)
     .is_some());
     assert!(!key.exists());
+}
+
+/// Key generation and scrypt run before the lock is taken; under it, only
+/// small reads, fsyncs and renames.
+#[test]
+fn slow_work_runs_before_the_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("store");
+    if traced(&st, &["generate", "--name", "a"]).is_none() {
+        return;
+    }
+    // Two scrypt runs at 2^12 (checking the passphrase, sealing the file).
+    let calls = traced_with(
+        &st,
+        &["generate", "--name", "b"],
+        &[("AKEX_SCRYPT_LOG_N", "12")],
+    )
+    .unwrap();
+    let flock = position(&calls, 0, |c| {
+        c.name == "flock" && c.args.contains("LOCK_EX")
+    })
+    .unwrap();
+    let lock_fd = calls[flock].fd_arg().to_string();
+    let release = position(&calls, flock, |c| {
+        c.name == "close" && c.fd_arg() == lock_fd
+    })
+    .unwrap_or(calls.len() - 1);
+    let before = calls[flock].time - calls[0].time;
+    let held = calls[release].time - calls[flock].time;
+    println!("before the lock: {before:.3} s; lock held: {held:.3} s");
+    assert!(
+        held * 4.0 < before,
+        "before the lock {before:.3} s, held {held:.3} s"
+    );
 }

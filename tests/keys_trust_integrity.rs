@@ -274,6 +274,7 @@ fn changes_that_add_trust_wait_for_a_sound_log_and_revocations_do_not() {
             .generate("k2", KeyType::X25519, &prot(), None)
             .map(drop),
     );
+    broken(client.rotate("me", &prot(), 60).map(drop));
     let names: Vec<String> = audited(&client)
         .unwrap()
         .pins()
