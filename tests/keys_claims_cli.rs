@@ -433,3 +433,66 @@ fn a_build_without_pkcs11_says_so() {
     );
     assert!(!st.join("store.json").exists());
 }
+
+#[test]
+fn a_damaged_log_is_reported_by_every_command_and_blocks_only_new_trust() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("store");
+    for name in ["a", "b", "c", "d"] {
+        ok(&mut keys(&st, &["generate", "--name", name]));
+    }
+    let public = akex::keys::encode_public_key(&[5; 32]);
+    ok(&mut keys(
+        &st,
+        &["trust", "--name", "p", "--public", &public],
+    ));
+    let log = st.join("audit.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    std::fs::write(&log, text.replacen("\"generate\"", "\"gEnerate\"", 1)).unwrap();
+    // --verify names the first bad line.
+    let err = fail(&mut keys(&st, &["audit", "--verify"]));
+    assert!(err.contains("audit log line 1"), "{err}");
+    // Changes that add trust are refused, with the warning.
+    let other = akex::keys::encode_public_key(&[6; 32]);
+    for args in [
+        &["generate", "--name", "e"][..],
+        &["rotate", "--name", "a"],
+        &["trust", "--name", "q", "--public", &other],
+    ] {
+        let err = fail(&mut keys(&st, args));
+        assert!(
+            err.contains("WARNING: the audit log is damaged"),
+            "{args:?}: {err}"
+        );
+    }
+    // Revoke, untrust, destroy and loading go on, warning each time.
+    for args in [
+        &["revoke", "--name", "b", "--reason", "log damaged"][..],
+        &["untrust", "--name", "p"],
+        &["destroy", "--name", "c"],
+        &["list"],
+    ] {
+        let out = keys(&st, args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {err}");
+        assert!(
+            err.contains("WARNING: the audit log is damaged"),
+            "{args:?}: {err}"
+        );
+    }
+    let store = KeyStore::open(&st).unwrap();
+    store
+        .load("d", Some(&Passphrase::new(PASS.into())))
+        .unwrap();
+    // Their lines are chained to the log's last line: the damage stays
+    // the first and only break.
+    let err = fail(&mut keys(&st, &["audit", "--verify"]));
+    assert!(err.contains("audit log line 1"), "{err}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    for pair in lines[1..].windows(2) {
+        let next: serde_json::Value = serde_json::from_str(pair[1]).unwrap();
+        let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(pair[0].as_bytes()));
+        assert_eq!(next["prev"], hash.as_str());
+    }
+}

@@ -366,3 +366,69 @@ fn rotation_announcements_follow_the_documented_rules() {
         "{out:?}"
     );
 }
+
+/// Mounts `src` read-only at `at` (root only); the reason when impossible.
+fn read_only_view(src: &Path, at: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(at).map_err(|e| e.to_string())?;
+    let run = |args: &[&str]| {
+        let out = Command::new("mount")
+            .args(args)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    };
+    run(&["--bind", s(src), s(at)])?;
+    if let Err(e) = run(&["-o", "remount,bind,ro", s(at)]) {
+        let _ = Command::new("umount").arg(at).status();
+        return Err(e);
+    }
+    Ok(())
+}
+
+#[test]
+fn handshakes_on_a_read_only_store_work_and_only_warn() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, cli) = (dir.path().join("srv"), dir.path().join("cli"));
+    generate_and_pin(&srv, "server", &cli, "server");
+    ok_keys(&cli, &["generate", "--name", "client"]);
+    let ro = dir.path().join("ro");
+    if let Err(reason) = read_only_view(&cli, &ro) {
+        println!("SKIPPED: a read-only bind mount is not possible here: {reason}");
+        return;
+    }
+    let before: Vec<_> = std::fs::read_dir(&cli)
+        .unwrap()
+        .flatten()
+        .map(|e| (e.path(), std::fs::read(e.path()).unwrap_or_default()))
+        .collect();
+    let server = serve(XX, true, &["--store", s(&srv), "--key", "server"]);
+    let out = connect(
+        &server.addr,
+        XX,
+        &[
+            "--store",
+            s(&ro),
+            "--key",
+            "client",
+            "--trust",
+            "pinned",
+            "--peer",
+            "server",
+        ],
+    );
+    let served = server.finish().0;
+    let _ = Command::new("umount").arg(&ro).status();
+    assert!(out.status.success() && served, "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("warning: cannot record the key's"), "{err}");
+    let after: Vec<_> = std::fs::read_dir(&cli)
+        .unwrap()
+        .flatten()
+        .map(|e| (e.path(), std::fs::read(e.path()).unwrap_or_default()))
+        .collect();
+    assert_eq!(before, after);
+}
