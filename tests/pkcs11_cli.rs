@@ -539,6 +539,13 @@ fn each_failure_is_one_line_and_leaves_store_and_token_unchanged() {
             "already holds a key labelled \"first\"",
         ),
         (ok_uri, "x25519", &[], "stay in the key store"),
+        // Refused before a PIN is asked for (there is none here).
+        (
+            ok_uri,
+            "mlkem768",
+            &[("AKEX_PKCS11_PIN", None)],
+            "stay in the key store",
+        ),
         (&with_pin, "ed25519", &[], "never goes in a URI"),
         (
             ok_uri,

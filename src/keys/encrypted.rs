@@ -457,6 +457,34 @@ mod tests {
         );
     }
 
+    /// Derived keys, sealed files, decrypted DER and passphrases live in
+    /// `Zeroizing` buffers: these typed bindings stop compiling if not.
+    #[test]
+    fn derived_keys_and_plaintexts_are_zeroizing() {
+        type Derive = fn(&Passphrase, &[u8], u8, u32, u32) -> Option<Zeroizing<[u8; 32]>>;
+        type Seal = fn(&[Zeroizing<Vec<u8>>], &Protection) -> Result<Zeroizing<Vec<u8>>, Error>;
+        type Open = fn(
+            &[u8],
+            bool,
+            Option<&Passphrase>,
+            &str,
+            &Path,
+        ) -> Result<Vec<Zeroizing<Vec<u8>>>, Error>;
+        let (derive, seal, open): (Derive, Seal, Open) = (derive, seal, open);
+        let pass = Passphrase::new("pw".into());
+        let _: &Zeroizing<String> = &pass.0;
+        let key = derive(&pass, &[1; 16], 2, 8, 1).unwrap();
+        assert_ne!(*key, [0u8; 32]);
+        let blocks = vec![Zeroizing::new(vec![0x30, 0x00])];
+        let protection = Protection::Passphrase {
+            passphrase: pass.clone(),
+            log_n: 2,
+        };
+        let sealed = seal(&blocks, &protection).unwrap();
+        let opened = open(&sealed, true, Some(&pass), "k", Path::new("k.pem")).unwrap();
+        assert_eq!(opened[0].as_slice(), blocks[0].as_slice());
+    }
+
     #[test]
     fn round_trip_and_wrong_passphrase() {
         let blocks = vec![Zeroizing::new(vec![0x30, 0x03, 0x02, 0x01, 0x00])];

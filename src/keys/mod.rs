@@ -46,6 +46,8 @@ pub use encrypted::{Passphrase, Protection, DEFAULT_SCRYPT_LOG_N, MAX_SCRYPT_LOG
 pub use file::{
     decode_public_key, encode_public_key, load_identity, read_regular_file, write_new_identity,
 };
+#[cfg(all(feature = "keystore", feature = "pkcs11"))]
+pub use hsm::check_token_type;
 #[cfg(feature = "keystore")]
 pub use index::{KeyEntry, KeyStatus, KeyType};
 #[cfg(feature = "keystore")]
