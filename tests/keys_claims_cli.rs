@@ -496,3 +496,68 @@ fn a_damaged_log_is_reported_by_every_command_and_blocks_only_new_trust() {
         assert_eq!(next["prev"], hash.as_str());
     }
 }
+
+#[test]
+fn expiry_and_overlap_options_take_effect() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("store");
+    let connect = |key: &str| {
+        cmd()
+            .args(["connect", "--addr", "127.0.0.1:9", "--protocol"])
+            .args(["Noise_XX_25519_ChaChaPoly_BLAKE2s", "--store"])
+            .args([st.to_str().unwrap(), "--key", key])
+            .output()
+            .unwrap()
+    };
+    // --expires-in 0: expired from the start, never loads.
+    let v: serde_json::Value = serde_json::from_str(&ok(&mut keys(
+        &st,
+        &["generate", "--name", "e", "--expires-in", "0", "--json"],
+    )))
+    .unwrap();
+    assert!(v["expires"].is_u64(), "{v}");
+    let out = connect("e");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("expired"),
+        "{out:?}"
+    );
+    // --overlap 0: the old key is retired at once, the new one loads.
+    let old: serde_json::Value =
+        serde_json::from_str(&ok(&mut keys(&st, &["generate", "--name", "r", "--json"]))).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&ok(&mut keys(
+        &st,
+        &["rotate", "--name", "r", "--overlap", "0", "--json"],
+    )))
+    .unwrap();
+    assert_eq!(v["statement"]["overlap_until"], v["statement"]["created"]);
+    let store = KeyStore::open(&st).unwrap();
+    let pass = Passphrase::new(PASS.into());
+    let err = store
+        .load(old["id"].as_str().unwrap(), Some(&pass))
+        .unwrap_err();
+    assert!(err.to_string().contains("retired"), "{err}");
+    let out = connect("r");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("retired"),
+        "{out:?}"
+    );
+    // A pin with --expires-in 0 no longer counts.
+    let public = akex::keys::encode_public_key(&[5; 32]);
+    ok(&mut keys(
+        &st,
+        &[
+            "trust",
+            "--name",
+            "p",
+            "--public",
+            &public,
+            "--expires-in",
+            "0",
+        ],
+    ));
+    let trust =
+        akex::keys::TrustStore::open_audited(store.trust_path(), store.audit().clone()).unwrap();
+    let mut policy = akex::keys::TrustPolicy::Pinned(trust);
+    let err = policy.check(&[5; 32], akex::keys::now_unix()).unwrap_err();
+    assert!(err.to_string().contains("expired"), "{err}");
+}
