@@ -446,6 +446,14 @@ fn a_damaged_log_is_reported_by_every_command_and_blocks_only_new_trust() {
         &st,
         &["trust", "--name", "p", "--public", &public],
     ));
+    // An interrupted write (the head file lost) is a note, not damage.
+    std::fs::remove_file(st.join("audit.head")).unwrap();
+    let out = keys(&st, &["audit", "--verify"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && err.contains("note: interrupted write"),
+        "{err}"
+    );
     let log = st.join("audit.jsonl");
     let text = std::fs::read_to_string(&log).unwrap();
     std::fs::write(&log, text.replacen("\"generate\"", "\"gEnerate\"", 1)).unwrap();

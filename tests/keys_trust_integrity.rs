@@ -291,3 +291,39 @@ fn changes_that_add_trust_wait_for_a_sound_log_and_revocations_do_not() {
     let mut policy = TrustPolicy::Pinned(audited(&client).unwrap());
     assert!(policy.check(&old.public_bytes(), now).is_err());
 }
+
+/// The limit the document states: the chain has no key, so someone who can
+/// read the log can write a trust file together with a well-formed next
+/// line, and it passes for an interrupted write.
+#[test]
+fn a_forger_who_reads_the_log_passes_for_an_interrupted_write() {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    audited(&store)
+        .unwrap()
+        .pin("a", KeyType::X25519, &[1; 32], None, None)
+        .unwrap();
+    let log = std::fs::read_to_string(store.audit().path()).unwrap();
+    let last = log.lines().last().unwrap();
+    let evil = [0xEE; 32];
+    // The pins exactly as akex serializes them, and their hash.
+    let data = format!(
+        r#"{{"pins":[{{"name":"evil","id":"{}","type":"x25519","public":"{}","added":1}}],"revocations":[]}}"#,
+        key_id(&evil),
+        encode_public_key(&evil)
+    );
+    let line = serde_json::json!({
+        "seq": 2, "time": 1, "event": "trust", "name": "evil",
+        "trust_sha256": hex::encode(Sha256::digest(data.as_bytes())),
+        "trust_file": "trust.json",
+        "prev": hex::encode(Sha256::digest(last.as_bytes())),
+    })
+    .to_string();
+    let mut file: serde_json::Value = serde_json::from_str(&data).unwrap();
+    file["audit"] = serde_json::json!({ "seq": 2, "line": line });
+    std::fs::write(store.trust_path(), file.to_string()).unwrap();
+    let mut policy = TrustPolicy::Pinned(audited(&store).unwrap());
+    policy.check_peer(&evil, Some("evil"), now_unix()).unwrap();
+    assert!(!store.audit_report().unwrap().interrupted.is_empty());
+}
