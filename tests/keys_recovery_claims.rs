@@ -192,3 +192,23 @@ fn secrets_live_in_types_that_zeroize() {
     assert_eq!(format!("{p:?}"), "Passphrase(<redacted>)");
     assert!(!format!("{:?}", akex::crypto::Secret::new([0x41u8; 32])).contains("41"));
 }
+
+/// Two messages of the PKCS#11 error table that SoftHSM2 cannot produce in
+/// the token tests (a locked PIN) or only produces with the feature.
+#[test]
+fn pkcs11_error_messages_read_as_documented() {
+    use akex::error::HsmError;
+    let text = |e: HsmError| Error::from(e).to_string();
+    assert_eq!(
+        text(HsmError::PinLocked { token: "T".into() }),
+        "PKCS#11: the PIN of token T is locked"
+    );
+    assert_eq!(
+        text(HsmError::WrongPin { token: "T".into() }),
+        "PKCS#11: wrong PIN for token T"
+    );
+    assert_eq!(
+        text(HsmError::NotBuilt),
+        "PKCS#11: this build of akex has no PKCS#11 support (cargo feature pkcs11)"
+    );
+}

@@ -366,6 +366,36 @@ fn token_keys_rotate_revoke_and_destroy_with_audit_lines() {
         ]),
     );
     assert!(line.contains("revoked"), "{line}");
+    // Not through its URI either: the store knows the key.
+    let new_uri = rotated["new"]["pkcs11"].as_str().unwrap();
+    let line = fail_one_line(
+        &mut log,
+        cmd(&hsm).args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--once",
+            "--protocol",
+            P256,
+            "--store",
+            s(&srv),
+            "--key",
+            new_uri,
+        ]),
+    );
+    assert!(line.contains("revoked"), "{line}");
+    // list and show say where the key is.
+    let list = run(
+        &mut log,
+        cmd(&hsm).args(["keys", "--store", s(&srv), "list"]),
+    );
+    assert!(String::from_utf8_lossy(&list.stdout).contains(" pkcs11 "));
+    let show = run(
+        &mut log,
+        cmd(&hsm).args(["keys", "--store", s(&srv), "show", "--name", "srv"]),
+    );
+    let shown = String::from_utf8_lossy(&show.stdout);
+    assert!(shown.contains(&format!("pkcs11: {new_uri}")), "{shown}");
 
     // Destroy: the objects leave the token.
     let tool = hsm
@@ -467,6 +497,35 @@ fn pkcs11_tool_sees_sensitive_never_extractable_private_keys() {
             block.contains("Usage:") && block.contains("sign"),
             "{block}"
         );
+        assert!(!block.contains("derive"), "{block}");
+    }
+    // Both halves carry the key's label and id; the public half verifies
+    // and names its curve (edwards25519 as a PrintableString, prime256v1).
+    let out = tool()
+        .args(["--login", "--pin", PIN, "-O"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |block: &str, name: &str| {
+        block
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_string()))
+            .unwrap_or_default()
+    };
+    for (label, params) in [
+        ("ed", "130c6564776172647332353531"),
+        ("p", "06082a8648ce3d030107"),
+    ] {
+        let halves: Vec<&str> = text
+            .split("Key Object")
+            .skip(1)
+            .filter(|b| field(b, "label:") == label)
+            .collect();
+        assert_eq!(halves.len(), 2, "{label}: {text}");
+        assert_eq!(field(halves[0], "ID:"), field(halves[1], "ID:"));
+        let public = halves.iter().find(|b| b.contains("EC_PARAMS")).unwrap();
+        assert!(field(public, "Usage:").contains("verify"), "{public}");
+        assert!(field(public, "EC_PARAMS:").starts_with(params), "{public}");
     }
     // (pkcs11-tool cannot be asked for CKA_VALUE; tests/pkcs11.rs checks
     // through the PKCS#11 API that the token refuses to return it.)
@@ -624,4 +683,44 @@ fn each_failure_is_one_line_and_leaves_store_and_token_unchanged() {
     assert!(!log.contains(PIN), "the PIN appeared in an output");
     assert!(!text.contains("000000") && !text.contains("111111"));
     assert_eq!(text.matches("pkcs11-login-failed").count(), 2, "{text}");
+}
+
+/// With no PIN in the environment or on a descriptor, a terminal gets a
+/// prompt (a pseudo-terminal from `script`).
+#[test]
+fn the_pin_is_asked_for_on_a_terminal() {
+    let hsm = SoftHsm::new(&["t"]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let line = format!(
+        "env -u AKEX_PKCS11_PIN SOFTHSM2_CONF='{}' AKEX_PKCS11_MODULE='{}' '{}' keys --store '{}' \
+         generate --name p --type p256 --pkcs11 'pkcs11:token=t;object=p'",
+        hsm.conf.display(),
+        hsm.module.display(),
+        AKEX.display(),
+        store.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(format!("{PIN}\n").as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("PIN for PKCS#11 token"), "{text}");
+    let list = run(
+        &mut String::new(),
+        cmd(&hsm).args(["keys", "--store", s(&store), "list"]),
+    );
+    assert!(
+        String::from_utf8_lossy(&list.stdout).contains(" pkcs11 "),
+        "{text}"
+    );
 }
