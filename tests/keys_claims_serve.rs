@@ -285,10 +285,21 @@ fn rotation_announcements_follow_the_documented_rules() {
         Duration::from_millis(500)
     ));
     let _ = server.stop();
-    // A revoked key fails at once: no waiting for an announcement.
-    ok_keys(&cli, &["revoke", "--name", "fresh", "--reason", "test"]);
-    let server = serve(AKEX_XX, false, &["--store", s(&fresh), "--key", "fresh"]);
-    let start = Instant::now();
+    // Wrong-peer, expired and revoked keys fail at once: no waiting for an
+    // announcement (the client's timeout is 10 s).
+    let show = fresh.join("fresh.show.json");
+    ok_keys(
+        &cli,
+        &[
+            "trust",
+            "--name",
+            "old",
+            "--from",
+            s(&show),
+            "--expires-in",
+            "0",
+        ],
+    );
     let args = [
         "--store",
         s(&cli),
@@ -299,24 +310,38 @@ fn rotation_announcements_follow_the_documented_rules() {
         "--timeout",
         "10",
     ];
-    let out = connect(
-        &server.addr,
-        AKEX_XX,
-        &[&args[..], &["--peer", "fresh"]].concat(),
-    );
+    let server = serve(AKEX_XX, false, &["--store", s(&fresh), "--key", "fresh"]);
+    for (peer, reason, revoke) in [
+        ("server", "not pinned as", false),
+        ("old", "expired", false),
+        ("fresh", "revoked", true),
+    ] {
+        if revoke {
+            ok_keys(&cli, &["revoke", "--name", "fresh", "--reason", "test"]);
+        }
+        let start = Instant::now();
+        let out = connect(
+            &server.addr,
+            AKEX_XX,
+            &[&args[..], &["--peer", peer]].concat(),
+        );
+        assert!(text(&out).contains(reason), "{peer}: {out:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{peer}: {:?}",
+            start.elapsed()
+        );
+    }
     let _ = server.stop();
-    assert!(text(&out).contains("revoked"), "{out:?}");
-    assert!(
-        start.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        start.elapsed()
-    );
 
     let v: serde_json::Value =
         serde_json::from_str(&ok_keys(&srv, &["rotate", "--name", "server", "--json"])).unwrap();
     let new_id = v["new"]["id"].as_str().unwrap().to_string();
     // Noise mode cannot announce, and says so at start-up.
     let server = serve(XX, false, &["--store", s(&srv), "--key", "server"]);
+    // One connection: the server is past its start-up notes.
+    let out = connect(&server.addr, XX, &["--store", s(&tofu), "--key", "t"]);
+    assert!(out.status.success(), "{out:?}");
     let log = server.stop();
     assert!(log.contains("Noise mode has no control records"), "{log}");
     // akex mode announces it.
