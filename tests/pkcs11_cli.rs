@@ -724,3 +724,77 @@ fn the_pin_is_asked_for_on_a_terminal() {
         "{text}"
     );
 }
+
+/// A module that offers only the four mechanisms the document names
+/// (`CKM_EC_EDWARDS_KEY_PAIR_GEN`, `CKM_EDDSA`, `CKM_EC_KEY_PAIR_GEN`,
+/// `CKM_ECDSA`) is enough for generating, rotating and both SIGMA suites.
+#[test]
+fn the_documented_mechanisms_are_all_akex_needs() {
+    let hsm = SoftHsm::new(&["server", "client"]);
+    let only = hsm.dir.path().join("only.conf");
+    std::fs::write(
+        &only,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n\
+             slots.mechanisms = CKM_EC_EDWARDS_KEY_PAIR_GEN,CKM_EDDSA,CKM_EC_KEY_PAIR_GEN,CKM_ECDSA\n",
+            hsm.dir.path().join("tokens").display()
+        ),
+    )
+    .unwrap();
+    let c = || {
+        let mut c = cmd(&hsm);
+        c.env("SOFTHSM2_CONF", &only);
+        c
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, cli) = (dir.path().join("srv"), dir.path().join("cli"));
+    let mut log = String::new();
+    let must = |log: &mut String, c: &mut Command| {
+        let out = run(log, c);
+        assert!(out.status.success(), "{}", support::describe("akex", &out));
+        out
+    };
+    for (protocol, ty) in [(ED, "ed25519"), (P256, "p256")] {
+        for (store, token) in [(&srv, "server"), (&cli, "client")] {
+            let uri = format!("pkcs11:token={token};object={ty}");
+            must(
+                &mut log,
+                c().args(["keys", "--store", s(store), "generate", "--name", ty])
+                    .args(["--type", ty, "--pkcs11", &uri]),
+            );
+        }
+        must(
+            &mut log,
+            c().args(["keys", "--store", s(&srv), "rotate", "--name", ty]),
+        );
+        let public = |log: &mut String, store: &Path| {
+            let out = must(
+                log,
+                c().args(["keys", "--store", s(store), "show", "--name", ty, "--json"]),
+            );
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            v["public"].as_str().unwrap().to_string()
+        };
+        let (srv_pub, cli_pub) = (public(&mut log, &srv), public(&mut log, &cli));
+        let server = start_listener(
+            c().args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--once",
+                "--timeout",
+                "10",
+            ])
+            .args(["--protocol", protocol, "--store", s(&srv), "--key", ty])
+            .args(["--remote-key", &cli_pub]),
+        );
+        must(
+            &mut log,
+            c().args(["connect", "--addr", &server.addr, "--protocol", protocol])
+                .args(["--messages", "1", "--store", s(&cli), "--key", ty])
+                .args(["--remote-key", &srv_pub]),
+        );
+        let (served, text) = server.finish();
+        assert!(served, "{protocol}: {text}");
+    }
+}
