@@ -214,6 +214,9 @@ fn first_pins_at_once_are_never_taken_for_edits() {
                         // no store.json yet; anything else is a failure.
                         assert!(!e.to_string().contains("trust.json"), "{e}");
                     }
+                    // Nor does the log look damaged while writers append.
+                    let report = store.audit_report().unwrap();
+                    assert!(report.broken.is_none(), "{:?}", report.broken);
                     reads += 1;
                 }
             }

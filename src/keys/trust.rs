@@ -163,6 +163,10 @@ fn stamp(path: &Path) -> Option<Stamp> {
     })
 }
 
+/// How often a reader re-reads a trust file that writers keep replacing
+/// before it reports what it found.
+const MAX_REREADS: u32 = 20;
+
 /// Pinned peers and revocations, saved atomically to one JSON file.
 #[derive(Debug, Clone)]
 pub struct TrustStore {
@@ -310,15 +314,27 @@ impl TrustStore {
     }
 
     fn reread(&mut self) -> Result<(), Error> {
-        let before = stamp(&self.path);
-        let file = read_trust_file(&self.path)?;
-        if let (true, Some(audit)) = (self.checked, &self.audit) {
-            check_integrity(&self.path, file.as_ref(), audit)?;
+        let mut attempts = 0;
+        loop {
+            let before = stamp(&self.path);
+            let file = read_trust_file(&self.path)?;
+            if let (true, Some(audit)) = (self.checked, &self.audit) {
+                if let Err(e) = check_integrity(&self.path, file.as_ref(), audit) {
+                    // Readers take no lock: a writer that replaced the file
+                    // after we read it may have logged the newer version
+                    // already. Only a file that stayed put is judged.
+                    attempts += 1;
+                    if attempts < MAX_REREADS && stamp(&self.path) != before {
+                        continue;
+                    }
+                    return Err(e);
+                }
+            }
+            self.data = file.map(|f| f.data).unwrap_or_default();
+            // A write between the stat and the read is caught by the next refresh.
+            self.stamp = before;
+            return Ok(());
         }
-        self.data = file.map(|f| f.data).unwrap_or_default();
-        // A write between the stat and the read is caught by the next refresh.
-        self.stamp = before;
-        Ok(())
     }
 
     /// Re-reads the file if it changed on disk since it was last read (one
