@@ -34,6 +34,8 @@ pub mod signer;
 pub mod store;
 #[cfg(feature = "keystore")]
 pub mod trust;
+#[cfg(feature = "keystore")]
+mod trust_file;
 
 pub use crate::crypto::ed25519::SigningKey;
 pub use crate::crypto::kem::MlKem768KeyPair;

@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::audit::{AuditEvent, AuditLog, AuditRecord, Commit};
-use super::fsutil::{corrupt, ensure_dir, read_file, write_atomic, MAX_STATE_FILE};
+use super::audit::{AuditEvent, AuditLog};
+use super::fsutil::{corrupt, ensure_dir, write_atomic};
 use super::index::KeyType;
 use super::journal::Journal;
 use super::lock::StoreLock;
+use super::trust_file::{check_integrity, file_name, read_trust_file, stamp, Stamp, TrustFile};
 use super::{b64, key_id, now_unix, unb64};
 use crate::error::{Error, KeyStoreError, TrustFailure};
 
@@ -106,14 +107,14 @@ pub(crate) struct TrustData {
 }
 
 impl TrustData {
-    fn sha256(&self) -> String {
+    pub(crate) fn sha256(&self) -> String {
         hex::encode(crate::crypto::hash::sha256(&[
             &serde_json::to_vec(self).unwrap_or_default()
         ]))
     }
 
     /// True if the file would grant or withdraw nothing.
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.pins.is_empty() && self.revocations.is_empty() && self.former.is_empty()
     }
 
@@ -132,37 +133,6 @@ impl TrustData {
     }
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct TrustFile {
-    #[serde(flatten)]
-    data: TrustData,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    audit: Option<Commit>,
-}
-
-/// What identifies one version of the file without reading it: a rename
-/// gives a new inode, a write a new size or time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    len: u64,
-    modified: Option<std::time::SystemTime>,
-    #[cfg(unix)]
-    ino: (u64, u64, i64, i64),
-}
-
-fn stamp(path: &Path) -> Option<Stamp> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some(Stamp {
-        len: meta.len(),
-        modified: meta.modified().ok(),
-        #[cfg(unix)]
-        ino: {
-            use std::os::unix::fs::MetadataExt;
-            (meta.dev(), meta.ino(), meta.ctime(), meta.ctime_nsec())
-        },
-    })
-}
-
 /// How often a reader re-reads a trust file that writers keep replacing
 /// before it reports what it found.
 const MAX_REREADS: u32 = 20;
@@ -176,105 +146,6 @@ pub struct TrustStore {
     /// Check the file against the audit log when (re)reading it.
     checked: bool,
     stamp: Option<Stamp>,
-}
-
-fn read_trust_file(path: &Path) -> Result<Option<TrustFile>, Error> {
-    let Some(bytes) = read_file(path, MAX_STATE_FILE)? else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-        corrupt(
-            path,
-            format!(
-                "invalid trust store at line {} column {}",
-                e.line(),
-                e.column()
-            ),
-        )
-    })
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// Checks a trust file against the audit log: its own commit line must be
-/// in the log (or be the one line an interrupted write has not appended
-/// yet), must carry the hash of its contents, and no later change to the
-/// same file may be logged (a rolled-back copy).
-fn check_integrity(path: &Path, file: Option<&TrustFile>, audit: &AuditLog) -> Result<(), Error> {
-    let text = audit.read_text()?;
-    let name = file_name(path);
-    let logs_this = |line: &str| {
-        serde_json::from_str::<AuditRecord>(line).is_ok_and(|r| {
-            r.event.trust_sha256.is_some()
-                && r.event.trust_file.as_deref().unwrap_or(super::paths::TRUST) == name
-        })
-    };
-    let Some(file) = file else {
-        if text.lines.iter().any(|l| logs_this(l)) {
-            return Err(corrupt(
-                path,
-                "the audit log records a trust store but the file is missing",
-            ));
-        }
-        return Ok(());
-    };
-    let Some(commit) = &file.audit else {
-        if text.lines.iter().any(|l| logs_this(l)) {
-            return Err(corrupt(
-                path,
-                "it differs from the version recorded in the audit log",
-            ));
-        }
-        // akex writes an audited trust file only together with its audit
-        // line, so pins or revocations without one were written by
-        // something else, even on a store that never logged a trust change.
-        if !file.data.is_empty() {
-            return Err(corrupt(
-                path,
-                "it holds pins or revocations that the audit log never recorded \
-                 (written outside akex; remove it or restore it from a backup)",
-            ));
-        }
-        return Ok(());
-    };
-    let record: AuditRecord = serde_json::from_str(&commit.line)
-        .map_err(|_| corrupt(path, "its audit line does not parse"))?;
-    if record.event.trust_sha256.as_deref() != Some(file.data.sha256().as_str()) {
-        return Err(corrupt(
-            path,
-            "it differs from the version recorded in the audit log",
-        ));
-    }
-    let n = text.lines.len() as u64;
-    if commit.seq >= 1 && commit.seq <= n {
-        if text.lines[commit.seq as usize - 1] != commit.line {
-            return Err(corrupt(path, "its audit line differs from the audit log's"));
-        }
-        if text.lines[commit.seq as usize..]
-            .iter()
-            .any(|l| logs_this(l))
-        {
-            return Err(corrupt(
-                path,
-                "it is an older version than the audit log records",
-            ));
-        }
-        return Ok(());
-    }
-    if commit.seq == n + 1 && record.prev == text.last_hash() {
-        return Ok(()); // committed, not appended yet: the next writer appends it
-    }
-    Err(corrupt(
-        path,
-        format!(
-            "the audit log lacks its line {} (the log was cut or deleted)",
-            commit.seq
-        ),
-    ))
 }
 
 impl TrustStore {
