@@ -727,11 +727,15 @@ fn forged_rotation_announcement_is_refused() {
                     .send_control(ControlType::RotationAnnouncement, &a)
                     .await;
             }
+            // Counts what the client sends: nothing, to a key it does not trust.
+            let mut received = 0;
             while let Some(Ok(m)) = messages.next().await {
+                received += 1;
                 if messages.send(m.freeze()).await.is_err() {
                     break;
                 }
             }
+            assert_eq!(received, 0, "the client sent data to an untrusted server");
         });
         let err = fail(
             &mut log,
@@ -754,7 +758,7 @@ fn forged_rotation_announcement_is_refused() {
             ],
         );
         assert!(err.contains(expected), "{expected}: {err}");
-        rt.block_on(server).ok();
+        rt.block_on(server).unwrap();
     }
     assert_eq!(std::fs::read(cli.join("trust.json")).unwrap(), before);
     ok(&mut log, &["keys", "--store", s(&cli), "audit", "--verify"]);

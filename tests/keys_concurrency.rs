@@ -193,6 +193,66 @@ fn writers_of_every_kind_at_once_lose_nothing() {
     );
 }
 
+/// The first writes into a fresh store, pins and keys at once, while this
+/// process keeps reading the trust store as a running server would: no
+/// reader ever sees a trust file it takes for an edit, and nothing is lost.
+#[test]
+fn first_pins_at_once_are_never_taken_for_edits() {
+    use akex::keys::TrustStore;
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().join("store");
+    std::fs::create_dir(&st).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let reads = std::thread::scope(|scope| {
+        let reader = scope.spawn(|| {
+            let mut reads = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(store) = KeyStore::open(&st) {
+                    let trust = TrustStore::open_audited(store.trust_path(), store.audit().clone());
+                    if let Err(e) = trust {
+                        // A store caught before its first index write has
+                        // no store.json yet; anything else is a failure.
+                        assert!(!e.to_string().contains("trust.json"), "{e}");
+                    }
+                    // Nor does the log look damaged while writers append.
+                    let report = store.audit_report().unwrap();
+                    assert!(report.broken.is_none(), "{:?}", report.broken);
+                    reads += 1;
+                }
+            }
+            reads
+        });
+        let mut children = Vec::new();
+        for i in 0..8u8 {
+            let public = akex::keys::encode_public_key(&[i + 1; 32]);
+            children.push(spawn_keys(
+                &st,
+                &args(&["trust", "--name", &format!("p{i}"), "--public", &public]),
+            ));
+            children.push(spawn_keys(
+                &st,
+                &args(&["generate", "--name", &format!("k{i}")]),
+            ));
+        }
+        for child in children {
+            ok(child.wait_with_output().unwrap());
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        reader.join().unwrap()
+    });
+    let store = KeyStore::open(&st).unwrap();
+    let trust = TrustStore::open_audited(store.trust_path(), store.audit().clone()).unwrap();
+    assert_eq!(trust.pins().len(), 8);
+    assert_eq!(store.entries().len(), 8);
+    let events = verify(&st);
+    assert_eq!(
+        (count(&events, "trust"), count(&events, "generate")),
+        (8, 8)
+    );
+    println!("16 concurrent first writes, {reads} trust-store reads meanwhile");
+    assert!(reads > 0);
+}
+
 fn serve(store: &Path, extra: &[&str]) -> Listener {
     let mut c = cmd(&[
         "serve",

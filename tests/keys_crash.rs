@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use akex::keys::{KeyStatus, KeyStore, Passphrase};
+use akex::keys::{KeyStatus, KeyStore, Passphrase, TrustStore};
 
 static AKEX: std::sync::LazyLock<std::path::PathBuf> =
     std::sync::LazyLock::new(support::akex_binary);
@@ -72,6 +72,9 @@ fn check(store: &Path, generated: &[String], trial: usize) {
         "trial {trial}: {:?}",
         report.broken
     );
+    // A crash never makes the trust store look edited.
+    TrustStore::open_audited(opened.trust_path(), opened.audit().clone())
+        .unwrap_or_else(|e| panic!("trial {trial}: {e}"));
     let pass = Passphrase::new(PASS.into());
     for name in generated {
         let entry = opened
@@ -223,6 +226,80 @@ fn sigkill_at_random_moments_never_breaks_the_store() {
     assert!(
         killed >= trials / 4,
         "too few kills to mean anything: {killed}"
+    );
+}
+
+/// The first trust change of a fresh store, killed at random moments: the
+/// trust file a crash leaves (none, or one with its audit line) is never
+/// taken for an edit, and a pin reported as made is there.
+#[test]
+fn a_first_pin_killed_at_random_moments_never_looks_forged() {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    println!("seed {seed}");
+    let mut rng = Rng(seed);
+    let dir = tempfile::tempdir().unwrap();
+    // Kill within the time one uncontended first pin takes here.
+    let span = (0..3)
+        .map(|i| {
+            let start = Instant::now();
+            let public = akex::keys::encode_public_key(&[7; 32]);
+            let st = dir.path().join(format!("timing{i}"));
+            assert!(run(&st, &["trust", "--name", "p", "--public", &public])
+                .status
+                .success());
+            start.elapsed().as_micros() as u64
+        })
+        .min()
+        .unwrap();
+    let (mut killed, mut made, trials) = (0, 0, 80);
+    for trial in 0..trials {
+        let st = dir.path().join(format!("s{trial}"));
+        let public = akex::keys::encode_public_key(&[7; 32]);
+        let args: Vec<String> = ["trust", "--name", "peer", "--public", &public]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut child = keys_cmd(&st, &args).spawn().unwrap();
+        std::thread::sleep(Duration::from_micros(span / 3 + rng.below(span)));
+        let done = match child.try_wait().unwrap() {
+            Some(status) => status.success(),
+            None => {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                killed += 1;
+                false
+            }
+        };
+        if !st.exists() {
+            continue; // killed before it made the directory
+        }
+        let store = KeyStore::open(&st).unwrap_or_else(|e| panic!("trial {trial}: {e}"));
+        made += usize::from(store.trust_path().exists());
+        let trust = TrustStore::open_audited(store.trust_path(), store.audit().clone())
+            .unwrap_or_else(|e| panic!("trial {trial}: {e}"));
+        if done {
+            assert_eq!(trust.pins().len(), 1, "trial {trial}");
+        }
+        // The next write completes whatever was interrupted.
+        let out = run(&st, &["trust", "--name", "peer", "--public", &public]);
+        assert!(out.status.success(), "trial {trial}: {out:?}");
+        KeyStore::open(&st).unwrap().audit().verify().unwrap();
+    }
+    println!(
+        "{trials} first pins killed within {span} µs: {killed} killed mid-run, {made} left a \
+         trust file"
+    );
+    assert!(
+        killed >= trials / 5,
+        "too few kills to mean anything: {killed}"
+    );
+    assert!(
+        made >= trials / 8,
+        "too few trust files to mean anything: {made}"
     );
 }
 

@@ -26,7 +26,7 @@ use akex::{KeyKind, PublicKey};
 use softhsm::{SoftHsm, PIN};
 
 const TOKENS: &[&str] = &[
-    "keys", "sigma", "protect", "errors", "wrongpin", "store", "rollback", "threads",
+    "keys", "sigma", "protect", "errors", "wrongpin", "store", "rollback", "threads", "mismatch",
 ];
 
 fn hsm() -> &'static SoftHsm {
@@ -454,4 +454,46 @@ fn nothing_half_made_when_the_store_cannot_commit() {
     // Destroy still works on a damaged log (it only removes trust).
     store.destroy_in_token("first", &pin()).unwrap();
     let _ = KeyKind::P256;
+}
+
+/// A token key whose public key is not the one its entry records is never
+/// used or destroyed; a key already gone from the token (a destroy whose
+/// commit failed after the objects were removed) only marks the entry.
+#[test]
+fn a_token_key_that_differs_from_its_entry_is_never_used_or_destroyed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store");
+    let mut store = KeyStore::open(&path).unwrap();
+    let k = store
+        .generate_in_token("k", KeyType::Ed25519, &uri("mismatch", "k"), &pin(), None)
+        .unwrap();
+    let other = store
+        .generate_in_token("o", KeyType::Ed25519, &uri("mismatch", "o"), &pin(), None)
+        .unwrap();
+    let index = path.join("store.json");
+    let original = std::fs::read_to_string(&index).unwrap();
+    // k's entry now points at the other key's objects.
+    let k_uri = k.pkcs11.clone().unwrap();
+    let o_uri = other.pkcs11.clone().unwrap();
+    std::fs::write(&index, original.replace(&k_uri, &o_uri)).unwrap();
+    let mut store = KeyStore::open(&path).unwrap();
+    assert!(matches!(
+        store.open_in_token("k", &pin()),
+        Err(Error::KeyStore(KeyStoreError::Corrupt { .. }))
+    ));
+    assert!(store.destroy_in_token("k", &pin()).is_err());
+    let token = Token::open(&uri("mismatch", "x"), &pin()).unwrap();
+    let o = Pkcs11Uri::parse(&o_uri).unwrap();
+    assert!(token.find(&o).is_ok(), "the other key was destroyed");
+    // Put back; then k's objects disappear from the token behind akex.
+    std::fs::write(&index, &original).unwrap();
+    let mut store = KeyStore::open(&path).unwrap();
+    let k_key = token.find(&Pkcs11Uri::parse(&k_uri).unwrap()).unwrap();
+    token.destroy(&k_key).unwrap();
+    let done = store.destroy_in_token("k", &pin()).unwrap();
+    assert_eq!(done.status, KeyStatus::Destroyed);
+    let last = store.audit().verify().unwrap().pop().unwrap();
+    let detail = last.event.detail.unwrap();
+    assert!(detail.contains("pkcs11 key already absent"), "{detail}");
+    assert!(token.find(&o).is_ok());
 }

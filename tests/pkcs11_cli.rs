@@ -366,6 +366,36 @@ fn token_keys_rotate_revoke_and_destroy_with_audit_lines() {
         ]),
     );
     assert!(line.contains("revoked"), "{line}");
+    // Not through its URI either: the store knows the key.
+    let new_uri = rotated["new"]["pkcs11"].as_str().unwrap();
+    let line = fail_one_line(
+        &mut log,
+        cmd(&hsm).args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--once",
+            "--protocol",
+            P256,
+            "--store",
+            s(&srv),
+            "--key",
+            new_uri,
+        ]),
+    );
+    assert!(line.contains("revoked"), "{line}");
+    // list and show say where the key is.
+    let list = run(
+        &mut log,
+        cmd(&hsm).args(["keys", "--store", s(&srv), "list"]),
+    );
+    assert!(String::from_utf8_lossy(&list.stdout).contains(" pkcs11 "));
+    let show = run(
+        &mut log,
+        cmd(&hsm).args(["keys", "--store", s(&srv), "show", "--name", "srv"]),
+    );
+    let shown = String::from_utf8_lossy(&show.stdout);
+    assert!(shown.contains(&format!("pkcs11: {new_uri}")), "{shown}");
 
     // Destroy: the objects leave the token.
     let tool = hsm
@@ -467,6 +497,35 @@ fn pkcs11_tool_sees_sensitive_never_extractable_private_keys() {
             block.contains("Usage:") && block.contains("sign"),
             "{block}"
         );
+        assert!(!block.contains("derive"), "{block}");
+    }
+    // Both halves carry the key's label and id; the public half verifies
+    // and names its curve (edwards25519 as a PrintableString, prime256v1).
+    let out = tool()
+        .args(["--login", "--pin", PIN, "-O"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |block: &str, name: &str| {
+        block
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_string()))
+            .unwrap_or_default()
+    };
+    for (label, params) in [
+        ("ed", "130c6564776172647332353531"),
+        ("p", "06082a8648ce3d030107"),
+    ] {
+        let halves: Vec<&str> = text
+            .split("Key Object")
+            .skip(1)
+            .filter(|b| field(b, "label:") == label)
+            .collect();
+        assert_eq!(halves.len(), 2, "{label}: {text}");
+        assert_eq!(field(halves[0], "ID:"), field(halves[1], "ID:"));
+        let public = halves.iter().find(|b| b.contains("EC_PARAMS")).unwrap();
+        assert!(field(public, "Usage:").contains("verify"), "{public}");
+        assert!(field(public, "EC_PARAMS:").starts_with(params), "{public}");
     }
     // (pkcs11-tool cannot be asked for CKA_VALUE; tests/pkcs11.rs checks
     // through the PKCS#11 API that the token refuses to return it.)
@@ -539,6 +598,13 @@ fn each_failure_is_one_line_and_leaves_store_and_token_unchanged() {
             "already holds a key labelled \"first\"",
         ),
         (ok_uri, "x25519", &[], "stay in the key store"),
+        // Refused before a PIN is asked for (there is none here).
+        (
+            ok_uri,
+            "mlkem768",
+            &[("AKEX_PKCS11_PIN", None)],
+            "stay in the key store",
+        ),
         (&with_pin, "ed25519", &[], "never goes in a URI"),
         (
             ok_uri,

@@ -314,7 +314,7 @@ static ANNOUNCEMENT: OnceLock<Vec<u8>> = OnceLock::new();
 /// Serializes `use` records within the process.
 static USE_LOCK: Mutex<()> = Mutex::new(());
 /// At most one `use` audit line per key per this many seconds.
-const USE_INTERVAL: u64 = 60;
+const USE_INTERVAL: u64 = akex::keys::USE_LINE_INTERVAL;
 
 /// Records a handshake use of the `--key` identity in its store's audit log
 /// (rate-limited, see `AuditLog::record_use`). A failure is a warning: it

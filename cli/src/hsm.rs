@@ -67,6 +67,7 @@ mod imp {
     ) -> Result<KeyEntry, Error> {
         let uri = Pkcs11Uri::parse(uri)?;
         // Checked before the PIN is asked for.
+        akex::keys::check_token_type(key_type)?;
         if store
             .find(name)
             .is_some_and(|e| e.status == akex::keys::KeyStatus::Active)

@@ -1,6 +1,6 @@
 //! `akex keys`: the key store, trust store and audit log.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use akex::error::{ConfigError, KeyStoreError};
@@ -116,11 +116,18 @@ enum KeysCommand {
         /// Stop trusting the pin this many seconds from now.
         #[arg(long)]
         expires_in: Option<u64>,
+        /// Pin in this trust file (the one `serve`/`connect --trust-store`
+        /// read) instead of the store's trust.json; audited by the store.
+        #[arg(long)]
+        trust_store: Option<PathBuf>,
     },
     /// Remove every pin with this name.
     Untrust {
         #[arg(long)]
         name: String,
+        /// Unpin in this trust file instead of the store's trust.json.
+        #[arg(long)]
+        trust_store: Option<PathBuf>,
     },
     /// Print the audit log; with --verify, check its hash chain.
     Audit {
@@ -204,13 +211,28 @@ fn emit(json: bool, value: serde_json::Value, text: String) {
 }
 
 fn open_trust(store: &KeyStore) -> Result<TrustStore, Error> {
-    TrustStore::open_audited(store.trust_path(), store.audit().clone())
+    open_trust_at(store, None)
+}
+
+/// The store's trust.json, or `file` (a `--trust-store` file), audited by
+/// the store's log either way.
+fn open_trust_at(store: &KeyStore, file: Option<&Path>) -> Result<TrustStore, Error> {
+    let path = file.map_or_else(|| store.trust_path(), Path::to_path_buf);
+    TrustStore::open_audited(path, store.audit().clone())
 }
 
 /// For changes that only remove trust: no integrity check, which must
-/// never block a revocation.
-fn open_trust_for_revocation(store: &KeyStore) -> Result<TrustStore, Error> {
-    TrustStore::open_for_revocation(store.trust_path(), store.audit().clone())
+/// never block a revocation; an edited file is still reported.
+fn open_trust_for_revocation(store: &KeyStore, file: Option<&Path>) -> Result<TrustStore, Error> {
+    let path = file.map_or_else(|| store.trust_path(), Path::to_path_buf);
+    let trust = TrustStore::open_for_revocation(path, store.audit().clone())?;
+    if let Err(e) = open_trust_at(store, file) {
+        eprintln!(
+            "akex keys: WARNING: {e}; the change goes ahead (revocations are never blocked), \
+             its audit line records this, and the pins in the file stay: review them"
+        );
+    }
+    Ok(trust)
 }
 
 /// Reads a small JSON file (`--from`, `--statement`): a regular file of at
@@ -358,7 +380,7 @@ fn run(args: KeysArgs) -> Result<(), Error> {
             } else {
                 Vec::new()
             };
-            let mut trust = open_trust_for_revocation(&store)?;
+            let mut trust = open_trust_for_revocation(&store, None)?;
             let ids = trust.revoke_name(&name, &own, &reason, now)?;
             emit(
                 json,
@@ -405,8 +427,9 @@ fn run(args: KeysArgs) -> Result<(), Error> {
             from,
             statement,
             expires_in,
+            trust_store,
         } => {
-            let mut trust = open_trust(&store)?;
+            let mut trust = open_trust_at(&store, trust_store.as_deref())?;
             let pin = if let Some(path) = statement {
                 let statement: RotationStatement = read_json(&path)?;
                 trust.accept_rotation(&statement, now_unix())?
@@ -468,8 +491,8 @@ fn run(args: KeysArgs) -> Result<(), Error> {
                 pin_line(&pin),
             );
         }
-        KeysCommand::Untrust { name } => {
-            let mut trust = open_trust_for_revocation(&store)?;
+        KeysCommand::Untrust { name, trust_store } => {
+            let mut trust = open_trust_for_revocation(&store, trust_store.as_deref())?;
             let n = trust.unpin(&name)?;
             emit(
                 json,

@@ -196,6 +196,9 @@ impl AuditLog {
     /// the lines the store's files say they committed: a committed line
     /// the log lacks means lines were removed or the log was deleted.
     pub(crate) fn check(&self, commits: &[(&Path, &Commit)]) -> Result<AuditReport, Error> {
+        // The head first: writers append to the log before they replace the
+        // head, so a head read before the log never leads it.
+        let head = self.read_head()?;
         let text = self.read_text()?;
         let mut report = AuditReport::default();
         if text.torn > 0 {
@@ -233,7 +236,7 @@ impl AuditLog {
                 ));
             }
         }
-        match (self.read_head()?, report.broken.is_some()) {
+        match (head, report.broken.is_some()) {
             (_, true) => {}
             (None, false) if n > 0 => report
                 .interrupted

@@ -313,13 +313,13 @@ pub(crate) fn open(
 mod tests {
     use super::*;
 
-    fn file_with(log_n_field: u64, r: u16, p: u16) -> Vec<u8> {
-        let (salt, iv) = ([1u8; 16], [2u8; 16]);
+    fn file_with(n: u64, r: u16, p: u16, salt_len: usize) -> Vec<u8> {
+        let (salt, iv) = (vec![1u8; salt_len], [2u8; 16]);
         let info = EncryptedPrivateKeyInfo {
             encryption_algorithm: pbes2::Parameters {
                 kdf: ScryptParams {
                     salt: &salt,
-                    cost_parameter: log_n_field,
+                    cost_parameter: n,
                     block_size: r,
                     parallelization: p,
                     key_length: None,
@@ -336,23 +336,153 @@ mod tests {
             .into_bytes()
     }
 
+    fn params(n: u64, r: u16, p: u16, salt: &[u8]) -> ScryptParams<'_> {
+        ScryptParams {
+            salt,
+            cost_parameter: n,
+            block_size: r,
+            parallelization: p,
+            key_length: None,
+        }
+    }
+
+    /// The bounds docs/key-management.md states, each broken alone; none
+    /// of these files costs anything to refuse.
     #[test]
     fn hostile_scrypt_parameters_are_refused_before_any_work() {
         let pass = Passphrase::new("pw".into());
         let path = Path::new("k.pem");
         let start = std::time::Instant::now();
-        for (n, r, p) in [
-            (1u64 << 30, 8, 1), // 128 GiB
-            (1 << 22, 64, 1),   // r too large
-            (1 << 20, 8, 1000), // p too large
-            (1 << 22, 32, 1),   // 16 GiB of memory
-            (3, 8, 1),          // not a power of two
-            (0, 8, 1),
+        for (n, r, p, salt, what) in [
+            (
+                1u64 << 23,
+                1,
+                1,
+                16,
+                "log2 N = 23 (1 GiB, 2^23 work otherwise fine)",
+            ),
+            (1 << 40, 8, 1, 16, "N = 2^40"),
+            (u64::MAX, 8, 1, 16, "N = 2^64 - 1"),
+            (1 << 10, 33, 1, 16, "r = 33"),
+            (1 << 10, u16::MAX, 1, 16, "r = 65535"),
+            (1 << 10, 8, 17, 16, "p = 17"),
+            (1 << 10, 8, u16::MAX, 16, "p = 65535"),
+            (1 << 22, 9, 1, 16, "128 r N = 4.5 GiB"),
+            (1 << 21, 8, 16, 16, "N r p = 2^28"),
+            (1 << 20, 8, 1, 7, "a 7-byte salt"),
+            (1 << 20, 8, 1, 65, "a 65-byte salt"),
+            (1, 8, 1, 16, "N = 1"),
+            (0, 8, 1, 16, "N = 0"),
+            (3, 8, 1, 16, "N not a power of two"),
+            (1 << 10, 0, 1, 16, "r = 0"),
+            (1 << 10, 8, 0, 16, "p = 0"),
         ] {
-            let err = open(&file_with(n, r, p), true, Some(&pass), "k", path).unwrap_err();
-            assert!(err.to_string().contains("bounds"), "{n} {r} {p}: {err}");
+            let err = open(&file_with(n, r, p, salt), true, Some(&pass), "k", path).unwrap_err();
+            match err {
+                Error::KeyStore(KeyStoreError::Corrupt { ref reason, .. }) => {
+                    assert!(reason.contains("bounds"), "{what}: {reason}")
+                }
+                other => panic!("{what}: {other:?}"),
+            }
         }
         assert!(start.elapsed() < std::time::Duration::from_secs(1));
+        // The limits themselves are accepted.
+        for (n, r, p, salt) in [
+            (1u64 << 22, 8, 4, 16), // log2 N 22, 4 GiB, 2^27 work
+            (1 << 15, 32, 16, 16),  // r and p at their maxima
+            (2, 1, 1, 8),
+            (2, 1, 1, 64),
+        ] {
+            let salt = vec![0u8; salt];
+            assert!(bounded(&params(n, r, p, &salt)).is_some(), "{n} {r} {p}");
+        }
+    }
+
+    /// New files: scrypt N = 2^log_n, r = 8, p = 1, a 16-byte salt shared
+    /// by the blocks of one file, a fresh IV per block; the default work
+    /// factor is 18 (256 MiB), the largest 22.
+    #[test]
+    fn new_files_use_the_documented_scrypt_parameters() {
+        assert_eq!((DEFAULT_SCRYPT_LOG_N, MAX_SCRYPT_LOG_N), (18, 22));
+        assert_eq!((SCRYPT_R, SCRYPT_P), (8, 1));
+        assert_eq!(
+            (128 * u64::from(SCRYPT_R)) << DEFAULT_SCRYPT_LOG_N,
+            256 << 20
+        );
+        let pass = Passphrase::new("pw".into());
+        assert!(matches!(
+            Protection::passphrase(pass.clone()),
+            Protection::Passphrase { log_n: 18, .. }
+        ));
+        let blocks = vec![
+            Zeroizing::new(vec![0x30, 0x03, 0x02, 0x01, 0x00]),
+            Zeroizing::new(vec![0x30, 0x03, 0x02, 0x01, 0x01]),
+        ];
+        for bad in [0, MAX_SCRYPT_LOG_N + 1] {
+            let protection = Protection::Passphrase {
+                passphrase: pass.clone(),
+                log_n: bad,
+            };
+            assert!(seal(&blocks, &protection).is_err(), "log_n {bad}");
+        }
+        let protection = Protection::Passphrase {
+            passphrase: pass,
+            log_n: 5,
+        };
+        let sealed = seal(&blocks, &protection).unwrap();
+        let pems = pem_blocks(&sealed).unwrap();
+        assert_eq!(pems.len(), 2);
+        let mut seen = Vec::new();
+        for (label, der) in &pems {
+            assert_eq!(label, PEM_ENCRYPTED);
+            let info = EncryptedPrivateKeyInfo::from_der(der).unwrap();
+            let Scheme::Pbes2(p) = &info.encryption_algorithm else {
+                panic!("not PBES2")
+            };
+            let (Kdf::Scrypt(kdf), EncryptionScheme::Aes256Cbc { iv }) = (&p.kdf, p.encryption)
+            else {
+                panic!("not scrypt with AES-256-CBC")
+            };
+            assert_eq!(kdf.cost_parameter, 32);
+            assert_eq!((kdf.block_size, kdf.parallelization), (8, 1));
+            assert_eq!(kdf.salt.len(), 16);
+            seen.push((kdf.salt.to_vec(), iv.to_vec()));
+        }
+        assert_eq!(seen[0].0, seen[1].0, "one salt per file");
+        assert_ne!(seen[0].1, seen[1].1, "one IV per block");
+        assert_ne!(
+            seal(&blocks, &protection).unwrap(),
+            sealed,
+            "a fresh salt per file"
+        );
+    }
+
+    /// Derived keys, sealed files, decrypted DER and passphrases live in
+    /// `Zeroizing` buffers: these typed bindings stop compiling if not.
+    #[test]
+    fn derived_keys_and_plaintexts_are_zeroizing() {
+        type Derive = fn(&Passphrase, &[u8], u8, u32, u32) -> Option<Zeroizing<[u8; 32]>>;
+        type Seal = fn(&[Zeroizing<Vec<u8>>], &Protection) -> Result<Zeroizing<Vec<u8>>, Error>;
+        type Open = fn(
+            &[u8],
+            bool,
+            Option<&Passphrase>,
+            &str,
+            &Path,
+        ) -> Result<Vec<Zeroizing<Vec<u8>>>, Error>;
+        let (derive, seal, open): (Derive, Seal, Open) = (derive, seal, open);
+        let pass = Passphrase::new("pw".into());
+        let _: &Zeroizing<String> = &pass.0;
+        let key = derive(&pass, &[1; 16], 2, 8, 1).unwrap();
+        assert_ne!(*key, [0u8; 32]);
+        let blocks = vec![Zeroizing::new(vec![0x30, 0x00])];
+        let protection = Protection::Passphrase {
+            passphrase: pass.clone(),
+            log_n: 2,
+        };
+        let sealed = seal(&blocks, &protection).unwrap();
+        let opened = open(&sealed, true, Some(&pass), "k", Path::new("k.pem")).unwrap();
+        assert_eq!(opened[0].as_slice(), blocks[0].as_slice());
     }
 
     #[test]

@@ -28,13 +28,7 @@ impl KeyStore {
         expires: Option<u64>,
     ) -> Result<KeyEntry, Error> {
         check_name(name)?;
-        if !key_type.is_signing() {
-            return Err(KeyStoreError::Unsupported(format!(
-                "a {key_type} key cannot live in a token for akex: tokens hold signing \
-                 identities (ed25519, p256); X25519 and ML-KEM keys stay in the key store"
-            ))
-            .into());
-        }
+        check_token_type(key_type)?;
         if self
             .find(name)
             .is_some_and(|e| e.status == KeyStatus::Active)
@@ -205,6 +199,19 @@ impl KeyStore {
         }
         result
     }
+}
+
+/// Refuses a key type a token cannot hold for akex (before any PIN is
+/// asked for).
+pub fn check_token_type(key_type: KeyType) -> Result<(), Error> {
+    if key_type.is_signing() {
+        return Ok(());
+    }
+    Err(KeyStoreError::Unsupported(format!(
+        "a {key_type} key cannot live in a token for akex: tokens hold signing \
+         identities (ed25519, p256); X25519 and ML-KEM keys stay in the key store"
+    ))
+    .into())
 }
 
 fn entry_uri(entry: &KeyEntry) -> Result<Pkcs11Uri, Error> {

@@ -291,8 +291,13 @@ struct UseCounter {
     last_line: Option<u64>,
 }
 
-/// How long a handshake waits for the store lock to count a use.
-const USE_PATIENCE: Duration = Duration::from_millis(250);
+/// How long a handshake waits for the store lock to count a use; a use
+/// that cannot get it in time is not counted.
+pub const USE_LOCK_PATIENCE: Duration = Duration::from_millis(250);
+
+/// The least time between two `use` lines of one key, in seconds, that
+/// `serve` and `connect` pass to [`AuditLog::record_use`].
+pub const USE_LINE_INTERVAL: u64 = 60;
 
 impl AuditLog {
     /// Records one use of key `key_id` in a handshake, rate-limited: the
@@ -312,7 +317,7 @@ impl AuditLog {
         now: u64,
         min_interval: u64,
     ) -> Result<bool, Error> {
-        let Some(mut journal) = Journal::open_within(self, USE_PATIENCE)? else {
+        let Some(mut journal) = Journal::open_within(self, USE_LOCK_PATIENCE)? else {
             return Ok(false);
         };
         let path = self.path().with_extension("uses");

@@ -34,6 +34,8 @@ pub mod signer;
 pub mod store;
 #[cfg(feature = "keystore")]
 pub mod trust;
+#[cfg(feature = "keystore")]
+mod trust_file;
 
 pub use crate::crypto::ed25519::SigningKey;
 pub use crate::crypto::kem::MlKem768KeyPair;
@@ -46,8 +48,12 @@ pub use encrypted::{Passphrase, Protection, DEFAULT_SCRYPT_LOG_N, MAX_SCRYPT_LOG
 pub use file::{
     decode_public_key, encode_public_key, load_identity, read_regular_file, write_new_identity,
 };
+#[cfg(all(feature = "keystore", feature = "pkcs11"))]
+pub use hsm::check_token_type;
 #[cfg(feature = "keystore")]
 pub use index::{KeyEntry, KeyStatus, KeyType};
+#[cfg(feature = "keystore")]
+pub use journal::{USE_LINE_INTERVAL, USE_LOCK_PATIENCE};
 #[cfg(feature = "keystore")]
 pub use material::LoadedKey;
 #[cfg(feature = "keystore")]

@@ -106,9 +106,13 @@ fn pin_on_first_use(
     let name = expected
         .map(str::to_owned)
         .unwrap_or_else(|| format!("tofu-{}", &id[..16]));
-    let pinned = store.modify(|data, _| {
+    let pinned = store.modify(|data, journal| {
         if data.revocation(&id).is_some() || data.pins.iter().any(|p| p.id == id) {
             return Ok((false, None));
+        }
+        // A new pin adds trust: refused while the audit log is damaged.
+        if let Some(journal) = journal {
+            journal.require_intact()?;
         }
         let mut pin = Pin::new(&name, KeyType::X25519, remote_static, now);
         pin.tofu = true;

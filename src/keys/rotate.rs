@@ -232,6 +232,10 @@ impl TrustStore {
             if !old.is_valid(now) {
                 return Err(bad("the old key's pin has expired"));
             }
+            // A new pin adds trust: refused while the log is damaged.
+            if let Some(journal) = &journal {
+                journal.require_intact()?;
+            }
             let mut new = Pin::new(&old.name, statement.key_type, &public, now);
             new.signing_public = Some(statement.new_signing_public.clone());
             new.expires = match (old.expires, old.valid_until) {

@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::audit::{AuditEvent, AuditLog, AuditRecord, Commit};
-use super::fsutil::{corrupt, ensure_dir, read_file, write_atomic, MAX_STATE_FILE};
+use super::audit::{AuditEvent, AuditLog};
+use super::fsutil::{corrupt, ensure_dir, write_atomic};
 use super::index::KeyType;
 use super::journal::Journal;
 use super::lock::StoreLock;
+use super::trust_file::{check_integrity, file_name, read_trust_file, stamp, Stamp, TrustFile};
 use super::{b64, key_id, now_unix, unb64};
 use crate::error::{Error, KeyStoreError, TrustFailure};
 
@@ -106,10 +107,15 @@ pub(crate) struct TrustData {
 }
 
 impl TrustData {
-    fn sha256(&self) -> String {
+    pub(crate) fn sha256(&self) -> String {
         hex::encode(crate::crypto::hash::sha256(&[
             &serde_json::to_vec(self).unwrap_or_default()
         ]))
+    }
+
+    /// True if the file would grant or withdraw nothing.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pins.is_empty() && self.revocations.is_empty() && self.former.is_empty()
     }
 
     pub(crate) fn revocation(&self, key_id: &str) -> Option<&Revocation> {
@@ -127,36 +133,9 @@ impl TrustData {
     }
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct TrustFile {
-    #[serde(flatten)]
-    data: TrustData,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    audit: Option<Commit>,
-}
-
-/// What identifies one version of the file without reading it: a rename
-/// gives a new inode, a write a new size or time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    len: u64,
-    modified: Option<std::time::SystemTime>,
-    #[cfg(unix)]
-    ino: (u64, u64, i64, i64),
-}
-
-fn stamp(path: &Path) -> Option<Stamp> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some(Stamp {
-        len: meta.len(),
-        modified: meta.modified().ok(),
-        #[cfg(unix)]
-        ino: {
-            use std::os::unix::fs::MetadataExt;
-            (meta.dev(), meta.ino(), meta.ctime(), meta.ctime_nsec())
-        },
-    })
-}
+/// How often a reader re-reads a trust file that writers keep replacing
+/// before it reports what it found.
+const MAX_REREADS: u32 = 20;
 
 /// Pinned peers and revocations, saved atomically to one JSON file.
 #[derive(Debug, Clone)]
@@ -167,95 +146,6 @@ pub struct TrustStore {
     /// Check the file against the audit log when (re)reading it.
     checked: bool,
     stamp: Option<Stamp>,
-}
-
-fn read_trust_file(path: &Path) -> Result<Option<TrustFile>, Error> {
-    let Some(bytes) = read_file(path, MAX_STATE_FILE)? else {
-        return Ok(None);
-    };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-        corrupt(
-            path,
-            format!(
-                "invalid trust store at line {} column {}",
-                e.line(),
-                e.column()
-            ),
-        )
-    })
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default()
-}
-
-/// Checks a trust file against the audit log: its own commit line must be
-/// in the log (or be the one line an interrupted write has not appended
-/// yet), must carry the hash of its contents, and no later change to the
-/// same file may be logged (a rolled-back copy).
-fn check_integrity(path: &Path, file: Option<&TrustFile>, audit: &AuditLog) -> Result<(), Error> {
-    let text = audit.read_text()?;
-    let name = file_name(path);
-    let logs_this = |line: &str| {
-        serde_json::from_str::<AuditRecord>(line).is_ok_and(|r| {
-            r.event.trust_sha256.is_some()
-                && r.event.trust_file.as_deref().unwrap_or(super::paths::TRUST) == name
-        })
-    };
-    let Some(file) = file else {
-        if text.lines.iter().any(|l| logs_this(l)) {
-            return Err(corrupt(
-                path,
-                "the audit log records a trust store but the file is missing",
-            ));
-        }
-        return Ok(());
-    };
-    let Some(commit) = &file.audit else {
-        if text.lines.iter().any(|l| logs_this(l)) {
-            return Err(corrupt(
-                path,
-                "it differs from the version recorded in the audit log",
-            ));
-        }
-        return Ok(());
-    };
-    let record: AuditRecord = serde_json::from_str(&commit.line)
-        .map_err(|_| corrupt(path, "its audit line does not parse"))?;
-    if record.event.trust_sha256.as_deref() != Some(file.data.sha256().as_str()) {
-        return Err(corrupt(
-            path,
-            "it differs from the version recorded in the audit log",
-        ));
-    }
-    let n = text.lines.len() as u64;
-    if commit.seq >= 1 && commit.seq <= n {
-        if text.lines[commit.seq as usize - 1] != commit.line {
-            return Err(corrupt(path, "its audit line differs from the audit log's"));
-        }
-        if text.lines[commit.seq as usize..]
-            .iter()
-            .any(|l| logs_this(l))
-        {
-            return Err(corrupt(
-                path,
-                "it is an older version than the audit log records",
-            ));
-        }
-        return Ok(());
-    }
-    if commit.seq == n + 1 && record.prev == text.last_hash() {
-        return Ok(()); // committed, not appended yet: the next writer appends it
-    }
-    Err(corrupt(
-        path,
-        format!(
-            "the audit log lacks its line {} (the log was cut or deleted)",
-            commit.seq
-        ),
-    ))
 }
 
 impl TrustStore {
@@ -295,15 +185,27 @@ impl TrustStore {
     }
 
     fn reread(&mut self) -> Result<(), Error> {
-        let before = stamp(&self.path);
-        let file = read_trust_file(&self.path)?;
-        if let (true, Some(audit)) = (self.checked, &self.audit) {
-            check_integrity(&self.path, file.as_ref(), audit)?;
+        let mut attempts = 0;
+        loop {
+            let before = stamp(&self.path);
+            let file = read_trust_file(&self.path)?;
+            if let (true, Some(audit)) = (self.checked, &self.audit) {
+                if let Err(e) = check_integrity(&self.path, file.as_ref(), audit) {
+                    // Readers take no lock: a writer that replaced the file
+                    // after we read it may have logged the newer version
+                    // already. Only a file that stayed put is judged.
+                    attempts += 1;
+                    if attempts < MAX_REREADS && stamp(&self.path) != before {
+                        continue;
+                    }
+                    return Err(e);
+                }
+            }
+            self.data = file.map(|f| f.data).unwrap_or_default();
+            // A write between the stat and the read is caught by the next refresh.
+            self.stamp = before;
+            return Ok(());
         }
-        self.data = file.map(|f| f.data).unwrap_or_default();
-        // A write between the stat and the read is caught by the next refresh.
-        self.stamp = before;
-        Ok(())
     }
 
     /// Re-reads the file if it changed on disk since it was last read (one
@@ -376,9 +278,20 @@ impl TrustStore {
             }
             Some(_) => None,
         };
-        let mut data = read_trust_file(&self.path)?
-            .map(|f| f.data)
-            .unwrap_or_default();
+        let on_disk = read_trust_file(&self.path)?;
+        // Checked again under the lock, on the version about to be changed:
+        // an audited store refuses an edited file; a revocation goes ahead
+        // (it must never be blocked) and its audit line records the edit,
+        // so rewriting the file does not silently adopt a forged pin.
+        let edited = match &self.audit {
+            Some(audit) => match check_integrity(&self.path, on_disk.as_ref(), audit) {
+                Ok(()) => None,
+                Err(e) if self.checked => return Err(e),
+                Err(e) => Some(e),
+            },
+            None => None,
+        };
+        let mut data = on_disk.map(|f| f.data).unwrap_or_default();
         let (value, event) = change(&mut data, journal.as_mut())?;
         let Some(mut event) = event else {
             self.data = data;
@@ -387,6 +300,13 @@ impl TrustStore {
         };
         let mut file = TrustFile { data, audit: None };
         if let Some(journal) = journal.as_mut() {
+            if let Some(Error::KeyStore(KeyStoreError::Corrupt { reason, .. })) = &edited {
+                let note = format!("the trust file had been changed outside akex: {reason}");
+                event.detail = Some(match event.detail.take() {
+                    Some(d) => format!("{d}; {note}"),
+                    None => note,
+                });
+            }
             event.trust_sha256 = Some(file.data.sha256());
             event.trust_file = Some(file_name(&self.path));
             file.audit = Some(journal.next_line(&event, now_unix())?);

@@ -1,0 +1,214 @@
+//! Crash recovery and loss detection as docs/key-management.md states them:
+//! a destroy cut short is finished by the next locked open, an unreferenced
+//! key file is left alone, a decrypted key must match its public record, an
+//! inserted audit line is detected, and after a cut log new lines continue
+//! the committed numbering so the gap stays visible. Also: the handshake
+//! asks a signer for one signature per handshake, and the types that hold
+//! secrets zeroize them.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use akex::error::KeyStoreError;
+use akex::keys::{KeyStatus, KeyStore, KeyType, Passphrase, Protection, Signer, SigningKey};
+use akex::Error;
+
+fn prot() -> Protection {
+    Protection::Passphrase {
+        passphrase: Passphrase::new("pw".into()),
+        log_n: 2,
+    }
+}
+
+fn pass() -> Passphrase {
+    Passphrase::new("pw".into())
+}
+
+fn index_with(dir: &std::path::Path, f: impl Fn(&mut serde_json::Value)) {
+    let path = dir.join("store.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(&path, v.to_string()).unwrap();
+}
+
+#[test]
+fn a_destroy_cut_short_is_finished_and_stray_key_files_are_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = KeyStore::open(dir.path()).unwrap();
+    let a = store.generate("a", KeyType::X25519, &prot(), None).unwrap();
+    let b = store.generate("b", KeyType::X25519, &prot(), None).unwrap();
+    // A destroy committed, then killed before it removed the file.
+    index_with(dir.path(), |v| v["keys"][0]["status"] = "destroyed".into());
+    let a_file = dir.path().join(a.file());
+    // B's entry also says destroyed, but its file no longer has the
+    // recorded hash: it is not touched.
+    index_with(dir.path(), |v| v["keys"][1]["status"] = "destroyed".into());
+    let b_file = dir.path().join(b.file());
+    std::fs::write(&b_file, b"replaced by hand").unwrap();
+    // A complete key file that no entry names (a crash between writing it
+    // and the index commit).
+    let stray = dir.path().join("keys/0123456789abcdef0123456789abcdef.pem");
+    std::fs::copy(&a_file, &stray).unwrap();
+    // Readers change nothing.
+    let mut store = KeyStore::open(dir.path()).unwrap();
+    assert!(a_file.exists());
+    assert!(matches!(
+        store.load("a", Some(&pass())),
+        Err(Error::KeyStore(KeyStoreError::Destroyed(_)))
+    ));
+    // The next locked change finishes the destroy.
+    store.generate("c", KeyType::X25519, &prot(), None).unwrap();
+    assert!(!a_file.exists());
+    assert_eq!(std::fs::read(&b_file).unwrap(), b"replaced by hand");
+    assert!(stray.exists(), "an unreferenced key file is never deleted");
+    assert_eq!(store.find("a").unwrap().status, KeyStatus::Destroyed);
+}
+
+#[test]
+fn a_decrypted_key_must_match_its_public_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = KeyStore::open(dir.path()).unwrap();
+    let a = store.generate("a", KeyType::X25519, &prot(), None).unwrap();
+    let b = store.generate("b", KeyType::X25519, &prot(), None).unwrap();
+    // B's file under A's name, with its hash recorded: it decrypts, but it
+    // is not the key the index describes.
+    std::fs::copy(dir.path().join(b.file()), dir.path().join(a.file())).unwrap();
+    index_with(dir.path(), |v| {
+        v["keys"][0]["file_sha256"] = v["keys"][1]["file_sha256"].clone();
+    });
+    let store = KeyStore::open(dir.path()).unwrap();
+    match store.load("a", Some(&pass())) {
+        Err(Error::KeyStore(KeyStoreError::Corrupt { reason, .. })) => {
+            assert!(
+                reason.contains("does not match the recorded public key"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_inserted_line_is_detected_and_a_cut_log_keeps_its_gap_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = KeyStore::open(dir.path()).unwrap();
+    for name in ["a", "b", "c"] {
+        store
+            .generate(name, KeyType::X25519, &prot(), None)
+            .unwrap();
+    }
+    let log = dir.path().join("audit.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    // A copy of line 2 inserted after it.
+    let inserted = [lines[0], lines[1], lines[1], lines[2]].join("\n") + "\n";
+    std::fs::write(&log, inserted).unwrap();
+    match store.audit().verify() {
+        Err(Error::KeyStore(KeyStoreError::AuditBroken { line, .. })) => assert_eq!(line, 3),
+        other => panic!("{other:?}"),
+    }
+    // The log and its head deleted: the next lines continue after the
+    // index's committed line 3, so the loss stays visible.
+    std::fs::remove_file(&log).unwrap();
+    std::fs::remove_file(dir.path().join("audit.head")).unwrap();
+    store.revoke("a", "log lost").unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let first: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(first["seq"], 4);
+    assert_eq!(first["event"], "revoke");
+    assert!(store.audit().verify().is_err());
+}
+
+/// An in-memory Ed25519 signer that counts its signatures.
+#[derive(Debug)]
+struct Counting(SigningKey, AtomicUsize);
+
+impl Signer for Counting {
+    fn scheme(&self) -> akex::keys::SignatureScheme {
+        self.0.scheme()
+    }
+    fn public_key(&self) -> &[u8] {
+        self.0.public_key()
+    }
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
+        self.1.fetch_add(1, Ordering::SeqCst);
+        Ok(self.0.sign(message).to_vec())
+    }
+}
+
+#[test]
+fn a_handshake_asks_each_signer_for_one_signature() {
+    use akex::crypto::Secret;
+    use akex::handshake::registry::{initiator, responder, HandshakeKeys};
+    use akex::handshake::sigma::SIGMA_CHACHAPOLY;
+    use akex::{KeyKind, PublicKey};
+    let key = |b: u8| {
+        Arc::new(Counting(
+            SigningKey::from_seed(Secret::new([b; 32])),
+            AtomicUsize::new(0),
+        ))
+    };
+    let (a, b) = (key(1), key(2));
+    let pk = |s: &Counting| PublicKey::from_bytes(KeyKind::Ed25519, s.public_key()).unwrap();
+    let ik = HandshakeKeys::new().signer(a.clone()).remote(pk(&b));
+    let rk = HandshakeKeys::new().signer(b.clone()).remote(pk(&a));
+    for round in 1..=3 {
+        let mut i = initiator(SIGMA_CHACHAPOLY, &ik).unwrap();
+        let mut r = responder(&[SIGMA_CHACHAPOLY], &rk).unwrap();
+        while !(i.is_finished() && r.is_finished()) {
+            let (w, rd) = if i.wants_write() {
+                (&mut i, &mut r)
+            } else {
+                (&mut r, &mut i)
+            };
+            let mut m = Vec::new();
+            w.write_message(b"", &mut m).unwrap();
+            rd.read_message(&m, &mut Vec::new()).unwrap();
+        }
+        i.finish().unwrap();
+        r.finish().unwrap();
+        assert_eq!(a.1.load(Ordering::SeqCst), round);
+        assert_eq!(b.1.load(Ordering::SeqCst), round);
+    }
+}
+
+#[test]
+fn secrets_live_in_types_that_zeroize() {
+    use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+    fn zeroize_on_drop<T: ZeroizeOnDrop>() {}
+    zeroize_on_drop::<akex::crypto::Secret<32>>();
+    // Key, statement and index files are read into zeroizing buffers.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    std::fs::write(&path, b"secret bytes").unwrap();
+    let mut bytes: Zeroizing<Vec<u8>> = akex::keys::read_regular_file(&path, 64).unwrap();
+    bytes.zeroize();
+    assert!(bytes.iter().all(|&b| b == 0));
+    let mut s = akex::crypto::Secret::new([7u8; 32]);
+    s.zeroize();
+    assert_eq!(s.expose(), &[0u8; 32]);
+    // Debug output never shows them.
+    let p = Passphrase::new("hunter2".into());
+    assert_eq!(format!("{p:?}"), "Passphrase(<redacted>)");
+    assert!(!format!("{:?}", akex::crypto::Secret::new([0x41u8; 32])).contains("41"));
+}
+
+/// Two messages of the PKCS#11 error table that SoftHSM2 cannot produce in
+/// the token tests (a locked PIN) or only produces with the feature.
+#[test]
+fn pkcs11_error_messages_read_as_documented() {
+    use akex::error::HsmError;
+    let text = |e: HsmError| Error::from(e).to_string();
+    assert_eq!(
+        text(HsmError::PinLocked { token: "T".into() }),
+        "PKCS#11: the PIN of token T is locked"
+    );
+    assert_eq!(
+        text(HsmError::WrongPin { token: "T".into() }),
+        "PKCS#11: wrong PIN for token T"
+    );
+    assert_eq!(
+        text(HsmError::NotBuilt),
+        "PKCS#11: this build of akex has no PKCS#11 support (cargo feature pkcs11)"
+    );
+}
