@@ -77,4 +77,4 @@ pkcs11-tool --module "$MODULE" --login --pin "$AKEX_PKCS11_PIN" -O --type privke
 echo "4 private keys in the token, all sensitive and never extractable"
 
 step "PKCS#11 test suites (cargo test --features pkcs11)"
-cargo test -p akex --features pkcs11 --test pkcs11 --test pkcs11_cli --test pkcs11_claims
+cargo test -p akex --features pkcs11 --lib --test pkcs11 --test pkcs11_cli --test pkcs11_claims
