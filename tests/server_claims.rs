@@ -177,55 +177,6 @@ async fn run_aborts_every_connection_at_shutdown() {
     );
 }
 
-/// The library never prints: no print macro in `src/` outside tests (the
-/// CLI, which prints by design, is its own crate).
-#[test]
-fn the_library_never_prints() {
-    fn scan(dir: &std::path::Path, found: &mut Vec<String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                scan(&path, found);
-                continue;
-            }
-            let name = path.file_name().unwrap().to_string_lossy().to_string();
-            if !name.ends_with(".rs") || name.ends_with("tests.rs") {
-                continue;
-            }
-            let text = std::fs::read_to_string(&path).unwrap();
-            let mut lines = text.lines().enumerate();
-            while let Some((n, line)) = lines.next() {
-                let code = line.trim_start();
-                if code == "#[cfg(test)]" {
-                    // Skip the test module that follows, to its closing brace.
-                    for (_, l) in lines.by_ref() {
-                        if l == "}" || (l.starts_with("mod ") && l.ends_with(';')) {
-                            break;
-                        }
-                    }
-                    continue;
-                }
-                if code.starts_with("//") {
-                    continue;
-                }
-                let prints = ["println!", "eprintln!", "print!(", "eprint!(", "dbg!("]
-                    .iter()
-                    .chain(&["io::stdout", "io::stderr"])
-                    .any(|m| code.contains(m));
-                if prints {
-                    found.push(format!("{}:{}: {line}", path.display(), n + 1));
-                }
-            }
-        }
-    }
-    let mut found = Vec::new();
-    scan(
-        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
-        &mut found,
-    );
-    assert!(found.is_empty(), "{found:#?}");
-}
-
 /// A server on `limits` with a 2 s handshake deadline whose handler echoes
 /// and fails on the message "fail"; events are kept as short strings.
 async fn echo_server(
