@@ -55,7 +55,7 @@ use std::process::ExitCode;
 use akex::error::{ConfigError, KeyStoreError};
 use akex::keys::StaticSecret;
 use akex::keys::{
-    decode_public_key, encode_public_key, load_identity, now_unix, KeyStore, Passphrase, TrustStore,
+    decode_public_key, encode_public_key, load_identity, now_unix, KeyStore, Passphrase,
 };
 use akex::session::MAX_PLAINTEXT_LEN;
 use akex::transport::{accept, connect, TransportOptions};
@@ -167,7 +167,7 @@ impl KeyArgs {
         let Some(name) = &self.peer else {
             return Ok(None);
         };
-        let trust = TrustStore::open(self.store_dir()?.join("trust.json"))?;
+        let trust = KeyStore::open(self.store_dir()?)?.trust_store()?;
         let key = trust.pinned_key(name, now_unix())?;
         <[u8; 32]>::try_from(key.as_slice())
             .map(Some)

@@ -21,8 +21,9 @@ fn prot() -> Protection {
     }
 }
 
+/// The store's own trust file, as embedders open it.
 fn audited(store: &KeyStore) -> Result<TrustStore, Error> {
-    TrustStore::open_audited(store.trust_path(), store.audit().clone())
+    store.trust_store()
 }
 
 fn corrupt_reason(result: Result<impl std::fmt::Debug, Error>) -> String {

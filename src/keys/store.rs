@@ -88,6 +88,13 @@ impl KeyStore {
         &self.audit
     }
 
+    /// Opens this store's `trust.json`, checked against the audit log
+    /// ([`TrustStore::open_audited`]): a file edited outside akex, a
+    /// rolled-back copy or a cut log is an error, not trusted pins.
+    pub fn trust_store(&self) -> Result<super::TrustStore, Error> {
+        super::TrustStore::open_audited(self.trust_path(), self.audit.clone())
+    }
+
     /// Checks the audit log against what the index and the trust store
     /// committed (so a deleted or cut log is detected), without writing.
     pub fn audit_report(&self) -> Result<AuditReport, Error> {

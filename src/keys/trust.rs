@@ -151,7 +151,9 @@ pub struct TrustStore {
 impl TrustStore {
     /// Opens the trust store at `path` (empty if the file does not exist),
     /// unaudited: changes are locked by `<file>.lock` and not logged. A
-    /// malformed file is an error and is left untouched.
+    /// malformed file is an error and is left untouched. For a key store's
+    /// own `trust.json` use [`KeyStore::trust_store`](super::KeyStore::trust_store),
+    /// which checks the file against the store's audit log.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, Error> {
         Self::open_with(path.into(), None, false)
     }
