@@ -210,6 +210,72 @@ fn keys_trust_provisions_a_trust_store_file() {
     );
 }
 
+/// A trust file named without a directory (`--trust-store t.json`, relative
+/// to the working directory) is written, fsynced, used and unpinned like
+/// any other.
+#[test]
+fn a_trust_store_named_without_a_directory_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = cmd().current_dir(dir.path()).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", support::describe("akex", &out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    run(&["keys", "--store", "s", "generate", "--name", "server"]);
+    run(&["keys", "--store", "c", "generate", "--name", "client"]);
+    let shown = run(&["keys", "--store", "c", "show", "--name", "client", "--json"]);
+    std::fs::write(dir.path().join("client.json"), shown).unwrap();
+    let pin = ["keys", "--store", "s", "trust", "--name", "client"];
+    run(&[
+        &pin[..],
+        &["--from", "client.json", "--trust-store", "t.json"],
+    ]
+    .concat());
+    assert!(dir.path().join("t.json").is_file());
+    let server = start_listener(
+        cmd()
+            .current_dir(dir.path())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--timeout",
+                "5",
+                "--once",
+            ])
+            .args(["--protocol", XX, "--store", "s", "--key", "server"])
+            .args(["--trust-store", "t.json"]),
+    );
+    let out = cmd()
+        .current_dir(dir.path())
+        .args(["connect", "--addr", &server.addr, "--protocol", XX])
+        .args(["--store", "c", "--key", "client", "--messages", "1"])
+        .output()
+        .unwrap();
+    let (served, log) = server.finish();
+    assert!(out.status.success() && served, "{log}");
+    run(&[
+        "keys",
+        "--store",
+        "s",
+        "untrust",
+        "--name",
+        "client",
+        "--trust-store",
+        "t.json",
+    ]);
+    let audit = run(&["keys", "--store", "s", "audit", "--verify"]);
+    assert!(audit.contains("chain intact"), "{audit}");
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.starts_with(".t.json")),
+        "a temporary file was left: {names:?}"
+    );
+}
+
 #[test]
 fn a_forged_pin_in_a_fresh_store_is_refused_and_revocation_still_works() {
     let dir = tempfile::tempdir().unwrap();

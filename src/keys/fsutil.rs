@@ -86,11 +86,20 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// The directory holding `path`: `.` for a bare file name (whose
+/// `parent()` is the empty path, which no system call accepts).
+pub(crate) fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    }
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file in the same
 /// directory (mode 0600), fsync, rename over `path`, fsync the directory.
 /// On failure the temporary file is removed and `path` is unchanged.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let dir = parent_dir(path);
     let base = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -176,7 +185,7 @@ pub(crate) fn overwrite_and_remove(path: &Path) -> Result<(), Error> {
     file.sync_all().map_err(|e| io_err(path, e))?;
     drop(file);
     std::fs::remove_file(path).map_err(|e| io_err(path, e))?;
-    sync_dir(path.parent().unwrap_or_else(|| Path::new(".")))
+    sync_dir(parent_dir(path))
 }
 
 /// Appends `bytes` to `path` (created with mode 0600) and fsyncs it.

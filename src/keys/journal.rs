@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use super::audit::{
     chain, check_head, line_hash, prev_of, AuditEvent, AuditLog, AuditRecord, Commit, Head, LogText,
 };
-use super::fsutil::{append, read_file, remove_stale_temp_files, truncate, write_atomic};
+use super::fsutil::{
+    append, parent_dir, read_file, remove_stale_temp_files, truncate, write_atomic,
+};
 use super::lock::{lock_path_for, StoreLock};
 use super::now_unix;
 use super::paths::{INDEX, KEYS, ROTATIONS, TRUST};
@@ -126,16 +128,12 @@ impl Journal {
     }
 
     fn recover(lock: StoreLock, log: &AuditLog, extra: &[&Path]) -> Result<Self, Error> {
-        let dir = log.path().parent().unwrap_or(Path::new(".")).to_path_buf();
+        let dir = parent_dir(log.path()).to_path_buf();
         let mut files = vec![dir.join(INDEX), dir.join(TRUST)];
         files.extend(extra.iter().map(|p| p.to_path_buf()));
         for d in [dir.clone(), dir.join(KEYS), dir.join(ROTATIONS)]
             .into_iter()
-            .chain(
-                extra
-                    .iter()
-                    .filter_map(|p| p.parent().map(Path::to_path_buf)),
-            )
+            .chain(extra.iter().map(|p| parent_dir(p).to_path_buf()))
         {
             remove_stale_temp_files(&d);
         }
