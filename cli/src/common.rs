@@ -11,10 +11,9 @@ use akex::handshake::registry::{self, HandshakeKeys};
 use akex::handshake::sigma::sigma_suite;
 use akex::keys::{
     decode_public_key, decode_rotation_announcement, encode_rotation_announcement, load_identity,
-    now_unix, read_regular_file, AuditLog, KeyStore, KeyType, Passphrase, Protection, TrustPolicy,
-    TrustStore, DEFAULT_SCRYPT_LOG_N, MAX_KEY_FILE_LEN,
+    now_unix, AuditLog, KeyStore, KeyType, TrustPolicy, TrustStore,
 };
-use akex::keys::{MlKem768KeyPair, P256SigningKey, SignatureScheme, SigningKey};
+use akex::keys::{P256SigningKey, SignatureScheme, SigningKey};
 use akex::transport::TransportOptions;
 use akex::{Error, KeyKind, PublicKey};
 use clap::{Args, ValueEnum};
@@ -138,12 +137,12 @@ impl HandshakeArgs {
         #[cfg(not(feature = "rsa-kt"))]
         let all_rsa = false;
         if let Some(path) = &self.kem_identity {
-            keys = keys.kem_key(load_mlkem768(path)?);
+            keys = keys.kem_key(crate::key_files::load_mlkem768(path)?);
         }
         if all_rsa {
             #[cfg(feature = "rsa-kt")]
             if let Some(path) = &self.identity {
-                keys = keys.rsa_key(load_rsa3072(path)?);
+                keys = keys.rsa_key(crate::key_files::load_rsa3072(path)?);
             }
         } else if let Some(path) = &self.identity {
             let key = load_identity(path)?;
@@ -161,7 +160,7 @@ impl HandshakeArgs {
             let key = load_identity(path)?;
             keys = keys.signing_key(SigningKey::from_seed(key.private().clone()));
         }
-        set_passphrase_fd(self.passphrase_fd);
+        crate::passphrase::set_passphrase_fd(self.passphrase_fd);
         for name in &self.key {
             load_store_key(self.store.as_deref(), name, self.pin_fd, &mut keys)?;
         }
@@ -398,39 +397,6 @@ pub fn accept_announced_rotation(remote_static: &[u8], payload: &[u8]) -> Result
     Ok(true)
 }
 
-pub fn set_passphrase_fd(fd: Option<u32>) {
-    if let Some(fd) = fd {
-        let _ = PASSPHRASE_FD.set(fd);
-    }
-}
-
-static PASSPHRASE_FD: OnceLock<u32> = OnceLock::new();
-
-/// `--passphrase-fd FD`: the first line read from the descriptor.
-fn passphrase_from_fd(fd: u32) -> Result<Passphrase, Error> {
-    let path = PathBuf::from(format!("/dev/fd/{fd}"));
-    let mut text = zeroize::Zeroizing::new(String::new());
-    // Bounded: the descriptor may be a pipe that never ends.
-    std::fs::File::open(&path)
-        .and_then(|f| {
-            std::io::Read::read_to_string(&mut std::io::Read::take(f, 64 * 1024), &mut text)
-        })
-        .map_err(|e| {
-            Error::from(KeyStoreError::NoPassphrase(format!(
-                "cannot read --passphrase-fd {fd}: {e}"
-            )))
-        })?;
-    let line = text.split('\n').next().unwrap_or("");
-    let line = line.strip_suffix('\r').unwrap_or(line);
-    if line.is_empty() {
-        return Err(KeyStoreError::NoPassphrase(format!(
-            "--passphrase-fd {fd} gave an empty passphrase"
-        ))
-        .into());
-    }
-    Ok(Passphrase::new(line.to_string()))
-}
-
 /// Checks the peer's static key against the trust policy set up by
 /// `--trust`/`--trust-store` (a no-op without them). Call it right after
 /// the handshake, before any application data.
@@ -455,65 +421,6 @@ pub fn store_dir(store: Option<&std::path::Path>) -> Result<PathBuf, Error> {
                 .into()
         }),
     }
-}
-
-/// The passphrase: AKEX_PASSPHRASE, else `--passphrase-fd`, else a prompt
-/// when a terminal is attached, else an error. Never a command-line
-/// argument.
-pub fn passphrase(confirm: bool) -> Result<Passphrase, Error> {
-    use std::io::IsTerminal;
-    if let Ok(text) = std::env::var("AKEX_PASSPHRASE") {
-        if text.is_empty() {
-            return Err(KeyStoreError::NoPassphrase("AKEX_PASSPHRASE is empty".into()).into());
-        }
-        return Ok(Passphrase::new(text));
-    }
-    if let Some(fd) = PASSPHRASE_FD.get() {
-        return passphrase_from_fd(*fd);
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(KeyStoreError::NoPassphrase(
-            "set AKEX_PASSPHRASE, give --passphrase-fd or run from a terminal to be prompted"
-                .into(),
-        )
-        .into());
-    }
-    let read = |prompt: &str| {
-        rpassword::prompt_password(prompt)
-            .map_err(|e| Error::from(KeyStoreError::NoPassphrase(format!("cannot read it: {e}"))))
-    };
-    let first = read("akex key store passphrase: ")?;
-    if confirm {
-        let second = zeroize::Zeroizing::new(read("again: ")?);
-        if first != *second {
-            return Err(KeyStoreError::NoPassphrase("the passphrases differ".into()).into());
-        }
-    }
-    Ok(Passphrase::new(first))
-}
-
-/// The scrypt work factor for new key files: AKEX_SCRYPT_LOG_N (1..=22; small
-/// values are for tests only), else the secure default.
-pub fn scrypt_log_n() -> Result<u8, Error> {
-    match std::env::var("AKEX_SCRYPT_LOG_N") {
-        Ok(v) => v
-            .parse::<u8>()
-            .ok()
-            .filter(|n| (1..=22).contains(n))
-            .ok_or_else(|| ConfigError::Invalid("AKEX_SCRYPT_LOG_N must be 1..=22".into()).into()),
-        Err(_) => Ok(DEFAULT_SCRYPT_LOG_N),
-    }
-}
-
-/// Protection for writing new key files.
-pub fn protection(insecure_plaintext: bool, confirm: bool) -> Result<Protection, Error> {
-    if insecure_plaintext {
-        return Ok(Protection::InsecurePlaintext);
-    }
-    Ok(Protection::Passphrase {
-        passphrase: passphrase(confirm)?,
-        log_n: scrypt_log_n()?,
-    })
 }
 
 /// Records the handshake key `entry` of `store` for the `use` and `load`
@@ -584,7 +491,7 @@ fn load_store_key(
         return key_in_use(&store, entry);
     }
     let passphrase = if entry.encrypted {
-        Some(passphrase(false)?)
+        Some(crate::passphrase::passphrase(false)?)
     } else {
         None
     };
@@ -647,83 +554,4 @@ pub fn message(e: &Error) -> String {
         }
         _ => e.to_string(),
     }
-}
-
-/// Creates `path` holding one line of base64 of `bytes` (mode 0600; fails
-/// if the file exists), like `akex::keys::write_new_identity`.
-pub fn write_new_key_file(path: &std::path::Path, bytes: &[u8]) -> Result<(), Error> {
-    use std::io::Write;
-    let key_file_error = |reason: String| Error::KeyFile {
-        path: path.display().to_string(),
-        reason,
-        source: None,
-    };
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::AlreadyExists => {
-            key_file_error("already exists; refusing to overwrite".into())
-        }
-        _ => key_file_error(format!("cannot create: {e}")),
-    })?;
-    let line = zeroize::Zeroizing::new(format!("{}\n", b64(bytes)));
-    file.write_all(line.as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| key_file_error(format!("cannot write: {e}")))
-}
-
-/// Reads a base64 key file (PEM armour lines are skipped).
-pub fn read_key_file(path: &std::path::Path) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
-    use base64::Engine;
-    let key_file_error = |reason: String| Error::KeyFile {
-        path: path.display().to_string(),
-        reason,
-        source: None,
-    };
-    let bytes = read_regular_file(path, MAX_KEY_FILE_LEN)
-        .map_err(|e| key_file_error(format!("cannot read: {e}")))?;
-    let text = zeroize::Zeroizing::new(
-        String::from_utf8(bytes.to_vec()).map_err(|_| key_file_error("not a base64 key".into()))?,
-    );
-    let body: zeroize::Zeroizing<String> = zeroize::Zeroizing::new(
-        text.lines()
-            .filter(|l| !l.starts_with("-----"))
-            .map(str::trim)
-            .collect(),
-    );
-    base64::engine::general_purpose::STANDARD
-        .decode(body.as_bytes())
-        .map(zeroize::Zeroizing::new)
-        .map_err(|_| key_file_error("not a base64 key".into()))
-}
-
-/// Loads an ML-KEM-768 key file: base64 of the 64-byte seed `d ‖ z`.
-pub fn load_mlkem768(path: &std::path::Path) -> Result<MlKem768KeyPair, Error> {
-    let bytes = read_key_file(path)?;
-    const SEED_LEN: usize = MlKem768KeyPair::SEED_LEN;
-    let seed = Secret::<SEED_LEN>::from_slice(&bytes).ok_or_else(|| Error::KeyFile {
-        path: path.display().to_string(),
-        reason: format!(
-            "an ML-KEM-768 key must be a {SEED_LEN}-byte seed, found {} bytes",
-            bytes.len()
-        ),
-        source: None,
-    })?;
-    Ok(MlKem768KeyPair::from_seed(&seed))
-}
-
-/// Loads an RSA-3072 key file: base64 (or PEM) of PKCS#8 DER.
-#[cfg(feature = "rsa-kt")]
-pub fn load_rsa3072(path: &std::path::Path) -> Result<akex::handshake::rsa::RsaKeyPair, Error> {
-    akex::handshake::rsa::RsaKeyPair::from_pkcs8(&read_key_file(path)?)
-}
-
-pub fn b64(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }

@@ -15,7 +15,8 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::net::TcpStream;
 
-use crate::common::{b64, runtime, HandshakeArgs};
+use crate::common::{runtime, HandshakeArgs};
+use crate::key_files::b64;
 
 #[derive(Args, Debug)]
 pub struct ConnectArgs {

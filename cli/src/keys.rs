@@ -12,7 +12,8 @@ use akex::Error;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use crate::common::{protection, store_dir};
+use crate::common::store_dir;
+use crate::passphrase::protection;
 
 #[derive(Args, Debug)]
 pub struct KeysArgs {
@@ -259,7 +260,7 @@ fn decode(what: &str, text: &str) -> Result<Vec<u8>, Error> {
 }
 
 fn run(args: KeysArgs) -> Result<(), Error> {
-    crate::common::set_passphrase_fd(args.passphrase_fd);
+    crate::passphrase::set_passphrase_fd(args.passphrase_fd);
     let mut store = KeyStore::open(store_dir(args.store.as_deref())?)?;
     let json = args.json;
     let pin_fd = args.pin_fd;
@@ -408,7 +409,7 @@ fn run(args: KeysArgs) -> Result<(), Error> {
                 .or_else(|| store.find_id(&name))
                 .is_some_and(|e| e.encrypted && e.status != KeyStatus::Destroyed);
             let passphrase = if encrypted {
-                Some(crate::common::passphrase(false)?)
+                Some(crate::passphrase::passphrase(false)?)
             } else {
                 None
             };

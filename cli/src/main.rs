@@ -7,7 +7,9 @@ mod connect;
 mod demo;
 mod harness;
 mod hsm;
+mod key_files;
 mod keys;
+mod passphrase;
 mod protocols;
 mod serve;
 mod serve_log;
@@ -152,8 +154,8 @@ fn keygen(output: &std::path::Path, key_type: KeyFileType) -> Result<(), akex::E
         KeyFileType::P256 => {
             // A scalar below the group order, from aws-lc's generator.
             let key = akex::keys::P256SigningKey::generate()?;
-            common::write_new_key_file(output, key.scalar()?.expose())?;
-            println!("{}", common::b64(key.public()));
+            key_files::write_new_key_file(output, key.scalar()?.expose())?;
+            println!("{}", key_files::b64(key.public()));
             return Ok(());
         }
         KeyFileType::Mlkem768 => {
@@ -161,8 +163,8 @@ fn keygen(output: &std::path::Path, key_type: KeyFileType) -> Result<(), akex::E
                 &mut akex::crypto::OsRng,
             );
             let pair = akex::keys::MlKem768KeyPair::from_seed(&seed);
-            common::write_new_key_file(output, seed.expose())?;
-            println!("{}", common::b64(pair.encapsulation_key()));
+            key_files::write_new_key_file(output, seed.expose())?;
+            println!("{}", key_files::b64(pair.encapsulation_key()));
             return Ok(());
         }
         #[cfg(feature = "rsa-kt")]
@@ -176,14 +178,14 @@ fn keygen(output: &std::path::Path, key_type: KeyFileType) -> Result<(), akex::E
                 });
             }
             let pair = akex::handshake::rsa::RsaKeyPair::generate()?;
-            common::write_new_key_file(output, &pair.to_pkcs8()?)?;
-            println!("{}", common::b64(pair.public_key_der()));
+            key_files::write_new_key_file(output, &pair.to_pkcs8()?)?;
+            println!("{}", key_files::b64(pair.public_key_der()));
             return Ok(());
         }
     }
     // 32 random bytes either way: an X25519 scalar or an Ed25519 seed.
     let key = akex::keys::write_new_identity(output, &mut akex::crypto::OsRng)?;
-    println!("{}", common::b64(&public_of(&key, key_type)?));
+    println!("{}", key_files::b64(&public_of(&key, key_type)?));
     Ok(())
 }
 
@@ -195,14 +197,14 @@ fn pubkey(
     match key_type {
         KeyFileType::X25519 | KeyFileType::Ed25519 | KeyFileType::P256 => {}
         KeyFileType::Mlkem768 => {
-            let pair = common::load_mlkem768(identity)?;
-            println!("{}", common::b64(pair.encapsulation_key()));
+            let pair = key_files::load_mlkem768(identity)?;
+            println!("{}", key_files::b64(pair.encapsulation_key()));
             return Ok(());
         }
         #[cfg(feature = "rsa-kt")]
         KeyFileType::Rsa3072 => {
-            let pair = common::load_rsa3072(identity)?;
-            println!("{}", common::b64(pair.public_key_der()));
+            let pair = key_files::load_rsa3072(identity)?;
+            println!("{}", key_files::b64(pair.public_key_der()));
             return Ok(());
         }
     }
@@ -210,10 +212,10 @@ fn pubkey(
     let public = public_of(&key, key_type)?;
     match kem_identity {
         Some(path) if key_type == KeyFileType::X25519 => {
-            let pair = common::load_mlkem768(path)?;
+            let pair = key_files::load_mlkem768(path)?;
             let mut combined = public.to_vec();
             combined.extend_from_slice(pair.encapsulation_key());
-            println!("{}", common::b64(&combined));
+            println!("{}", key_files::b64(&combined));
         }
         Some(_) => {
             return Err(akex::error::ConfigError::Invalid(
@@ -221,7 +223,7 @@ fn pubkey(
             )
             .into())
         }
-        None => println!("{}", common::b64(&public)),
+        None => println!("{}", key_files::b64(&public)),
     }
     Ok(())
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use akex::transport::datagram::{DatagramStats, DatagramStatsSnapshot};
 use akex::transport::ServerEvent;
 
-use crate::common::b64;
+use crate::key_files::b64;
 
 /// Lines of one kind shown per interval before the rest are only counted.
 const SHOWN_SUCCESSES: usize = 100;
