@@ -142,10 +142,13 @@ fn corrupted_or_truncated_files_are_errors_and_left_untouched() {
     let trust = dir.path().join("trust.json");
     std::fs::write(&trust, b"not json").unwrap();
     assert!(matches!(
-        store_err(TrustStore::open(&trust).unwrap_err()),
+        store_err(TrustStore::open_audited(&trust, store.audit().clone()).unwrap_err()),
         KeyStoreError::Corrupt { .. }
     ));
     assert_eq!(std::fs::read(&trust).unwrap(), b"not json");
+    // Unaudited, the store's own trust file is not opened at all.
+    let err = TrustStore::open(&trust).unwrap_err().to_string();
+    assert!(err.contains("KeyStore::trust_store()"), "{err}");
 }
 
 #[cfg(unix)]

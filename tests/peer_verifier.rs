@@ -200,3 +200,107 @@ fn connections_stop_before_the_initiator_identity_leaves() {
         assert!(!contains(&m1, &id), "{name}");
     }
 }
+
+/// `TrustPolicy::verifier`: a key store's pins judge the peer inside the
+/// handshake. A pinned responder passes; an unpinned one is refused before
+/// the initiator's identity leaves; a revocation written to the store after
+/// the verifier was made counts from the next handshake; a key pinned under
+/// another name fails when a name is expected.
+#[test]
+fn a_trust_policy_judges_the_peer_during_the_handshake() {
+    use akex::keys::{KeyStore, KeyType, TrustPolicy};
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let server = public(NOISE_XX, RESPONDER);
+    store
+        .trust_store()
+        .unwrap()
+        .pin("server", KeyType::X25519, server.as_bytes(), None, None)
+        .unwrap();
+    let policy = || TrustPolicy::Pinned(store.trust_store().unwrap());
+    let verifier = Arc::new(policy().verifier(Some("server")));
+    let run_with = |verifier: Arc<akex::keys::PolicyVerifier>, responder: u8| {
+        let v =
+            move |k: &PublicKey, p: &[u8]| akex::PeerVerifier::verify_peer(verifier.as_ref(), k, p);
+        let mut i = build(
+            NOISE_XX,
+            Role::Initiator,
+            &keys(NOISE_XX, Role::Initiator, INITIATOR, responder, false).verify_peer(v),
+        );
+        let mut r = build(
+            NOISE_XX,
+            Role::Responder,
+            &keys(NOISE_XX, Role::Responder, responder, INITIATOR, false),
+        );
+        pump(&mut i, &mut r)
+    };
+    assert!(run_with(verifier.clone(), RESPONDER).error.is_none());
+
+    let run = run_with(verifier.clone(), ATTACKER);
+    let (_, side, err) = run
+        .error
+        .as_ref()
+        .expect("an unpinned responder is refused");
+    assert_eq!(*side, Role::Initiator);
+    assert!(
+        matches!(err, Error::PeerNotTrusted(TrustFailure::Unknown { .. })),
+        "{err:?}"
+    );
+    let id = public(NOISE_XX, INITIATOR);
+    assert!(!contains(&run.sent_by(Role::Initiator), id.as_bytes()));
+
+    let other = Arc::new(policy().verifier(Some("another")));
+    let run = run_with(other, RESPONDER);
+    assert!(
+        matches!(
+            run.error.as_ref().map(|e| &e.2),
+            Some(Error::PeerNotTrusted(TrustFailure::WrongPeer { .. }))
+        ),
+        "{:?}",
+        run.error
+    );
+
+    // Revoked through the store while the verifier lives: refused next time.
+    store
+        .trust_store()
+        .unwrap()
+        .revoke(
+            &akex::keys::key_id(server.as_bytes()),
+            "compromised",
+            akex::keys::now_unix(),
+        )
+        .unwrap();
+    let run = run_with(verifier, RESPONDER);
+    assert!(
+        matches!(
+            run.error.as_ref().map(|e| &e.2),
+            Some(Error::PeerNotTrusted(TrustFailure::Revoked { .. }))
+        ),
+        "{:?}",
+        run.error
+    );
+}
+
+/// `TrustStore::pin` refuses a key whose length fits no key of its type.
+#[test]
+fn pins_of_the_wrong_length_are_refused() {
+    use akex::keys::{KeyStore, KeyType};
+    let dir = tempfile::tempdir().unwrap();
+    let mut trust = KeyStore::open(dir.path()).unwrap().trust_store().unwrap();
+    for (kind, len) in [
+        (KeyType::X25519, 3),
+        (KeyType::X25519, 33),
+        (KeyType::Ed25519, 65),
+        (KeyType::P256, 32),
+        (KeyType::Mlkem768, 32),
+    ] {
+        let err = trust.pin("p", kind, &vec![7; len], None, None).unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{kind:?} {len}: {err:?}");
+    }
+    assert!(trust.pins().is_empty());
+    trust.pin("p", KeyType::P256, &[4; 65], None, None).unwrap();
+    trust
+        .pin("q", KeyType::X25519, &[9; 32 + 1184], None, None)
+        .unwrap();
+    assert_eq!(trust.pins().len(), 2);
+}

@@ -150,8 +150,8 @@ pub(crate) fn seal(
         return Err(KeyStoreError::NoPassphrase("the passphrase is empty".into()).into());
     }
     if !(1..=MAX_SCRYPT_LOG_N).contains(&log_n) {
-        return Err(KeyStoreError::Unsupported(format!(
-            "scrypt log2 N must be 1..={MAX_SCRYPT_LOG_N}"
+        return Err(crate::error::ConfigError::Invalid(format!(
+            "scrypt log2 N must be 1..={MAX_SCRYPT_LOG_N}, not {log_n}"
         ))
         .into());
     }
@@ -423,7 +423,11 @@ mod tests {
                 passphrase: pass.clone(),
                 log_n: bad,
             };
-            assert!(seal(&blocks, &protection).is_err(), "log_n {bad}");
+            let err = seal(&blocks, &protection).unwrap_err().to_string();
+            assert!(
+                err.contains("scrypt log2 N must be") && !err.contains("key type"),
+                "log_n {bad}: {err}"
+            );
         }
         let protection = Protection::Passphrase {
             passphrase: pass,

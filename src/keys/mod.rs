@@ -57,7 +57,7 @@ pub use journal::{USE_LINE_INTERVAL, USE_LOCK_PATIENCE};
 #[cfg(feature = "keystore")]
 pub use material::LoadedKey;
 #[cfg(feature = "keystore")]
-pub use policy::TrustPolicy;
+pub use policy::{PolicyVerifier, TrustPolicy};
 pub use public::{KeyKind, PublicKey};
 #[cfg(feature = "keystore")]
 pub use rotation::{

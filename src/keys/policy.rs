@@ -1,10 +1,15 @@
-//! [`TrustPolicy`]: how a peer's static key is judged after the handshake.
+//! [`TrustPolicy`]: how a peer's static key is judged, during the
+//! handshake ([`PolicyVerifier`]) or after it.
+
+use std::sync::Mutex;
 
 use super::audit::AuditEvent;
 use super::index::KeyType;
-use super::key_id;
 use super::trust::{Pin, TrustStore};
+use super::{key_id, now_unix};
 use crate::error::{Error, TrustFailure};
+use crate::handshake::PeerVerifier;
+use crate::keys::PublicKey;
 
 /// How a peer's static key is judged after the handshake. The trust store
 /// is refreshed from disk before every check (a `stat`, and a re-read only
@@ -91,6 +96,39 @@ impl TrustPolicy {
             (None, TrustPolicy::AllowAny) => Ok(()),
             (None, _) => Err(TrustFailure::NoRemoteKey.into()),
         }
+    }
+}
+
+impl TrustPolicy {
+    /// This policy as a [`PeerVerifier`], for
+    /// [`HandshakeKeys::verify_peer`](crate::config::HandshakeKeys::verify_peer):
+    /// the peer's key is judged during the handshake, at the system clock's
+    /// time, so a refused responder never receives the initiator's identity
+    /// where the pattern sends it last. With `expected`, the key must be
+    /// pinned under that name (see [`check_peer`](Self::check_peer)).
+    pub fn verifier(self, expected: Option<&str>) -> PolicyVerifier {
+        PolicyVerifier {
+            policy: Mutex::new(self),
+            expected: expected.map(str::to_owned),
+        }
+    }
+}
+
+/// A [`TrustPolicy`] checking peers during the handshake; made by
+/// [`TrustPolicy::verifier`]. One verifier can serve every connection of a
+/// server (checks are serialized; each is a `stat` of the trust file).
+#[derive(Debug)]
+pub struct PolicyVerifier {
+    policy: Mutex<TrustPolicy>,
+    expected: Option<String>,
+}
+
+impl PeerVerifier for PolicyVerifier {
+    fn verify_peer(&self, key: &PublicKey, _payload: &[u8]) -> Result<(), Error> {
+        // A panic elsewhere while holding the lock leaves the policy as it
+        // was (every check re-reads the file), so the poison is ignored.
+        let mut policy = self.policy.lock().unwrap_or_else(|e| e.into_inner());
+        policy.check_peer(key.as_bytes(), self.expected.as_deref(), now_unix())
     }
 }
 

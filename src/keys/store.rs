@@ -44,9 +44,9 @@ impl KeyStore {
             .map(|home| PathBuf::from(home).join(".local/share/akex"))
     }
 
-    /// Opens the store in `dir` without writing anything (a read-only
-    /// store works). A directory that does not exist is created (mode
-    /// 0700). A corrupted index is an error and is left untouched; so is a
+    /// Opens the store in `dir`. An existing store is only read (a
+    /// read-only store opens); a directory that does not exist is created
+    /// (mode 0700), and nothing else is written. A corrupted index is an error and is left untouched; so is a
     /// missing index while keys, a trust store or an audit log exist.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, Error> {
         let dir = dir.into();
@@ -89,7 +89,8 @@ impl KeyStore {
     }
 
     /// Opens this store's `trust.json`, checked against the audit log
-    /// ([`TrustStore::open_audited`]): a file edited outside akex, a
+    /// ([`TrustStore::open_audited`](super::TrustStore::open_audited)): a
+    /// file edited outside akex, a
     /// rolled-back copy or a cut log is an error, not trusted pins.
     pub fn trust_store(&self) -> Result<super::TrustStore, Error> {
         super::TrustStore::open_audited(self.trust_path(), self.audit.clone())

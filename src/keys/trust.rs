@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::audit::{AuditEvent, AuditLog};
-use super::fsutil::{corrupt, ensure_dir, write_atomic};
+use super::fsutil::{corrupt, ensure_dir, parent_dir, write_atomic};
 use super::index::KeyType;
 use super::journal::Journal;
 use super::lock::StoreLock;
@@ -154,8 +154,23 @@ impl TrustStore {
     /// malformed file is an error and is left untouched. For a key store's
     /// own `trust.json` use [`KeyStore::trust_store`](super::KeyStore::trust_store),
     /// which checks the file against the store's audit log.
+    ///
+    /// A `trust.json` next to a store's audit log is that store's: opening
+    /// it unaudited is refused, because a change made without its audit
+    /// line would make the store report the file as corrupted from then on.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, Error> {
-        Self::open_with(path.into(), None, false)
+        let path = path.into();
+        if file_name(&path) == super::paths::TRUST
+            && parent_dir(&path).join(super::paths::AUDIT).exists()
+        {
+            return Err(crate::error::ConfigError::Invalid(format!(
+                "{} belongs to the key store beside it: open it with KeyStore::trust_store() \
+                 (or TrustStore::open_audited), so its changes are logged",
+                path.display()
+            ))
+            .into());
+        }
+        Self::open_with(path, None, false)
     }
 
     /// Opens the trust store and checks it against `audit` (the store whose
@@ -325,7 +340,9 @@ impl TrustStore {
     }
 
     /// Pins `public` under `name`. Pinning a key that is already pinned under
-    /// the same name is a no-op. Refused while the audit log is broken.
+    /// the same name is a no-op. Refused while the audit log is broken, and
+    /// for a key whose length fits no key of `key_type` (an `X25519` pin may
+    /// also hold the X25519 + ML-KEM-768 key of the PQ protocols).
     pub fn pin(
         &mut self,
         name: &str,
@@ -334,6 +351,18 @@ impl TrustStore {
         signing_public: Option<&[u8]>,
         expires: Option<u64>,
     ) -> Result<Pin, Error> {
+        let lengths: &[usize] = match key_type {
+            KeyType::X25519 => &[32, 32 + crate::crypto::kem::ENCAPSULATION_KEY_LEN],
+            KeyType::Ed25519 => &[32],
+            KeyType::P256 => &[crate::crypto::p256::PUBLIC_KEY_LEN],
+            KeyType::Mlkem768 => &[crate::crypto::kem::ENCAPSULATION_KEY_LEN],
+        };
+        if !lengths.contains(&public.len()) {
+            return Err(crate::error::ConfigError::InvalidKey(
+                "the public key's length fits no key of its type",
+            )
+            .into());
+        }
         let id = key_id(public);
         self.modify(|data, journal| {
             if let Some(journal) = journal {
