@@ -19,7 +19,9 @@
 //! The first error is final: every later call fails with
 //! [`ApiMisuse::StreamFailed`], so a peer never gets a second try.
 
+mod engine;
 mod inbound;
+mod outbound;
 
 #[cfg(feature = "hazmat")]
 pub use inbound::FrameDecoder;
@@ -28,13 +30,12 @@ use std::io;
 use std::time::Duration;
 
 use crate::config::{ClientConfig, ServerConfig};
-use crate::crypto::{SharedRng, TAG_LEN};
+use crate::crypto::SharedRng;
 use crate::error::{ApiMisuse, ConfigError, Error, PeerMisbehaved};
 use crate::handshake::{Handshake, Role, MAX_MESSAGE_LEN};
-use crate::session::{
-    ControlType, Record, RecordMode, RecordType, Session, SessionInfo, Tail, CONTROL_HEADER_LEN,
-};
+use crate::session::{ControlType, RecordMode, Session, SessionInfo};
 use inbound::Inbound;
+use outbound::{frame_with, queue_control, seal_akex, seal_noise};
 
 /// Processing stops while this much decrypted data waits for the
 /// application (the peer is slowed down by TCP flow control instead).
@@ -459,203 +460,6 @@ impl Connection {
                 .take()
                 .unwrap_or(ApiMisuse::StreamFailed.into())),
             _ => Ok(()),
-        }
-    }
-
-    // ---- internals -------------------------------------------------------
-
-    /// Marks the connection failed and passes the error on.
-    fn fail(&mut self, err: Error) -> Error {
-        self.state = State::Failed;
-        err
-    }
-
-    /// A sealing error: misuse (too large, closed) leaves the connection
-    /// usable; a session limit or internal failure ends it.
-    fn fail_sealing(&mut self, err: Error) -> Error {
-        match err {
-            Error::ApiMisuse(_) => err,
-            other => self.fail(other),
-        }
-    }
-
-    /// Processing paused for the application to read; carry on when it has.
-    fn resume(&mut self) -> Result<(), Error> {
-        if !self.has_failed()
-            && self.inbound.has_unprocessed()
-            && self.inbound.plaintext_len() < PLAINTEXT_BACKLOG
-        {
-            self.process()?;
-        }
-        Ok(())
-    }
-
-    /// Processes every whole frame. On an error, data decrypted before it
-    /// is still handed out first; the error comes after it.
-    fn process(&mut self) -> Result<(), Error> {
-        match self.process_frames() {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                self.state = State::Failed;
-                if self.inbound.front_message().is_some() {
-                    self.pending_error = Some(e);
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            }
-        }
-    }
-
-    fn process_frames(&mut self) -> Result<(), Error> {
-        while self.inbound.plaintext_len() < PLAINTEXT_BACKLOG && !self.peer_closed {
-            let Some(frame) = self.inbound.next_frame()? else {
-                break;
-            };
-            // No handshake message or record is ever empty: an empty first
-            // frame is how a server at its limits turns a client away
-            // (docs/wire-format.md, "Server busy").
-            if !self.heard_from_peer
-                && self.role == Role::Initiator
-                && self.inbound.frame(&frame).is_empty()
-            {
-                return Err(Error::ServerBusy);
-            }
-            self.heard_from_peer = true;
-            match &mut self.state {
-                State::Handshaking(handshake) => {
-                    let mut payload = Vec::new();
-                    handshake.read_message(self.inbound.frame(&frame), &mut payload)?;
-                    self.payloads_in.push(payload);
-                    self.inbound.discard_frame(frame);
-                    self.advance_handshake()?;
-                }
-                State::Open(session) => {
-                    let mode = session.info().mode;
-                    let body = self.inbound.frame_mut(&frame);
-                    match mode {
-                        RecordMode::Noise => {
-                            let n = session.open_in_place(body)?;
-                            self.inbound.keep_plaintext(frame, 0, n);
-                        }
-                        _ => match session.open_record_in_place(body)? {
-                            Record::Data(len) => self.inbound.keep_plaintext(frame, 1, len),
-                            Record::Close => {
-                                self.inbound.discard_frame(frame);
-                                self.peer_closed = true;
-                            }
-                            Record::Control(ty, len) => {
-                                let start = 1 + CONTROL_HEADER_LEN;
-                                let payload = body[start..start + len].to_vec();
-                                self.inbound.discard_frame(frame);
-                                if self.controls_in.len() == MAX_PENDING_CONTROLS {
-                                    self.controls_in.pop_front();
-                                    self.dropped_controls += 1;
-                                }
-                                self.controls_in.push_back(ControlMessage { ty, payload });
-                            }
-                            _ => {
-                                self.inbound.discard_frame(frame);
-                                queue_control(session, self.now, &mut self.rng, &mut self.tx)?;
-                            }
-                        },
-                    }
-                }
-                State::Failed => return Err(ApiMisuse::StreamFailed.into()),
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes every handshake message that is ours to write, and switches
-    /// to the session when the handshake has finished.
-    fn advance_handshake(&mut self) -> Result<(), Error> {
-        let State::Handshaking(handshake) = &mut self.state else {
-            return Ok(());
-        };
-        while handshake.wants_write() {
-            let payload = self.payloads_out.pop_front().unwrap_or_default();
-            frame_with(&mut self.tx, |out| handshake.write_message(&payload, out))?;
-        }
-        if handshake.is_finished() {
-            let established = handshake.finish()?;
-            let session = Session::new(established);
-            self.info = Some(session.info().clone());
-            self.state = State::Open(Box::new(session));
-        }
-        Ok(())
-    }
-}
-
-/// Appends one frame to `tx`: a 2-byte length, then what `write` appends.
-/// On failure `tx` is left as it was.
-fn frame_with(
-    tx: &mut Vec<u8>,
-    write: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>,
-) -> Result<(), Error> {
-    let start = tx.len();
-    tx.extend_from_slice(&[0, 0]);
-    let result = write(tx).and_then(|()| {
-        u16::try_from(tx.len() - start - 2).map_err(|_| ApiMisuse::MessageTooLarge.into())
-    });
-    match result {
-        Ok(len) => {
-            tx[start..start + 2].copy_from_slice(&len.to_be_bytes());
-            Ok(())
-        }
-        Err(e) => {
-            tx.truncate(start);
-            Err(e)
-        }
-    }
-}
-
-/// Noise mode: one transport message, sealed in place in `tx`.
-fn seal_noise(session: &mut Session, tx: &mut Vec<u8>, plaintext: &[u8]) -> Result<(), Error> {
-    frame_with(tx, |out| {
-        let start = out.len();
-        out.reserve(plaintext.len() + TAG_LEN);
-        out.extend_from_slice(plaintext);
-        session.seal_in_place(&mut Tail(out, start))
-    })
-}
-
-/// akex mode: one data record, sealed in place in `tx`.
-fn seal_akex(session: &mut Session, tx: &mut Vec<u8>, plaintext: &[u8]) -> Result<(), Error> {
-    frame_with(tx, |out| {
-        let start = out.len();
-        out.reserve(1 + plaintext.len() + TAG_LEN);
-        out.push(0); // the record type, set by the session
-        out.extend_from_slice(plaintext);
-        session.seal_record_in_place(RecordType::Data, &mut Tail(out, start))
-    })
-}
-
-/// akex mode: every control record the session has due (key updates,
-/// ratchet steps and answers), framed into `tx`.
-fn queue_control(
-    session: &mut Session,
-    now: Duration,
-    rng: &mut SharedRng,
-    tx: &mut Vec<u8>,
-) -> Result<(), Error> {
-    loop {
-        let start = tx.len();
-        tx.extend_from_slice(&[0, 0]);
-        match session.poll_control(now, rng, tx) {
-            Ok(true) => {
-                // Control records are far below 65535 bytes.
-                let len = (tx.len() - start - 2) as u16;
-                tx[start..start + 2].copy_from_slice(&len.to_be_bytes());
-            }
-            Ok(false) => {
-                tx.truncate(start);
-                return Ok(());
-            }
-            Err(e) => {
-                tx.truncate(start);
-                return Err(e);
-            }
         }
     }
 }
