@@ -328,3 +328,37 @@ fn a_forger_who_reads_the_log_passes_for_an_interrupted_write() {
     policy.check_peer(&evil, Some("evil"), now_unix()).unwrap();
     assert!(!store.audit_report().unwrap().interrupted.is_empty());
 }
+
+/// A state file whose audit commit claims line 0 (no such line) is damage
+/// to report, never a panic, and revocations still go ahead.
+#[test]
+fn a_commit_claiming_line_zero_is_reported_and_revocation_still_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = KeyStore::open(dir.path()).unwrap();
+    store
+        .generate("me", KeyType::X25519, &prot(), None)
+        .unwrap();
+    let peer = [5u8; 32];
+    audited(&store)
+        .unwrap()
+        .pin("peer", KeyType::X25519, &peer, None, None)
+        .unwrap();
+    for file in [store.trust_path(), dir.path().join("store.json")] {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        v["audit"]["seq"] = 0.into();
+        std::fs::write(&file, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    }
+    let report = store.audit_report();
+    assert!(
+        report.as_ref().map_or(true, |r| r.broken.is_some()),
+        "{report:?}"
+    );
+    assert!(audited(&store).is_err());
+    let mut trust =
+        TrustStore::open_for_revocation(store.trust_path(), store.audit().clone()).unwrap();
+    trust.revoke(&key_id(&peer), "stolen", now_unix()).unwrap();
+    assert!(trust.revocation(&key_id(&peer)).is_some());
+    let mut store = KeyStore::open(dir.path()).unwrap();
+    store.revoke("me", "stolen").unwrap();
+}

@@ -213,7 +213,7 @@ impl AuditLog {
         let n = text.lines.len() as u64;
         for (file, commit) in commits {
             let name = file.display();
-            if commit.seq <= n {
+            if (1..=n).contains(&commit.seq) {
                 if text.lines[commit.seq as usize - 1] != commit.line && report.broken.is_none() {
                     report.broken = Some(broken(
                         commit.seq as usize,
