@@ -285,3 +285,66 @@ fn slow_work_runs_before_the_lock() {
         "before the lock {before:.3} s, held {held:.3} s"
     );
 }
+
+/// A full disk when the index is written (strace makes that rename fail
+/// with ENOSPC): `generate` fails, and the key file it wrote first is
+/// removed again, so no orphaned private key is left; the store still lists
+/// and verifies.
+#[test]
+fn a_full_disk_at_the_index_leaves_no_orphaned_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    let akex = |args: &[&str]| {
+        Command::new(&*AKEX)
+            .args(["keys", "--store", store.to_str().unwrap()])
+            .args(args)
+            .env("AKEX_PASSPHRASE", "syscalls")
+            .env("AKEX_SCRYPT_LOG_N", "4")
+            .env_remove("XDG_DATA_HOME")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    assert!(akex(&["generate", "--name", "a"]).status.success());
+    let files = || std::fs::read_dir(store.join("keys")).unwrap().count();
+    assert_eq!(files(), 1);
+    let out = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=none"])
+        .args(["-e", "inject=rename,renameat,renameat2:error=ENOSPC:when=2"])
+        .arg(&*AKEX)
+        .args([
+            "keys",
+            "--store",
+            store.to_str().unwrap(),
+            "generate",
+            "--name",
+            "b",
+        ])
+        .env("AKEX_PASSPHRASE", "syscalls")
+        .env("AKEX_SCRYPT_LOG_N", "4")
+        .env_remove("XDG_DATA_HOME")
+        .stdin(Stdio::null())
+        .output();
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => {
+            println!("SKIPPED: strace is not installed ({e})");
+            return;
+        }
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !err.contains("No space left on device") {
+        println!("SKIPPED: strace could not inject the fault here: {err}");
+        return;
+    }
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("store.json"), "{err}");
+    assert_eq!(files(), 1, "the new key file was left behind");
+    let list = akex(&["list"]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.status.success() && text.contains(" a ") && !text.contains(" b "),
+        "{text}"
+    );
+    assert!(akex(&["audit", "--verify"]).status.success());
+}

@@ -136,11 +136,22 @@ impl KeyStore {
         let mut index = read_index(&self.paths)?;
         // A destroy killed after its commit left the file: finish it.
         let _ = complete_destructions(&index, &self.paths);
-        let (value, event) = change(&mut index, &mut journal, &self.paths)?;
-        let commit = journal.next_line(&event, now_unix())?;
-        index.audit = Some(commit.clone());
-        let path = self.paths.index();
-        write_atomic(&path, &index.to_json(&path)?)?;
+        let known: Vec<String> = index.keys.iter().map(|e| e.id.clone()).collect();
+        let outcome = (|| {
+            let (value, event) = change(&mut index, &mut journal, &self.paths)?;
+            let commit = journal.next_line(&event, now_unix())?;
+            index.audit = Some(commit.clone());
+            let path = self.paths.index();
+            write_atomic(&path, &index.to_json(&path)?)?;
+            Ok((value, commit))
+        })();
+        let (value, commit) = match outcome {
+            Ok(done) => done,
+            Err(e) => {
+                remove_uncommitted_key_files(&self.paths, &known, &index);
+                return Err(e);
+            }
+        };
         journal.append_committed(&commit);
         self.index = index;
         complete_destructions(&self.index, &self.paths)?;
@@ -478,6 +489,24 @@ pub(crate) fn seal_new(
 }
 
 /// Writes a sealed key file (under the lock); never replaces a file.
+/// After a change failed to commit (a full disk, say): removes the key
+/// files it wrote for entries that neither the index before it (`known`)
+/// nor the index now on disk holds, so nothing is left orphaned. If the
+/// index cannot be read, nothing is removed.
+fn remove_uncommitted_key_files(paths: &StorePaths, known: &[String], changed: &Index) {
+    let Ok(on_disk) = read_index(paths) else {
+        return;
+    };
+    for entry in &changed.keys {
+        let committed = known.contains(&entry.id) || on_disk.keys.iter().any(|e| e.id == entry.id);
+        if !committed {
+            if let Ok(path) = paths.key_file(&entry.id) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
 pub(crate) fn write_key_file(paths: &StorePaths, sealed: &Sealed) -> Result<(), Error> {
     ensure_dir(&paths.keys_dir())?;
     let path = paths.key_file(&sealed.entry.id)?;
