@@ -362,3 +362,51 @@ fn a_commit_claiming_line_zero_is_reported_and_revocation_still_works() {
     let mut store = KeyStore::open(dir.path()).unwrap();
     store.revoke("me", "stolen").unwrap();
 }
+
+/// A revocation deleted from trust.json by hand, or lost to a rolled-back
+/// copy, comes back when the next change rewrites the file: the audit log
+/// remembers it, and the rewritten file is then sound again.
+#[test]
+fn a_removed_revocation_is_put_back_by_the_next_change() {
+    let (c1, c2, c3) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    let mut trust = audited(&store).unwrap();
+    for (name, key) in [("c1", &c1), ("c2", &c2), ("c3", &c3)] {
+        trust.pin(name, KeyType::X25519, key, None, None).unwrap();
+    }
+    let before = std::fs::read(store.trust_path()).unwrap();
+    trust.revoke_name("c2", &[], "stolen", now_unix()).unwrap();
+    // Deleted by hand: reported.
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(store.trust_path()).unwrap()).unwrap();
+    v["revocations"] = serde_json::json!([]);
+    std::fs::write(store.trust_path(), serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    corrupt_reason(audited(&store));
+    // The next revocation rewrites the file: c2's revocation is back.
+    let revoke = |name: &str| {
+        let mut t =
+            TrustStore::open_for_revocation(store.trust_path(), store.audit().clone()).unwrap();
+        t.revoke_name(name, &[], "retired", now_unix()).unwrap();
+    };
+    revoke("c1");
+    let trust = audited(&store).unwrap();
+    assert!(trust.revocation(&key_id(&c2)).is_some());
+    assert!(trust.revocation(&key_id(&c1)).is_some());
+    let mut policy = TrustPolicy::Pinned(audited(&store).unwrap());
+    assert!(policy.check(&c2, now_unix()).is_err());
+    assert!(last_line(&store)["detail"]
+        .as_str()
+        .unwrap()
+        .contains("1 logged revocation(s) put back"));
+
+    // A rolled-back copy from before any revocation: the same.
+    std::fs::write(store.trust_path(), &before).unwrap();
+    corrupt_reason(audited(&store));
+    revoke("c3");
+    let trust = audited(&store).unwrap();
+    for key in [&c1, &c2, &c3] {
+        assert!(trust.revocation(&key_id(key)).is_some());
+    }
+    assert!(store.audit_report().unwrap().broken.is_none());
+}

@@ -13,7 +13,10 @@ use super::fsutil::{corrupt, ensure_dir, parent_dir, write_atomic};
 use super::index::KeyType;
 use super::journal::Journal;
 use super::lock::StoreLock;
-use super::trust_file::{check_integrity, file_name, read_trust_file, stamp, Stamp, TrustFile};
+use super::trust_file::{
+    check_integrity, file_name, read_trust_file, restore_logged_revocations, stamp, Stamp,
+    TrustFile,
+};
 use super::{b64, key_id, now_unix, unb64};
 use crate::error::{Error, KeyStoreError, TrustFailure};
 
@@ -309,6 +312,10 @@ impl TrustStore {
             None => None,
         };
         let mut data = on_disk.map(|f| f.data).unwrap_or_default();
+        let mut restored = 0;
+        if let (Some(_), Some(audit)) = (&edited, &self.audit) {
+            restored = restore_logged_revocations(&self.path, &mut data, audit)?;
+        }
         let (value, event) = change(&mut data, journal.as_mut())?;
         let Some(mut event) = event else {
             self.data = data;
@@ -318,7 +325,10 @@ impl TrustStore {
         let mut file = TrustFile { data, audit: None };
         if let Some(journal) = journal.as_mut() {
             if let Some(Error::KeyStore(KeyStoreError::Corrupt { reason, .. })) = &edited {
-                let note = format!("the trust file had been changed outside akex: {reason}");
+                let note = format!(
+                    "the trust file had been changed outside akex: {reason}; \
+                     {restored} logged revocation(s) put back"
+                );
                 event.detail = Some(match event.detail.take() {
                     Some(d) => format!("{d}; {note}"),
                     None => note,

@@ -155,3 +155,59 @@ pub(super) fn check_integrity(
         ),
     ))
 }
+
+/// Puts back into `data` every revocation the audit log records for the
+/// trust file `path` names, when that file was changed outside akex: a
+/// revocation is never undone by deleting it from the file (or rolling the
+/// file back) and then letting the next change rewrite it. Returns how
+/// many were missing.
+pub(super) fn restore_logged_revocations(
+    path: &Path,
+    data: &mut TrustData,
+    audit: &AuditLog,
+) -> Result<usize, Error> {
+    let text = audit.read_text()?;
+    let name = file_name(path);
+    let mut restored = 0;
+    for line in &text.lines {
+        let Ok(record) = serde_json::from_str::<AuditRecord>(line) else {
+            continue;
+        };
+        let e = &record.event;
+        let this_file = e.trust_file.as_deref().unwrap_or(super::paths::TRUST) == name;
+        if e.event != "revoke" || e.trust_sha256.is_none() || !this_file {
+            continue;
+        }
+        for id in revoked_ids(e.key_id.as_deref(), e.detail.as_deref()) {
+            if data.revocation(&id).is_none() {
+                let reason = format!("restored from audit log line {}", record.seq);
+                data.add_revocation(&id, &reason, record.time);
+                restored += 1;
+            }
+        }
+    }
+    Ok(restored)
+}
+
+/// The key ids of one `revoke` line: its key id, and the `(keys: a,b)`
+/// list a revocation of several keys adds to its detail.
+fn revoked_ids(key_id: Option<&str>, detail: Option<&str>) -> Vec<String> {
+    let is_id = |s: &str| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut ids: Vec<String> = key_id
+        .filter(|k| is_id(k))
+        .map(str::to_owned)
+        .into_iter()
+        .collect();
+    if let Some(list) = detail
+        .and_then(|d| d.rsplit_once("(keys: "))
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .map(|(list, _)| list)
+    {
+        for id in list.split(',').filter(|id| is_id(id)) {
+            if !ids.iter().any(|k| k == id) {
+                ids.push(id.to_owned());
+            }
+        }
+    }
+    ids
+}
