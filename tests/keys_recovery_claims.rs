@@ -37,18 +37,21 @@ fn a_destroy_cut_short_is_finished_and_stray_key_files_are_left_alone() {
     let mut store = KeyStore::open(dir.path()).unwrap();
     let a = store.generate("a", KeyType::X25519, &prot(), None).unwrap();
     let b = store.generate("b", KeyType::X25519, &prot(), None).unwrap();
-    // A destroy committed, then killed before it removed the file.
-    index_with(dir.path(), |v| v["keys"][0]["status"] = "destroyed".into());
     let a_file = dir.path().join(a.file());
-    // B's entry also says destroyed, but its file no longer has the
-    // recorded hash: it is not touched.
-    index_with(dir.path(), |v| v["keys"][1]["status"] = "destroyed".into());
     let b_file = dir.path().join(b.file());
+    let a_bytes = std::fs::read(&a_file).unwrap();
+    // A destroy committed, then killed before it removed the file: the
+    // file is put back after a real destroy. B destroyed too, and a
+    // different file put in its place: it no longer has the recorded
+    // hash, so it is not touched.
+    store.destroy("a", Some(&pass())).unwrap();
+    store.destroy("b", Some(&pass())).unwrap();
+    std::fs::write(&a_file, &a_bytes).unwrap();
     std::fs::write(&b_file, b"replaced by hand").unwrap();
     // A complete key file that no entry names (a crash between writing it
     // and the index commit).
     let stray = dir.path().join("keys/0123456789abcdef0123456789abcdef.pem");
-    std::fs::copy(&a_file, &stray).unwrap();
+    std::fs::write(&stray, &a_bytes).unwrap();
     // Readers change nothing.
     let mut store = KeyStore::open(dir.path()).unwrap();
     assert!(a_file.exists());
@@ -64,28 +67,26 @@ fn a_destroy_cut_short_is_finished_and_stray_key_files_are_left_alone() {
     assert_eq!(store.find("a").unwrap().status, KeyStatus::Destroyed);
 }
 
+/// B's file under A's name with B's hash written into A's entry: the edit
+/// of store.json is caught before any key is read (the check of the
+/// decrypted key against its public record behind it is a unit test:
+/// `keys::store::tests::a_decrypted_key_must_match_its_public_record`).
 #[test]
-fn a_decrypted_key_must_match_its_public_record() {
+fn a_key_file_swapped_with_its_hash_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = KeyStore::open(dir.path()).unwrap();
     let a = store.generate("a", KeyType::X25519, &prot(), None).unwrap();
     let b = store.generate("b", KeyType::X25519, &prot(), None).unwrap();
-    // B's file under A's name, with its hash recorded: it decrypts, but it
-    // is not the key the index describes.
     std::fs::copy(dir.path().join(b.file()), dir.path().join(a.file())).unwrap();
     index_with(dir.path(), |v| {
         v["keys"][0]["file_sha256"] = v["keys"][1]["file_sha256"].clone();
     });
     let store = KeyStore::open(dir.path()).unwrap();
-    match store.load("a", Some(&pass())) {
-        Err(Error::KeyStore(KeyStoreError::Corrupt { reason, .. })) => {
-            assert!(
-                reason.contains("does not match the recorded public key"),
-                "{reason}"
-            )
-        }
-        other => panic!("{other:?}"),
-    }
+    assert!(store.index_damage().is_some());
+    assert!(matches!(
+        store.load("a", Some(&pass())),
+        Err(Error::KeyStore(KeyStoreError::Corrupt { .. }))
+    ));
 }
 
 #[test]
@@ -211,4 +212,52 @@ fn pkcs11_error_messages_read_as_documented() {
         text(HsmError::NotBuilt),
         "PKCS#11: this build of akex has no PKCS#11 support (cargo feature pkcs11)"
     );
+}
+
+/// store.json rolled back to before a revocation, or edited to make a
+/// revoked key active: the store opens (revocation must stay possible) but
+/// names the damage, loads no key and refuses other changes; the next
+/// revoke puts back every revocation the log records and the store is
+/// sound again.
+#[test]
+fn a_rolled_back_or_edited_index_never_brings_a_revoked_key_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = KeyStore::open(dir.path()).unwrap();
+    store
+        .generate("me", KeyType::X25519, &prot(), None)
+        .unwrap();
+    store
+        .generate("you", KeyType::X25519, &prot(), None)
+        .unwrap();
+    let index = dir.path().join("store.json");
+    let before = std::fs::read(&index).unwrap();
+    store.revoke("me", "stolen").unwrap();
+
+    std::fs::write(&index, &before).unwrap();
+    let mut store = KeyStore::open(dir.path()).unwrap();
+    let damage = store.index_damage().unwrap().to_string();
+    assert!(damage.contains("rolled-back"), "{damage}");
+    assert_eq!(store.find("me").unwrap().status, KeyStatus::Active);
+    assert!(matches!(
+        store.load("me", Some(&pass())),
+        Err(Error::KeyStore(KeyStoreError::Corrupt { .. }))
+    ));
+    assert!(store
+        .generate("new", KeyType::X25519, &prot(), None)
+        .is_err());
+    // Revoking anything repairs: "me" is revoked again from the log.
+    store.revoke("you", "retired").unwrap();
+    assert!(store.index_damage().is_none());
+    assert_eq!(store.find("me").unwrap().status, KeyStatus::Revoked);
+    let store = KeyStore::open(dir.path()).unwrap();
+    assert!(store.index_damage().is_none());
+    assert!(store.audit_report().unwrap().broken.is_none());
+
+    // A revoked status edited back to active by hand: the same.
+    index_with(dir.path(), |v| v["keys"][0]["status"] = "active".into());
+    let mut store = KeyStore::open(dir.path()).unwrap();
+    assert!(store.index_damage().unwrap().contains("differ"));
+    assert!(store.load("me", Some(&pass())).is_err());
+    store.revoke("you", "again").unwrap();
+    assert_eq!(store.find("me").unwrap().status, KeyStatus::Revoked);
 }

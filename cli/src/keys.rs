@@ -264,6 +264,13 @@ fn run(args: KeysArgs) -> Result<(), Error> {
     let mut store = KeyStore::open(store_dir(args.store.as_deref())?)?;
     let json = args.json;
     let pin_fd = args.pin_fd;
+    if let Some(damage) = store.index_damage() {
+        eprintln!(
+            "akex keys: WARNING: {}: {damage}; its keys are not loaded, revoke and destroy \
+             still work (and put back what the audit log records), other changes are refused",
+            store.dir().join("store.json").display()
+        );
+    }
     if !matches!(args.command, KeysCommand::Audit { .. }) {
         // Loud, but never in the way of the command (revoke must work).
         if let Ok(report) = store.audit_report() {
@@ -510,6 +517,13 @@ fn run(args: KeysArgs) -> Result<(), Error> {
             }
             if let Some(broken) = report.broken {
                 return Err(broken.into());
+            }
+            if let Some(damage) = store.index_damage() {
+                return Err(akex::error::KeyStoreError::Corrupt {
+                    path: store.dir().join("store.json").display().to_string(),
+                    reason: damage.to_string(),
+                }
+                .into());
             }
             let records = report.records;
             if verify {

@@ -41,6 +41,10 @@ pub struct AuditEvent {
     /// `trust.json` and a `--trust-store` file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust_file: Option<String>,
+    /// For changes of the key index (`store.json`): SHA-256 of its key
+    /// entries as written, so an edited or rolled-back index is detected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_sha256: Option<String>,
 }
 
 impl AuditEvent {
@@ -58,6 +62,7 @@ impl AuditEvent {
             detail,
             trust_sha256: None,
             trust_file: None,
+            index_sha256: None,
         }
     }
 }

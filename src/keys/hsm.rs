@@ -62,6 +62,7 @@ impl KeyStore {
     /// usable now, found by its URI, and have the recorded public key.
     /// Log the first use with [`record_load`](Self::record_load).
     pub fn open_in_token(&self, name: &str, pin: &TokenPin) -> Result<Pkcs11Signer, Error> {
+        self.check_undamaged()?;
         let entry = self.lookup(name)?;
         entry.check_usable(now_unix())?;
         let (token, key) = self.find_in_token(&entry, pin)?;
@@ -131,7 +132,7 @@ impl KeyStore {
             ),
             Err(e) => return Err(e),
         };
-        self.transact(|index, _journal, _paths| {
+        self.transact_as(true, |index, _journal, _paths| {
             let current = index
                 .entry_mut(&entry.id)
                 .ok_or_else(|| KeyStoreError::NotFound(name.into()))?;

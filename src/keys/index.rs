@@ -253,6 +253,15 @@ impl Index {
     }
 
     /// Serializes the index.
+    /// SHA-256 (hex) of the key entries, as the audit line of each index
+    /// change records it.
+    pub(crate) fn keys_sha256(&self) -> String {
+        hex::encode(crate::crypto::hash::sha256(&[&serde_json::to_vec(
+            &self.keys,
+        )
+        .unwrap_or_default()]))
+    }
+
     pub(crate) fn to_json(&self, path: &Path) -> Result<Vec<u8>, Error> {
         serde_json::to_vec_pretty(self).map_err(|e| corrupt(path, e.to_string()))
     }

@@ -15,6 +15,8 @@ mod hsm;
 #[cfg(feature = "keystore")]
 pub mod index;
 #[cfg(feature = "keystore")]
+mod index_check;
+#[cfg(feature = "keystore")]
 mod journal;
 #[cfg(feature = "keystore")]
 mod lock;

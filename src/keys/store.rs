@@ -11,6 +11,7 @@ use super::fsutil::{
     corrupt, ensure_dir, io_err, overwrite_and_remove, read_file, write_atomic, MAX_KEY_FILE,
 };
 use super::index::{Index, KeyEntry, KeyStatus, KeyType};
+use super::index_check::{index_damage, read_checked_index, restore_logged_statuses};
 use super::journal::{commit_of, Journal};
 use super::material::{LoadedKey, Material};
 use super::paths::StorePaths;
@@ -23,6 +24,9 @@ pub struct KeyStore {
     paths: StorePaths,
     index: Index,
     audit: AuditLog,
+    /// Why the index does not match the audit log (edited or rolled back),
+    /// if it does not: keys are then not loaded.
+    damage: Option<String>,
 }
 
 /// A sealed key file ready to be written, made outside the lock (scrypt is
@@ -54,19 +58,36 @@ impl KeyStore {
             ensure_dir(&dir)?;
         }
         let paths = StorePaths::new(dir);
-        let index = read_index(&paths)?;
         let audit = AuditLog::new(paths.audit());
+        let (index, damage) = read_checked_index(&paths, &audit)?;
         Ok(KeyStore {
             paths,
             index,
             audit,
+            damage,
         })
     }
 
     /// Re-reads the index from disk.
     pub fn reload(&mut self) -> Result<(), Error> {
-        self.index = read_index(&self.paths)?;
+        (self.index, self.damage) = read_checked_index(&self.paths, &self.audit)?;
         Ok(())
+    }
+
+    /// Why `store.json` does not match the audit log, if it does not: it
+    /// was edited outside akex, or is a rolled-back copy (a revoked key
+    /// could be active again). Keys of such a store are not loaded;
+    /// `revoke` and `destroy` still work, and put back every revocation
+    /// and destruction the log records before they write.
+    pub fn index_damage(&self) -> Option<&str> {
+        self.damage.as_deref()
+    }
+
+    pub(crate) fn check_undamaged(&self) -> Result<(), Error> {
+        match &self.damage {
+            Some(reason) => Err(corrupt(&self.paths.index(), reason.clone())),
+            None => Ok(()),
+        }
     }
 
     /// The store's directory.
@@ -131,14 +152,45 @@ impl KeyStore {
         &mut self,
         change: impl FnOnce(&mut Index, &mut Journal, &StorePaths) -> Result<(T, AuditEvent), Error>,
     ) -> Result<T, Error> {
+        self.transact_as(false, change)
+    }
+
+    /// [`transact`](Self::transact); a change that only removes trust
+    /// (`removes_trust`: revoke, destroy) goes ahead on an index that was
+    /// edited or rolled back, after putting back what the log records.
+    pub(crate) fn transact_as<T>(
+        &mut self,
+        removes_trust: bool,
+        change: impl FnOnce(&mut Index, &mut Journal, &StorePaths) -> Result<(T, AuditEvent), Error>,
+    ) -> Result<T, Error> {
         ensure_dir(self.paths.dir())?;
         let mut journal = Journal::open(&self.audit, &[])?;
         let mut index = read_index(&self.paths)?;
+        // Under the lock no writer races the check.
+        let damage = index_damage(&index, &self.audit);
+        let mut repaired = None;
+        if let Some(reason) = damage {
+            if !removes_trust {
+                return Err(corrupt(&self.paths.index(), reason));
+            }
+            let n = restore_logged_statuses(&mut index, &self.audit)?;
+            repaired = Some(format!(
+                "store.json had been changed outside akex: {reason}; \
+                 {n} logged revocation(s) or destruction(s) put back"
+            ));
+        }
         // A destroy killed after its commit left the file: finish it.
         let _ = complete_destructions(&index, &self.paths);
         let known: Vec<String> = index.keys.iter().map(|e| e.id.clone()).collect();
         let outcome = (|| {
-            let (value, event) = change(&mut index, &mut journal, &self.paths)?;
+            let (value, mut event) = change(&mut index, &mut journal, &self.paths)?;
+            if let Some(note) = repaired {
+                event.detail = Some(match event.detail.take() {
+                    Some(d) => format!("{d}; {note}"),
+                    None => note,
+                });
+            }
+            event.index_sha256 = Some(index.keys_sha256());
             let commit = journal.next_line(&event, now_unix())?;
             index.audit = Some(commit.clone());
             let path = self.paths.index();
@@ -154,6 +206,7 @@ impl KeyStore {
         };
         journal.append_committed(&commit);
         self.index = index;
+        self.damage = None;
         complete_destructions(&self.index, &self.paths)?;
         Ok(value)
     }
@@ -240,6 +293,7 @@ impl KeyStore {
         passphrase: Option<&Passphrase>,
         now: u64,
     ) -> Result<LoadedKey, Error> {
+        self.check_undamaged()?;
         let entry = self.index.lookup(name)?;
         entry.check_usable(now)?;
         read_private(&self.paths, entry, passphrase)
@@ -272,7 +326,7 @@ impl KeyStore {
     /// entries revoked.
     pub fn revoke(&mut self, name: &str, reason: &str) -> Result<Vec<KeyEntry>, Error> {
         self.index.lookup(name)?;
-        self.transact(|index, _journal, _paths| {
+        self.transact_as(true, |index, _journal, _paths| {
             let ids: Vec<String> = if index.keys.iter().any(|e| e.name == name) {
                 index
                     .keys
@@ -329,7 +383,7 @@ impl KeyStore {
         if entry.encrypted && exists {
             read_private(&self.paths, &entry, passphrase)?;
         }
-        self.transact(|index, _journal, paths| {
+        self.transact_as(true, |index, _journal, paths| {
             let current = index
                 .entry_mut(&entry.id)
                 .ok_or_else(|| KeyStoreError::NotFound(name.into()))?;
@@ -406,7 +460,7 @@ pub(crate) fn check_name(name: &str) -> Result<(), Error> {
 
 /// The index on disk; a missing one is an empty store only if nothing else
 /// of a store is there.
-fn read_index(paths: &StorePaths) -> Result<Index, Error> {
+pub(crate) fn read_index(paths: &StorePaths) -> Result<Index, Error> {
     if let Some(index) = Index::read(&paths.index())? {
         return Ok(index);
     }
@@ -516,7 +570,7 @@ pub(crate) fn write_key_file(paths: &StorePaths, sealed: &Sealed) -> Result<(), 
     write_atomic(&path, &sealed.file)
 }
 
-fn read_private(
+pub(crate) fn read_private(
     paths: &StorePaths,
     entry: &KeyEntry,
     passphrase: Option<&Passphrase>,
@@ -552,4 +606,37 @@ fn read_private(
         ));
     }
     Ok(material.into_loaded(entry.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Behind the index hash (which catches an edited `file_sha256`): a
+    /// key file whose hash is the recorded one but whose key is another
+    /// is still refused once decrypted.
+    #[test]
+    fn a_decrypted_key_must_match_its_public_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = KeyStore::open(dir.path()).unwrap();
+        let plain = Protection::InsecurePlaintext;
+        let a = store.generate("a", KeyType::X25519, &plain, None).unwrap();
+        let b = store.generate("b", KeyType::X25519, &plain, None).unwrap();
+        let (a_path, b_path) = (
+            store.paths.key_file(&a.id).unwrap(),
+            store.paths.key_file(&b.id).unwrap(),
+        );
+        std::fs::copy(&b_path, &a_path).unwrap();
+        let mut forged = a.clone();
+        forged.file_sha256 = b.file_sha256.clone();
+        match read_private(&store.paths, &forged, None) {
+            Err(Error::KeyStore(KeyStoreError::Corrupt { reason, .. })) => {
+                assert!(
+                    reason.contains("does not match the recorded public key"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -191,7 +191,7 @@ pub(super) fn restore_logged_revocations(
 
 /// The key ids of one `revoke` line: its key id, and the `(keys: a,b)`
 /// list a revocation of several keys adds to its detail.
-fn revoked_ids(key_id: Option<&str>, detail: Option<&str>) -> Vec<String> {
+pub(super) fn revoked_ids(key_id: Option<&str>, detail: Option<&str>) -> Vec<String> {
     let is_id = |s: &str| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit());
     let mut ids: Vec<String> = key_id
         .filter(|k| is_id(k))
