@@ -591,3 +591,72 @@ fn handshakes_on_a_read_only_store_work_and_only_warn() {
         .collect();
     assert_eq!(before, after);
 }
+
+/// Revocations reach a server that judges peers by a `--trust-store` file:
+/// `keys revoke --trust-store FILE` revokes in that file (and in
+/// trust.json), and a revocation only in the store's trust.json counts for
+/// `serve --trust-store FILE` as well.
+#[test]
+fn revocations_reach_a_server_using_a_trust_store_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, c1, c2) = (
+        dir.path().join("srv"),
+        dir.path().join("c1"),
+        dir.path().join("c2"),
+    );
+    ok_keys(&srv, &["generate", "--name", "server"]);
+    let file = dir.path().join("clients.json");
+    for (store, name) in [(&c1, "one"), (&c2, "two")] {
+        ok_keys(store, &["generate", "--name", name]);
+        let shown = store.join("show.json");
+        std::fs::write(&shown, ok_keys(store, &["show", "--name", name, "--json"])).unwrap();
+        let pin = ["trust", "--name", name, "--from", s(&shown)];
+        ok_keys(&srv, &[&pin[..], &["--trust-store", s(&file)]].concat());
+        // "two" is pinned in trust.json as well.
+        if name == "two" {
+            ok_keys(&srv, &pin);
+        }
+    }
+    let base = [
+        "--store",
+        s(&srv),
+        "--key",
+        "server",
+        "--trust-store",
+        s(&file),
+    ];
+    let accepted = |client: &Path, name: &str| {
+        let server = serve(XX, true, &base);
+        let out = connect(&server.addr, XX, &["--store", s(client), "--key", name]);
+        let (served, log) = server.finish();
+        assert_eq!(out.status.success(), served, "{log}");
+        served
+    };
+    assert!(accepted(&c1, "one") && accepted(&c2, "two"));
+    // Pinned only in the file: revoked through --trust-store.
+    let out = keys(&srv, &["revoke", "--name", "one", "--reason", "lost"]);
+    assert!(!out.status.success(), "nothing named one in trust.json");
+    ok_keys(
+        &srv,
+        &[
+            "revoke",
+            "--name",
+            "one",
+            "--reason",
+            "lost",
+            "--trust-store",
+            s(&file),
+        ],
+    );
+    assert!(!accepted(&c1, "one"));
+    // Revoked in trust.json only: the server using the file refuses too.
+    ok_keys(&srv, &["revoke", "--name", "two", "--reason", "lost"]);
+    // The file holds only the first revocation: the refusal below comes
+    // from trust.json.
+    let in_file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(in_file["revocations"].as_array().unwrap().len(), 1);
+    assert!(!accepted(&c2, "two"));
+    let list = ok_keys(&srv, &["list"]);
+    assert_eq!(list.matches("revoked ").count(), 2, "{list}");
+}

@@ -293,7 +293,43 @@ impl HandshakeArgs {
         };
         let slot = TRUST.get_or_init(|| Mutex::new(None));
         *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some((policy, self.peer.clone()));
+        // With another trust file, the store's own revocations still count:
+        // `keys revoke --name N` lands in trust.json.
+        if self.trust_store.is_some() {
+            let dir = store_dir(self.store.as_deref())?;
+            let store = KeyStore::open(&dir)?;
+            let own = TrustStore::open_audited(store.trust_path(), store.audit().clone())?;
+            let slot = STORE_REVOCATIONS.get_or_init(|| Mutex::new(None));
+            *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(own);
+        }
         Ok(())
+    }
+}
+
+/// The store's trust.json when `--trust-store` names another file: its
+/// revocations are checked too.
+static STORE_REVOCATIONS: OnceLock<Mutex<Option<TrustStore>>> = OnceLock::new();
+
+/// Fails if the store's own trust.json revokes `key` (see
+/// [`STORE_REVOCATIONS`]); re-read when it changed, failing closed if it
+/// became corrupt.
+fn check_store_revocations(key: &[u8]) -> Result<(), Error> {
+    let Some(slot) = STORE_REVOCATIONS.get() else {
+        return Ok(());
+    };
+    let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(own) = guard.as_mut() else {
+        return Ok(());
+    };
+    own.refresh()?;
+    let id = akex::keys::key_id(key);
+    match own.revocation(&id) {
+        Some(r) => Err(TrustFailure::Revoked {
+            key_id: id,
+            reason: r.reason.clone(),
+        }
+        .into()),
+        None => Ok(()),
     }
 }
 
@@ -406,7 +442,10 @@ pub fn check_peer(remote_static: Option<&[u8]>) -> Result<(), Error> {
     };
     let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
     match (guard.as_mut(), remote_static) {
-        (Some((policy, peer)), Some(key)) => policy.check_peer(key, peer.as_deref(), now_unix()),
+        (Some((policy, peer)), Some(key)) => {
+            check_store_revocations(key)?;
+            policy.check_peer(key, peer.as_deref(), now_unix())
+        }
         (Some((policy, _)), None) => policy.check_optional(None, now_unix()),
         (None, _) => Ok(()),
     }

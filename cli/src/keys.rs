@@ -86,6 +86,11 @@ enum KeysCommand {
         name: String,
         #[arg(long)]
         reason: String,
+        /// Also revoke in this trust file (repeatable): every key pinned
+        /// there under the name. The store's trust.json always gets every
+        /// revocation, and `serve`/`connect --trust-store` check it too.
+        #[arg(long = "trust-store", value_name = "FILE")]
+        trust_stores: Vec<PathBuf>,
     },
     /// Overwrite and remove an identity's private key file (an encrypted
     /// key's passphrase is checked first).
@@ -375,7 +380,11 @@ fn run(args: KeysArgs) -> Result<(), Error> {
                 ),
             );
         }
-        KeysCommand::Revoke { name, reason } => {
+        KeysCommand::Revoke {
+            name,
+            reason,
+            trust_stores,
+        } => {
             let now = now_unix();
             // Our keys under the name (every rotation) first, then the
             // trust store: every key ever pinned or held under it.
@@ -388,8 +397,25 @@ fn run(args: KeysArgs) -> Result<(), Error> {
             } else {
                 Vec::new()
             };
+            // Keys pinned under the name in the other trust files, revoked
+            // there and then in trust.json with the rest.
+            let mut all = own.clone();
+            for file in &trust_stores {
+                let mut other = open_trust_for_revocation(&store, Some(file))?;
+                match other.revoke_name(&name, &own, &reason, now) {
+                    Ok(ids) => {
+                        for id in ids {
+                            if !all.contains(&id) {
+                                all.push(id);
+                            }
+                        }
+                    }
+                    Err(Error::KeyStore(KeyStoreError::NotFound(_))) => {}
+                    Err(e) => return Err(e),
+                }
+            }
             let mut trust = open_trust_for_revocation(&store, None)?;
-            let ids = trust.revoke_name(&name, &own, &reason, now)?;
+            let ids = trust.revoke_name(&name, &all, &reason, now)?;
             emit(
                 json,
                 json!({ "ok": true, "revoked": ids, "reason": reason }),
