@@ -410,3 +410,40 @@ fn a_removed_revocation_is_put_back_by_the_next_change() {
     }
     assert!(store.audit_report().unwrap().broken.is_none());
 }
+
+/// The log names a `--trust-store` file by its absolute path: two files of
+/// one name in different directories are audited apart, and a copy moved
+/// to another directory under the same name is refused.
+#[test]
+fn trust_files_of_one_name_in_two_directories_are_told_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path().join("store")).unwrap();
+    let open = |p: &Path| TrustStore::open_audited(p, store.audit().clone());
+    let (prod, staging) = (
+        dir.path().join("prod/peers.json"),
+        dir.path().join("staging/peers.json"),
+    );
+    open(&prod)
+        .unwrap()
+        .pin("a", KeyType::X25519, &[1; 32], None, None)
+        .unwrap();
+    open(&staging)
+        .unwrap()
+        .pin("b", KeyType::X25519, &[2; 32], None, None)
+        .unwrap();
+    assert_eq!(open(&prod).unwrap().pins().len(), 1);
+    assert_eq!(open(&staging).unwrap().pins().len(), 1);
+    // A file named trust.json outside the store is not the store's.
+    let elsewhere = dir.path().join("other/trust.json");
+    open(&elsewhere)
+        .unwrap()
+        .pin("c", KeyType::X25519, &[3; 32], None, None)
+        .unwrap();
+    assert_eq!(open(&elsewhere).unwrap().pins().len(), 1);
+    assert!(audited(&store).unwrap().pins().is_empty());
+    // A copy in another directory, same name: not that file.
+    let copy = dir.path().join("copy/peers.json");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+    std::fs::copy(&prod, &copy).unwrap();
+    assert!(open(&copy).is_err());
+}

@@ -14,8 +14,8 @@ use super::index::KeyType;
 use super::journal::Journal;
 use super::lock::StoreLock;
 use super::trust_file::{
-    check_integrity, file_name, read_trust_file, restore_logged_revocations, stamp, Stamp,
-    TrustFile,
+    check_integrity, file_identity, file_name, read_trust_file, restore_logged_revocations, stamp,
+    Stamp, TrustFile,
 };
 use super::{b64, key_id, now_unix, unb64};
 use crate::error::{Error, KeyStoreError, TrustFailure};
@@ -335,7 +335,7 @@ impl TrustStore {
                 });
             }
             event.trust_sha256 = Some(file.data.sha256());
-            event.trust_file = Some(file_name(&self.path));
+            event.trust_file = self.audit.as_ref().map(|a| file_identity(&self.path, a));
             file.audit = Some(journal.next_line(&event, now_unix())?);
         }
         let json =

@@ -58,6 +58,23 @@ pub(super) fn read_trust_file(path: &Path) -> Result<Option<TrustFile>, Error> {
     })
 }
 
+/// How the audit log names a trust file: `trust.json` for the store's own
+/// (beside the log), the absolute path for any other, so two files of one
+/// name in different directories, or a copy moved elsewhere, are never
+/// taken for one another.
+pub(super) fn file_identity(path: &Path, audit: &AuditLog) -> String {
+    let canonical_dir = |p: &Path| std::fs::canonicalize(super::fsutil::parent_dir(p)).ok();
+    let name = file_name(path);
+    let dir = canonical_dir(path);
+    if name == super::paths::TRUST && dir.is_some() && dir == canonical_dir(audit.path()) {
+        return name;
+    }
+    match dir {
+        Some(dir) => dir.join(&name).to_string_lossy().into_owned(),
+        None => path.to_string_lossy().into_owned(),
+    }
+}
+
 pub(super) fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -74,7 +91,7 @@ pub(super) fn check_integrity(
     audit: &AuditLog,
 ) -> Result<(), Error> {
     let text = audit.read_text()?;
-    let name = file_name(path);
+    let name = file_identity(path, audit);
     let logs_this = |line: &str| {
         serde_json::from_str::<AuditRecord>(line).is_ok_and(|r| {
             r.event.trust_sha256.is_some()
@@ -167,7 +184,7 @@ pub(super) fn restore_logged_revocations(
     audit: &AuditLog,
 ) -> Result<usize, Error> {
     let text = audit.read_text()?;
-    let name = file_name(path);
+    let name = file_identity(path, audit);
     let mut restored = 0;
     for line in &text.lines {
         let Ok(record) = serde_json::from_str::<AuditRecord>(line) else {
