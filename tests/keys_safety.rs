@@ -582,3 +582,37 @@ fn openssl_reads_the_key_files() {
         println!("openssl decrypted the {ty} key file and printed the same public key");
     }
 }
+
+/// Key names that could be mistaken for paths or key ids are refused with
+/// an error about the name, and nothing is written.
+#[test]
+fn names_that_read_as_paths_or_ids_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = KeyStore::open(dir.path()).unwrap();
+    for bad in [
+        "",
+        " ",
+        " a",
+        ".",
+        "..",
+        "../evil",
+        "/etc/passwd",
+        "a\\b",
+        "0123456789abcdef0123456789abcdef",
+    ] {
+        let err = store
+            .generate(bad, KeyType::X25519, &Protection::InsecurePlaintext, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("key name"), "{bad:?}: {err}");
+    }
+    assert!(store.entries().is_empty());
+    store
+        .generate(
+            "web-1.example",
+            KeyType::X25519,
+            &Protection::InsecurePlaintext,
+            None,
+        )
+        .unwrap();
+}

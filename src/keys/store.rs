@@ -449,11 +449,21 @@ fn complete_destructions(index: &Index, paths: &StorePaths) -> Result<(), Error>
 }
 
 pub(crate) fn check_name(name: &str) -> Result<(), Error> {
+    let invalid = |why: &str| -> Error {
+        crate::error::ConfigError::Invalid(format!("key name {name:?}: {why}")).into()
+    };
     if name.is_empty() || name.len() > 128 || name.chars().any(|c| c.is_control()) {
-        return Err(KeyStoreError::Unsupported(
-            "key names must be 1-128 printable characters".into(),
-        )
-        .into());
+        return Err(invalid("key names must be 1-128 printable characters"));
+    }
+    if name.trim() != name || matches!(name, "." | "..") || name.contains(['/', '\\']) {
+        return Err(invalid(
+            "no leading or trailing spaces, no '/' or '\\', not '.' or '..'",
+        ));
+    }
+    // `--name` also takes a key id: a name that looks like one would be
+    // ambiguous.
+    if name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(invalid("32 hex digits would read as a key id"));
     }
     Ok(())
 }
