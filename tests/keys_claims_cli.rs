@@ -569,3 +569,26 @@ fn expiry_and_overlap_options_take_effect() {
     let err = policy.check(&[5; 32], akex::keys::now_unix()).unwrap_err();
     assert!(err.to_string().contains("expired"), "{err}");
 }
+
+/// An unreadable `audit.head` is named by a warning from every `keys`
+/// command (as a damaged log is), changes that add trust are refused, and
+/// revocation still works.
+#[test]
+fn an_unreadable_audit_head_is_warned_about_and_revocation_still_works() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s");
+    ok(keys(&store, &["generate", "--name", "a"]).arg("--insecure-plaintext"));
+    std::fs::write(store.join("audit.head"), "garbage\n").unwrap();
+    let out = keys(&store, &["list"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("WARNING") && err.contains("audit.head"),
+        "{err}"
+    );
+    fail(keys(&store, &["generate", "--name", "b"]).arg("--insecure-plaintext"));
+    ok(&mut keys(
+        &store,
+        &["revoke", "--name", "a", "--reason", "lost"],
+    ));
+}

@@ -278,13 +278,15 @@ fn run(args: KeysArgs) -> Result<(), Error> {
     }
     if !matches!(args.command, KeysCommand::Audit { .. }) {
         // Loud, but never in the way of the command (revoke must work).
-        if let Ok(report) = store.audit_report() {
-            if let Some(broken) = report.broken {
-                eprintln!(
-                    "akex keys: WARNING: the audit log is damaged ({broken}); \
-                     revoke, untrust and destroy still work, other changes are refused"
-                );
-            }
+        let damage = match store.audit_report() {
+            Ok(report) => report.broken.map(|b| b.to_string()),
+            Err(e) => Some(e.to_string()),
+        };
+        if let Some(damage) = damage {
+            eprintln!(
+                "akex keys: WARNING: the audit log is damaged ({damage}); \
+                 revoke, untrust and destroy still work, other changes are refused"
+            );
         }
     }
     match args.command {
