@@ -236,7 +236,7 @@ fn a_rolled_back_or_edited_index_never_brings_a_revoked_key_back() {
     std::fs::write(&index, &before).unwrap();
     let mut store = KeyStore::open(dir.path()).unwrap();
     let damage = store.index_damage().unwrap().to_string();
-    assert!(damage.contains("rolled-back"), "{damage}");
+    assert!(damage.contains("records it revoke"), "{damage}");
     assert_eq!(store.find("me").unwrap().status, KeyStatus::Active);
     assert!(matches!(
         store.load("me", Some(&pass())),
@@ -256,8 +256,72 @@ fn a_rolled_back_or_edited_index_never_brings_a_revoked_key_back() {
     // A revoked status edited back to active by hand: the same.
     index_with(dir.path(), |v| v["keys"][0]["status"] = "active".into());
     let mut store = KeyStore::open(dir.path()).unwrap();
-    assert!(store.index_damage().unwrap().contains("differ"));
+    assert!(store.index_damage().unwrap().contains("records it revoke"));
     assert!(store.load("me", Some(&pass())).is_err());
     store.revoke("you", "again").unwrap();
     assert_eq!(store.find("me").unwrap().status, KeyStatus::Revoked);
+}
+
+/// A rolled-back index whose `audit` field was also removed or pointed at
+/// another line, or whose revocation line lost its index hash: still
+/// damage, and the revoked key does not load. An index edited without a
+/// revocation behind it is caught by its hash; a plain rollback of an
+/// addition by the later index line.
+#[test]
+fn a_rolled_back_index_with_a_forged_audit_field_is_still_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = KeyStore::open(dir.path()).unwrap();
+    store
+        .generate("me", KeyType::X25519, &prot(), None)
+        .unwrap();
+    let index = dir.path().join("store.json");
+    let before: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index).unwrap()).unwrap();
+    store
+        .generate("you", KeyType::X25519, &prot(), None)
+        .unwrap();
+    let two_keys = std::fs::read(&index).unwrap();
+    store.revoke("me", "stolen").unwrap();
+    let log = std::fs::read_to_string(dir.path().join("audit.jsonl")).unwrap();
+    let last = log.lines().last().unwrap().to_string();
+    let refused = |v: &serde_json::Value| {
+        std::fs::write(&index, v.to_string()).unwrap();
+        let store = KeyStore::open(dir.path()).unwrap();
+        assert!(store.index_damage().is_some(), "{v}");
+        assert!(store.load("me", Some(&pass())).is_err());
+    };
+    let old: serde_json::Value = serde_json::from_slice(&two_keys).unwrap();
+    let mut no_audit = old.clone();
+    no_audit.as_object_mut().unwrap().remove("audit");
+    refused(&no_audit);
+    let mut other_line = old.clone();
+    other_line["audit"] = serde_json::json!({"seq": log.lines().count(), "line": last});
+    refused(&other_line);
+    for (seq, line) in [(100, "x"), (2, "x")] {
+        let mut forged = old.clone();
+        forged["audit"] = serde_json::json!({"seq": seq, "line": line});
+        refused(&forged);
+    }
+    // Without any revocation: a rollback is caught by the later index
+    // line, an edit by the hash.
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = KeyStore::open(dir.path()).unwrap();
+    store.generate("a", KeyType::X25519, &prot(), None).unwrap();
+    let index = dir.path().join("store.json");
+    let one = std::fs::read(&index).unwrap();
+    store.generate("b", KeyType::X25519, &prot(), None).unwrap();
+    let two: serde_json::Value = serde_json::from_slice(&std::fs::read(&index).unwrap()).unwrap();
+    std::fs::write(&index, &one).unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    assert!(store.index_damage().unwrap().contains("rolled-back"));
+    assert!(store.load("a", Some(&pass())).is_err());
+    let mut edited = two.clone();
+    edited["keys"][1]["name"] = "renamed".into();
+    std::fs::write(&index, edited.to_string()).unwrap();
+    let store = KeyStore::open(dir.path()).unwrap();
+    assert!(store.index_damage().unwrap().contains("differ"));
+    // The same entries written back in another layout are not damage:
+    // the hash covers the entries, not the bytes.
+    std::fs::write(&index, two.to_string()).unwrap();
+    assert!(KeyStore::open(dir.path()).unwrap().index_damage().is_none());
 }

@@ -31,29 +31,85 @@ pub(super) fn read_checked_index(
     Ok((index, damage))
 }
 
-/// Why `index` does not match the audit log: its entries differ from the
-/// hash its own audit line records (an edit), or the log records a later
-/// index change (a rolled-back copy). Lines written before the hash was
-/// recorded are not judged; a damaged log is reported by the journal.
+/// Why `index` does not match the audit log, judged only once the log
+/// records index changes (`index_sha256`; older stores are not judged):
+/// - its own audit line must be an index change whose hash is that of its
+///   entries (else it was edited, or its `audit` field was);
+/// - that line must be the log's line of that number, and no later index
+///   change may be logged (else it is a rolled-back copy); a line one past
+///   the log's end is an interrupted write, not damage;
+/// - no key the log records as revoked or destroyed may be active in it
+///   (this holds even when the lines above were tampered with).
 pub(super) fn index_damage(index: &Index, audit: &AuditLog) -> Option<String> {
-    let commit = index.audit.as_ref()?;
-    let record: AuditRecord = serde_json::from_str(&commit.line).ok()?;
-    if record
-        .event
-        .index_sha256
-        .as_ref()
-        .is_some_and(|h| *h != index.keys_sha256())
-    {
+    let text = match audit.read_text() {
+        Ok(text) => text,
+        Err(e) => return Some(format!("the audit log cannot be read to check it: {e}")),
+    };
+    let records: Vec<(usize, AuditRecord)> = text
+        .lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| serde_json::from_str::<AuditRecord>(l).ok().map(|r| (i, r)))
+        .collect();
+    if let Some(why) = revoked_but_active(index, &records) {
+        return Some(why);
+    }
+    if !records.iter().any(|(_, r)| r.event.index_sha256.is_some()) {
+        return None;
+    }
+    let Some(commit) = index.audit.as_ref() else {
+        return Some("it has no audit line, but the log records index changes".into());
+    };
+    let record: Option<AuditRecord> = serde_json::from_str(&commit.line).ok();
+    let Some(recorded) = record.and_then(|r| r.event.index_sha256) else {
+        return Some("its audit line is not an index change".into());
+    };
+    if recorded != index.keys_sha256() {
         return Some("its key entries differ from the version its audit line records".into());
     }
-    let text = audit.read_text().ok()?;
     let n = text.lines.len() as u64;
-    if (1..=n).contains(&commit.seq) {
-        let later = text.lines[commit.seq as usize..].iter().any(|l| {
-            serde_json::from_str::<AuditRecord>(l).is_ok_and(|r| r.event.index_sha256.is_some())
-        });
-        if later {
-            return Some("the audit log records a later version of it (a rolled-back copy)".into());
+    if commit.seq == n + 1 {
+        return None; // committed, not appended yet: the next writer appends it
+    }
+    if !(1..=n).contains(&commit.seq) || text.lines[commit.seq as usize - 1] != commit.line {
+        return Some("its audit line is not the audit log's line of that number".into());
+    }
+    let later = records
+        .iter()
+        .any(|(i, r)| *i as u64 >= commit.seq && r.event.index_sha256.is_some());
+    if later {
+        return Some("the audit log records a later version of it (a rolled-back copy)".into());
+    }
+    None
+}
+
+/// A key the log records as revoked or destroyed (an index change: no
+/// trust-file hash) that the index has as active or retired.
+fn revoked_but_active(index: &Index, records: &[(usize, AuditRecord)]) -> Option<String> {
+    for (_, r) in records {
+        let e = &r.event;
+        let status = match e.event.as_str() {
+            "revoke" => KeyStatus::Revoked,
+            "destroy" => KeyStatus::Destroyed,
+            _ => continue,
+        };
+        if e.trust_sha256.is_some() {
+            continue;
+        }
+        for id in super::trust_file::revoked_ids(e.key_id.as_deref(), e.detail.as_deref()) {
+            let Some(entry) = index.keys.iter().find(|k| k.id == id) else {
+                continue;
+            };
+            let weaker = match status {
+                KeyStatus::Destroyed => entry.status != KeyStatus::Destroyed,
+                _ => matches!(entry.status, KeyStatus::Active | KeyStatus::Retired),
+            };
+            if weaker {
+                return Some(format!(
+                    "key {id} is {} in it, but audit log line {} records it {}",
+                    entry.status, r.seq, e.event
+                ));
+            }
         }
     }
     None
@@ -74,7 +130,9 @@ pub(super) fn restore_logged_statuses(index: &mut Index, audit: &AuditLog) -> Re
             "destroy" => KeyStatus::Destroyed,
             _ => continue,
         };
-        if e.index_sha256.is_none() {
+        // Index changes: every revoke or destroy line without a trust-file
+        // hash (also one whose index hash was stripped).
+        if e.trust_sha256.is_some() {
             continue;
         }
         for id in super::trust_file::revoked_ids(e.key_id.as_deref(), e.detail.as_deref()) {
