@@ -275,8 +275,6 @@ fn a_rolled_back_index_with_a_forged_audit_field_is_still_refused() {
         .generate("me", KeyType::X25519, &prot(), None)
         .unwrap();
     let index = dir.path().join("store.json");
-    let before: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&index).unwrap()).unwrap();
     store
         .generate("you", KeyType::X25519, &prot(), None)
         .unwrap();
