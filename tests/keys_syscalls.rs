@@ -348,3 +348,105 @@ fn a_full_disk_at_the_index_leaves_no_orphaned_key_file() {
     );
     assert!(akex(&["audit", "--verify"]).status.success());
 }
+
+/// Killed after a `--trust-store` file was renamed into place but before
+/// its audit line was appended (strace kills at the first write to the
+/// log): the next writer of the store, whatever it changes, appends that
+/// line, so the file is not later taken for an edited one.
+#[test]
+fn a_trust_file_commit_cut_short_is_completed_by_the_next_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, peer) = (dir.path().join("s"), dir.path().join("p"));
+    let run = |store: &Path, args: &[&str]| {
+        Command::new(&*AKEX)
+            .args(["keys", "--store", store.to_str().unwrap()])
+            .args(args)
+            .env("AKEX_PASSPHRASE", "syscalls")
+            .env("AKEX_SCRYPT_LOG_N", "4")
+            .env_remove("XDG_DATA_HOME")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    assert!(run(&peer, &["generate", "--name", "q"]).status.success());
+    let shown = dir.path().join("q.json");
+    std::fs::write(
+        &shown,
+        run(&peer, &["show", "--name", "q", "--json"]).stdout,
+    )
+    .unwrap();
+    assert!(run(&store, &["generate", "--name", "me"]).status.success());
+    let file = dir.path().join("ext.json");
+    let log = store.join("audit.jsonl");
+    let killed = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-P", log.to_str().unwrap()])
+        .args(["-e", "trace=write", "-e", "inject=write:signal=KILL:when=1"])
+        .arg(&*AKEX)
+        .args([
+            "keys",
+            "--store",
+            store.to_str().unwrap(),
+            "trust",
+            "--name",
+            "q",
+        ])
+        .args([
+            "--from",
+            shown.to_str().unwrap(),
+            "--trust-store",
+            file.to_str().unwrap(),
+        ])
+        .env("AKEX_PASSPHRASE", "syscalls")
+        .env("AKEX_SCRYPT_LOG_N", "4")
+        .env_remove("XDG_DATA_HOME")
+        .stdin(Stdio::null())
+        .output();
+    match killed {
+        Err(e) => {
+            println!("SKIPPED: strace is not installed ({e})");
+            return;
+        }
+        Ok(out) if out.status.success() || !file.exists() => {
+            println!(
+                "SKIPPED: strace could not cut the write short here ({:?})",
+                out.status
+            );
+            return;
+        }
+        Ok(_) => {}
+    }
+    // An unrelated writer completes the cut-short commit; then the file
+    // passes its integrity check (adding trust to it checks it).
+    assert!(run(&store, &["generate", "--name", "other"])
+        .status
+        .success());
+    let out = run(&store, &["audit", "--verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(
+        &store,
+        &[
+            "trust",
+            "--name",
+            "q2",
+            "--from",
+            shown.to_str().unwrap(),
+            "--trust-store",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&store, &["audit", "--verify"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -24,7 +24,7 @@ use super::fsutil::{
 };
 use super::lock::{lock_path_for, StoreLock};
 use super::now_unix;
-use super::paths::{INDEX, KEYS, ROTATIONS, TRUST};
+use super::paths::{INDEX, KEYS, ROTATIONS, TRUST, TRUST_FILES};
 use crate::error::{Error, KeyStoreError};
 
 #[derive(Deserialize)]
@@ -131,6 +131,13 @@ impl Journal {
         let dir = parent_dir(log.path()).to_path_buf();
         let mut files = vec![dir.join(INDEX), dir.join(TRUST)];
         files.extend(extra.iter().map(|p| p.to_path_buf()));
+        // Other trust files this store audits: a line one committed before
+        // a crash is appended by whichever writer comes next.
+        for path in registered_trust_files(&dir) {
+            if !files.contains(&path) {
+                files.push(path);
+            }
+        }
         for d in [dir.clone(), dir.join(KEYS), dir.join(ROTATIONS)]
             .into_iter()
             .chain(extra.iter().map(|p| parent_dir(p).to_path_buf()))
@@ -355,4 +362,32 @@ impl AuditLog {
     pub fn append(&self, event: &AuditEvent) -> Result<(), Error> {
         Journal::open(self, &[])?.log_event(event.clone())
     }
+}
+
+/// The trust files listed in the store's registry (absolute paths; other
+/// lines are ignored).
+pub(crate) fn registered_trust_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(Some(bytes)) = read_file(&dir.join(TRUST_FILES), super::fsutil::MAX_STATE_FILE) else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .collect()
+}
+
+/// Adds `path` (absolute) to the registry of audited trust files, under
+/// the lock the caller holds, before its first commit.
+pub(crate) fn register_trust_file(dir: &Path, path: &Path) -> Result<(), Error> {
+    let mut known = registered_trust_files(dir);
+    if known.iter().any(|p| p == path) || !path.is_absolute() {
+        return Ok(());
+    }
+    known.push(path.to_path_buf());
+    let text: String = known
+        .iter()
+        .map(|p| format!("{}\n", p.to_string_lossy()))
+        .collect();
+    write_atomic(&dir.join(TRUST_FILES), text.as_bytes())
 }

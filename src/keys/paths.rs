@@ -13,6 +13,9 @@ pub(crate) const TRUST: &str = "trust.json";
 pub(crate) const AUDIT: &str = "audit.jsonl";
 pub(crate) const KEYS: &str = "keys";
 pub(crate) const ROTATIONS: &str = "rotations";
+/// The absolute paths of the `--trust-store` files the store audits, one
+/// per line, so recovery finds their committed lines after a crash.
+pub(crate) const TRUST_FILES: &str = "trust-files";
 
 /// True if `id` is a key id: 32 lowercase hex digits.
 pub(crate) fn is_key_id(id: &str) -> bool {

@@ -286,7 +286,15 @@ impl TrustStore {
                 } else {
                     vec![self.path.as_path()]
                 };
-                Some(Journal::open(audit, &extra)?)
+                let journal = Journal::open(audit, &extra)?;
+                if !extra.is_empty() {
+                    let identity = file_identity(&self.path, audit);
+                    super::journal::register_trust_file(
+                        super::fsutil::parent_dir(audit.path()),
+                        Path::new(&identity),
+                    )?;
+                }
+                Some(journal)
             }
             None => None,
         };
