@@ -35,9 +35,8 @@ pub(super) fn read_checked_index(
 /// records index changes (`index_sha256`; older stores are not judged):
 /// - its own audit line must be an index change whose hash is that of its
 ///   entries (else it was edited, or its `audit` field was);
-/// - that line must be the log's line of that number, and no later index
-///   change may be logged (else it is a rolled-back copy); a line one past
-///   the log's end is an interrupted write, not damage;
+/// - no index change may be logged after that line's number (else it is a
+///   rolled-back copy);
 /// - no key the log records as revoked or destroyed may be active in it
 ///   (this holds even when the lines above were tampered with).
 pub(super) fn index_damage(index: &Index, audit: &AuditLog) -> Option<String> {
@@ -67,13 +66,8 @@ pub(super) fn index_damage(index: &Index, audit: &AuditLog) -> Option<String> {
     if recorded != index.keys_sha256() {
         return Some("its key entries differ from the version its audit line records".into());
     }
-    let n = text.lines.len() as u64;
-    if commit.seq == n + 1 {
-        return None; // committed, not appended yet: the next writer appends it
-    }
-    if !(1..=n).contains(&commit.seq) || text.lines[commit.seq as usize - 1] != commit.line {
-        return Some("its audit line is not the audit log's line of that number".into());
-    }
+    // Whether that line is the log's own is the journal's check (a damaged
+    // log is reported there and must not stop keys from loading).
     let later = records
         .iter()
         .any(|(i, r)| *i as u64 >= commit.seq && r.event.index_sha256.is_some());

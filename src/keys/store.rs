@@ -171,6 +171,8 @@ impl KeyStore {
         let mut repaired = None;
         if let Some(reason) = damage {
             if !removes_trust {
+                // A damaged log is the first thing to report.
+                journal.require_intact()?;
                 return Err(corrupt(&self.paths.index(), reason));
             }
             let n = restore_logged_statuses(&mut index, &self.audit)?;
