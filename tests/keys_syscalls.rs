@@ -68,28 +68,48 @@ fn traced(store: &Path, args: &[&str]) -> Option<Vec<Call>> {
     traced_with(store, args, &[])
 }
 
-/// [`traced`] with extra environment.
-fn traced_with(store: &Path, args: &[&str], env: &[(&str, &str)]) -> Option<Vec<Call>> {
-    let out_file = store.with_extension("strace");
-    let status = Command::new("strace")
-        .args(["-f", "-qq", "-ttt", "-s", "0", "-o"])
-        .arg(&out_file)
-        .args([
-            "-e",
-            "trace=openat,write,fsync,fdatasync,rename,renameat,renameat2,unlink,unlinkat,close,\
-             flock",
-        ])
-        .arg(&*AKEX)
-        .args(["keys", "--store", store.to_str().unwrap()])
+/// `akex keys --store STORE ARGS` with the tests' passphrase and a fast
+/// scrypt; under `strace` with those options when `strace` is not empty.
+fn keys_command(strace: &[&str], store: &Path, args: &[&str]) -> Command {
+    let mut c = if strace.is_empty() {
+        Command::new(&*AKEX)
+    } else {
+        let mut c = Command::new("strace");
+        c.args(strace).arg(&*AKEX);
+        c
+    };
+    c.args(["keys", "--store", store.to_str().unwrap()])
         .args(args)
         .env("AKEX_PASSPHRASE", "syscalls")
         .env("AKEX_SCRYPT_LOG_N", "4")
         .env_remove("XDG_DATA_HOME")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+        .stdin(Stdio::null());
+    c
+}
+
+/// [`traced`] with extra environment.
+fn traced_with(store: &Path, args: &[&str], env: &[(&str, &str)]) -> Option<Vec<Call>> {
+    let out_file = store.with_extension("strace");
+    let status = keys_command(
+        &[
+            "-f",
+            "-qq",
+            "-ttt",
+            "-s",
+            "0",
+            "-o",
+            out_file.to_str().unwrap(),
+            "-e",
+            "trace=openat,write,fsync,fdatasync,rename,renameat,renameat2,unlink,unlinkat,close,\
+             flock",
+        ],
+        store,
+        args,
+    )
+    .envs(env.iter().copied())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .status();
     let text = std::fs::read_to_string(&out_file).unwrap_or_default();
     match status {
         Ok(s) if s.success() && !text.is_empty() => Some(parse(&text)),
@@ -294,37 +314,23 @@ fn slow_work_runs_before_the_lock() {
 fn a_full_disk_at_the_index_leaves_no_orphaned_key_file() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("s");
-    let akex = |args: &[&str]| {
-        Command::new(&*AKEX)
-            .args(["keys", "--store", store.to_str().unwrap()])
-            .args(args)
-            .env("AKEX_PASSPHRASE", "syscalls")
-            .env("AKEX_SCRYPT_LOG_N", "4")
-            .env_remove("XDG_DATA_HOME")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
+    let akex = |args: &[&str]| keys_command(&[], &store, args).output().unwrap();
     assert!(akex(&["generate", "--name", "a"]).status.success());
     let files = || std::fs::read_dir(store.join("keys")).unwrap().count();
     assert_eq!(files(), 1);
-    let out = Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=none"])
-        .args(["-e", "inject=rename,renameat,renameat2:error=ENOSPC:when=2"])
-        .arg(&*AKEX)
-        .args([
-            "keys",
-            "--store",
-            store.to_str().unwrap(),
-            "generate",
-            "--name",
-            "b",
-        ])
-        .env("AKEX_PASSPHRASE", "syscalls")
-        .env("AKEX_SCRYPT_LOG_N", "4")
-        .env_remove("XDG_DATA_HOME")
-        .stdin(Stdio::null())
-        .output();
+    let out = keys_command(
+        &[
+            "-f",
+            "-qq",
+            "-e",
+            "trace=none",
+            "-e",
+            "inject=rename,renameat,renameat2:error=ENOSPC:when=2",
+        ],
+        &store,
+        &["generate", "--name", "b"],
+    )
+    .output();
     let out = match out {
         Ok(out) => out,
         Err(e) => {
@@ -357,17 +363,7 @@ fn a_full_disk_at_the_index_leaves_no_orphaned_key_file() {
 fn a_trust_file_commit_cut_short_is_completed_by_the_next_writer() {
     let dir = tempfile::tempdir().unwrap();
     let (store, peer) = (dir.path().join("s"), dir.path().join("p"));
-    let run = |store: &Path, args: &[&str]| {
-        Command::new(&*AKEX)
-            .args(["keys", "--store", store.to_str().unwrap()])
-            .args(args)
-            .env("AKEX_PASSPHRASE", "syscalls")
-            .env("AKEX_SCRYPT_LOG_N", "4")
-            .env_remove("XDG_DATA_HOME")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    };
+    let run = |store: &Path, args: &[&str]| keys_command(&[], store, args).output().unwrap();
     assert!(run(&peer, &["generate", "--name", "q"]).status.success());
     let shown = dir.path().join("q.json");
     std::fs::write(
@@ -378,29 +374,31 @@ fn a_trust_file_commit_cut_short_is_completed_by_the_next_writer() {
     assert!(run(&store, &["generate", "--name", "me"]).status.success());
     let file = dir.path().join("ext.json");
     let log = store.join("audit.jsonl");
-    let killed = Command::new("strace")
-        .args(["-f", "-qq", "-o", "/dev/null", "-P", log.to_str().unwrap()])
-        .args(["-e", "trace=write", "-e", "inject=write:signal=KILL:when=1"])
-        .arg(&*AKEX)
-        .args([
-            "keys",
-            "--store",
-            store.to_str().unwrap(),
+    let killed = keys_command(
+        &[
+            "-f",
+            "-qq",
+            "-o",
+            "/dev/null",
+            "-P",
+            log.to_str().unwrap(),
+            "-e",
+            "trace=write",
+            "-e",
+            "inject=write:signal=KILL:when=1",
+        ],
+        &store,
+        &[
             "trust",
             "--name",
             "q",
-        ])
-        .args([
             "--from",
             shown.to_str().unwrap(),
             "--trust-store",
             file.to_str().unwrap(),
-        ])
-        .env("AKEX_PASSPHRASE", "syscalls")
-        .env("AKEX_SCRYPT_LOG_N", "4")
-        .env_remove("XDG_DATA_HOME")
-        .stdin(Stdio::null())
-        .output();
+        ],
+    )
+    .output();
     match killed {
         Err(e) => {
             println!("SKIPPED: strace is not installed ({e})");

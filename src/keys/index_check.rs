@@ -77,10 +77,19 @@ pub(super) fn index_damage(index: &Index, audit: &AuditLog) -> Option<String> {
     None
 }
 
-/// A key the log records as revoked or destroyed (an index change: no
-/// trust-file hash) that the index has as active or retired.
-fn revoked_but_active(index: &Index, records: &[(usize, AuditRecord)]) -> Option<String> {
-    for (_, r) in records {
+/// One revocation or destruction of our own keys the log records: a
+/// `revoke` or `destroy` line without a trust-file hash (also one whose
+/// index hash was stripped), one per key it names.
+struct Removal {
+    seq: u64,
+    time: u64,
+    status: KeyStatus,
+    id: String,
+}
+
+fn logged_removals<'a>(records: impl IntoIterator<Item = &'a AuditRecord>) -> Vec<Removal> {
+    let mut out = Vec::new();
+    for r in records {
         let e = &r.event;
         let status = match e.event.as_str() {
             "revoke" => KeyStatus::Revoked,
@@ -91,52 +100,66 @@ fn revoked_but_active(index: &Index, records: &[(usize, AuditRecord)]) -> Option
             continue;
         }
         for id in super::trust_file::revoked_ids(e.key_id.as_deref(), e.detail.as_deref()) {
-            let Some(entry) = index.keys.iter().find(|k| k.id == id) else {
-                continue;
-            };
-            let weaker = match status {
-                KeyStatus::Destroyed => entry.status != KeyStatus::Destroyed,
-                _ => matches!(entry.status, KeyStatus::Active | KeyStatus::Retired),
-            };
-            if weaker {
-                return Some(format!(
-                    "key {id} is {} in it, but audit log line {} records it {}",
-                    entry.status, r.seq, e.event
-                ));
-            }
+            out.push(Removal {
+                seq: r.seq,
+                time: r.time,
+                status,
+                id,
+            });
         }
     }
-    None
+    out
+}
+
+/// True if an entry in `current` has less taken from it than `logged`
+/// (active or retired where revoked was logged; anything but destroyed
+/// where destroyed was).
+fn weaker(current: KeyStatus, logged: KeyStatus) -> bool {
+    match logged {
+        KeyStatus::Destroyed => current != KeyStatus::Destroyed,
+        _ => matches!(current, KeyStatus::Active | KeyStatus::Retired),
+    }
+}
+
+/// A key the log records as revoked or destroyed that the index has with
+/// less taken from it.
+fn revoked_but_active(index: &Index, records: &[(usize, AuditRecord)]) -> Option<String> {
+    logged_removals(records.iter().map(|(_, r)| r))
+        .into_iter()
+        .find_map(|removal| {
+            let entry = index.keys.iter().find(|k| k.id == removal.id)?;
+            weaker(entry.status, removal.status).then(|| {
+                format!(
+                    "key {} is {} in it, but audit log line {} records it {}",
+                    removal.id,
+                    entry.status,
+                    removal.seq,
+                    if removal.status == KeyStatus::Destroyed {
+                        "destroy"
+                    } else {
+                        "revoke"
+                    }
+                )
+            })
+        })
 }
 
 /// Re-applies to `index` every revocation and destruction the audit log
 /// records; returns how many entries it changed.
 pub(super) fn restore_logged_statuses(index: &mut Index, audit: &AuditLog) -> Result<usize, Error> {
     let text = audit.read_text()?;
+    let records: Vec<AuditRecord> = text
+        .lines
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
     let mut changed = 0;
-    for line in &text.lines {
-        let Ok(record) = serde_json::from_str::<AuditRecord>(line) else {
-            continue;
-        };
-        let e = &record.event;
-        let status = match e.event.as_str() {
-            "revoke" => KeyStatus::Revoked,
-            "destroy" => KeyStatus::Destroyed,
-            _ => continue,
-        };
-        // Index changes: every revoke or destroy line without a trust-file
-        // hash (also one whose index hash was stripped).
-        if e.trust_sha256.is_some() {
-            continue;
-        }
-        for id in super::trust_file::revoked_ids(e.key_id.as_deref(), e.detail.as_deref()) {
-            if let Some(entry) = index.entry_mut(&id) {
-                let worse = status == KeyStatus::Destroyed || entry.status != KeyStatus::Destroyed;
-                if entry.status != status && worse {
-                    entry.status = status;
-                    entry.status_changed = Some(record.time);
-                    changed += 1;
-                }
+    for removal in logged_removals(&records) {
+        if let Some(entry) = index.entry_mut(&removal.id) {
+            if weaker(entry.status, removal.status) {
+                entry.status = removal.status;
+                entry.status_changed = Some(removal.time);
+                changed += 1;
             }
         }
     }
