@@ -1,10 +1,11 @@
 //! ML-KEM-768 implementations side by side, in one run (docs/mlkem-choice.md).
 //!
 //! Group `mlkem768`, functions `keygen`, `encaps`, `decaps`, each for:
-//! - `libcrux` — libcrux-ml-kem (formally verified; runtime AVX2 dispatch),
-//!   randomness passed in; this is what `akex::crypto::kem` wraps, measured
-//!   both raw and through the wrapper (`akex`: adds the modulus check on
-//!   encaps and zeroization);
+//! - `akex` — `akex::crypto::kem`: aws-lc (mlkem-native) through its
+//!   deterministic entry points, randomness passed in, with the wrapper's
+//!   checks and zeroization;
+//! - `libcrux` — libcrux-ml-kem (formally verified; runtime AVX2
+//!   dispatch), randomness passed in: what akex wrapped before;
 //! - `rustcrypto` — RustCrypto `ml-kem` 0.2 (pure Rust), deterministic APIs;
 //! - `aws-lc-rs` — aws-lc-rs `kem` (draws its own randomness: it cannot
 //!   replay vectors; keygen includes deriving the encapsulation key).
@@ -41,7 +42,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| libcrux_ml_kem::mlkem768::decapsulate(black_box(pair.private_key()), &ct))
     });
 
-    // libcrux through akex's wrapper.
+    // akex's wrapper (aws-lc, randomness passed in).
     let s = Secret::new(seed);
     g.bench_function(BenchmarkId::new("keygen", "akex"), |b| {
         b.iter(|| MlKem768KeyPair::from_seed(black_box(&s)))

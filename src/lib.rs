@@ -21,7 +21,7 @@
 //! | `hazmat` | `hazmat`: replay RNG, raw primitives, secret exposure (tests and protocol work only) |
 #![doc = include_str!("../docs/library-example.md")]
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod config;
 pub mod connection;

@@ -1,31 +1,33 @@
 //! ML-KEM-768 (FIPS 203) with the randomness passed in.
 //!
-//! Backed by `libcrux-ml-kem` (formally verified with hax/F*, runtime AVX2
-//! dispatch), chosen by measurement and because it takes its randomness as
-//! an argument: key generation from the 64-byte seed `d ‖ z`, encapsulation
-//! from the 32-byte message `m`. That keeps the handshakes sans-IO and lets
-//! known-answer vectors replay byte for byte. aws-lc-rs was faster on none of
-//! the three operations that matter here and cannot take injected randomness
-//! (see `docs/mlkem-choice.md`).
+//! Key generation, encapsulation and decapsulation run on aws-lc
+//! (mlkem-native, the FIPS 140-3 validated module rustls also uses),
+//! through its deterministic entry points: key generation from the 64-byte
+//! seed `d ‖ z`, encapsulation from the 32-byte message `m` (`mlkem_ffi`).
+//! That keeps the handshakes sans-IO and lets known-answer vectors replay
+//! byte for byte. It replaced libcrux-ml-kem, which takes its randomness
+//! as an argument in safe Rust but measured 1.4–1.8× slower per operation
+//! here (`docs/mlkem-choice.md`); libcrux still checks encapsulation keys
+//! as they arrive.
 //!
 //! Input checks (FIPS 203 §7.2, §7.3): an encapsulation key must have the
-//! right length and every coefficient below q (the modulus check); a
-//! decapsulation key must have the right length and carry `H(ek)` of its
-//! embedded `ek`; a ciphertext must have the right length. Decapsulation of
-//! a well-formed but wrong ciphertext does not fail: it returns the
-//! implicit-rejection key, which then fails the handshake's next AEAD tag.
+//! right length and every coefficient below q (the modulus check, here as
+//! a key arrives and again inside aws-lc's encapsulation); a decapsulation
+//! key must have the right length and carry `H(ek)` of its embedded `ek`;
+//! a ciphertext must have the right length. Decapsulation of a well-formed
+//! but wrong ciphertext does not fail: it returns the implicit-rejection
+//! key, which then fails the handshake's next AEAD tag.
 //!
-//! Secret inputs are wiped after use: libcrux takes the key-generation seed
-//! and the encapsulation randomness by value and leaves its intermediate
-//! values (the seed's expansion, the secret vectors) in its own stack
-//! frames, so every call here passes a copy it wipes afterwards and then
-//! overwrites the stack area those frames used ([`scrub_stack`]).
+//! Secrets are erased: aws-lc wipes its intermediate values and the keys
+//! it frees; the copies held here are zeroized on drop.
 
 use std::fmt;
+use std::sync::Arc;
 
-use libcrux_ml_kem::mlkem768::{self, MlKem768Ciphertext, MlKem768PrivateKey, MlKem768PublicKey};
+use libcrux_ml_kem::mlkem768::{self, MlKem768PublicKey};
 use zeroize::Zeroize;
 
+use super::mlkem_ffi::{self as ffi, Pkey};
 use super::rng::RandomSource;
 use super::secret::{ct_eq, Secret};
 use crate::error::{ConfigError, Error, PeerMisbehaved};
@@ -47,16 +49,18 @@ const DK_PKE_LEN: usize = 1152;
 
 /// An ML-KEM-768 key pair. The decapsulation key is zeroized on drop and
 /// never printed.
-/// Both halves are boxed (3.5 KiB together), so moving a key pair or a
-/// handshake that holds one copies a pointer, not the key.
+/// The raw halves are boxed (3.5 KiB together) and the aws-lc key is
+/// shared, so moving or cloning a key pair or a handshake that holds one
+/// copies pointers, not the key.
 pub struct MlKem768KeyPair {
-    dk: Box<MlKem768PrivateKey>,
-    ek: Box<MlKem768PublicKey>,
+    dk: Box<[u8; DECAPSULATION_KEY_LEN]>,
+    ek: Box<[u8; ENCAPSULATION_KEY_LEN]>,
+    pkey: Arc<Pkey>,
 }
 
 impl Drop for MlKem768KeyPair {
     fn drop(&mut self) {
-        self.dk[0..].zeroize();
+        self.dk.zeroize();
     }
 }
 
@@ -65,6 +69,7 @@ impl Clone for MlKem768KeyPair {
         MlKem768KeyPair {
             dk: self.dk.clone(),
             ek: self.ek.clone(),
+            pkey: Arc::clone(&self.pkey),
         }
     }
 }
@@ -72,7 +77,7 @@ impl Clone for MlKem768KeyPair {
 impl fmt::Debug for MlKem768KeyPair {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut digest = [0u8; 8];
-        digest.copy_from_slice(&self.ek.as_slice()[..8]);
+        digest.copy_from_slice(&self.ek[..8]);
         f.debug_struct("MlKem768KeyPair")
             .field("ek_prefix", &hex::encode(digest))
             .field("dk", &"<redacted>")
@@ -88,14 +93,16 @@ impl MlKem768KeyPair {
 
     /// ML-KEM.KeyGen_internal(d, z) from the 64-byte seed `d ‖ z`.
     pub fn from_seed(seed: &Secret<SEED_LEN>) -> Self {
-        let mut copy = *seed.expose();
-        let pair = mlkem768::generate_key_pair(copy);
-        copy.zeroize();
-        scrub_stack();
-        let (dk, ek) = pair.into_parts();
+        let mut dk = Box::new([0u8; DECAPSULATION_KEY_LEN]);
+        let mut ek = Box::new([0u8; ENCAPSULATION_KEY_LEN]);
+        // Key generation from a seed of the right length fails only if
+        // aws-lc cannot allocate, where Rust itself would abort.
+        let pkey = ffi::keygen(seed.expose(), &mut ek, &mut dk)
+            .expect("aws-lc generates an ML-KEM-768 key from a 64-byte seed");
         MlKem768KeyPair {
-            dk: Box::new(dk),
-            ek: Box::new(ek),
+            dk,
+            ek,
+            pkey: Arc::new(pkey),
         }
     }
 
@@ -109,43 +116,58 @@ impl MlKem768KeyPair {
     /// embedded `H(ek)` (FIPS 203 §7.3 decapsulation key check).
     pub fn from_expanded(dk: &[u8]) -> Result<Self, Error> {
         let invalid = || Error::Config(ConfigError::InvalidKey("malformed ML-KEM-768 private key"));
-        let dk: MlKem768PrivateKey = dk.try_into().map_err(|_| invalid())?;
-        let ek_range = DK_PKE_LEN..DK_PKE_LEN + ENCAPSULATION_KEY_LEN;
-        let mut ek_bytes = [0u8; ENCAPSULATION_KEY_LEN];
-        ek_bytes.copy_from_slice(&dk.as_slice()[ek_range.clone()]);
-        let pair = MlKem768KeyPair {
-            dk: Box::new(dk),
-            ek: Box::new(MlKem768PublicKey::from(ek_bytes)),
-        };
-        let hash = &pair.dk.as_slice()[ek_range.end..ek_range.end + 32];
-        let computed = libcrux_sha3::sha256(pair.ek.as_slice());
-        if !ct_eq(&computed, hash) || !mlkem768::validate_public_key(&pair.ek) {
+        if dk.len() != DECAPSULATION_KEY_LEN {
             return Err(invalid());
         }
-        Ok(pair)
+        let mut raw = Box::new([0u8; DECAPSULATION_KEY_LEN]);
+        raw.copy_from_slice(dk);
+        let ek_range = DK_PKE_LEN..DK_PKE_LEN + ENCAPSULATION_KEY_LEN;
+        let mut ek = Box::new([0u8; ENCAPSULATION_KEY_LEN]);
+        ek.copy_from_slice(&raw[ek_range.clone()]);
+        let hash = &raw[ek_range.end..ek_range.end + 32];
+        let computed = libcrux_sha3::sha256(&ek[..]);
+        if !ct_eq(&computed, hash) || !mlkem768::validate_public_key(&MlKem768PublicKey::from(*ek))
+        {
+            raw.zeroize();
+            return Err(invalid());
+        }
+        let Some(pkey) = ffi::from_raw(&ek, &raw) else {
+            raw.zeroize();
+            return Err(invalid());
+        };
+        Ok(MlKem768KeyPair {
+            dk: raw,
+            ek,
+            pkey: Arc::new(pkey),
+        })
     }
 
     /// The encapsulation key (public).
     pub fn encapsulation_key(&self) -> &[u8; ENCAPSULATION_KEY_LEN] {
-        self.ek.as_slice()
+        &self.ek
     }
 
     /// The expanded decapsulation key, for storage. Keep the borrow short.
     pub fn expose_expanded(&self) -> &[u8; DECAPSULATION_KEY_LEN] {
-        self.dk.as_slice()
+        &self.dk
     }
 
     /// ML-KEM.Decaps. A ciphertext of the wrong length is
     /// [`PeerMisbehaved::BadMessageLength`]; any well-formed ciphertext
     /// yields a key (the implicit-rejection key if it was not made for us).
     pub fn decapsulate(&self, ciphertext: &[u8]) -> Result<Secret<SHARED_SECRET_LEN>, Error> {
-        let ct: MlKem768Ciphertext = ciphertext
+        let ct: &[u8; CIPHERTEXT_LEN] = ciphertext
             .try_into()
             .map_err(|_| PeerMisbehaved::BadMessageLength)?;
-        let mut shared = mlkem768::decapsulate(&self.dk, &ct);
+        let mut shared = [0u8; SHARED_SECRET_LEN];
+        // aws-lc fails only on a decapsulation key whose hash check fails,
+        // which neither constructor lets through, or on allocation.
+        let done = ffi::decapsulate(&self.pkey, ct, &mut shared);
         let out = Secret::new(shared);
         shared.zeroize();
-        scrub_stack();
+        done.ok_or(ConfigError::InvalidKey(
+            "ML-KEM-768 private key refused by aws-lc",
+        ))?;
         Ok(out)
     }
 }
@@ -154,45 +176,32 @@ impl MlKem768KeyPair {
 /// encoded coefficient below q). Fails with
 /// [`PeerMisbehaved::InvalidPublicKey`].
 pub fn check_encapsulation_key(ek: &[u8]) -> Result<(), Error> {
-    parse_ek(ek).map(|_| ())
-}
-
-fn parse_ek(ek: &[u8]) -> Result<MlKem768PublicKey, Error> {
     let ek: MlKem768PublicKey = ek
         .try_into()
         .map_err(|_| PeerMisbehaved::InvalidPublicKey)?;
     if !mlkem768::validate_public_key(&ek) {
         return Err(PeerMisbehaved::InvalidPublicKey.into());
     }
-    Ok(ek)
+    Ok(())
 }
 
 /// ML-KEM.Encaps_internal(ek, m): the ciphertext and the shared secret.
-/// The key is checked first (length and modulus check).
+/// A key of the wrong length, or one that fails aws-lc's modulus check,
+/// is [`PeerMisbehaved::InvalidPublicKey`].
 pub fn encapsulate(
     ek: &[u8],
     m: &Secret<ENCAPS_RANDOMNESS_LEN>,
 ) -> Result<([u8; CIPHERTEXT_LEN], Secret<SHARED_SECRET_LEN>), Error> {
-    let ek = parse_ek(ek)?;
-    let mut copy = *m.expose();
-    let (ct, mut shared) = mlkem768::encapsulate(&ek, copy);
-    copy.zeroize();
+    let ek: &[u8; ENCAPSULATION_KEY_LEN] = ek
+        .try_into()
+        .map_err(|_| PeerMisbehaved::InvalidPublicKey)?;
+    let mut ct = [0u8; CIPHERTEXT_LEN];
+    let mut shared = [0u8; SHARED_SECRET_LEN];
+    let done = ffi::encapsulate(ek, m.expose(), &mut ct, &mut shared);
     let secret = Secret::new(shared);
     shared.zeroize();
-    scrub_stack();
-    Ok((*ct.as_slice(), secret))
-}
-
-/// Overwrites the stack below the caller's frame, where the ML-KEM call
-/// it just returned from kept its secret intermediates (libcrux does not
-/// wipe them). 32 KiB covers ML-KEM-768's deepest call (key generation,
-/// about 20 KiB of frames); it costs about a microsecond.
-#[inline(never)]
-fn scrub_stack() {
-    // A zero-filled array the optimizer must assume is read: one memset
-    // over the area.
-    let area = [0u8; 32 * 1024];
-    std::hint::black_box(&area);
+    done.ok_or(PeerMisbehaved::InvalidPublicKey)?;
+    Ok((ct, secret))
 }
 
 #[cfg(test)]
@@ -232,5 +241,42 @@ mod tests {
     fn bad_keys_rejected() {
         assert!(check_encapsulation_key(&[0u8; 1183]).is_err());
         assert!(check_encapsulation_key(&[0xffu8; ENCAPSULATION_KEY_LEN]).is_err());
+        // aws-lc's own modulus check, reached without the check above.
+        let m = Secret::new([3u8; 32]);
+        for bad in [
+            &[0xffu8; ENCAPSULATION_KEY_LEN][..],
+            &[0u8; 1183][..],
+            &[][..],
+        ] {
+            assert!(matches!(
+                encapsulate(bad, &m),
+                Err(Error::PeerMisbehaved(PeerMisbehaved::InvalidPublicKey))
+            ));
+        }
+        assert!(MlKem768KeyPair::from_expanded(&[0u8; 2399]).is_err());
+        assert!(MlKem768KeyPair::from_expanded(&[0u8; DECAPSULATION_KEY_LEN]).is_err());
+    }
+
+    /// One key pair (one aws-lc key) shared by threads that decapsulate at
+    /// once, and clones dropped in any order: every result is the sender's.
+    #[test]
+    fn shared_key_pair_across_threads() {
+        let pair = MlKem768KeyPair::from_seed(&Secret::new([5u8; 64]));
+        let handles: Vec<_> = (0u8..8)
+            .map(|t| {
+                let pair = pair.clone();
+                std::thread::spawn(move || {
+                    for i in 0u8..50 {
+                        let m = Secret::new([t ^ i; 32]);
+                        let (ct, k1) = encapsulate(pair.encapsulation_key(), &m).unwrap();
+                        assert_eq!(pair.decapsulate(&ct).unwrap(), k1);
+                    }
+                })
+            })
+            .collect();
+        drop(pair);
+        for h in handles {
+            h.join().unwrap();
+        }
     }
 }

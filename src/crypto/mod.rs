@@ -3,8 +3,8 @@
 //! X25519, Ed25519, P-256 (ECDH, ECDSA), SHA-256/HMAC/HKDF and the AEADs
 //! come from aws-lc-rs,
 //! which measured fastest here (see `docs/benchmarks.md`); ML-KEM from
-//! libcrux (it takes its randomness as an argument, see
-//! `docs/mlkem-choice.md`); BLAKE2 for Noise names that ask for it from the
+//! aws-lc through its deterministic API (randomness passed in, see
+//! `docs/mlkem-choice.md`; the crate's only `unsafe` is there); BLAKE2 for Noise names that ask for it from the
 //! RustCrypto `blake2` crate.
 //!
 //! The public part is small: [`RandomSource`] and [`OsRng`] (randomness is
@@ -17,6 +17,7 @@ pub(crate) mod dh;
 pub(crate) mod ed25519;
 pub(crate) mod hash;
 pub(crate) mod kem;
+mod mlkem_ffi;
 pub(crate) mod p256;
 pub(crate) mod rng;
 pub(crate) mod secret;
