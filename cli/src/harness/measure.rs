@@ -5,12 +5,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
+use super::latency::{connect, latency_phase, LatencyPhase};
 use super::linkemu::{Link, Proxy};
 use super::report::{Record, Report};
 use super::sys;
@@ -119,7 +119,10 @@ pub async fn run(
     } else {
         ProgressBar::hidden()
     };
-    for endpoint in endpoints {
+    // Concurrency 1 first, every row in interleaved rounds (the ratios).
+    bar.set_message("concurrency 1, interleaved rounds");
+    let c1 = super::interleave::c1_phases_on_one_thread(&endpoints, &options).await?;
+    for (endpoint, c1) in endpoints.into_iter().zip(c1) {
         let name = endpoint.name();
         bar.set_message(name.clone());
         let mut target = Target::start(&endpoint, &options).await?;
@@ -144,12 +147,16 @@ pub async fn run(
             push("inmem_handshake_us", us, "us");
         }
 
-        // Latency at concurrency 1 and C, with CPU time.
+        // Latency at concurrency 1 (measured above) and C, with CPU time.
+        let mut c1 = Some(c1);
         for (concurrency, label) in [
             (1, "c1".to_string()),
             (options.concurrency, format!("c{}", options.concurrency)),
         ] {
-            let phase = latency_phase(&endpoint, &target, options.handshakes, concurrency).await?;
+            let phase = match c1.take().filter(|_| concurrency == 1) {
+                Some(phase) => phase,
+                None => latency_phase(&endpoint, &target, options.handshakes, concurrency).await?,
+            };
             for (q, qname) in [(0.5, "p50"), (0.9, "p90"), (0.99, "p99"), (0.999, "p99.9")] {
                 push(
                     &format!("latency_{label}_{qname}"),
@@ -240,7 +247,7 @@ pub async fn run(
 
 /// Where clients connect: an in-process server (maybe behind a link
 /// emulator) or a remote one.
-struct Target {
+pub(super) struct Target {
     addr: SocketAddr,
     server: Option<tokio::task::JoinHandle<()>>,
     upstream: SocketAddr,
@@ -248,7 +255,10 @@ struct Target {
 }
 
 impl Target {
-    async fn start(endpoint: &Endpoint, options: &BenchOptions) -> Result<Target, BenchError> {
+    pub(super) async fn start(
+        endpoint: &Endpoint,
+        options: &BenchOptions,
+    ) -> Result<Target, BenchError> {
         let (upstream, server) = match options.server {
             Some(addr) => (addr, None),
             None => {
@@ -299,18 +309,22 @@ impl Target {
     }
 
     /// TCP connect plus the client handshake, with the wire counts.
-    async fn handshake(
+    pub(super) async fn handshake(
         &self,
         endpoint: &Endpoint,
     ) -> Result<(BoxStream, super::wire::WireStats), BenchError> {
-        let tcp = TcpStream::connect(self.addr).await?;
-        let _ = tcp.set_nodelay(true);
+        let tcp = connect(self.addr).await?;
         let (io, counters) = Counted::new(tcp);
         let stream = endpoint.client(io).await?;
         Ok((stream, counters.snapshot()))
     }
 
-    fn stop(&mut self) {
+    /// Where clients connect.
+    pub(super) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub(super) fn stop(&mut self) {
         if let Some(task) = self.server.take() {
             task.abort();
         }
@@ -379,74 +393,6 @@ fn inmem_median_us(endpoint: &Endpoint, runs: u32) -> Result<Option<f64>, BenchE
     }
     times.sort();
     Ok(Some(times[times.len() / 2].as_secs_f64() * 1e6))
-}
-
-struct LatencyPhase {
-    hist: Histogram<u64>,
-    count: u64,
-    wall: Duration,
-    cpu: Duration,
-}
-
-impl LatencyPhase {
-    fn quantile_us(&self, q: f64) -> f64 {
-        self.hist.value_at_quantile(q) as f64 / 1000.0
-    }
-    fn max_us(&self) -> f64 {
-        self.hist.max() as f64 / 1000.0
-    }
-    fn per_wall_second(&self) -> f64 {
-        self.count as f64 / self.wall.as_secs_f64().max(1e-9)
-    }
-    fn per_cpu_second(&self) -> f64 {
-        self.count as f64 / self.cpu.as_secs_f64().max(1e-6)
-    }
-}
-
-fn new_histogram() -> Histogram<u64> {
-    Histogram::<u64>::new(3).expect("3 significant figures is valid")
-}
-
-/// `total` handshakes (TCP connect + handshake, each on a new connection)
-/// spread over `concurrency` client tasks.
-async fn latency_phase(
-    endpoint: &Endpoint,
-    target: &Target,
-    total: u32,
-    concurrency: u32,
-) -> Result<LatencyPhase, BenchError> {
-    let concurrency = concurrency.clamp(1, total.max(1));
-    let total = total.max(concurrency);
-    let addr = target.addr;
-    let cpu_start = sys::cpu_time();
-    let start = Instant::now();
-    let mut tasks = JoinSet::new();
-    for task in 0..concurrency {
-        let share = total / concurrency + u32::from(task < total % concurrency);
-        let endpoint = endpoint.clone();
-        tasks.spawn(async move {
-            let mut hist = new_histogram();
-            for _ in 0..share {
-                let t = Instant::now();
-                let tcp = TcpStream::connect(addr).await?;
-                let _ = tcp.set_nodelay(true);
-                let stream = endpoint.client(tcp).await?;
-                hist.record(t.elapsed().as_nanos().max(1) as u64).ok();
-                drop(stream);
-            }
-            Ok::<_, BenchError>(hist)
-        });
-    }
-    let mut hist = new_histogram();
-    while let Some(joined) = tasks.join_next().await {
-        hist.add(joined??).ok();
-    }
-    Ok(LatencyPhase {
-        count: hist.len(),
-        hist,
-        wall: start.elapsed(),
-        cpu: sys::cpu_time().saturating_sub(cpu_start),
-    })
 }
 
 /// Echoes `size` bytes through one session, writing and reading at once;
@@ -563,8 +509,7 @@ async fn memory_phase(
         let held = held.clone();
         tasks.spawn(async move {
             for _ in 0..share {
-                let tcp = TcpStream::connect(addr).await?;
-                let _ = tcp.set_nodelay(true);
+                let tcp = connect(addr).await?;
                 let stream = endpoint.client(tcp).await?;
                 held.lock().unwrap_or_else(|e| e.into_inner()).push(stream);
             }

@@ -13,6 +13,8 @@
 
 pub mod charts;
 pub mod html;
+pub mod interleave;
+pub mod latency;
 pub mod linkemu;
 pub mod loss;
 pub mod measure;

@@ -61,30 +61,33 @@ struct PeerInit {
     kem: Vec<u8>,
 }
 
+/// A step we answered. Stream: our sending key switched, the receiving
+/// key (`recv`) switches at the peer's finish. Datagram: both switch when
+/// the peer's first record of the new generation authenticates.
+struct Responded {
+    peer_public: [u8; 32],
+    response: Vec<u8>,
+    resend: bool,
+    root: Secret<32>,
+    send: Option<Secret<32>>,
+    recv: Option<Secret<32>>,
+    confirm_finish: Secret<32>,
+}
+
+/// Where a step stands. Every state but `Idle` is boxed: idle sessions are
+/// most sessions, and each keeps only this enum's 16 bytes (the heap per
+/// idle session is a benchmark target, docs/benchmarks.md).
 enum State {
     Idle,
     /// We sent an init and wait for the response.
     Initiated(Box<Own>),
     /// The peer's init arrived (checked); `poll` answers it.
     Received(Box<PeerInit>),
-    /// We answered. Stream: our sending key switched, the receiving key
-    /// (`recv`) switches at the peer's finish. Datagram: both switch when
-    /// the peer's first record of the new generation authenticates.
-    Responded {
-        peer_public: [u8; 32],
-        response: Vec<u8>,
-        resend: bool,
-        root: Secret<32>,
-        send: Option<Secret<32>>,
-        recv: Option<Secret<32>>,
-        confirm_finish: Secret<32>,
-    },
+    /// We answered.
+    Responded(Box<Responded>),
     /// Stream initiator: the response arrived, our receiving key switched;
     /// the finish goes out next, then our sending key switches.
-    Finishing {
-        send: Secret<32>,
-        finish: Vec<u8>,
-    },
+    Finishing(Box<(Secret<32>, Vec<u8>)>),
 }
 
 /// What the session must do after a ratchet event.
@@ -234,27 +237,14 @@ impl Ratchet {
         }
         match std::mem::replace(&mut self.state, State::Idle) {
             State::Received(peer) => return self.respond(rng, &peer),
-            State::Responded {
-                peer_public,
-                response,
-                resend: true,
-                root,
-                send,
-                recv,
-                confirm_finish,
-            } => {
-                self.state = State::Responded {
-                    peer_public,
-                    response: response.clone(),
-                    resend: false,
-                    root,
-                    send,
-                    recv,
-                    confirm_finish,
-                };
+            State::Responded(mut answered) if answered.resend => {
+                answered.resend = false;
+                let response = answered.response.clone();
+                self.state = State::Responded(answered);
                 return Ok(emit(response));
             }
-            State::Finishing { send, finish } => {
+            State::Finishing(finishing) => {
+                let (send, finish) = *finishing;
                 self.generation += 1;
                 self.last = now;
                 return Ok(Switch {
@@ -325,7 +315,7 @@ impl Ratchet {
         let (root, send, recv, confirm_finish) = split(self.role, keys);
         if self.datagram {
             self.next_recv = Some(recv);
-            self.state = State::Responded {
+            self.state = State::Responded(Box::new(Responded {
                 peer_public: peer.public,
                 response: body.clone(),
                 resend: false,
@@ -333,11 +323,11 @@ impl Ratchet {
                 send: Some(send),
                 recv: None,
                 confirm_finish,
-            };
+            }));
             Ok(emit(body))
         } else {
             self.root = Some(root.clone());
-            self.state = State::Responded {
+            self.state = State::Responded(Box::new(Responded {
                 peer_public: peer.public,
                 response: Vec::new(),
                 resend: false,
@@ -345,7 +335,7 @@ impl Ratchet {
                 send: None,
                 recv: Some(recv),
                 confirm_finish,
-            };
+            }));
             Ok(Switch {
                 emit: Some(body),
                 send: Some(send),
@@ -387,13 +377,9 @@ impl Ratchet {
             // responder drops its own and answers.
             State::Initiated(_) if self.role == Role::Initiator => return Ok(Switch::default()),
             State::Initiated(_) | State::Idle => {}
-            State::Responded {
-                peer_public,
-                resend,
-                ..
-            } if self.datagram => {
-                if peer_public[..] == *message.public {
-                    *resend = true;
+            State::Responded(answered) if self.datagram => {
+                if answered.peer_public[..] == *message.public {
+                    answered.resend = true;
                     return Ok(Switch::default());
                 }
                 // The peer abandoned the step we answered; start over.
@@ -489,7 +475,7 @@ impl Ratchet {
                 recv: None,
             })
         } else {
-            self.state = State::Finishing { send, finish };
+            self.state = State::Finishing(Box::new((send, finish)));
             Ok(Switch {
                 emit: None,
                 send: None,
@@ -513,11 +499,14 @@ impl Ratchet {
         if message.generation != self.generation.wrapping_add(1) {
             return Err(PeerMisbehaved::UnexpectedMessage.into());
         }
-        let State::Responded {
+        let State::Responded(answered) = std::mem::replace(&mut self.state, State::Idle) else {
+            return Err(PeerMisbehaved::UnexpectedMessage.into());
+        };
+        let Responded {
             recv: Some(recv),
             confirm_finish,
             ..
-        } = std::mem::replace(&mut self.state, State::Idle)
+        } = *answered
         else {
             return Err(PeerMisbehaved::UnexpectedMessage.into());
         };
@@ -543,18 +532,18 @@ impl Ratchet {
     /// here).
     pub(crate) fn peer_switched(&mut self, now: Duration) -> Option<Secret<32>> {
         self.next_recv = None;
-        if !matches!(self.state, State::Responded { .. }) {
+        if !matches!(self.state, State::Responded(_)) {
             return None;
         }
-        let State::Responded {
+        let State::Responded(answered) = std::mem::replace(&mut self.state, State::Idle) else {
+            unreachable!("checked above")
+        };
+        let Responded {
             root,
             send,
             confirm_finish,
             ..
-        } = std::mem::replace(&mut self.state, State::Idle)
-        else {
-            unreachable!("checked above")
-        };
+        } = *answered;
         self.root = Some(root);
         self.generation += 1;
         self.last = now;
