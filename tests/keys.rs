@@ -296,6 +296,34 @@ fn trust_policy_failures_name_the_reason() {
     TrustPolicy::AllowAny.check(&[7u8; 32], now).unwrap();
 }
 
+/// TOFU records the key's type: a SIGMA identity pinned on first use is
+/// an ed25519 pin (as `keys trust` would pin it), a P-256 one a p256 pin,
+/// through `check_key` and through the in-handshake verifier alike.
+#[test]
+fn tofu_pins_record_the_key_type() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trust.json");
+    let now = now_unix();
+    let ed = akex::PublicKey::ed25519([5u8; 32]);
+    let x = akex::PublicKey::x25519([6u8; 32]);
+    let mut tofu = TrustPolicy::Tofu(TrustStore::open(&path).unwrap());
+    tofu.check_key(&ed, None, now).unwrap();
+    tofu.check_key(&x, None, now).unwrap();
+    let signer = akex::keys::P256SigningKey::generate().unwrap();
+    let p256_key = akex::PublicKey::from_bytes(akex::KeyKind::P256, signer.public()).unwrap();
+    let verifier = TrustPolicy::Tofu(TrustStore::open(&path).unwrap()).verifier(None);
+    akex::handshake::PeerVerifier::verify_peer(&verifier, &p256_key, &[]).unwrap();
+    let pins = TrustStore::open(&path).unwrap().pins().to_vec();
+    let type_of = |key: &akex::PublicKey| {
+        pins.iter()
+            .find(|p| p.id == key_id(key.as_bytes()))
+            .map(|p| (p.key_type, p.tofu))
+    };
+    assert_eq!(type_of(&ed), Some((KeyType::Ed25519, true)));
+    assert_eq!(type_of(&x), Some((KeyType::X25519, true)));
+    assert_eq!(type_of(&p256_key), Some((KeyType::P256, true)));
+}
+
 #[test]
 fn revoked_and_expired_keys_refuse_to_load() {
     let dir = tempfile::tempdir().unwrap();

@@ -389,7 +389,7 @@ impl HandshakeArgs {
         }
         keys.verify_peer(
             move |key: &PublicKey, payload: &[u8]| -> Result<(), Error> {
-                let Err(e) = check_peer(Some(key.as_bytes())) else {
+                let Err(e) = check_peer(Some(key)) else {
                     return Ok(());
                 };
                 let unknown = matches!(e, Error::PeerNotTrusted(TrustFailure::Unknown { .. }));
@@ -436,15 +436,15 @@ pub fn accept_announced_rotation(remote_static: &[u8], payload: &[u8]) -> Result
 /// Checks the peer's static key against the trust policy set up by
 /// `--trust`/`--trust-store` (a no-op without them). Call it right after
 /// the handshake, before any application data.
-pub fn check_peer(remote_static: Option<&[u8]>) -> Result<(), Error> {
+pub fn check_peer(remote_static: Option<&PublicKey>) -> Result<(), Error> {
     let Some(slot) = TRUST.get() else {
         return Ok(());
     };
     let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
     match (guard.as_mut(), remote_static) {
         (Some((policy, peer)), Some(key)) => {
-            check_store_revocations(key)?;
-            policy.check_peer(key, peer.as_deref(), now_unix())
+            check_store_revocations(key.as_bytes())?;
+            policy.check_key(key, peer.as_deref(), now_unix())
         }
         (Some((policy, _)), None) => policy.check_optional(None, now_unix()),
         (None, _) => Ok(()),

@@ -146,7 +146,7 @@ async fn run(args: &ConnectArgs) -> Result<serde_json::Value, Error> {
     // With --trust pinned the key was judged inside the handshake (a
     // rotation announced in the server's first message included); this is
     // the --trust tofu check.
-    crate::common::check_peer(info.remote_static.as_deref())?;
+    crate::common::check_peer(info.remote_static.as_ref())?;
     crate::common::record_use();
 
     let mut rng = akex::crypto::OsRng;
@@ -215,7 +215,7 @@ async fn run_udp(
     };
     let mut conn = connect_udp(socket, peer, handshake, &options).await?;
     let info = conn.session_info().clone();
-    crate::common::check_peer(info.remote_static.as_deref())?;
+    crate::common::check_peer(info.remote_static.as_ref())?;
     crate::common::record_use();
     let mut rng = akex::crypto::OsRng;
     for _ in 0..args.messages {

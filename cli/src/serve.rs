@@ -264,7 +264,7 @@ async fn serve<S: Serves<H>, H>(
 
 /// Refuses an untrusted peer (`--trust`/`--trust-store`) before any data
 /// and records the key's use.
-fn admit_peer(remote_static: Option<&[u8]>) -> Result<(), Error> {
+fn admit_peer(remote_static: Option<&akex::PublicKey>) -> Result<(), Error> {
     crate::common::check_peer(remote_static)?;
     crate::common::record_use();
     Ok(())
@@ -273,7 +273,7 @@ fn admit_peer(remote_static: Option<&[u8]>) -> Result<(), Error> {
 /// Echoes every message until the peer closes; the server's idle timeout
 /// ends a silent connection.
 async fn echo(log: Arc<ServeLog>, peer: SocketAddr, stream: ServerStream) -> Result<(), Error> {
-    admit_peer(stream.session_info().remote_static.as_deref())?;
+    admit_peer(stream.session_info().remote_static.as_ref())?;
     let akex_mode = stream.session_info().mode == RecordMode::Akex;
     let mut messages = stream.into_messages();
     // `--key` made by `akex keys rotate`: announce the rotation first, as a
@@ -302,7 +302,7 @@ async fn echo_udp(
     peer: SocketAddr,
     mut conn: SecureDatagram,
 ) -> Result<(), Error> {
-    admit_peer(conn.session_info().remote_static.as_deref())?;
+    admit_peer(conn.session_info().remote_static.as_ref())?;
     let mut count = 0u64;
     while let Some(message) = conn.recv().await? {
         conn.send(&message).await?;

@@ -9,7 +9,7 @@ use super::trust::{Pin, TrustStore};
 use super::{key_id, now_unix};
 use crate::error::{Error, TrustFailure};
 use crate::handshake::PeerVerifier;
-use crate::keys::PublicKey;
+use crate::keys::{KeyKind, PublicKey};
 
 /// How a peer's static key is judged after the handshake. The trust store
 /// is refreshed from disk before every check (a `stat`, and a re-read only
@@ -58,9 +58,42 @@ impl TrustPolicy {
     /// another peer fails with [`TrustFailure::WrongPeer`], so one pinned
     /// peer cannot pass for another. With `Tofu`, an unknown key is pinned
     /// as `expected` (or `tofu-<id>`).
+    ///
+    /// A key pinned on first use is recorded as an X25519 key; use
+    /// [`check_key`](Self::check_key) to record its real type.
     pub fn check_peer(
         &mut self,
         remote_static: &[u8],
+        expected: Option<&str>,
+        now: u64,
+    ) -> Result<(), Error> {
+        self.check_typed(remote_static, KeyType::X25519, expected, now)
+    }
+
+    /// [`check_peer`](Self::check_peer) for a typed key: a key pinned on
+    /// first use is recorded with its type (`ed25519` for a SIGMA identity,
+    /// `p256` for the P-256 suite's).
+    pub fn check_key(
+        &mut self,
+        key: &PublicKey,
+        expected: Option<&str>,
+        now: u64,
+    ) -> Result<(), Error> {
+        let key_type = match key.kind() {
+            KeyKind::Ed25519 => KeyType::Ed25519,
+            KeyKind::P256 => KeyType::P256,
+            // X25519 and the PQ identity (X25519 first) are pinned as
+            // X25519 keys, as `keys trust` pins them; the legacy rows have
+            // no key type of their own.
+            _ => KeyType::X25519,
+        };
+        self.check_typed(key.as_bytes(), key_type, expected, now)
+    }
+
+    fn check_typed(
+        &mut self,
+        remote_static: &[u8],
+        key_type: KeyType,
         expected: Option<&str>,
         now: u64,
     ) -> Result<(), Error> {
@@ -82,7 +115,7 @@ impl TrustPolicy {
                 store.refresh()?;
                 match store.judge(remote_static, expected, now) {
                     Some(result) => result,
-                    None => pin_on_first_use(store, remote_static, expected, now),
+                    None => pin_on_first_use(store, remote_static, key_type, expected, now),
                 }
             }
         }
@@ -128,7 +161,7 @@ impl PeerVerifier for PolicyVerifier {
         // A panic elsewhere while holding the lock leaves the policy as it
         // was (every check re-reads the file), so the poison is ignored.
         let mut policy = self.policy.lock().unwrap_or_else(|e| e.into_inner());
-        policy.check_peer(key.as_bytes(), self.expected.as_deref(), now_unix())
+        policy.check_key(key, self.expected.as_deref(), now_unix())
     }
 }
 
@@ -137,6 +170,7 @@ impl PeerVerifier for PolicyVerifier {
 fn pin_on_first_use(
     store: &mut TrustStore,
     remote_static: &[u8],
+    key_type: KeyType,
     expected: Option<&str>,
     now: u64,
 ) -> Result<(), Error> {
@@ -152,7 +186,7 @@ fn pin_on_first_use(
         if let Some(journal) = journal {
             journal.require_intact()?;
         }
-        let mut pin = Pin::new(&name, KeyType::X25519, remote_static, now);
+        let mut pin = Pin::new(&name, key_type, remote_static, now);
         pin.tofu = true;
         data.pins.push(pin);
         let event = AuditEvent::new(
