@@ -423,6 +423,9 @@ fn trust_files_of_one_name_in_two_directories_are_told_apart() {
         dir.path().join("prod/peers.json"),
         dir.path().join("staging/peers.json"),
     );
+    for sub in ["prod", "staging", "other"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+    }
     open(&prod)
         .unwrap()
         .pin("a", KeyType::X25519, &[1; 32], None, None)
@@ -446,4 +449,31 @@ fn trust_files_of_one_name_in_two_directories_are_told_apart() {
     std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
     std::fs::copy(&prod, &copy).unwrap();
     assert!(open(&copy).is_err());
+}
+
+/// A trust file's directory is not created: a mistyped `--trust-store`
+/// path fails at the first change instead of starting an empty trust
+/// store somewhere new. The key store's own directory is still made.
+#[test]
+fn a_trust_file_in_a_missing_directory_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(dir.path().join("store")).unwrap();
+    let missing = dir.path().join("no/such/dir/peers.json");
+    for result in [
+        TrustStore::open_audited(&missing, store.audit().clone())
+            .unwrap()
+            .pin("a", KeyType::X25519, &[1; 32], None, None),
+        TrustStore::open(&missing)
+            .unwrap()
+            .pin("a", KeyType::X25519, &[1; 32], None, None),
+    ] {
+        let err = result.unwrap_err().to_string();
+        assert!(err.contains("does not exist"), "{err}");
+    }
+    assert!(!dir.path().join("no").exists());
+    store
+        .trust_store()
+        .unwrap()
+        .pin("b", KeyType::X25519, &[2; 32], None, None)
+        .unwrap();
 }

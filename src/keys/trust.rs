@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::audit::{AuditEvent, AuditLog};
-use super::fsutil::{corrupt, ensure_dir, parent_dir, write_atomic};
+use super::fsutil::{corrupt, ensure_dir, io_err, parent_dir, write_atomic};
 use super::index::KeyType;
 use super::journal::Journal;
 use super::lock::StoreLock;
@@ -154,7 +154,8 @@ pub struct TrustStore {
 impl TrustStore {
     /// Opens the trust store at `path` (empty if the file does not exist),
     /// unaudited: changes are locked by `<file>.lock` and not logged. A
-    /// malformed file is an error and is left untouched. For a key store's
+    /// malformed file is an error and is left untouched. The file's
+    /// directory must exist by the first change: it is not created. For a key store's
     /// own `trust.json` use [`KeyStore::trust_store`](super::KeyStore::trust_store),
     /// which checks the file against the store's audit log.
     ///
@@ -276,7 +277,24 @@ impl TrustStore {
         ) -> Result<(T, Option<AuditEvent>), Error>,
     ) -> Result<T, Error> {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            ensure_dir(dir)?;
+            // A key store's own directory is made on demand; any other
+            // trust file's must exist: a mistyped path is an error, not a
+            // fresh, empty trust store somewhere new.
+            let own = self
+                .audit
+                .as_ref()
+                .is_some_and(|audit| audit.path().with_file_name(super::paths::TRUST) == self.path);
+            if own {
+                ensure_dir(dir)?;
+            } else if !dir.is_dir() {
+                return Err(io_err(
+                    dir,
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "the trust file's directory does not exist",
+                    ),
+                ));
+            }
         }
         let mut journal = match &self.audit {
             Some(audit) => {
