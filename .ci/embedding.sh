@@ -28,6 +28,14 @@ if cargo tree -q -p akex -e normal --prefix none | grep -q '^tokio v'; then
     echo "FAIL: tokio is in the core's tree"; exit 1
 fi
 echo "no CLI or bench crates in either tree; no tokio in the core"
+# ML-KEM calls aws-lc through aws-lc-sys (docs/mlkem-choice.md): it must be
+# the one aws-lc-rs links, and that module the only one allowing unsafe.
+[ "$(grep -c '^name = "aws-lc-sys"$' Cargo.lock)" -eq 1 ] ||
+    { echo "FAIL: Cargo.lock has more than one aws-lc-sys"; exit 1; }
+unsafe_modules=$(grep -rlE '(allow|expect)\(([a-z_]+, *)*unsafe_code' src | grep -v '^src/crypto/mlkem_ffi.rs$' || true)
+[ -z "$unsafe_modules" ] || { echo "FAIL: unsafe allowed outside src/crypto/mlkem_ffi.rs: $unsafe_modules"; exit 1; }
+grep -q '^#!\[deny(unsafe_code)\]' src/lib.rs || { echo "FAIL: src/lib.rs no longer denies unsafe code"; exit 1; }
+echo "one aws-lc-sys; unsafe only in src/crypto/mlkem_ffi.rs"
 
 echo "building the core with every optional part off"
 cargo build -q -p akex --no-default-features

@@ -1,8 +1,8 @@
 //! ML-KEM-768 (FIPS 203) with the randomness passed in.
 //!
 //! Key generation, encapsulation and decapsulation run on aws-lc
-//! (mlkem-native, the FIPS 140-3 validated module rustls also uses),
-//! through its deterministic entry points: key generation from the 64-byte
+//! (mlkem-native, the code rustls' hybrid key exchange also runs), through
+//! its deterministic entry points: key generation from the 64-byte
 //! seed `d ‖ z`, encapsulation from the 32-byte message `m` (`mlkem_ffi`).
 //! That keeps the handshakes sans-IO and lets known-answer vectors replay
 //! byte for byte. It replaced libcrux-ml-kem, which takes its randomness
@@ -96,9 +96,11 @@ impl MlKem768KeyPair {
         let mut dk = Box::new([0u8; DECAPSULATION_KEY_LEN]);
         let mut ek = Box::new([0u8; ENCAPSULATION_KEY_LEN]);
         // Key generation from a seed of the right length fails only if
-        // aws-lc cannot allocate, where Rust itself would abort.
-        let pkey = ffi::keygen(seed.expose(), &mut ek, &mut dk)
-            .expect("aws-lc generates an ML-KEM-768 key from a 64-byte seed");
+        // aws-lc cannot allocate; the key may be half written by then.
+        let Some(pkey) = ffi::keygen(seed.expose(), &mut ek, &mut dk) else {
+            dk.zeroize();
+            panic!("aws-lc could not allocate an ML-KEM-768 key");
+        };
         MlKem768KeyPair {
             dk,
             ek,
@@ -112,8 +114,9 @@ impl MlKem768KeyPair {
     }
 
     /// Restores a key pair from an expanded decapsulation key (the format
-    /// aws-lc-rs and the key store use), checking its length and the
-    /// embedded `H(ek)` (FIPS 203 §7.3 decapsulation key check).
+    /// aws-lc-rs uses), checking its length, the embedded `H(ek)` (FIPS 203
+    /// §7.3 decapsulation key check), the modulus check of the embedded
+    /// `ek`, and that the two halves agree (aws-lc's pairwise check).
     pub fn from_expanded(dk: &[u8]) -> Result<Self, Error> {
         let invalid = || Error::Config(ConfigError::InvalidKey("malformed ML-KEM-768 private key"));
         if dk.len() != DECAPSULATION_KEY_LEN {
@@ -226,6 +229,11 @@ mod tests {
         assert_eq!(restored.encapsulation_key(), pair.encapsulation_key());
         let mut corrupt = *pair.expose_expanded();
         corrupt[DK_PKE_LEN + 3] ^= 1;
+        assert!(MlKem768KeyPair::from_expanded(&corrupt).is_err());
+        // A damaged secret half passes the FIPS 203 checks (hash and
+        // modulus cover `ek` only); the pairwise check refuses it.
+        let mut corrupt = *pair.expose_expanded();
+        corrupt[0] ^= 1;
         assert!(MlKem768KeyPair::from_expanded(&corrupt).is_err());
     }
 

@@ -9,6 +9,10 @@
 //! each call owns its buffers, checks every length before and after the
 //! call, and frees what aws-lc allocated on every path.
 //!
+//! The randomness (the seed, `m`) comes from akex's `RandomSource`, not
+//! from aws-lc's approved RBG, and these are aws-lc's internal entry
+//! points: this use of ML-KEM is outside any FIPS 140-3 boundary.
+//!
 //! aws-lc zeroizes its intermediate values (mlkem-native follows FIPS 203
 //! §3.3) and the key material it frees (`OPENSSL_free` cleanses), and it
 //! runs the FIPS 203 input checks itself: the modulus check on every
@@ -26,9 +30,12 @@ use super::kem::{CIPHERTEXT_LEN, DECAPSULATION_KEY_LEN, ENCAPSULATION_KEY_LEN, S
 /// encapsulation key. Read-only after creation, so shared between threads.
 pub(super) struct Pkey(NonNull<sys::EVP_PKEY>);
 
-// SAFETY: aws-lc's EVP_PKEY is reference counted with atomic counts and
-// never mutated after creation here; concurrent decapsulations each use
-// their own EVP_PKEY_CTX, which is what aws-lc documents as thread-safe.
+// SAFETY: aws-lc's EVP_PKEY is reference counted with C11 atomics
+// (crypto/refcount_c11.c), and nothing here changes a key after creating
+// it: a new EVP_PKEY_CTX only takes a reference, and decapsulation only
+// reads the secret key (crypto/fipsmodule/evp/p_kem.c). aws-lc's header
+// classes a non-const EVP_PKEY argument as mutating, so this rests on the
+// code, as aws-lc-rs's own `Sync` decapsulation key does.
 unsafe impl Send for Pkey {}
 // SAFETY: as above: only read through shared references.
 unsafe impl Sync for Pkey {}
@@ -50,11 +57,28 @@ impl Drop for Ctx {
     }
 }
 
-/// aws-lc reports failures through its thread's error queue; we report
-/// them as `None` and leave no stale entries behind.
+/// aws-lc reports failures through its thread's error queue. Each call
+/// here marks the queue first and pops back to the mark when done, so it
+/// leaves none of its entries behind and removes nobody else's.
+struct ErrMark;
+
+impl ErrMark {
+    fn set() -> Self {
+        // SAFETY: no arguments; marks this thread's queue.
+        unsafe { sys::ERR_set_mark() };
+        ErrMark
+    }
+}
+
+impl Drop for ErrMark {
+    fn drop(&mut self) {
+        // SAFETY: no arguments; pops this thread's entries since the mark.
+        unsafe { sys::ERR_pop_to_mark() };
+    }
+}
+
+/// A failure, reported as `None` (the entries go with the [`ErrMark`]).
 fn failed<T>() -> Option<T> {
-    // SAFETY: no arguments; clears this thread's queue.
-    unsafe { sys::ERR_clear_error() };
     None
 }
 
@@ -72,6 +96,7 @@ pub(super) fn keygen(
     ek: &mut [u8; ENCAPSULATION_KEY_LEN],
     dk: &mut [u8; DECAPSULATION_KEY_LEN],
 ) -> Option<Pkey> {
+    let _mark = ErrMark::set();
     // SAFETY: plain constructor; NULL is checked.
     let ctx = unsafe { sys::EVP_PKEY_CTX_new_id(sys::EVP_PKEY_KEM, ptr::null_mut()) };
     let ctx = NonNull::new(ctx).map(Ctx).or_else(failed)?;
@@ -108,12 +133,14 @@ pub(super) fn keygen(
     Some(pkey)
 }
 
-/// The key for an expanded decapsulation key and its encapsulation key,
-/// both already checked by the caller.
+/// The key for an expanded decapsulation key and its encapsulation key
+/// (length, hash and modulus checks done by the caller), after aws-lc's
+/// pairwise check.
 pub(super) fn from_raw(
     ek: &[u8; ENCAPSULATION_KEY_LEN],
     dk: &[u8; DECAPSULATION_KEY_LEN],
 ) -> Option<Pkey> {
+    let _mark = ErrMark::set();
     // SAFETY: both buffers are readable for the lengths passed; aws-lc
     // copies them and checks the lengths against ML-KEM-768's.
     let pkey = unsafe {
@@ -125,7 +152,15 @@ pub(super) fn from_raw(
             dk.len(),
         )
     };
-    NonNull::new(pkey).map(Pkey).or_else(failed)
+    let pkey = NonNull::new(pkey).map(Pkey).or_else(failed)?;
+    // A pairwise check on import (an encapsulation and a decapsulation
+    // that must agree): a damaged dk_PKE would otherwise pass the FIPS 203
+    // checks and silently yield wrong shared keys.
+    // SAFETY: `pkey` is live and holds both halves.
+    if unsafe { sys::EVP_PKEY_kem_check_key(pkey.0.as_ptr()) } != 1 {
+        return failed();
+    }
+    Some(pkey)
 }
 
 /// ML-KEM.Encaps_internal(ek, m). `None` if aws-lc refuses the key (its
@@ -136,6 +171,7 @@ pub(super) fn encapsulate(
     ct: &mut [u8; CIPHERTEXT_LEN],
     shared: &mut [u8; SHARED_SECRET_LEN],
 ) -> Option<()> {
+    let _mark = ErrMark::set();
     // SAFETY: `ek` is readable for its length; aws-lc copies it.
     let pkey =
         unsafe { sys::EVP_PKEY_kem_new_raw_public_key(sys::NID_MLKEM768, ek.as_ptr(), ek.len()) };
@@ -168,6 +204,7 @@ pub(super) fn decapsulate(
     ct: &[u8; CIPHERTEXT_LEN],
     shared: &mut [u8; SHARED_SECRET_LEN],
 ) -> Option<()> {
+    let _mark = ErrMark::set();
     let ctx = ctx_for(pkey)?;
     let mut ss_len = shared.len();
     // SAFETY: `shared` is writable for `ss_len` bytes and `ct` readable for
