@@ -74,3 +74,9 @@ pub mod akex {
 
 /// The 2-byte length framing on its own.
 pub use crate::connection::FrameDecoder;
+
+/// The datagram handshake without a socket (fuzzing, protocol work).
+#[cfg(feature = "tokio")]
+pub mod datagram {
+    pub use crate::transport::datagram::engine::DatagramResponder;
+}

@@ -22,7 +22,7 @@ use harness::{Progress, Seed};
 type Target = fn(&[u8]) -> Progress;
 type Seeds = fn() -> Vec<Seed>;
 
-const TARGETS: [(&str, Target, Seeds); 9] = [
+const TARGETS: [(&str, Target, Seeds); 10] = [
     (
         "noise_responder",
         harness::noise_responder,
@@ -67,6 +67,11 @@ const TARGETS: [(&str, Target, Seeds); 9] = [
         "noise_initiator",
         harness::noise_initiator,
         harness::noise_initiator_seeds,
+    ),
+    (
+        "datagram_responder",
+        harness::datagram_responder,
+        harness::datagram_responder_seeds,
     ),
 ];
 

@@ -19,9 +19,11 @@
 use std::sync::OnceLock;
 
 pub mod akex_record;
+pub mod datagram;
 pub mod session_ops;
 
 pub use akex_record::{akex_record, akex_record_seeds};
+pub use datagram::{datagram_responder, datagram_responder_seeds};
 pub use session_ops::{session_ops, session_ops_seeds};
 
 use akex::crypto::Secret;

@@ -46,6 +46,8 @@
 
 mod amplification;
 mod cookie;
+#[cfg(feature = "hazmat")]
+pub(crate) mod engine;
 mod packet;
 mod pump;
 mod secure;
