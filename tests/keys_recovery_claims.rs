@@ -120,6 +120,58 @@ fn an_inserted_line_is_detected_and_a_cut_log_keeps_its_gap_visible() {
     assert!(store.audit().verify().is_err());
 }
 
+/// A last line removed after it was written (the head file counted it)
+/// is reported as damage, and put back by the next change with a
+/// `recovered` line saying so; the same line missing after a crash
+/// before its append (the head not moved yet) is completed without one.
+#[test]
+fn a_removed_last_line_is_restored_and_the_removal_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = KeyStore::open(dir.path()).unwrap();
+    store.generate("a", KeyType::X25519, &prot(), None).unwrap();
+    let log = dir.path().join("audit.jsonl");
+    store.revoke("a", "lost").unwrap();
+    let cut = |log: &std::path::Path| {
+        let text = std::fs::read_to_string(log).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        std::fs::write(log, lines[..lines.len() - 1].join("\n") + "\n").unwrap();
+    };
+    let events = |store: &KeyStore| -> Vec<(String, String)> {
+        let records = store.audit().verify().unwrap();
+        records
+            .into_iter()
+            .map(|r| (r.event.event, r.event.detail.unwrap_or_default()))
+            .collect()
+    };
+
+    // Removed after the fact: damage now, restored and logged next change.
+    cut(&log);
+    let report = store.audit_report().unwrap();
+    assert!(report.broken.is_some() && report.restorable, "{report:?}");
+    store.generate("b", KeyType::X25519, &prot(), None).unwrap();
+    let logged = events(&store);
+    let kinds: Vec<&str> = logged.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(kinds, ["generate", "revoke", "recovered", "generate"]);
+    assert!(logged[2]
+        .1
+        .contains("line 2 had been removed after it was written"));
+
+    // A crash before the append leaves the head behind the line: the
+    // next change completes it, with no `recovered` line.
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut fresh = KeyStore::open(dir2.path()).unwrap();
+    fresh.generate("a", KeyType::X25519, &prot(), None).unwrap();
+    let head2 = std::fs::read(dir2.path().join("audit.head")).unwrap();
+    fresh.revoke("a", "lost").unwrap();
+    cut(&dir2.path().join("audit.jsonl"));
+    std::fs::write(dir2.path().join("audit.head"), head2).unwrap();
+    let report = fresh.audit_report().unwrap();
+    assert!(report.broken.is_none(), "{report:?}");
+    fresh.generate("b", KeyType::X25519, &prot(), None).unwrap();
+    let kinds: Vec<String> = events(&fresh).into_iter().map(|(e, _)| e).collect();
+    assert_eq!(kinds, ["generate", "revoke", "generate"]);
+}
+
 /// An in-memory Ed25519 signer that counts its signatures.
 #[derive(Debug)]
 struct Counting(SigningKey, AtomicUsize);

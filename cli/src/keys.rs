@@ -278,15 +278,20 @@ fn run(args: KeysArgs) -> Result<(), Error> {
     }
     if !matches!(args.command, KeysCommand::Audit { .. }) {
         // Loud, but never in the way of the command (revoke must work).
-        let damage = match store.audit_report() {
-            Ok(report) => report.broken.map(|b| b.to_string()),
-            Err(e) => Some(e.to_string()),
+        let (damage, restorable) = match store.audit_report() {
+            Ok(report) => (report.broken.map(|b| b.to_string()), report.restorable),
+            Err(e) => (Some(e.to_string()), false),
         };
-        if let Some(damage) = damage {
-            eprintln!(
+        match damage {
+            Some(damage) if restorable => eprintln!(
+                "akex keys: WARNING: the audit log is damaged ({damage}); a commit still \
+                 holds the line: the next change puts it back and logs that it was removed"
+            ),
+            Some(damage) => eprintln!(
                 "akex keys: WARNING: the audit log is damaged ({damage}); \
                  revoke, untrust and destroy still work, other changes are refused"
-            );
+            ),
+            None => {}
         }
     }
     match args.command {

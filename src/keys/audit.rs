@@ -131,6 +131,10 @@ pub struct AuditReport {
     pub interrupted: Vec<String>,
     /// The first sign of tampering or loss, if any.
     pub broken: Option<KeyStoreError>,
+    /// The break is a last line removed after it was written that a
+    /// state file's commit still holds: the next locked open puts it back
+    /// and logs a `recovered` line saying it had been removed.
+    pub restorable: bool,
 }
 
 /// The append-only, hash-chained log of key events.
@@ -249,6 +253,11 @@ impl AuditLog {
             (None, false) => {}
             (Some(head), false) => {
                 if let Err(e) = check_head(&head, &text.lines) {
+                    let pending = report
+                        .interrupted
+                        .iter()
+                        .any(|i| i.starts_with(&format!("line {} committed", n + 1)));
+                    report.restorable = pending && head.lines == n + 1;
                     report.broken = Some(e);
                 } else if head.lines < n {
                     report

@@ -144,6 +144,10 @@ impl Journal {
         {
             remove_stale_temp_files(&d);
         }
+        // Lines the head file already counted were appended once: if one
+        // is missing and a commit still holds it, it was removed later,
+        // not cut short by a crash (the head moves only after the append).
+        let counted = log.read_head().ok().flatten().map_or(0, |h| h.lines);
         let mut text = log.read_text()?;
         create_index_of_new_store(&dir, &text)?;
         let torn = text.torn;
@@ -157,11 +161,20 @@ impl Journal {
             .collect();
         commits.sort_by_key(|(_, c)| c.seq);
         commits.dedup_by(|a, b| a.1 == b.1);
-        for (_, commit) in &commits {
+        let mut removed = Vec::new();
+        for (path, commit) in &commits {
             let next = text.lines.len() as u64 + 1;
             if commit.seq == next && prev_of(&commit.line) == Some(text.last_hash()) {
                 append(log.path(), format!("{}\n", commit.line).as_bytes())?;
                 text.lines.push(commit.line.clone());
+                if commit.seq <= counted {
+                    removed.push(format!(
+                        "audit line {} had been removed after it was written; restored from the \
+                         commit in {}",
+                        commit.seq,
+                        path.display()
+                    ));
+                }
             }
         }
         let (_, chain_error) = chain(&text.lines);
@@ -197,6 +210,16 @@ impl Journal {
         };
         if rewrite_head && journal.broken.is_none() {
             journal.write_head()?;
+        }
+        // Restored, but not silently: the log keeps a line saying so.
+        for detail in removed {
+            journal.log_event(AuditEvent::new(
+                "recovered",
+                None,
+                None,
+                Some(detail.clone()),
+            ))?;
+            journal.recovered.push(detail);
         }
         if torn > 0 {
             let detail =
