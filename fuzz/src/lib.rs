@@ -18,10 +18,14 @@
 
 use std::sync::OnceLock;
 
+pub mod akex_handshake;
 pub mod akex_record;
 pub mod datagram;
 pub mod session_ops;
 
+pub use akex_handshake::{
+    akex_initiator, akex_initiator_seeds, akex_responder, akex_responder_seeds,
+};
 pub use akex_record::{akex_record, akex_record_seeds};
 pub use datagram::{datagram_responder, datagram_responder_seeds};
 pub use session_ops::{session_ops, session_ops_seeds};
@@ -544,86 +548,8 @@ pub fn frame_decoder_seeds() -> Vec<Seed> {
     ]
 }
 
-/// The akex-mode protocols the negotiating responder allows; the selector
-/// byte of `akex_initiator` picks one.
-pub const AKEX_PROTOCOLS: [&str; 6] = [
-    akex::handshake::sigma::SIGMA_CHACHAPOLY,
-    akex::handshake::hybrid::HYBRID_XX,
-    akex::handshake::hybrid::HYBRID_IK,
-    akex::handshake::hybrid::HYBRID_NK,
-    akex::handshake::pq::PQ_XX,
-    akex::handshake::pq::PQ_IK,
-];
-
-/// Fixed long-term keys of one akex party.
-struct AkexParty {
-    x25519: StaticSecret,
-    ed25519: akex::keys::SigningKey,
-    kem: akex::keys::MlKem768KeyPair,
-}
-
-fn akex_party(tag: u8) -> &'static AkexParty {
-    static PARTIES: OnceLock<[AkexParty; 2]> = OnceLock::new();
-    let make = |tag: u8| AkexParty {
-        x25519: StaticSecret::from_private(Secret::new([tag; 32])),
-        ed25519: akex::keys::SigningKey::from_seed(Secret::new([tag; 32])),
-        kem: akex::keys::MlKem768KeyPair::from_seed(&Secret::new([tag; 64])),
-    };
-    let parties = PARTIES.get_or_init(|| [make(0x49), make(0x52)]);
-    if tag == 0x49 {
-        &parties[0]
-    } else {
-        &parties[1]
-    }
-}
-
-/// Scripted randomness, plenty for any handshake.
-fn akex_rng(tag: u8) -> SharedRng {
-    let bytes: Vec<u8> = (0..4096u32)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(tag))
-        .collect();
-    SharedRng::new(Box::new(ScriptedRng::new(bytes)))
-}
-
-fn akex_responder_handshake() -> Box<dyn Handshake> {
-    let me = akex_party(0x52);
-    let keys = akex::HandshakeKeys::new()
-        .static_key(me.x25519.clone())
-        .signing_key(me.ed25519.clone())
-        .kem_key(me.kem.clone())
-        .rng(akex_rng(0x72));
-    akex::handshake::registry::responder(&AKEX_PROTOCOLS, &keys)
-        .expect("the fixed responder configuration is valid")
-}
-
-fn akex_initiator_handshake(name: &str) -> Box<dyn Handshake> {
-    let me = akex_party(0x49);
-    let peer = akex_party(0x52);
-    let remote = if name == akex::handshake::sigma::SIGMA_CHACHAPOLY {
-        Some(akex::PublicKey::ed25519(*peer.ed25519.public()))
-    } else if name == akex::handshake::pq::PQ_IK {
-        let mut r = peer.x25519.public().to_vec();
-        r.extend_from_slice(peer.kem.encapsulation_key());
-        Some(akex::PublicKey::from_bytes(akex::KeyKind::X25519MlKem768, &r).expect("1216 bytes"))
-    } else if name.contains("-ik-") || name.contains("-nk-") {
-        Some(akex::PublicKey::x25519(*peer.x25519.public()))
-    } else {
-        None
-    };
-    let mut keys = akex::HandshakeKeys::new()
-        .static_key(me.x25519.clone())
-        .signing_key(me.ed25519.clone())
-        .kem_key(me.kem.clone())
-        .rng(akex_rng(0x65));
-    if let Some(remote) = remote {
-        keys = keys.remote(remote);
-    }
-    akex::handshake::registry::initiator(name, &keys)
-        .expect("the fixed initiator configuration is valid")
-}
-
 /// After an error a handshake must stay unfinished (and not panic).
-fn assert_dead_dyn(hs: &mut dyn Handshake) {
+pub(crate) fn assert_dead_dyn(hs: &mut dyn Handshake) {
     let mut sink = Vec::new();
     let _ = hs.read_message(&[0u8; 48], &mut sink);
     let _ = hs.write_message(b"", &mut sink);
@@ -633,7 +559,7 @@ fn assert_dead_dyn(hs: &mut dyn Handshake) {
 /// Drives `hs` with `frames` as the peer's messages, answering whenever it
 /// wants to write. Fills in `answered` (wrote at least one message after
 /// reading one) and `finished`.
-fn drive<'a>(
+pub(crate) fn drive<'a>(
     mut hs: Box<dyn Handshake>,
     mut frames: impl Iterator<Item = &'a [u8]>,
     progress: &mut Progress,
@@ -668,134 +594,8 @@ fn drive<'a>(
     progress.records = open_records(&mut session, frames);
 }
 
-/// Fuzz target `akex_responder`: the negotiating responder allowing every
-/// protocol in [`AKEX_PROTOCOLS`] reads frame 1 as message 1 (hello
-/// included), answers, reads the next frames as later messages, and once
-/// finished opens the rest as transport records. The selector byte is
-/// unused (kept for the common layout).
-pub fn akex_responder(data: &[u8]) -> Progress {
-    let mut progress = Progress::default();
-    let Some((_, rest)) = data.split_first() else {
-        return progress;
-    };
-    drive(akex_responder_handshake(), Frames::new(rest), &mut progress);
-    progress
-}
-
-/// Fuzz target `akex_initiator`: the initiator of
-/// `AKEX_PROTOCOLS[selector % 6]` writes its (valid, fixed) message 1, then
-/// reads the frames as the responder's replies.
-pub fn akex_initiator(data: &[u8]) -> Progress {
-    let mut progress = Progress::default();
-    let Some((&selector, rest)) = data.split_first() else {
-        return progress;
-    };
-    let name = AKEX_PROTOCOLS[usize::from(selector) % AKEX_PROTOCOLS.len()];
-    let mut hs = akex_initiator_handshake(name);
-    let mut first = Vec::new();
-    hs.write_message(b"", &mut first)
-        .expect("the fixed first message");
-    drive(hs, Frames::new(rest), &mut progress);
-    progress
-}
-
-/// Runs a full in-memory handshake of `name`; returns every message in
-/// order and a record sealed by the initiator.
-fn akex_transcript(name: &str) -> (Vec<Vec<u8>>, Vec<u8>) {
-    let mut alice = akex_initiator_handshake(name);
-    let mut bob = akex_responder_handshake();
-    let mut messages = Vec::new();
-    let mut payload = Vec::new();
-    while !(alice.is_finished() && bob.is_finished()) {
-        let (from, to) = if alice.wants_write() {
-            (&mut alice, &mut bob)
-        } else {
-            (&mut bob, &mut alice)
-        };
-        let mut message = Vec::new();
-        from.write_message(b"", &mut message)
-            .expect("in-memory handshake");
-        to.read_message(&message, &mut payload)
-            .expect("in-memory handshake");
-        messages.push(message);
-    }
-    let mut session = Session::new(alice.finish().expect("in-memory handshake"));
-    let mut record = Vec::new();
-    session.seal(b"hello", &mut record).expect("seal");
-    (messages, record)
-}
-
-fn akex_short(name: &str) -> &'static str {
-    match name {
-        akex::handshake::sigma::SIGMA_CHACHAPOLY => "sigma",
-        akex::handshake::hybrid::HYBRID_XX => "hybrid-xx",
-        akex::handshake::hybrid::HYBRID_IK => "hybrid-ik",
-        akex::handshake::hybrid::HYBRID_NK => "hybrid-nk",
-        akex::handshake::pq::PQ_XX => "pq-xx",
-        _ => "pq-ik",
-    }
-}
-
-/// Seeds for `akex_responder`: each protocol's valid message 1, and each
-/// protocol's whole initiator side with one record.
-pub fn akex_responder_seeds() -> Vec<Seed> {
-    let mut seeds = Vec::new();
-    for name in AKEX_PROTOCOLS {
-        let (messages, record) = akex_transcript(name);
-        let mut first = vec![0];
-        push_frame(&mut first, &messages[0]);
-        let two_messages = messages.len() == 2;
-        seeds.push(Seed {
-            name: leak(format!("{}-msg1", akex_short(name))),
-            data: first,
-            expect: Progress {
-                answered: true,
-                finished: two_messages,
-                records: 0,
-            },
-        });
-        let mut full = vec![0];
-        for message in messages.iter().step_by(2) {
-            push_frame(&mut full, message);
-        }
-        push_frame(&mut full, &record);
-        seeds.push(Seed {
-            name: leak(format!("{}-full", akex_short(name))),
-            data: full,
-            expect: Progress {
-                answered: true,
-                finished: true,
-                records: 1,
-            },
-        });
-    }
-    seeds
-}
-
-/// Seeds for `akex_initiator`: each protocol's valid responder replies.
-pub fn akex_initiator_seeds() -> Vec<Seed> {
-    let mut seeds = Vec::new();
-    for (selector, name) in AKEX_PROTOCOLS.iter().enumerate() {
-        let (messages, _) = akex_transcript(name);
-        let mut data = vec![selector as u8];
-        for message in messages.iter().skip(1).step_by(2) {
-            push_frame(&mut data, message);
-        }
-        seeds.push(Seed {
-            name: leak(format!("{}-replies", akex_short(name))),
-            data,
-            expect: Progress {
-                answered: messages.len() > 2,
-                finished: true,
-                records: 0,
-            },
-        });
-    }
-    seeds
-}
-
 /// Seed names are `&'static str`; the few built at run time are leaked.
-fn leak(name: String) -> &'static str {
+pub(crate) fn leak(name: String) -> &'static str {
     Box::leak(name.into_boxed_str())
 }
 
