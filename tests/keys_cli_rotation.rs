@@ -334,3 +334,95 @@ fn forged_rotation_announcement_is_refused() {
     assert_eq!(std::fs::read(cli.join("trust.json")).unwrap(), before);
     ok(&mut log, &["keys", "--store", s(&cli), "audit", "--verify"]);
 }
+
+/// Over UDP too: a restarted `serve --udp` announces the rotation in its
+/// first handshake message and a pinned client accepts it, for hybrid XX
+/// (a large first message) and for SIGMA, whose small first message gives
+/// the announcement too little amplification budget: the server asks for
+/// a cookie first, and the handshake still completes.
+#[test]
+fn rotations_are_announced_over_udp() {
+    const SIGMA: &str = "akex-sigma-x25519-ed25519-chachapoly-sha256";
+    for (protocol, key_type) in [(AKEX_XX, "x25519"), (SIGMA, "ed25519")] {
+        let dir = tempfile::tempdir().unwrap();
+        let (srv, cli) = (dir.path().join("srv"), dir.path().join("cli"));
+        let mut log = String::new();
+        for (store, name) in [(&srv, "server"), (&cli, "client")] {
+            ok(
+                &mut log,
+                &[
+                    "keys",
+                    "--store",
+                    s(store),
+                    "generate",
+                    "--name",
+                    name,
+                    "--type",
+                    key_type,
+                ],
+            );
+        }
+        pin_key(&mut log, &srv, "server", &cli, "server");
+        let v = ok(
+            &mut log,
+            &[
+                "keys",
+                "--store",
+                s(&srv),
+                "rotate",
+                "--name",
+                "server",
+                "--overlap",
+                "600",
+                "--json",
+            ],
+        );
+        let new_id = v["new"]["id"].as_str().unwrap().to_string();
+        let server = spawn_serve_with(
+            protocol,
+            &[
+                "--udp",
+                "--store",
+                s(&srv),
+                "--key",
+                "server",
+                "--log-interval",
+                "1",
+            ],
+        );
+        let out = run(
+            &mut log,
+            &[
+                "connect",
+                "--udp",
+                "--addr",
+                &server.addr,
+                "--protocol",
+                protocol,
+                "--store",
+                s(&cli),
+                "--key",
+                "client",
+                "--trust",
+                "pinned",
+                "--peer",
+                "server",
+                "--messages",
+                "2",
+            ],
+        );
+        // The per-second summary names answers held by the 3x limit.
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let logs = stop(server);
+        assert!(out.status.success(), "{protocol}: {out:?}\n{log}\n{logs}");
+        if protocol == SIGMA {
+            assert!(logs.contains("held by the 3x limit 1"), "{logs}");
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("accepted the peer's key rotation"),
+            "{stderr}"
+        );
+        assert!(pin_ids(&mut log, &cli).contains(&new_id), "{protocol}");
+    }
+}

@@ -117,12 +117,12 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Error> {
     limits.validate()?;
     let protocols = names.join(",");
     // A rotated key is announced in our first handshake message too (akex
-    // mode over TCP), so a client that pins the old key can accept the new
-    // one before it sends its own identity (`verify_in_handshake`).
-    let announce = match (crate::common::rotation_announcement(), args.udp) {
-        (Some(a), false) if RecordMode::for_protocol(&protocols) == RecordMode::Akex => {
-            Some(a.to_vec())
-        }
+    // mode, over TCP and UDP), so a client that pins the old key can accept
+    // the new one before it sends its own identity (`verify_in_handshake`).
+    // Over UDP a message that outgrows the amplification budget makes the
+    // server ask for a cookie first: one more round trip, no stall.
+    let announce = match crate::common::rotation_announcement() {
+        Some(a) if RecordMode::for_protocol(&protocols) == RecordMode::Akex => Some(a.to_vec()),
         _ => None,
     };
     let make_handshake = move |_peer: SocketAddr| -> Result<Box<dyn Handshake>, Error> {
