@@ -1,4 +1,4 @@
-//! Runs `examples/relay.rs` headless: a relay and its clients as child
+//! Runs `examples/relay/` headless: a relay and its clients as child
 //! processes on 127.0.0.1 (port 0), driven through stdin and checked on
 //! their output. Covers forwarding between named clients, the error
 //! replies, a few hundred sessions at once (`load`), the connection limit,
