@@ -476,13 +476,25 @@ fn rotation_announcements_follow_the_documented_rules() {
     let v: serde_json::Value =
         serde_json::from_str(&ok_keys(&srv, &["rotate", "--name", "server", "--json"])).unwrap();
     let new_id = v["new"]["id"].as_str().unwrap().to_string();
-    // Noise mode cannot announce, and says so at start-up.
-    let server = serve(XX, false, &["--store", s(&srv), "--key", "server"]);
+    let new_public = v["new"]["public"].as_str().unwrap().to_string();
+    // Noise NK cannot announce (its client uses the server's key from the
+    // first message), and says so at start-up.
+    let nk = "Noise_NK_25519_ChaChaPoly_BLAKE2s";
+    let server = serve(nk, false, &["--store", s(&srv), "--key", "server"]);
     // One connection: the server is past its start-up notes.
+    let out = connect(&server.addr, nk, &["--remote-key", &new_public]);
+    assert!(out.status.success(), "{out:?}");
+    let log = server.stop();
+    assert!(
+        log.contains("this Noise pattern has the client use the server's key"),
+        "{log}"
+    );
+    // Noise XX carries it in message 2: no such note.
+    let server = serve(XX, false, &["--store", s(&srv), "--key", "server"]);
     let out = connect(&server.addr, XX, &["--store", s(&tofu), "--key", "t"]);
     assert!(out.status.success(), "{out:?}");
     let log = server.stop();
-    assert!(log.contains("Noise mode has no control records"), "{log}");
+    assert!(!log.contains("out of band"), "{log}");
     // akex mode announces it.
     let server = serve(AKEX_XX, false, &["--store", s(&srv), "--key", "server"]);
     assert!(control_record_within(&server.addr, Duration::from_secs(5)));

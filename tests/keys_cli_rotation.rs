@@ -342,87 +342,70 @@ fn forged_rotation_announcement_is_refused() {
 /// a cookie first, and the handshake still completes.
 #[test]
 fn rotations_are_announced_over_udp() {
-    const SIGMA: &str = "akex-sigma-x25519-ed25519-chachapoly-sha256";
-    for (protocol, key_type) in [(AKEX_XX, "x25519"), (SIGMA, "ed25519")] {
-        let dir = tempfile::tempdir().unwrap();
-        let (srv, cli) = (dir.path().join("srv"), dir.path().join("cli"));
-        let mut log = String::new();
-        for (store, name) in [(&srv, "server"), (&cli, "client")] {
-            ok(
-                &mut log,
-                &[
-                    "keys",
-                    "--store",
-                    s(store),
-                    "generate",
-                    "--name",
-                    name,
-                    "--type",
-                    key_type,
-                ],
-            );
-        }
-        pin_key(&mut log, &srv, "server", &cli, "server");
-        let v = ok(
-            &mut log,
-            &[
-                "keys",
-                "--store",
-                s(&srv),
-                "rotate",
-                "--name",
-                "server",
-                "--overlap",
-                "600",
-                "--json",
-            ],
-        );
-        let new_id = v["new"]["id"].as_str().unwrap().to_string();
-        let server = spawn_serve_with(
-            protocol,
-            &[
-                "--udp",
-                "--store",
-                s(&srv),
-                "--key",
-                "server",
-                "--log-interval",
-                "1",
-            ],
-        );
-        let out = run(
-            &mut log,
-            &[
-                "connect",
-                "--udp",
-                "--addr",
-                &server.addr,
-                "--protocol",
-                protocol,
-                "--store",
-                s(&cli),
-                "--key",
-                "client",
-                "--trust",
-                "pinned",
-                "--peer",
-                "server",
-                "--messages",
-                "2",
-            ],
-        );
-        // The per-second summary names answers held by the 3x limit.
-        std::thread::sleep(std::time::Duration::from_millis(1500));
-        let logs = stop(server);
-        assert!(out.status.success(), "{protocol}: {out:?}\n{log}\n{logs}");
-        if protocol == SIGMA {
-            assert!(logs.contains("held by the 3x limit 1"), "{logs}");
-        }
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            stderr.contains("accepted the peer's key rotation"),
-            "{stderr}"
-        );
-        assert!(pin_ids(&mut log, &cli).contains(&new_id), "{protocol}");
+    let logs = rotation_is_accepted(AKEX_XX, "x25519", true);
+    assert!(logs.contains("transport=udp"), "{logs}");
+    let logs = rotation_is_accepted(SIGMA, "ed25519", true);
+    // The per-second summary names the answer held by the 3x limit.
+    assert!(logs.contains("held by the 3x limit 1"), "{logs}");
+}
+
+/// Noise XX carries the announcement in message 2 too (over TCP, where
+/// Noise mode has no control records): a pinned client accepts it.
+#[test]
+fn noise_xx_servers_announce_rotations_in_the_handshake() {
+    rotation_is_accepted("Noise_XX_25519_ChaChaPoly_BLAKE2s", "x25519", false);
+}
+
+const SIGMA: &str = "akex-sigma-x25519-ed25519-chachapoly-sha256";
+
+/// Rotates the server's key, serves the new one (`--udp` if `udp`) and
+/// connects a client that pinned the old key: it must accept the announced
+/// rotation and pin the new key. Returns the server's log.
+fn rotation_is_accepted(protocol: &str, key_type: &str, udp: bool) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, cli) = (dir.path().join("srv"), dir.path().join("cli"));
+    let mut log = String::new();
+    for (store, name) in [(&srv, "server"), (&cli, "client")] {
+        let args = ["keys", "--store", s(store), "generate", "--name", name];
+        ok(&mut log, &[&args[..], &["--type", key_type]].concat());
     }
+    pin_key(&mut log, &srv, "server", &cli, "server");
+    let rotate = ["rotate", "--name", "server", "--overlap", "600", "--json"];
+    let v = ok(
+        &mut log,
+        &[&["keys", "--store", s(&srv)], &rotate[..]].concat(),
+    );
+    let new_id = v["new"]["id"].as_str().unwrap().to_string();
+    let transport: &[&str] = if udp { &["--udp"] } else { &[] };
+    let serve_args = ["--store", s(&srv), "--key", "server", "--log-interval", "1"];
+    let server = spawn_serve_with(protocol, &[transport, &serve_args[..]].concat());
+    let connect_args = [
+        "connect",
+        "--addr",
+        &server.addr,
+        "--protocol",
+        protocol,
+        "--store",
+        s(&cli),
+        "--key",
+        "client",
+        "--trust",
+        "pinned",
+        "--peer",
+        "server",
+        "--messages",
+        "2",
+    ];
+    let out = run(&mut log, &[&connect_args[..], transport].concat());
+    // Let the server print its per-second summary before it stops.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let logs = stop(server);
+    assert!(out.status.success(), "{protocol}: {out:?}\n{log}\n{logs}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("accepted the peer's key rotation"),
+        "{stderr}"
+    );
+    assert!(pin_ids(&mut log, &cli).contains(&new_id), "{protocol}");
+    logs
 }

@@ -117,12 +117,14 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Error> {
     limits.validate()?;
     let protocols = names.join(",");
     // A rotated key is announced in our first handshake message too (akex
-    // mode, over TCP and UDP), so a client that pins the old key can accept
-    // the new one before it sends its own identity (`verify_in_handshake`).
-    // Over UDP a message that outgrows the amplification budget makes the
-    // server ask for a cookie first: one more round trip, no stall.
+    // mode and Noise XX, over TCP and UDP), so a client that pins the old
+    // key can accept the new one before it sends its own identity
+    // (`verify_in_handshake`). Over UDP a message that outgrows the
+    // amplification budget makes the server ask for a cookie first: one
+    // more round trip, no stall.
+    let can_announce = in_handshake_announcement(&names);
     let announce = match crate::common::rotation_announcement() {
-        Some(a) if RecordMode::for_protocol(&protocols) == RecordMode::Akex => Some(a.to_vec()),
+        Some(a) if can_announce => Some(a.to_vec()),
         _ => None,
     };
     let make_handshake = move |_peer: SocketAddr| -> Result<Box<dyn Handshake>, Error> {
@@ -155,7 +157,6 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Error> {
         let handler = move |peer, conn| echo_udp(Arc::clone(&handler_log), peer, conn);
         return serve(args.once, server, log, make_handshake, handler).await;
     }
-    let noise_mode = RecordMode::for_protocol(&protocols) == RecordMode::Noise;
     let server = Server::bind(args.listen, limits, options).await?;
     let log = ServeLog::new(interval, None);
     // Tests and scripts read the bound address (port 0) from this line.
@@ -164,16 +165,28 @@ pub async fn run(args: ServeArgs) -> Result<ExitCode, Error> {
         server.local_addr()?
     );
     // After the line above, which scripts read first.
-    if crate::common::rotation_announcement().is_some() && noise_mode {
+    if crate::common::rotation_announcement().is_some() && !can_announce {
         eprintln!(
-            "akex serve: note: the key was rotated, but Noise mode has no control records to \
-             announce it with; clients must take the rotation statement out of band \
-             (akex keys trust --statement) or use an akex-* protocol"
+            "akex serve: note: the key was rotated, but this Noise pattern has the client use \
+             the server's key before the server says anything, and Noise mode has no control \
+             records: clients must take the rotation statement out of band (akex keys trust \
+             --statement), or use Noise XX or an akex-* protocol"
         );
     }
     let handler_log = Arc::clone(&log);
     let handler = move |peer, stream| echo(Arc::clone(&handler_log), peer, stream);
     serve(args.once, server, log, make_handshake, handler).await
+}
+
+/// True if every allowed protocol can carry a rotation announcement in the
+/// server's first handshake message to a client still holding the old
+/// key: akex mode, or a Noise XX-family pattern (the client learns the
+/// server's key from that message; NK, IK and KK use the pinned one from
+/// the start and fail against a new key before anything is read).
+fn in_handshake_announcement(names: &[String]) -> bool {
+    names
+        .iter()
+        .all(|n| RecordMode::for_protocol(n) == RecordMode::Akex || n.starts_with("Noise_XX"))
 }
 
 /// What `serve` needs of the TCP and the UDP server.
