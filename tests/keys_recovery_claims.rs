@@ -154,7 +154,7 @@ fn a_removed_last_line_is_restored_and_the_removal_logged() {
     assert_eq!(kinds, ["generate", "revoke", "recovered", "generate"]);
     assert!(logged[2]
         .1
-        .contains("line 2 had been removed after it was written"));
+        .contains("line(s) 2 had been removed after they were written"));
 
     // A crash before the append leaves the head behind the line: the
     // next change completes it, with no `recovered` line.
@@ -170,6 +170,57 @@ fn a_removed_last_line_is_restored_and_the_removal_logged() {
     fresh.generate("b", KeyType::X25519, &prot(), None).unwrap();
     let kinds: Vec<String> = events(&fresh).into_iter().map(|(e, _)| e).collect();
     assert_eq!(kinds, ["generate", "revoke", "generate"]);
+}
+
+/// The same when the evidence is not the head's count: the head file
+/// deleted as well, two lines removed (held by the index and the trust
+/// store), a line a `--trust-store` file committed. Each is reported as
+/// restorable damage and put back with one `recovered` line.
+#[test]
+fn removed_lines_are_restorable_damage_whatever_commits_hold_them() {
+    let cut = |log: &std::path::Path, n: usize| {
+        let text = std::fs::read_to_string(log).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        std::fs::write(log, lines[..lines.len() - n].join("\n") + "\n").unwrap();
+    };
+    for case in ["head deleted", "two lines", "trust-store file"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = KeyStore::open(dir.path().join("store")).unwrap();
+        store.generate("a", KeyType::X25519, &prot(), None).unwrap();
+        let log = dir.path().join("store/audit.jsonl");
+        match case {
+            "head deleted" => {
+                store.generate("b", KeyType::X25519, &prot(), None).unwrap();
+                cut(&log, 1);
+                std::fs::remove_file(dir.path().join("store/audit.head")).unwrap();
+            }
+            "two lines" => {
+                store.generate("b", KeyType::X25519, &prot(), None).unwrap();
+                let mut trust = store.trust_store().unwrap();
+                trust.pin("p", KeyType::X25519, &[4; 32], None, None).unwrap();
+                cut(&log, 2);
+            }
+            _ => {
+                let file = dir.path().join("peers.json");
+                let mut trust =
+                    akex::keys::TrustStore::open_audited(&file, store.audit().clone()).unwrap();
+                trust.pin("p", KeyType::X25519, &[4; 32], None, None).unwrap();
+                cut(&log, 1);
+            }
+        }
+        let report = store.audit_report().unwrap();
+        assert!(report.broken.is_some() && report.restorable, "{case}: {report:?}");
+        store.generate("c", KeyType::X25519, &prot(), None).unwrap();
+        let records = store.audit().verify().unwrap();
+        let recovered: Vec<_> = records
+            .iter()
+            .filter(|r| r.event.event == "recovered")
+            .collect();
+        assert_eq!(recovered.len(), 1, "{case}");
+        let detail = recovered[0].event.detail.as_deref().unwrap_or("");
+        assert!(detail.contains("removed after they were written"), "{case}: {detail}");
+        assert!(store.audit_report().unwrap().broken.is_none(), "{case}");
+    }
 }
 
 /// An in-memory Ed25519 signer that counts its signatures.

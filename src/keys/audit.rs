@@ -220,20 +220,19 @@ impl AuditLog {
         report.records = records;
         report.broken = chain_error;
         let n = text.lines.len() as u64;
+        // What the next locked open would append, and the log after it.
+        let mut lines = text.lines.clone();
+        let restored = continuations(&mut lines, commits);
+        let m = lines.len() as u64;
         for (file, commit) in commits {
             let name = file.display();
-            if (1..=n).contains(&commit.seq) {
-                if text.lines[commit.seq as usize - 1] != commit.line && report.broken.is_none() {
+            if (1..=m).contains(&commit.seq) {
+                if lines[commit.seq as usize - 1] != commit.line && report.broken.is_none() {
                     report.broken = Some(broken(
                         commit.seq as usize,
                         format!("{name} committed a different line {}", commit.seq),
                     ));
                 }
-            } else if commit.seq == n + 1 && prev_of(&commit.line) == Some(text.last_hash()) {
-                report.interrupted.push(format!(
-                    "line {} committed in {name} is not appended yet",
-                    commit.seq
-                ));
             } else if report.broken.is_none() {
                 report.broken = Some(broken(
                     (n as usize).max(1),
@@ -245,6 +244,25 @@ impl AuditLog {
                 ));
             }
         }
+        let seqs: Vec<u64> = restored.iter().map(|(_, c)| c.seq).collect();
+        if report.broken.is_none() && removal_evident(&seqs, head.as_ref().map(|h| h.lines)) {
+            report.broken = Some(broken(
+                (n as usize).max(1),
+                format!(
+                    "line(s) {} were removed after they were written (commits still hold them)",
+                    join_seqs(&seqs)
+                ),
+            ));
+            report.restorable = true;
+        } else {
+            for (file, commit) in &restored {
+                report.interrupted.push(format!(
+                    "line {} committed in {} is not appended yet",
+                    commit.seq,
+                    file.display()
+                ));
+            }
+        }
         match (head, report.broken.is_some()) {
             (_, true) => {}
             (None, false) if n > 0 => report
@@ -252,12 +270,7 @@ impl AuditLog {
                 .push("the head file is missing (rewritten by the next locked open)".into()),
             (None, false) => {}
             (Some(head), false) => {
-                if let Err(e) = check_head(&head, &text.lines) {
-                    let pending = report
-                        .interrupted
-                        .iter()
-                        .any(|i| i.starts_with(&format!("line {} committed", n + 1)));
-                    report.restorable = pending && head.lines == n + 1;
+                if let Err(e) = check_head(&head, &lines) {
                     report.broken = Some(e);
                 } else if head.lines < n {
                     report
@@ -268,6 +281,51 @@ impl AuditLog {
         }
         Ok(report)
     }
+}
+
+/// The committed lines `lines` lacks that continue it, in order: what the
+/// next locked open appends. They are appended to `lines`.
+pub(crate) fn continuations<'a>(
+    lines: &mut Vec<String>,
+    commits: &[(&'a Path, &'a Commit)],
+) -> Vec<(&'a Path, &'a Commit)> {
+    let mut sorted = commits.to_vec();
+    sorted.sort_by_key(|(_, c)| c.seq);
+    let mut restored = Vec::new();
+    for (file, commit) in sorted {
+        let last = lines
+            .last()
+            .map(|l| line_hash(l))
+            .unwrap_or_else(|| GENESIS.into());
+        if commit.seq == lines.len() as u64 + 1 && prev_of(&commit.line) == Some(last) {
+            lines.push(commit.line.clone());
+            restored.push((file, commit));
+        }
+    }
+    restored
+}
+
+/// True if committed lines missing from the log (`restored`, by number)
+/// were removed after they were written rather than cut short by a crash.
+/// A crash leaves at most one committed line unappended, and one the head
+/// has not counted (the head moves only after the append); the head file
+/// is missing only until the first locked open after line 1, which
+/// rewrites it before anything else is committed. The head is not keyed:
+/// one rewritten along with the log still passes as a crash.
+pub(crate) fn removal_evident(restored: &[u64], head_lines: Option<u64>) -> bool {
+    restored.len() > 1
+        || restored.iter().any(|&seq| match head_lines {
+            Some(counted) => seq <= counted,
+            None => seq >= 2,
+        })
+}
+
+/// `3` or `3, 4` for messages.
+pub(crate) fn join_seqs(seqs: &[u64]) -> String {
+    seqs.iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The `prev` field of a serialized record.

@@ -17,7 +17,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::audit::{
-    chain, check_head, line_hash, prev_of, AuditEvent, AuditLog, AuditRecord, Commit, Head, LogText,
+    chain, check_head, join_seqs, line_hash, prev_of, removal_evident, AuditEvent, AuditLog,
+    AuditRecord, Commit, Head, LogText,
 };
 use super::fsutil::{
     append, parent_dir, read_file, remove_stale_temp_files, truncate, write_atomic,
@@ -147,7 +148,7 @@ impl Journal {
         // Lines the head file already counted were appended once: if one
         // is missing and a commit still holds it, it was removed later,
         // not cut short by a crash (the head moves only after the append).
-        let counted = log.read_head().ok().flatten().map_or(0, |h| h.lines);
+        let counted = log.read_head().ok().flatten().map(|h| h.lines);
         let mut text = log.read_text()?;
         create_index_of_new_store(&dir, &text)?;
         let torn = text.torn;
@@ -161,20 +162,13 @@ impl Journal {
             .collect();
         commits.sort_by_key(|(_, c)| c.seq);
         commits.dedup_by(|a, b| a.1 == b.1);
-        let mut removed = Vec::new();
+        let mut restored = Vec::new();
         for (path, commit) in &commits {
             let next = text.lines.len() as u64 + 1;
             if commit.seq == next && prev_of(&commit.line) == Some(text.last_hash()) {
                 append(log.path(), format!("{}\n", commit.line).as_bytes())?;
                 text.lines.push(commit.line.clone());
-                if commit.seq <= counted {
-                    removed.push(format!(
-                        "audit line {} had been removed after it was written; restored from the \
-                         commit in {}",
-                        commit.seq,
-                        path.display()
-                    ));
-                }
+                restored.push((commit.seq, path.display().to_string()));
             }
         }
         let (_, chain_error) = chain(&text.lines);
@@ -212,7 +206,17 @@ impl Journal {
             journal.write_head()?;
         }
         // Restored, but not silently: the log keeps a line saying so.
-        for detail in removed {
+        let seqs: Vec<u64> = restored.iter().map(|(seq, _)| *seq).collect();
+        let removed = (journal.broken.is_none() && removal_evident(&seqs, counted)).then(|| {
+            let files: Vec<&str> = restored.iter().map(|(_, f)| f.as_str()).collect();
+            format!(
+                "audit line(s) {} had been removed after they were written; restored from the \
+                 commits in {}",
+                join_seqs(&seqs),
+                files.join(", ")
+            )
+        });
+        if let Some(detail) = removed {
             journal.log_event(AuditEvent::new(
                 "recovered",
                 None,

@@ -121,7 +121,14 @@ impl KeyStore {
     /// Checks the audit log against what the index and the trust store
     /// committed (so a deleted or cut log is detected), without writing.
     pub fn audit_report(&self) -> Result<AuditReport, Error> {
-        let files = [self.paths.index(), self.paths.trust()];
+        // The audited `--trust-store` files too: a line one committed is
+        // in the log, or is what the next locked open appends.
+        let mut files = vec![self.paths.index(), self.paths.trust()];
+        for path in super::journal::registered_trust_files(self.paths.dir()) {
+            if !files.contains(&path) {
+                files.push(path);
+            }
+        }
         let commits: Vec<_> = files
             .iter()
             .filter_map(|f| commit_of(f).map(|c| (f.clone(), c)))
