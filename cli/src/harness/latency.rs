@@ -99,6 +99,7 @@ pub(super) async fn latency_phase(
     while let Some(joined) = tasks.join_next().await {
         hist.add(joined??).ok();
     }
+    target.settle().await;
     let cpu = sys::cpu_time().saturating_sub(cpu_start);
     Ok(LatencyPhase {
         count: hist.len(),

@@ -2,6 +2,7 @@
 //! [`Report`] as they finish (so an interrupted run keeps what it has).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -252,6 +253,8 @@ pub(super) struct Target {
     server: Option<tokio::task::JoinHandle<()>>,
     upstream: SocketAddr,
     _proxy: Option<Proxy>,
+    /// In-process server: handshakes accepted and not yet done.
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl Target {
@@ -259,22 +262,28 @@ impl Target {
         endpoint: &Endpoint,
         options: &BenchOptions,
     ) -> Result<Target, BenchError> {
+        let in_flight = Arc::new(AtomicUsize::new(0));
         let (upstream, server) = match options.server {
             Some(addr) => (addr, None),
             None => {
                 let listener = TcpListener::bind("127.0.0.1:0").await?;
                 let addr = listener.local_addr()?;
                 let endpoint = endpoint.clone();
+                let in_flight = Arc::clone(&in_flight);
                 let task = tokio::spawn(async move {
                     while let Ok((tcp, _)) = listener.accept().await {
                         let _ = tcp.set_nodelay(true);
                         let endpoint = endpoint.clone();
+                        let in_flight = Arc::clone(&in_flight);
+                        in_flight.fetch_add(1, Ordering::SeqCst);
                         // The echo runs in a task of its own: a task's
                         // allocation is as big as its largest state, and the
                         // handshake's must not stay allocated for as long
                         // as the session is idle.
                         tokio::spawn(async move {
-                            if let Ok(stream) = endpoint.server(tcp).await {
+                            let done = endpoint.server(tcp).await;
+                            in_flight.fetch_sub(1, Ordering::SeqCst);
+                            if let Ok(stream) = done {
                                 tokio::spawn(echo(stream));
                             }
                         });
@@ -288,6 +297,7 @@ impl Target {
             server,
             upstream,
             _proxy: None,
+            in_flight,
         };
         if let Some(link) = options.link {
             let proxy = Proxy::start(upstream, link).await?;
@@ -305,6 +315,7 @@ impl Target {
             server: None,
             upstream: self.upstream,
             _proxy: Some(proxy),
+            in_flight: Arc::clone(&self.in_flight),
         })
     }
 
@@ -322,6 +333,16 @@ impl Target {
     /// Where clients connect.
     pub(super) fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Waits (up to a second) until the in-process server has finished
+    /// every handshake it accepted: a client is done after its last flight,
+    /// and the server's work on that flight belongs to the same phase.
+    pub(super) async fn settle(&self) {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
 
     pub(super) fn stop(&mut self) {
