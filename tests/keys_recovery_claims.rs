@@ -197,19 +197,26 @@ fn removed_lines_are_restorable_damage_whatever_commits_hold_them() {
             "two lines" => {
                 store.generate("b", KeyType::X25519, &prot(), None).unwrap();
                 let mut trust = store.trust_store().unwrap();
-                trust.pin("p", KeyType::X25519, &[4; 32], None, None).unwrap();
+                trust
+                    .pin("p", KeyType::X25519, &[4; 32], None, None)
+                    .unwrap();
                 cut(&log, 2);
             }
             _ => {
                 let file = dir.path().join("peers.json");
                 let mut trust =
                     akex::keys::TrustStore::open_audited(&file, store.audit().clone()).unwrap();
-                trust.pin("p", KeyType::X25519, &[4; 32], None, None).unwrap();
+                trust
+                    .pin("p", KeyType::X25519, &[4; 32], None, None)
+                    .unwrap();
                 cut(&log, 1);
             }
         }
         let report = store.audit_report().unwrap();
-        assert!(report.broken.is_some() && report.restorable, "{case}: {report:?}");
+        assert!(
+            report.broken.is_some() && report.restorable,
+            "{case}: {report:?}"
+        );
         store.generate("c", KeyType::X25519, &prot(), None).unwrap();
         let records = store.audit().verify().unwrap();
         let recovered: Vec<_> = records
@@ -218,7 +225,10 @@ fn removed_lines_are_restorable_damage_whatever_commits_hold_them() {
             .collect();
         assert_eq!(recovered.len(), 1, "{case}");
         let detail = recovered[0].event.detail.as_deref().unwrap_or("");
-        assert!(detail.contains("removed after they were written"), "{case}: {detail}");
+        assert!(
+            detail.contains("removed after they were written"),
+            "{case}: {detail}"
+        );
         assert!(store.audit_report().unwrap().broken.is_none(), "{case}");
     }
 }

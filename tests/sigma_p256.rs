@@ -1,9 +1,11 @@
 //! The FIPS-algorithm SIGMA suite (`akex-sigma-p256-ecdsa-aesgcm-sha256`):
 //! the happy path with in-memory ECDSA keys, and the ways to break it, each
 //! with a typed error. The suite is a parameter of the SIGMA code, so
-//! these mirror `tests/sigma.rs` with P-256 lengths, plus what only the
-//! suite choice can get wrong (a key of the other scheme, a failing
-//! signer).
+//! these mirror `tests/sigma.rs` and `tests/sigma_attacks.rs` with P-256
+//! lengths, plus what only the suite choice can get wrong (a key of the
+//! other scheme, a failing signer).
+
+mod sigma_support;
 
 use std::sync::Arc;
 
@@ -11,11 +13,12 @@ use akex::crypto::Secret;
 use akex::error::{ConfigError, Error, TrustFailure};
 use akex::handshake::registry::{self, HandshakeKeys};
 use akex::handshake::sigma::{SigmaConfig, SIGMA_AESGCM, SIGMA_CHACHAPOLY, SIGMA_P256_AESGCM};
-use akex::handshake::{Established, Handshake};
+use akex::handshake::Handshake;
 use akex::hazmat::akex::{hello, labels, SymmetricState};
 use akex::hazmat::p256::P256Ephemeral;
 use akex::keys::{P256SigningKey, SignatureScheme, Signer, SigningKey};
 use akex::{KeyKind, PublicKey, Session};
+use sigma_support::{assert_err, read, run, write};
 
 const NAME: &str = SIGMA_P256_AESGCM;
 
@@ -41,37 +44,6 @@ fn client() -> Box<dyn Handshake> {
 
 fn server() -> Box<dyn Handshake> {
     registry::responder(&[NAME], &keys(2, Some(&p256(1)))).unwrap()
-}
-
-fn write(hs: &mut Box<dyn Handshake>, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    hs.write_message(payload, &mut out).unwrap();
-    out
-}
-
-fn read(hs: &mut Box<dyn Handshake>, msg: &[u8]) -> Result<Vec<u8>, Error> {
-    let mut payload = Vec::new();
-    hs.read_message(msg, &mut payload).map(|()| payload)
-}
-
-fn run(mut i: Box<dyn Handshake>, mut r: Box<dyn Handshake>) -> (Established, Established) {
-    let m1 = write(&mut i, b"one");
-    assert_eq!(read(&mut r, &m1).unwrap(), b"one");
-    let m2 = write(&mut r, b"two");
-    assert_eq!(read(&mut i, &m2).unwrap(), b"two");
-    let m3 = write(&mut i, b"three");
-    assert_eq!(read(&mut r, &m3).unwrap(), b"three");
-    (i.finish().unwrap(), r.finish().unwrap())
-}
-
-fn assert_err(result: Result<impl std::fmt::Debug, Error>, want: &str) {
-    match result {
-        Ok(v) => panic!("expected {want}, got Ok({v:?})"),
-        Err(e) => assert!(
-            format!("{e:?}").contains(want),
-            "expected {want}, got {e:?}"
-        ),
-    }
 }
 
 #[test]

@@ -16,11 +16,12 @@
 //!    [`HandshakeKeys`]. Responders must implement `AkexResponder`.
 //! 3. If the protocol needs a new kind of key, add an `Option<...>` field to
 //!    [`HandshakeKeys`] (and to its `Debug`, redacted).
-//! 4. Add one line to `CASES` in `tests/akex_vectors.rs` and run
+//! 4. Add one line to `CASES` in `tests/akex_vectors_support/mod.rs` and run
 //!    `cargo test --test akex_vectors -- --ignored write_vectors`: it writes
 //!    `protocols/vectors/<name>.json`, which `replay_vectors` then replays,
-//!    and `registry_message_sizes_are_true` checks the row's sizes against
-//!    a real run (rows without a case are skipped with a note).
+//!    and `registry_message_sizes_are_true` (tests/akex_registry.rs) checks
+//!    the row's sizes against a real run (rows without a case are skipped
+//!    with a note).
 
 use super::akex::{AkexResponder, NegotiatingResponder, AKEX_PREFIX};
 use super::hybrid::{HybridConfig, HybridHandshake};

@@ -1,6 +1,7 @@
-//! Shared harness for tests/hybrid.rs and tests/pq.rs: builds both sides of
-//! a hybrid or PQ-authenticated handshake, runs it, and runs it with one
-//! message altered.
+//! Shared harness for tests/hybrid.rs, tests/pq.rs and
+//! tests/hybrid_noise_hfs.rs: builds both sides of a hybrid or
+//! PQ-authenticated handshake, runs it, and runs it with one message
+//! altered.
 
 #![allow(dead_code)]
 

@@ -33,7 +33,7 @@ const KYBER1024_KEYGEN_SEED_LEN: usize = 64;
 /// (K, r = G(m ‖ H(ek)); rejection key J(z ‖ c)), only key generation
 /// differs (G(d) without the final standard's `k` byte). Key generation is
 /// local, so ML-KEM-1024 here is wire-compatible with snow in both roles
-/// (`tests/hybrid.rs` checks it).
+/// (`tests/hybrid_noise_hfs.rs` checks it).
 struct Kyber1024 {
     rng: SharedRng,
     /// (public, private) after `generate`; boxed, 4.6 KiB together.

@@ -5,7 +5,7 @@
 //! so none of its crypto dependencies are compiled.
 //!
 //! Output is byte-identical to snow's default resolver (the Noise vectors
-//! replay through this resolver, and `tests/hybrid.rs` runs the hfs patterns
+//! replay through this resolver, and `tests/hybrid_noise_hfs.rs` runs the hfs patterns
 //! against snow's pqcrypto-kyber), only faster. Because the KEM draws from
 //! the caller's RNG too, the hfs handshakes are deterministic under an
 //! injected RNG, so they have known-answer vectors.
