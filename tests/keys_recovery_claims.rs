@@ -120,6 +120,13 @@ fn an_inserted_line_is_detected_and_a_cut_log_keeps_its_gap_visible() {
     assert!(store.audit().verify().is_err());
 }
 
+/// Removes the last `n` lines of the log at `log`.
+fn cut(log: &std::path::Path, n: usize) {
+    let text = std::fs::read_to_string(log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(log, lines[..lines.len() - n].join("\n") + "\n").unwrap();
+}
+
 /// A last line removed after it was written (the head file counted it)
 /// is reported as damage, and put back by the next change with a
 /// `recovered` line saying so; the same line missing after a crash
@@ -131,11 +138,6 @@ fn a_removed_last_line_is_restored_and_the_removal_logged() {
     store.generate("a", KeyType::X25519, &prot(), None).unwrap();
     let log = dir.path().join("audit.jsonl");
     store.revoke("a", "lost").unwrap();
-    let cut = |log: &std::path::Path| {
-        let text = std::fs::read_to_string(log).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        std::fs::write(log, lines[..lines.len() - 1].join("\n") + "\n").unwrap();
-    };
     let events = |store: &KeyStore| -> Vec<(String, String)> {
         let records = store.audit().verify().unwrap();
         records
@@ -145,7 +147,7 @@ fn a_removed_last_line_is_restored_and_the_removal_logged() {
     };
 
     // Removed after the fact: damage now, restored and logged next change.
-    cut(&log);
+    cut(&log, 1);
     let report = store.audit_report().unwrap();
     assert!(report.broken.is_some() && report.restorable, "{report:?}");
     store.generate("b", KeyType::X25519, &prot(), None).unwrap();
@@ -163,7 +165,7 @@ fn a_removed_last_line_is_restored_and_the_removal_logged() {
     fresh.generate("a", KeyType::X25519, &prot(), None).unwrap();
     let head2 = std::fs::read(dir2.path().join("audit.head")).unwrap();
     fresh.revoke("a", "lost").unwrap();
-    cut(&dir2.path().join("audit.jsonl"));
+    cut(&dir2.path().join("audit.jsonl"), 1);
     std::fs::write(dir2.path().join("audit.head"), head2).unwrap();
     let report = fresh.audit_report().unwrap();
     assert!(report.broken.is_none(), "{report:?}");
@@ -178,11 +180,6 @@ fn a_removed_last_line_is_restored_and_the_removal_logged() {
 /// restorable damage and put back with one `recovered` line.
 #[test]
 fn removed_lines_are_restorable_damage_whatever_commits_hold_them() {
-    let cut = |log: &std::path::Path, n: usize| {
-        let text = std::fs::read_to_string(log).unwrap();
-        let lines: Vec<&str> = text.lines().collect();
-        std::fs::write(log, lines[..lines.len() - n].join("\n") + "\n").unwrap();
-    };
     for case in ["head deleted", "two lines", "trust-store file"] {
         let dir = tempfile::tempdir().unwrap();
         let mut store = KeyStore::open(dir.path().join("store")).unwrap();

@@ -112,11 +112,16 @@ pub(crate) struct LogText {
 
 impl LogText {
     pub(crate) fn last_hash(&self) -> String {
-        self.lines
-            .last()
-            .map(|l| line_hash(l))
-            .unwrap_or_else(|| GENESIS.into())
+        last_hash(&self.lines)
     }
+}
+
+/// The hash a line appended after `lines` names as its `prev`.
+fn last_hash(lines: &[String]) -> String {
+    lines
+        .last()
+        .map(|l| line_hash(l))
+        .unwrap_or_else(|| GENESIS.into())
 }
 
 /// What a read-only check of the log found.
@@ -293,11 +298,7 @@ pub(crate) fn continuations<'a>(
     sorted.sort_by_key(|(_, c)| c.seq);
     let mut restored = Vec::new();
     for (file, commit) in sorted {
-        let last = lines
-            .last()
-            .map(|l| line_hash(l))
-            .unwrap_or_else(|| GENESIS.into());
-        if commit.seq == lines.len() as u64 + 1 && prev_of(&commit.line) == Some(last) {
+        if commit.seq == lines.len() as u64 + 1 && prev_of(&commit.line) == Some(last_hash(lines)) {
             lines.push(commit.line.clone());
             restored.push((file, commit));
         }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::audit::{
-    chain, check_head, join_seqs, line_hash, prev_of, removal_evident, AuditEvent, AuditLog,
+    chain, check_head, continuations, join_seqs, line_hash, removal_evident, AuditEvent, AuditLog,
     AuditRecord, Commit, Head, LogText,
 };
 use super::fsutil::{
@@ -162,14 +162,15 @@ impl Journal {
             .collect();
         commits.sort_by_key(|(_, c)| c.seq);
         commits.dedup_by(|a, b| a.1 == b.1);
-        let mut restored = Vec::new();
-        for (path, commit) in &commits {
-            let next = text.lines.len() as u64 + 1;
-            if commit.seq == next && prev_of(&commit.line) == Some(text.last_hash()) {
-                append(log.path(), format!("{}\n", commit.line).as_bytes())?;
-                text.lines.push(commit.line.clone());
-                restored.push((commit.seq, path.display().to_string()));
-            }
+        let borrowed: Vec<(&Path, &Commit)> =
+            commits.iter().map(|(f, c)| (f.as_path(), c)).collect();
+        let restored: Vec<(u64, String)> = continuations(&mut text.lines, &borrowed)
+            .into_iter()
+            .map(|(path, commit)| (commit.seq, path.display().to_string()))
+            .collect();
+        for (seq, _) in &restored {
+            let line = &text.lines[*seq as usize - 1];
+            append(log.path(), format!("{line}\n").as_bytes())?;
         }
         let (_, chain_error) = chain(&text.lines);
         let mut problem = chain_error.or_else(|| commit_problem(&text.lines, &commits));
