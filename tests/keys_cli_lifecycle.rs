@@ -192,6 +192,20 @@ fn destroy_and_tampering_over_the_cli() {
     assert!(err.contains("audit log line 1"), "{err}");
     std::fs::write(&audit, &original).unwrap();
     ok(&mut log, &["keys", "--store", s(&st), "audit", "--verify"]);
+    // The last line removed after the fact: `audit` says it can be put
+    // back, and the next change does so.
+    std::fs::write(&audit, lines[..lines.len() - 1].join("\n") + "\n").unwrap();
+    let err = fail(&mut log, &["keys", "--store", s(&st), "audit", "--verify"]);
+    assert!(err.contains("the next change puts them back"), "{err}");
+    ok(
+        &mut log,
+        &["keys", "--store", s(&st), "generate", "--name", "after"],
+    );
+    let v = ok(
+        &mut log,
+        &["keys", "--store", s(&st), "audit", "--verify", "--json"],
+    );
+    assert_eq!(v["lines"], lines.len() + 2, "{v}");
 
     // An edited trust store is refused.
     ok(

@@ -549,6 +549,12 @@ fn run(args: KeysArgs) -> Result<(), Error> {
                 );
             }
             if let Some(broken) = report.broken {
+                if report.restorable {
+                    eprintln!(
+                        "akex keys: note: a commit still holds the removed line(s): the next \
+                         change puts them back and logs that they had been removed"
+                    );
+                }
                 return Err(broken.into());
             }
             if let Some(damage) = store.index_damage() {
