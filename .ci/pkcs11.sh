@@ -5,8 +5,9 @@
 # two processes with their signing keys inside the token (Ed25519 and P-256
 # suites), and the PKCS#11 test suites (tests/pkcs11.rs: API, protection
 # attributes, the key store lifecycle, errors; tests/pkcs11_cli.rs: the
-# command line across processes, pkcs11-tool's view, one-line errors;
-# tests/pkcs11_claims.rs: the PIN prompt, the four mechanisms akex needs).
+# command line across processes; tests/pkcs11_cli_token.rs: pkcs11-tool's
+# view, one-line errors; tests/pkcs11_claims.rs: the PIN prompt, the four
+# mechanisms akex needs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -77,4 +78,4 @@ pkcs11-tool --module "$MODULE" --login --pin "$AKEX_PKCS11_PIN" -O --type privke
 echo "4 private keys in the token, all sensitive and never extractable"
 
 step "PKCS#11 test suites (cargo test --features pkcs11)"
-cargo test -p akex --features pkcs11 --lib --test pkcs11 --test pkcs11_cli --test pkcs11_claims
+cargo test -p akex --features pkcs11 --lib --test pkcs11 --test pkcs11_cli --test pkcs11_cli_token --test pkcs11_claims
