@@ -1,5 +1,5 @@
 //! Arbitrary bytes as replies to akex-mode initiators after a valid message 1.
-//! The logic lives in `src/lib.rs` so `cargo test` can replay the corpus.
+//! The logic lives in `src/akex_handshake.rs` so `cargo test` can replay the corpus.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,5 +1,5 @@
 //! Arbitrary bytes as messages to the akex-mode negotiating responder.
-//! The logic lives in `src/lib.rs` so `cargo test` can replay the corpus.
+//! The logic lives in `src/akex_handshake.rs` so `cargo test` can replay the corpus.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,5 +1,5 @@
 //! Arbitrary bytes, in chunks, through `akex::transport::FrameCodec`.
-//! The logic lives in `src/lib.rs` so `cargo test` can replay the corpus.
+//! The logic lives in `src/frame_decoder.rs` so `cargo test` can replay the corpus.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

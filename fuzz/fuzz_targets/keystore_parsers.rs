@@ -1,5 +1,5 @@
 //! Arbitrary bytes through the key-store, trust-store, audit and rotation parsers.
-//! The logic lives in `src/lib.rs` so `cargo test` can replay the corpus.
+//! The logic lives in `src/keystore_parsers.rs` so `cargo test` can replay the corpus.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,5 +1,5 @@
 //! Arbitrary bytes as transport records to an established `Session`.
-//! The logic lives in `src/lib.rs` so `cargo test` can replay the corpus.
+//! The logic lives in `src/session_open.rs` so `cargo test` can replay the corpus.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -14,7 +14,8 @@ use akex::hazmat::SharedRng;
 use akex::keys::StaticSecret;
 use akex::{Handshake, Session};
 
-use super::{drive, leak, push_frame, Frames, Progress, Seed};
+use super::checks::drive;
+use super::{leak, push_frame, Frames, Progress, Seed};
 
 /// The akex-mode protocols the negotiating responder allows; the selector
 /// byte of `akex_initiator` picks one.

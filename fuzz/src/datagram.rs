@@ -24,8 +24,9 @@ use std::time::Duration;
 use akex::hazmat::datagram::DatagramResponder;
 use akex::Handshake;
 
-use super::RESPONDER_PROTOCOLS;
-use super::{initiator, pump, push_frame, responder, Frames, Progress, Seed};
+use super::noise_handshake::RESPONDER_PROTOCOLS;
+use super::parties::{initiator, pump, responder};
+use super::{push_frame, Frames, Progress, Seed};
 
 const PEER: &str = "192.0.2.1:4433";
 const OTHER: &str = "192.0.2.2:4433";
