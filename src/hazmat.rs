@@ -79,4 +79,5 @@ pub use crate::connection::FrameDecoder;
 #[cfg(feature = "tokio")]
 pub mod datagram {
     pub use crate::transport::datagram::engine::DatagramResponder;
+    pub use crate::transport::datagram::AmplificationBudget;
 }

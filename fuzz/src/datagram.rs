@@ -13,15 +13,19 @@
 //! timers run.
 //!
 //! Checked after every step: nothing panics; until the peer's address is
-//! validated, the bytes sent to it are at most three times the bytes that
-//! came from it (anti-amplification, protocols/datagram.md); after an
-//! error the input ends; the keys come out exactly once the handshake
-//! has finished.
+//! validated, every byte sent to it is counted by the responder's budget,
+//! the budget never counts more than came from the peer's address, and
+//! what was sent is at most three times what the budget counted as
+//! received (anti-amplification, protocols/datagram.md; the budget counts
+//! only datagrams with this handshake's id, so this is tighter than three
+//! times everything the address sent); after an error the input ends; the
+//! keys come out exactly once the handshake has finished.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use akex::hazmat::datagram::DatagramResponder;
+use akex::transport::datagram::AMPLIFICATION_FACTOR;
 use akex::Handshake;
 
 use super::noise_handshake::RESPONDER_PROTOCOLS;
@@ -53,14 +57,27 @@ impl Wire {
     }
 
     fn check(&self, responder: &DatagramResponder) {
-        if !responder.is_address_validated() {
-            assert!(
-                self.to_peer <= 3 * self.from_peer,
-                "sent {} bytes to an unvalidated address that sent {}",
-                self.to_peer,
-                self.from_peer
-            );
+        if responder.is_address_validated() {
+            return;
         }
+        let budget = responder.budget();
+        assert_eq!(
+            self.to_peer,
+            budget.sent(),
+            "bytes sent to an unvalidated address bypassed the budget"
+        );
+        assert!(
+            budget.received() <= self.from_peer,
+            "the budget counted {} bytes received; the address sent {}",
+            budget.received(),
+            self.from_peer
+        );
+        assert!(
+            budget.sent() <= AMPLIFICATION_FACTOR * budget.received(),
+            "sent {} bytes to an unvalidated address, counted {} from it",
+            budget.sent(),
+            budget.received()
+        );
     }
 }
 

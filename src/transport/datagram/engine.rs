@@ -12,7 +12,7 @@ use super::cookie::CookieJar;
 use super::packet::{self, Packet};
 use super::pump::Pump;
 use super::stats::{Count, Counters};
-use super::DatagramOptions;
+use super::{AmplificationBudget, DatagramOptions};
 use crate::error::{ConfigError, Error};
 use crate::handshake::{Established, Handshake};
 
@@ -100,6 +100,13 @@ impl DatagramResponder {
     /// from it may go to it.
     pub fn is_address_validated(&self) -> bool {
         self.pump.budget().is_validated()
+    }
+
+    /// The bytes counted as received from the peer's address (datagrams
+    /// carrying this handshake's id) and sent to it, for the
+    /// anti-amplification rule.
+    pub fn budget(&self) -> AmplificationBudget {
+        self.pump.budget()
     }
 
     /// The keys, once, after the handshake finished (any confirmation
