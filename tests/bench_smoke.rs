@@ -125,3 +125,57 @@ fn quick_bench_writes_positive_json_markdown_and_charts() {
     let table = String::from_utf8_lossy(&output.stdout);
     assert!(table.contains("TLS13_X25519_mTLS") && table.contains("akex / baseline"));
 }
+
+/// Absurd flag values and outputs that cannot be written fail at once,
+/// naming the flag, before anything is measured (a full run takes minutes
+/// and its numbers would be lost at the end); loss-link flags without
+/// `--loss-sweep` are refused rather than ignored.
+#[test]
+fn bench_flags_and_outputs_are_checked_before_anything_is_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no/such/dir");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let (missing, file) = (missing.to_str().unwrap(), file.to_str().unwrap());
+    let (under_file_1, under_file_2) = (format!("{file}/charts"), format!("{file}/report"));
+    let sweep = ["--loss-sweep", "--udp"];
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--concurrency", "0"], "--concurrency"),
+        (vec!["--concurrency", "4294967295"], "--concurrency"),
+        (vec!["--handshakes", "0"], "--handshakes"),
+        (vec!["--handshakes=-1"], "--handshakes"),
+        (vec!["--messages", "0"], "--messages"),
+        (vec!["--loss", "5"], "--loss-sweep"),
+        (vec!["--mtu", "1400"], "--loss-sweep"),
+        ([&sweep[..], &["--loss", "250"]].concat(), "--loss"),
+        ([&sweep[..], &["--loss", "NaN"]].concat(), "--loss"),
+        ([&sweep[..], &["--duplicate", "2"]].concat(), "--duplicate"),
+        ([&sweep[..], &["--reorder=-0.5"]].concat(), "--reorder"),
+        ([&sweep[..], &["--mtu", "10"]].concat(), "--mtu"),
+        ([&sweep[..], &["--mtu", "99999999999"]].concat(), "--mtu"),
+        (vec!["--json", missing], "--json"),
+        (vec!["--json", dir.path().to_str().unwrap()], "--json"),
+        (vec!["--markdown", missing], "--markdown"),
+        (vec!["--charts", &under_file_1], "--charts"),
+        (vec!["--report", &under_file_2], "--report"),
+        ([&sweep[..], &["--json", missing]].concat(), "--json"),
+    ];
+    for (args, flag) in cases {
+        let out = Command::new(support::akex_binary())
+            .args(["bench", "--quick", "--no-progress"])
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted: {stderr}");
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        // Nothing was measured: no run header, no table.
+        assert!(
+            !stderr.contains("rows,")
+                && !stderr.contains("loss sweep over UDP")
+                && out.stdout.is_empty(),
+            "{args:?} started measuring: {stderr}"
+        );
+    }
+}

@@ -2,7 +2,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -86,32 +86,37 @@ pub struct BenchArgs {
     /// link; default rows Noise XX, hybrid XX and PQ XX.
     #[arg(long, requires = "udp")]
     loss_sweep: bool,
-    /// Loss rates of the sweep in percent per IP packet.
-    #[arg(long, value_delimiter = ',', default_value = "0,1,3,5,10")]
+    /// Loss rates of the sweep in percent per IP packet (0 to 100).
+    #[arg(long, value_delimiter = ',', default_value = "0,1,3,5,10",
+          value_parser = parse_percent, requires = "loss_sweep")]
     loss: Vec<f64>,
-    /// Path MTU of the lossy link: larger datagrams travel as several IP
-    /// fragments, any one of which may be lost.
-    #[arg(long, default_value_t = 1500)]
-    mtu: usize,
+    /// Path MTU of the lossy link (68 to 65535): larger datagrams travel
+    /// as several IP fragments, any one of which may be lost.
+    #[arg(long, default_value_t = 1500, requires = "loss_sweep",
+          value_parser = clap::value_parser!(u16).range(68..))]
+    mtu: u16,
     /// Probability (0-1) that the lossy link duplicates a datagram.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = parse_probability,
+          requires = "loss_sweep")]
     duplicate: f64,
     /// Probability (0-1) that the lossy link holds a datagram back half an
     /// RTT, so later ones overtake it.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = parse_probability,
+          requires = "loss_sweep")]
     reorder: f64,
-    /// Client tasks at once in the concurrent latency phase.
-    #[arg(long)]
+    /// Client tasks at once in the concurrent latency phase (1 to 10000;
+    /// never more than the handshakes).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     concurrency: Option<u32>,
-    /// Handshakes per latency phase.
-    #[arg(long)]
+    /// Handshakes per latency phase (at least 1).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     handshakes: Option<u32>,
     /// Bytes echoed through one session: a number with an optional K, M, G,
     /// KiB, MiB or GiB suffix (default 64MiB).
     #[arg(long, value_parser = parse_size)]
     size: Option<u64>,
-    /// Small-message echo round trips.
-    #[arg(long)]
+    /// Small-message echo round trips (at least 1).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     messages: Option<u32>,
     /// Size of each small message in bytes (1 to 65518, one record).
     #[arg(long, default_value_t = 64,
@@ -178,6 +183,14 @@ fn parse_bounded(s: &str, min: f64, open: bool, max: f64) -> Result<f64, String>
     }
 }
 
+fn parse_percent(s: &str) -> Result<f64, String> {
+    parse_bounded(s, 0.0, false, 100.0)
+}
+
+fn parse_probability(s: &str) -> Result<f64, String> {
+    parse_bounded(s, 0.0, false, 1.0)
+}
+
 fn parse_rtt(s: &str) -> Result<f64, String> {
     parse_bounded(s, 0.0, false, 10_000.0)
 }
@@ -232,23 +245,10 @@ impl BenchArgs {
         }
     }
 
+    // The loss, duplicate, reorder and MTU values are checked by their
+    // parsers.
     fn loss_options(&self) -> Result<LossOptions, BenchError> {
         let base = LossOptions::default();
-        if self
-            .loss
-            .iter()
-            .any(|l| !(0.0..=100.0).contains(l) || l.is_nan())
-        {
-            return Err("--loss takes percentages from 0 to 100".into());
-        }
-        for (flag, p) in [("--duplicate", self.duplicate), ("--reorder", self.reorder)] {
-            if !(0.0..=1.0).contains(&p) || p.is_nan() {
-                return Err(format!("{flag} takes a probability from 0 to 1").into());
-            }
-        }
-        if self.mtu < 68 {
-            return Err("--mtu must be at least 68 (the IPv4 minimum)".into());
-        }
         let rtt = match self.rtt {
             Some(ms) if ms.is_finite() && ms >= 0.0 => Duration::from_secs_f64(ms / 1000.0),
             Some(_) => return Err("--rtt takes milliseconds (0 or more)".into()),
@@ -263,7 +263,7 @@ impl BenchArgs {
                 (None, false) => base.handshakes,
             },
             concurrency: self.concurrency.unwrap_or(base.concurrency).max(1),
-            mtu: self.mtu,
+            mtu: usize::from(self.mtu),
             duplicate: self.duplicate,
             reorder: self.reorder,
         })
@@ -377,32 +377,74 @@ async fn run_loss_sweep(args: &BenchArgs, endpoints: Vec<Endpoint>) -> Result<()
     write_outputs(args, &report)
 }
 
+/// The output flags, each with its path and whether it names a directory.
+fn outputs(args: &BenchArgs) -> impl Iterator<Item = (&'static str, &Path, bool)> {
+    [
+        ("--json", &args.json, false),
+        ("--markdown", &args.markdown, false),
+        ("--charts", &args.charts, true),
+        ("--report", &args.report, true),
+    ]
+    .into_iter()
+    .filter_map(|(flag, path, dir)| Some((flag, path.as_deref()?, dir)))
+}
+
+/// Fails before anything is measured if an output cannot be written: a
+/// run can take many minutes, and its numbers would be lost at the end.
+/// Creates the --charts and --report directories.
+fn check_outputs(args: &BenchArgs) -> Result<(), BenchError> {
+    for (flag, path, is_dir) in outputs(args) {
+        let checked = if is_dir {
+            std::fs::create_dir_all(path).and_then(|()| probe_dir(path))
+        } else if path.is_dir() {
+            Err(std::io::Error::other("is a directory"))
+        } else {
+            let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+            probe_dir(parent.unwrap_or(Path::new("."))).and_then(|()| {
+                // An existing file must be writable; nothing is truncated yet.
+                match std::fs::OpenOptions::new().append(true).open(path) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    other => other.map(drop),
+                }
+            })
+        };
+        checked.map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// True if files can be created in `dir` (a probe file, removed at once).
+fn probe_dir(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".akex-bench-probe-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)?;
+    std::fs::remove_file(&probe)
+}
+
 fn write_outputs(args: &BenchArgs, report: &Report) -> Result<(), BenchError> {
-    if let Some(path) = &args.json {
-        report.write_json(path)?;
-        eprintln!("akex bench: wrote {}", path.display());
-    }
-    if let Some(path) = &args.markdown {
-        report.write_markdown(path)?;
-        eprintln!("akex bench: wrote {}", path.display());
-    }
-    if let Some(dir) = &args.charts {
-        let files = crate::harness::charts::write(report, dir)?;
-        eprintln!(
-            "akex bench: wrote {} charts into {}",
-            files.len(),
-            dir.display()
-        );
-    }
-    if let Some(dir) = &args.report {
-        let page = crate::harness::html::write(report, dir)?;
-        eprintln!("akex bench: wrote {}", page.display());
+    for (flag, path, _) in outputs(args) {
+        let written = match flag {
+            "--json" => report.write_json(path).map(|()| path.display().to_string()),
+            "--markdown" => report
+                .write_markdown(path)
+                .map(|()| path.display().to_string()),
+            "--charts" => crate::harness::charts::write(report, path)
+                .map(|files| format!("{} charts into {}", files.len(), path.display())),
+            _ => crate::harness::html::write(report, path).map(|page| page.display().to_string()),
+        };
+        match written {
+            Ok(what) => eprintln!("akex bench: wrote {what}"),
+            Err(e) => return Err(format!("{flag} {}: {e}", path.display()).into()),
+        }
     }
     Ok(())
 }
 
 pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     crate::harness::measure::set_heap_probe(live_bytes);
+    check_outputs(&args)?;
     let options = args.options();
     let endpoints = args.endpoints()?;
     if args.udp {

@@ -98,10 +98,10 @@ fn main() -> ExitCode {
         }
         Command::Connect(args) => connect::main(args),
         Command::Keys(args) => keys::main(args),
-        Command::Bench(args) => match common::runtime().and_then(|rt| {
-            rt.block_on(bench::run(args))
-                .map_err(|e| akex::Error::Io(std::io::Error::other(e)))
-        }) {
+        Command::Bench(args) => match common::runtime()
+            .map_err(harness::BenchError::from)
+            .and_then(|rt| rt.block_on(bench::run(args)))
+        {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("akex bench: error: {e}");
