@@ -126,8 +126,8 @@ fn quick_bench_writes_positive_json_markdown_and_charts() {
     assert!(table.contains("TLS13_X25519_mTLS") && table.contains("akex / baseline"));
 }
 
-/// Absurd flag values and outputs that cannot be written fail at once,
-/// naming the flag, before anything is measured (a full run takes minutes
+/// Absurd flag values and outputs that cannot be written fail at once
+/// (`bench` and `demo`), naming the flag, before anything is measured (a full run takes minutes
 /// and its numbers would be lost at the end); loss-link flags without
 /// `--loss-sweep` are refused rather than ignored.
 #[test]
@@ -177,5 +177,24 @@ fn bench_flags_and_outputs_are_checked_before_anything_is_measured() {
                 && out.stdout.is_empty(),
             "{args:?} started measuring: {stderr}"
         );
+    }
+    // `demo` the same; a bad row is named as such, not as an I/O error.
+    for (args, expect) in [
+        (&["--handshakes", "0"][..], "--handshakes"),
+        (
+            &["--protocols", "nonsense"],
+            "akex demo: error: invalid configuration",
+        ),
+    ] {
+        let out = Command::new(support::akex_binary())
+            .arg("demo")
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted: {stderr}");
+        assert!(stderr.contains(expect), "{args:?}: {stderr}");
+        assert!(!stderr.contains("I/O error"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }

@@ -20,8 +20,9 @@ pub struct DemoArgs {
         default_value = "Noise_NK_25519_ChaChaPoly_BLAKE2s,Noise_XX_25519_ChaChaPoly_BLAKE2s,akex-sigma-x25519-ed25519-chachapoly-sha256,akex-hybrid-nk-x25519-mlkem768-chachapoly-sha256,TLS13_X25519,TLS13_X25519MLKEM768,TLS13_X25519_mTLS"
     )]
     protocols: Vec<String>,
-    /// Handshakes per protocol in each latency phase (concurrency 1 and 4).
-    #[arg(long, default_value_t = 200)]
+    /// Handshakes per protocol in each latency phase (concurrency 1 and
+    /// 4; at least 1).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     handshakes: u32,
     /// Bytes to echo through one session per protocol, in MiB (1 to
     /// 1048576).
@@ -32,13 +33,7 @@ pub struct DemoArgs {
     sessions: u32,
 }
 
-pub async fn run(args: DemoArgs) -> Result<(), Error> {
-    demo(args)
-        .await
-        .map_err(|e| Error::Io(std::io::Error::other(e)))
-}
-
-async fn demo(args: DemoArgs) -> Result<(), BenchError> {
+pub async fn run(args: DemoArgs) -> Result<(), BenchError> {
     crate::harness::measure::set_heap_probe(crate::bench::live_bytes);
     let endpoints = args
         .protocols
@@ -54,7 +49,7 @@ async fn demo(args: DemoArgs) -> Result<(), BenchError> {
     }
 
     let options = BenchOptions {
-        handshakes: args.handshakes.max(1),
+        handshakes: args.handshakes,
         concurrency: 4,
         size: args.bulk_mib.max(1) << 20,
         messages: 1000,

@@ -108,9 +108,16 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Demo(args) => {
-            common::report(common::runtime().and_then(|rt| rt.block_on(demo::run(args))))
-        }
+        Command::Demo(args) => match common::runtime()
+            .map_err(harness::BenchError::from)
+            .and_then(|rt| rt.block_on(demo::run(args)))
+        {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("akex demo: error: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
