@@ -43,6 +43,8 @@ enum KeysCommand {
     List,
     /// Generate a new identity.
     Generate {
+        /// The identity's name, which `--key` and `keys show` take (no '/'
+        /// or '\', not "." or "..").
         #[arg(long)]
         name: String,
         /// x25519 (Noise static), ed25519 (signing), p256 (ECDSA signing,
@@ -65,11 +67,13 @@ enum KeysCommand {
     },
     /// Show an identity's public record (feed `--json` output to `keys trust --from`).
     Show {
+        /// Name (the current key) or key id.
         #[arg(long)]
         name: String,
     },
     /// Replace an identity by a new one with a statement signed by both.
     Rotate {
+        /// The identity to rotate (its current key).
         #[arg(long)]
         name: String,
         /// Seconds the old key stays valid after the rotation.
@@ -82,8 +86,10 @@ enum KeysCommand {
     /// Revoke every key of ours held under a name (all its rotations) and
     /// every key ever pinned under that name.
     Revoke {
+        /// Name (every key of ours and every pin under it) or key id.
         #[arg(long)]
         name: String,
+        /// Why, for the audit log and the revocation record.
         #[arg(long)]
         reason: String,
         /// Also revoke in this trust file (repeatable): every key pinned
@@ -129,6 +135,7 @@ enum KeysCommand {
     },
     /// Remove every pin with this name.
     Untrust {
+        /// The peer's name.
         #[arg(long)]
         name: String,
         /// Unpin in this trust file instead of the store's trust.json.
@@ -137,6 +144,8 @@ enum KeysCommand {
     },
     /// Print the audit log; with --verify, check its hash chain.
     Audit {
+        /// Only check the hash chain (and the head and commits that hold
+        /// its lines) and print a one-line verdict.
         #[arg(long)]
         verify: bool,
     },
