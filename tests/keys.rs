@@ -274,7 +274,8 @@ fn trust_policy_failures_name_the_reason() {
 
 /// TOFU records the key's type: a SIGMA identity pinned on first use is
 /// an ed25519 pin (as `keys trust` would pin it), a P-256 one a p256 pin,
-/// through `check_key` and through the in-handshake verifier alike.
+/// through `check_key` and through the in-handshake verifier alike; an RSA
+/// or FFDH key (no pin type) is refused, not pinned.
 #[test]
 fn tofu_pins_record_the_key_type() {
     let dir = tempfile::tempdir().unwrap();
@@ -298,6 +299,18 @@ fn tofu_pins_record_the_key_type() {
     assert_eq!(type_of(&ed), Some((KeyType::Ed25519, true)));
     assert_eq!(type_of(&x), Some((KeyType::X25519, true)));
     assert_eq!(type_of(&p256_key), Some((KeyType::P256, true)));
+
+    // The legacy RSA and FFDH keys have no pin type: never pinned, so
+    // never recorded as something they are not.
+    let rsa = akex::PublicKey::from_bytes(akex::KeyKind::Rsa, &[0x30; 400]).unwrap();
+    let ffdh = akex::PublicKey::from_bytes(akex::KeyKind::Ffdhe3072, &[9u8; 384]).unwrap();
+    for key in [&rsa, &ffdh] {
+        let err = tofu.check_key(key, None, now).unwrap_err();
+        assert!(err.to_string().contains("pins no RSA or FFDH key"), "{err}");
+        assert!(akex::handshake::PeerVerifier::verify_peer(&verifier, key, &[]).is_err());
+    }
+    let after = TrustStore::open(&path).unwrap().pins().to_vec();
+    assert_eq!(after.len(), pins.len(), "{after:?}");
 }
 
 #[test]

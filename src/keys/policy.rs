@@ -67,12 +67,14 @@ impl TrustPolicy {
         expected: Option<&str>,
         now: u64,
     ) -> Result<(), Error> {
-        self.check_typed(remote_static, KeyType::X25519, expected, now)
+        self.check_typed(remote_static, Some(KeyType::X25519), expected, now)
     }
 
     /// [`check_peer`](Self::check_peer) for a typed key: a key pinned on
     /// first use is recorded with its type (`ed25519` for a SIGMA identity,
-    /// `p256` for the P-256 suite's).
+    /// `p256` for the P-256 suite's). The legacy RSA and FFDH keys have no
+    /// pin type, so `Tofu` does not pin them: an unknown one fails with
+    /// [`ConfigError::InvalidKey`](crate::error::ConfigError::InvalidKey).
     pub fn check_key(
         &mut self,
         key: &PublicKey,
@@ -80,12 +82,13 @@ impl TrustPolicy {
         now: u64,
     ) -> Result<(), Error> {
         let key_type = match key.kind() {
-            KeyKind::Ed25519 => KeyType::Ed25519,
-            KeyKind::P256 => KeyType::P256,
-            // X25519 and the PQ identity (X25519 first) are pinned as
-            // X25519 keys, as `keys trust` pins them; the legacy rows have
-            // no key type of their own.
-            _ => KeyType::X25519,
+            KeyKind::Ed25519 => Some(KeyType::Ed25519),
+            KeyKind::P256 => Some(KeyType::P256),
+            // The PQ identity (X25519 first) is pinned as an X25519 key, as
+            // `keys trust` pins it.
+            KeyKind::X25519 | KeyKind::X25519MlKem768 => Some(KeyType::X25519),
+            // `keys trust` cannot pin these either (no type fits them).
+            KeyKind::Rsa | KeyKind::Ffdhe3072 => None,
         };
         self.check_typed(key.as_bytes(), key_type, expected, now)
     }
@@ -93,7 +96,7 @@ impl TrustPolicy {
     fn check_typed(
         &mut self,
         remote_static: &[u8],
-        key_type: KeyType,
+        key_type: Option<KeyType>,
         expected: Option<&str>,
         now: u64,
     ) -> Result<(), Error> {
@@ -115,7 +118,16 @@ impl TrustPolicy {
                 store.refresh()?;
                 match store.judge(remote_static, expected, now) {
                     Some(result) => result,
-                    None => pin_on_first_use(store, remote_static, key_type, expected, now),
+                    None => match key_type {
+                        Some(key_type) => {
+                            pin_on_first_use(store, remote_static, key_type, expected, now)
+                        }
+                        None => Err(crate::error::ConfigError::InvalidKey(
+                            "trust on first use pins no RSA or FFDH key (the legacy rows \
+                             have no pin type); give the peer's key instead",
+                        )
+                        .into()),
+                    },
                 }
             }
         }
