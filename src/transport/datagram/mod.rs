@@ -48,6 +48,7 @@ mod amplification;
 mod cookie;
 #[cfg(feature = "hazmat")]
 pub(crate) mod engine;
+mod link;
 mod packet;
 mod pump;
 mod secure;

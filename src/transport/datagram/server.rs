@@ -14,8 +14,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::cookie::{unix_now, CookieJar};
+use super::link::{Inbound, Link};
 use super::packet::{self, ConnectionId, Packet};
-use super::secure::{respond, Inbound, Link, SecureDatagram};
+use super::secure::{respond, SecureDatagram};
 use super::stats::{Count, Counters, DatagramStats};
 use super::{CookiePolicy, DatagramOptions};
 use crate::error::Error;
