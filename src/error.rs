@@ -177,6 +177,13 @@ pub enum TrustFailure {
         /// The key's id.
         key_id: String,
     },
+    /// Trust on first use met a key that no pin type fits (the legacy RSA
+    /// and FFDH keys, or bytes of no key's length), so it was not pinned.
+    #[error("peer key {key_id} fits no pin type, so it cannot be pinned on first use")]
+    Unpinnable {
+        /// The key's id.
+        key_id: String,
+    },
     /// The peer's key is pinned, but under another name than the peer the
     /// connection expected: one pinned peer must not pass for another.
     #[error("peer key {key_id} is not pinned as {expected:?}")]

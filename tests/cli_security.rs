@@ -216,3 +216,58 @@ fn connect_puts_nothing_in_its_first_message() {
     drop(tcp);
     let _ = client.wait();
 }
+
+/// The legacy rows (RSA key transport, FFDH) have no pin type, so a trust
+/// store cannot authenticate their servers: `--trust` and `--trust-store`
+/// are refused before anything is sent, saying that `--remote-key` does
+/// (no connection is tried: port 9 would refuse it).
+#[cfg(any(feature = "rsa-kt", feature = "ffdh"))]
+#[test]
+fn trust_modes_are_refused_for_the_legacy_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = [
+        #[cfg(feature = "rsa-kt")]
+        (akex::handshake::rsa::RSA_KT, 398),
+        #[cfg(feature = "ffdh")]
+        (
+            akex::handshake::ffdh::FFDH_NK,
+            akex::handshake::ffdh::FFDH_BYTES,
+        ),
+    ];
+    use base64::Engine;
+    for (protocol, len) in rows {
+        let key = base64::engine::general_purpose::STANDARD.encode(vec![0x30; len]);
+        for trust in [
+            &["--trust", "tofu"][..],
+            &["--trust", "pinned"],
+            &["--trust-store", "t.json"],
+        ] {
+            let out = run(&[
+                &[
+                    "connect",
+                    "--addr",
+                    "127.0.0.1:9",
+                    "--protocol",
+                    protocol,
+                    "--remote-key",
+                    &key,
+                    "--store",
+                    s(dir.path()),
+                ][..],
+                trust,
+            ]
+            .concat());
+            let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{protocol} {trust:?}: {text}");
+            assert!(
+                text.contains("--remote-key alone authenticates the server"),
+                "{protocol} {trust:?}: {text}"
+            );
+            assert!(
+                !text.contains("refused"),
+                "{protocol} {trust:?} connected: {text}"
+            );
+        }
+    }
+}

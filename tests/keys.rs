@@ -300,15 +300,26 @@ fn tofu_pins_record_the_key_type() {
     assert_eq!(type_of(&x), Some((KeyType::X25519, true)));
     assert_eq!(type_of(&p256_key), Some((KeyType::P256, true)));
 
-    // The legacy RSA and FFDH keys have no pin type: never pinned, so
-    // never recorded as something they are not.
+    // The legacy RSA and FFDH keys have no pin type, and bytes of no key's
+    // length fit none: never pinned, so never recorded as something they
+    // are not, whichever entry point met them.
     let rsa = akex::PublicKey::from_bytes(akex::KeyKind::Rsa, &[0x30; 400]).unwrap();
     let ffdh = akex::PublicKey::from_bytes(akex::KeyKind::Ffdhe3072, &[9u8; 384]).unwrap();
+    let unpinnable = |e: akex::Error| {
+        assert!(
+            matches!(
+                e,
+                akex::Error::PeerNotTrusted(TrustFailure::Unpinnable { .. })
+            ),
+            "{e:?}"
+        );
+    };
     for key in [&rsa, &ffdh] {
-        let err = tofu.check_key(key, None, now).unwrap_err();
-        assert!(err.to_string().contains("pins no RSA or FFDH key"), "{err}");
-        assert!(akex::handshake::PeerVerifier::verify_peer(&verifier, key, &[]).is_err());
+        unpinnable(tofu.check_key(key, None, now).unwrap_err());
+        unpinnable(tofu.check_peer(key.as_bytes(), None, now).unwrap_err());
+        unpinnable(akex::handshake::PeerVerifier::verify_peer(&verifier, key, &[]).unwrap_err());
     }
+    unpinnable(tofu.check(&[1u8; 17], now).unwrap_err());
     let after = TrustStore::open(&path).unwrap().pins().to_vec();
     assert_eq!(after.len(), pins.len(), "{after:?}");
 }

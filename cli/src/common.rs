@@ -121,8 +121,30 @@ impl HandshakeArgs {
         Ok(names)
     }
 
+    /// Fails if `--trust`/`--trust-store` is given for a legacy row (RSA
+    /// key transport, FFDH): a trust store pins none of their keys.
+    pub fn check_trust_applies(&self) -> Result<(), Error> {
+        if self.trust_mode().is_none() {
+            return Ok(());
+        }
+        for name in self.protocols()? {
+            if matches!(
+                registry::remote_key_kind(&name),
+                Some(KeyKind::Rsa | KeyKind::Ffdhe3072)
+            ) {
+                return Err(ConfigError::Invalid(format!(
+                    "--trust and --trust-store do not apply to {name}: a trust store pins \
+                     no RSA or FFDH key, so --remote-key alone authenticates the server"
+                ))
+                .into());
+            }
+        }
+        Ok(())
+    }
+
     /// The keys for `akex::handshake::registry` from the key options.
     pub fn handshake_keys(&self) -> Result<HandshakeKeys, Error> {
+        self.check_trust_applies()?;
         let names = self.protocols()?;
         let all_sigma = names.iter().all(|n| sigma_suite(n).is_some());
         // A file identity for SIGMA signs with the suites' scheme: Ed25519

@@ -115,6 +115,7 @@ async fn run(args: &ConnectArgs) -> Result<serde_json::Value, Error> {
         ))
         .into());
     }
+    args.handshake.check_trust_applies()?;
     // Pinned trust names the server it expects: otherwise any pinned key
     // (another peer's) would do, and a rotation announcement could move
     // any pin.

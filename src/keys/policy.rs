@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use super::audit::AuditEvent;
 use super::index::KeyType;
-use super::trust::{Pin, TrustStore};
+use super::trust::{fits_pin_type, Pin, TrustStore};
 use super::{key_id, now_unix};
 use crate::error::{Error, TrustFailure};
 use crate::handshake::PeerVerifier;
@@ -59,7 +59,8 @@ impl TrustPolicy {
     /// peer cannot pass for another. With `Tofu`, an unknown key is pinned
     /// as `expected` (or `tofu-<id>`).
     ///
-    /// A key pinned on first use is recorded as an X25519 key; use
+    /// A key pinned on first use is recorded as an X25519 key (a key of
+    /// another length fails with [`TrustFailure::Unpinnable`]); use
     /// [`check_key`](Self::check_key) to record its real type.
     pub fn check_peer(
         &mut self,
@@ -74,7 +75,7 @@ impl TrustPolicy {
     /// first use is recorded with its type (`ed25519` for a SIGMA identity,
     /// `p256` for the P-256 suite's). The legacy RSA and FFDH keys have no
     /// pin type, so `Tofu` does not pin them: an unknown one fails with
-    /// [`ConfigError::InvalidKey`](crate::error::ConfigError::InvalidKey).
+    /// [`TrustFailure::Unpinnable`].
     pub fn check_key(
         &mut self,
         key: &PublicKey,
@@ -119,13 +120,12 @@ impl TrustPolicy {
                 match store.judge(remote_static, expected, now) {
                     Some(result) => result,
                     None => match key_type {
-                        Some(key_type) => {
+                        Some(key_type) if fits_pin_type(key_type, remote_static.len()) => {
                             pin_on_first_use(store, remote_static, key_type, expected, now)
                         }
-                        None => Err(crate::error::ConfigError::InvalidKey(
-                            "trust on first use pins no RSA or FFDH key (the legacy rows \
-                             have no pin type); give the peer's key instead",
-                        )
+                        _ => Err(TrustFailure::Unpinnable {
+                            key_id: key_id(remote_static),
+                        }
                         .into()),
                     },
                 }

@@ -387,13 +387,7 @@ impl TrustStore {
         signing_public: Option<&[u8]>,
         expires: Option<u64>,
     ) -> Result<Pin, Error> {
-        let lengths: &[usize] = match key_type {
-            KeyType::X25519 => &[32, 32 + crate::crypto::kem::ENCAPSULATION_KEY_LEN],
-            KeyType::Ed25519 => &[32],
-            KeyType::P256 => &[crate::crypto::p256::PUBLIC_KEY_LEN],
-            KeyType::Mlkem768 => &[crate::crypto::kem::ENCAPSULATION_KEY_LEN],
-        };
-        if !lengths.contains(&public.len()) {
+        if !fits_pin_type(key_type, public.len()) {
             return Err(crate::error::ConfigError::InvalidKey(
                 "the public key's length fits no key of its type",
             )
@@ -553,4 +547,17 @@ impl TrustStore {
             .and_then(|p| unb64(&p.public))
             .ok_or_else(|| KeyStoreError::NotFound(name.into()).into())
     }
+}
+
+/// True if a public key of `len` bytes can be a key of `key_type` (an
+/// `X25519` pin may also hold the X25519 + ML-KEM-768 key of the PQ
+/// protocols).
+pub(crate) fn fits_pin_type(key_type: KeyType, len: usize) -> bool {
+    let lengths: &[usize] = match key_type {
+        KeyType::X25519 => &[32, 32 + crate::crypto::kem::ENCAPSULATION_KEY_LEN],
+        KeyType::Ed25519 => &[32],
+        KeyType::P256 => &[crate::crypto::p256::PUBLIC_KEY_LEN],
+        KeyType::Mlkem768 => &[crate::crypto::kem::ENCAPSULATION_KEY_LEN],
+    };
+    lengths.contains(&len)
 }
