@@ -43,8 +43,9 @@ enum KeysCommand {
     List,
     /// Generate a new identity.
     Generate {
-        /// The identity's name, which `--key` and `keys show` take (no '/'
-        /// or '\', not "." or "..").
+        /// The identity's name, which `--key` and `keys show` take: 1-128
+        /// printable characters, no leading or trailing spaces, no '/' or
+        /// '\', not "." or "..", not 32 hex digits (those read as a key id).
         #[arg(long)]
         name: String,
         /// x25519 (Noise static), ed25519 (signing), p256 (ECDSA signing,
