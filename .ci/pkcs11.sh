@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-step() { printf '\n== %s (at %d s)\n' "$*" "$SECONDS"; }
+step() { printf '\n== %s (at %d s, %s MB free)\n' "$*" "$SECONDS" "$(df -Pm . | awk 'NR==2 {print $4}')"; }
 
 step "install softhsm2 and opensc if absent"
 if ! command -v softhsm2-util >/dev/null 2>&1 || ! command -v pkcs11-tool >/dev/null 2>&1; then

@@ -198,3 +198,66 @@ fn bench_flags_and_outputs_are_checked_before_anything_is_measured() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
     }
 }
+
+/// The output check refuses nothing the writer can write: a relative
+/// file, a FIFO (not opened early, so its reader gets the whole JSON), a
+/// dangling symlink whose target can be created, an existing directory;
+/// and it leaves no probe file behind.
+#[cfg(unix)]
+#[test]
+fn writable_outputs_pass_the_check_and_nothing_is_left_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::os::unix::fs::symlink("target.md", d.join("link.md")).unwrap();
+    std::fs::create_dir(d.join("charts")).unwrap();
+    let fifo = d.join("fifo.json");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    let fifo_ok = made.as_ref().is_ok_and(|s| s.success());
+    let reader = fifo_ok.then(|| {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    });
+    let mut cmd = Command::new(support::akex_binary());
+    cmd.current_dir(d).args([
+        "bench",
+        "--quick",
+        "--no-progress",
+        "--sessions",
+        "0",
+        "--protocols",
+        "Noise_NN_25519_ChaChaPoly_BLAKE2s",
+        "--markdown",
+        "link.md",
+        "--charts",
+        "charts",
+    ]);
+    if fifo_ok {
+        cmd.args(["--json", "fifo.json"]);
+    } else {
+        eprintln!("SKIPPED the FIFO case: mkfifo failed ({made:?})");
+        cmd.args(["--json", "out.json"]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if let Some(reader) = reader {
+        let json: serde_json::Value = serde_json::from_slice(&reader.join().unwrap()).unwrap();
+        assert!(json.to_string().contains("Noise_NN_25519"), "{json}");
+    }
+    assert!(std::fs::read_to_string(d.join("target.md"))
+        .unwrap()
+        .contains("Noise_NN"));
+    let mut names = Vec::new();
+    for sub in [d.to_path_buf(), d.join("charts")] {
+        for e in std::fs::read_dir(sub).unwrap() {
+            names.push(e.unwrap().file_name().to_string_lossy().into_owned());
+        }
+    }
+    assert!(
+        !names.iter().any(|n| n.contains("probe")),
+        "probe files left: {names:?}"
+    );
+}

@@ -105,7 +105,7 @@ pub struct BenchArgs {
           requires = "loss_sweep")]
     reorder: f64,
     /// Client tasks at once in the concurrent latency phase (1 to 10000;
-    /// never more than the handshakes).
+    /// that phase runs at most one per handshake).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     concurrency: Option<u32>,
     /// Handshakes per latency phase (at least 1).
@@ -179,7 +179,8 @@ fn parse_bounded(s: &str, min: f64, open: bool, max: f64) -> Result<f64, String>
     if above && v <= max {
         Ok(v)
     } else {
-        Err(format!("{s} is out of range"))
+        let low = if open { "more than" } else { "at least" };
+        Err(format!("{s} is out of range ({low} {min}, at most {max})"))
     }
 }
 
@@ -377,66 +378,115 @@ async fn run_loss_sweep(args: &BenchArgs, endpoints: Vec<Endpoint>) -> Result<()
     write_outputs(args, &report)
 }
 
-/// The output flags, each with its path and whether it names a directory.
-fn outputs(args: &BenchArgs) -> impl Iterator<Item = (&'static str, &Path, bool)> {
+/// What an output flag writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Output {
+    Json,
+    Markdown,
+    Charts,
+    Report,
+}
+
+impl Output {
+    fn flag(self) -> &'static str {
+        match self {
+            Output::Json => "--json",
+            Output::Markdown => "--markdown",
+            Output::Charts => "--charts",
+            Output::Report => "--report",
+        }
+    }
+}
+
+/// The outputs asked for, in the order they are written.
+fn outputs(args: &BenchArgs) -> impl Iterator<Item = (Output, &Path)> {
     [
-        ("--json", &args.json, false),
-        ("--markdown", &args.markdown, false),
-        ("--charts", &args.charts, true),
-        ("--report", &args.report, true),
+        (Output::Json, &args.json),
+        (Output::Markdown, &args.markdown),
+        (Output::Charts, &args.charts),
+        (Output::Report, &args.report),
     ]
     .into_iter()
-    .filter_map(|(flag, path, dir)| Some((flag, path.as_deref()?, dir)))
+    .filter_map(|(output, path)| Some((output, path.as_deref()?)))
 }
 
 /// Fails before anything is measured if an output cannot be written: a
 /// run can take many minutes, and its numbers would be lost at the end.
 /// Creates the --charts and --report directories.
 fn check_outputs(args: &BenchArgs) -> Result<(), BenchError> {
-    for (flag, path, is_dir) in outputs(args) {
-        let checked = if is_dir {
-            std::fs::create_dir_all(path).and_then(|()| probe_dir(path))
-        } else if path.is_dir() {
-            Err(std::io::Error::other("is a directory"))
-        } else {
-            let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
-            probe_dir(parent.unwrap_or(Path::new("."))).and_then(|()| {
-                // An existing file must be writable; nothing is truncated yet.
-                match std::fs::OpenOptions::new().append(true).open(path) {
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                    other => other.map(drop),
-                }
-            })
+    for (output, path) in outputs(args) {
+        let checked = match output {
+            Output::Charts | Output::Report => check_dir(path),
+            Output::Json | Output::Markdown => check_file(path),
         };
-        checked.map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+        checked.map_err(|e| format!("{} {}: {e}", output.flag(), path.display()))?;
     }
     Ok(())
 }
 
-/// True if files can be created in `dir` (a probe file, removed at once).
-fn probe_dir(dir: &Path) -> std::io::Result<()> {
-    let probe = dir.join(format!(".akex-bench-probe-{}", std::process::id()));
+/// An output directory: created if missing; files can be made in it.
+fn check_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(meta) if !meta.is_dir() => return Err(std::io::Error::other("not a directory")),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(dir)?,
+        Err(e) => return Err(e),
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    probe_new(&dir.join(format!(".akex-bench-probe-{}-{nanos}", std::process::id())))
+}
+
+/// An output file: an existing regular file must open for writing
+/// (nothing is truncated yet); a device, pipe or socket is not opened at
+/// all (opening a FIFO now would end its reader's input); a new file must
+/// be creatable where it will be written.
+fn check_file(path: &Path) -> std::io::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Err(std::io::Error::other("is a directory")),
+        Ok(meta) if meta.is_file() => std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Through a dangling symlink the write creates its target.
+            let target = match std::fs::read_link(path) {
+                Ok(target) => path.parent().unwrap_or(Path::new("")).join(target),
+                Err(_) => path.to_path_buf(),
+            };
+            probe_new(&target)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates `path` (which must not exist) and removes it again.
+fn probe_new(path: &Path) -> std::io::Result<()> {
     std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(&probe)?;
-    std::fs::remove_file(&probe)
+        .open(path)?;
+    std::fs::remove_file(path)
 }
 
 fn write_outputs(args: &BenchArgs, report: &Report) -> Result<(), BenchError> {
-    for (flag, path, _) in outputs(args) {
-        let written = match flag {
-            "--json" => report.write_json(path).map(|()| path.display().to_string()),
-            "--markdown" => report
+    for (output, path) in outputs(args) {
+        let written = match output {
+            Output::Json => report.write_json(path).map(|()| path.display().to_string()),
+            Output::Markdown => report
                 .write_markdown(path)
                 .map(|()| path.display().to_string()),
-            "--charts" => crate::harness::charts::write(report, path)
+            Output::Charts => crate::harness::charts::write(report, path)
                 .map(|files| format!("{} charts into {}", files.len(), path.display())),
-            _ => crate::harness::html::write(report, path).map(|page| page.display().to_string()),
+            Output::Report => {
+                crate::harness::html::write(report, path).map(|page| page.display().to_string())
+            }
         };
         match written {
             Ok(what) => eprintln!("akex bench: wrote {what}"),
-            Err(e) => return Err(format!("{flag} {}: {e}", path.display()).into()),
+            Err(e) => return Err(format!("{} {}: {e}", output.flag(), path.display()).into()),
         }
     }
     Ok(())
@@ -444,9 +494,11 @@ fn write_outputs(args: &BenchArgs, report: &Report) -> Result<(), BenchError> {
 
 pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
     crate::harness::measure::set_heap_probe(live_bytes);
-    check_outputs(&args)?;
     let options = args.options();
     let endpoints = args.endpoints()?;
+    // After the rows are known to be valid, so a refused run leaves no
+    // output directories behind.
+    check_outputs(&args)?;
     if args.udp {
         return run_loss_sweep(&args, endpoints).await;
     }
