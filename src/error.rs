@@ -177,6 +177,20 @@ pub enum TrustFailure {
         /// The key's id.
         key_id: String,
     },
+    /// Trust on first use met a key other than the one pinned under the
+    /// name the connection expected: a changed key is refused, never
+    /// pinned beside the old one (remove the name's pins to accept a new
+    /// key).
+    #[error(
+        "peer key {key_id} is not the key pinned as {name:?}; a changed key is not pinned on \
+         first use"
+    )]
+    Changed {
+        /// The new key's id.
+        key_id: String,
+        /// The pin name the connection expected.
+        name: String,
+    },
     /// Trust on first use met a key that no pin type fits (the legacy RSA
     /// and FFDH keys, or bytes of no key's length), so it was not pinned.
     #[error("peer key {key_id} fits no pin type, so it cannot be pinned on first use")]

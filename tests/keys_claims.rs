@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use akex::error::KeyStoreError;
+use akex::error::{KeyStoreError, TrustFailure};
 use akex::keys::{
     key_id, now_unix, AuditLog, KeyStore, KeyType, Passphrase, Protection, TrustPolicy, TrustStore,
     MAX_KEY_FILE_LEN, USE_LINE_INTERVAL, USE_LOCK_PATIENCE,
@@ -229,6 +229,29 @@ fn tofu_pins_the_expected_name_and_no_statement_moves_a_tofu_pin() {
     let err = store_err(audited().accept_rotation(&statement, now));
     assert!(matches!(err, KeyStoreError::InvalidStatement(_)), "{err}");
     assert_eq!(audited().pins().len(), 2);
+
+    // A changed key under a pinned name is refused, not pinned beside the
+    // old one (through the in-handshake verifier too); once the name's
+    // pins are removed, the new key is a first use again.
+    let changed = |e: akex::Error| {
+        assert!(
+            matches!(&e, akex::Error::PeerNotTrusted(TrustFailure::Changed { name, .. }) if name == "web"),
+            "{e:?}"
+        );
+    };
+    changed(tofu.check_peer(&[10; 32], Some("web"), now).unwrap_err());
+    let verifier = TrustPolicy::Tofu(audited()).verifier(Some("web"));
+    let other = akex::PublicKey::x25519([11; 32]);
+    changed(akex::handshake::PeerVerifier::verify_peer(&verifier, &other, &[]).unwrap_err());
+    assert_eq!(audited().pins().len(), 2);
+    tofu.check_peer(&old.public_bytes(), Some("web"), now)
+        .unwrap();
+    assert_eq!(audited().unpin("web").unwrap(), 1);
+    tofu.check_peer(&[10; 32], Some("web"), now).unwrap();
+    let pins = audited().pins().to_vec();
+    assert!(pins
+        .iter()
+        .any(|p| p.name == "web" && p.id == key_id(&[10; 32])));
 }
 
 #[test]

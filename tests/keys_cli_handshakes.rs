@@ -350,3 +350,70 @@ fn sigma_and_pq_with_store_keys() {
     assert!(err.contains("SIGMA needs an Ed25519 identity"), "{err}");
     secret_grep(&[&srv, &cli], &log);
 }
+
+/// `connect --trust tofu --peer NAME` pins the first key it meets as NAME
+/// and then refuses a server with another key under that name (a changed
+/// key), leaving the pin alone; after `keys untrust` the new key is a
+/// first use again.
+#[test]
+fn tofu_refuses_a_changed_server_key_until_untrusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (srv, other, cli) = (
+        dir.path().join("srv"),
+        dir.path().join("other"),
+        dir.path().join("cli"),
+    );
+    let mut log = String::new();
+    for store in [&srv, &other, &cli] {
+        ok(
+            &mut log,
+            &["keys", "--store", s(store), "generate", "--name", "k"],
+        );
+    }
+    let connect = |log: &mut String, addr: &str| {
+        run(
+            log,
+            &[
+                "connect",
+                "--addr",
+                addr,
+                "--protocol",
+                XX,
+                "--store",
+                s(&cli),
+                "--key",
+                "k",
+                "--trust",
+                "tofu",
+                "--peer",
+                "web",
+            ],
+        )
+    };
+    let pins = |log: &mut String| {
+        let list = ok(log, &["keys", "--store", s(&cli), "list", "--json"]);
+        list["pins"].as_array().unwrap().len()
+    };
+    let server = serve(&["--store", s(&srv), "--key", "k"]);
+    assert!(connect(&mut log, &server.addr).status.success(), "{log}");
+    let _ = finish(server);
+    assert_eq!(pins(&mut log), 1);
+
+    let server = serve(&["--store", s(&other), "--key", "k"]);
+    let out = connect(&mut log, &server.addr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("a changed key is not pinned"), "{text}");
+    let _ = finish(server);
+    assert_eq!(pins(&mut log), 1);
+
+    ok(
+        &mut log,
+        &["keys", "--store", s(&cli), "untrust", "--name", "web"],
+    );
+    let server = serve(&["--store", s(&other), "--key", "k"]);
+    assert!(connect(&mut log, &server.addr).status.success(), "{log}");
+    let _ = finish(server);
+    assert_eq!(pins(&mut log), 1);
+}

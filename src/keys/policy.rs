@@ -11,7 +11,8 @@ use crate::error::{Error, TrustFailure};
 use crate::handshake::PeerVerifier;
 use crate::keys::{KeyKind, PublicKey};
 
-/// How a peer's static key is judged after the handshake. The trust store
+/// How a peer's static key is judged: during the handshake through
+/// [`verifier`](Self::verifier), or after it with the `check` methods. The trust store
 /// is refreshed from disk before every check (a `stat`, and a re-read only
 /// when the file changed), so a revocation written by another process
 /// counts from the next handshake on.
@@ -22,7 +23,10 @@ pub enum TrustPolicy {
     Pinned(TrustStore),
     /// As `Pinned`, but an unknown key is pinned on first use (and saved,
     /// under the store lock on a fresh read of the file). Revoked and
-    /// expired keys still fail.
+    /// expired keys still fail, and so does a new key for a peer name that
+    /// is already pinned ([`TrustFailure::Changed`]): name the peer
+    /// (`verifier(Some(name))`, `check_peer`) or every new key is a first
+    /// use.
     Tofu(TrustStore),
     /// Anything (tests only).
     AllowAny,
@@ -57,7 +61,8 @@ impl TrustPolicy {
     /// is given) that it is pinned under that name: a key pinned for
     /// another peer fails with [`TrustFailure::WrongPeer`], so one pinned
     /// peer cannot pass for another. With `Tofu`, an unknown key is pinned
-    /// as `expected` (or `tofu-<id>`).
+    /// as `expected` (or `tofu-<id>`), unless `expected` already names
+    /// another key: that fails with [`TrustFailure::Changed`].
     ///
     /// A key pinned on first use is recorded as an X25519 key (a key of
     /// another length fails with [`TrustFailure::Unpinnable`]); use
@@ -193,6 +198,17 @@ fn pin_on_first_use(
     let pinned = store.modify(|data, journal| {
         if data.revocation(&id).is_some() || data.pins.iter().any(|p| p.id == id) {
             return Ok((false, None));
+        }
+        // The name already stands for another key: that is a changed key,
+        // not a first use (SSH's changed host key).
+        if let Some(name) = expected {
+            if data.pins.iter().any(|p| p.name == name) {
+                return Err(TrustFailure::Changed {
+                    key_id: id.clone(),
+                    name: name.to_owned(),
+                }
+                .into());
+            }
         }
         // A new pin adds trust: refused while the audit log is damaged.
         if let Some(journal) = journal {

@@ -221,7 +221,8 @@ impl KeyStore {
         Ok(value)
     }
 
-    /// Generates a new identity named `name`. Fails if an active key with
+    /// Generates a new identity named `name`, expiring at `expires` (Unix
+    /// seconds, absolute; `None` never). Fails if an active key with
     /// that name exists, or if the passphrase does not open the store's
     /// existing encrypted keys (checked before anything is written).
     pub fn generate(
