@@ -228,15 +228,15 @@ impl BenchArgs {
             BenchOptions::default()
         };
         let link = (self.rtt.is_some() || self.bandwidth.is_some()).then(|| Link {
-            rtt: Duration::from_secs_f64(self.rtt.unwrap_or(0.0).max(0.0) / 1000.0),
+            rtt: Duration::from_secs_f64(self.rtt.unwrap_or(0.0) / 1000.0),
             bandwidth_mbit: self.bandwidth,
         });
         BenchOptions {
-            handshakes: self.handshakes.unwrap_or(base.handshakes).max(1),
-            concurrency: self.concurrency.unwrap_or(base.concurrency).max(1),
+            handshakes: self.handshakes.unwrap_or(base.handshakes),
+            concurrency: self.concurrency.unwrap_or(base.concurrency),
             size: self.size.unwrap_or(base.size),
-            messages: self.messages.unwrap_or(base.messages).max(1),
-            message_size: usize::try_from(self.message_size).unwrap_or(1).max(1),
+            messages: self.messages.unwrap_or(base.messages),
+            message_size: usize::try_from(self.message_size).unwrap_or(1),
             sessions: self.sessions.unwrap_or(base.sessions),
             link,
             rtt_sweep: self.rtt_sweep,
@@ -246,28 +246,24 @@ impl BenchArgs {
         }
     }
 
-    // The loss, duplicate, reorder and MTU values are checked by their
-    // parsers.
-    fn loss_options(&self) -> Result<LossOptions, BenchError> {
+    // Every value was range-checked by its parser.
+    fn loss_options(&self) -> LossOptions {
         let base = LossOptions::default();
-        let rtt = match self.rtt {
-            Some(ms) if ms.is_finite() && ms >= 0.0 => Duration::from_secs_f64(ms / 1000.0),
-            Some(_) => return Err("--rtt takes milliseconds (0 or more)".into()),
-            None => base.rtt,
-        };
-        Ok(LossOptions {
+        LossOptions {
             loss_percent: self.loss.clone(),
-            rtt,
+            rtt: self
+                .rtt
+                .map_or(base.rtt, |ms| Duration::from_secs_f64(ms / 1000.0)),
             handshakes: match (self.handshakes, self.quick) {
-                (Some(n), _) => n.max(1),
+                (Some(n), _) => n,
                 (None, true) => 12,
                 (None, false) => base.handshakes,
             },
-            concurrency: self.concurrency.unwrap_or(base.concurrency).max(1),
+            concurrency: self.concurrency.unwrap_or(base.concurrency),
             mtu: usize::from(self.mtu),
             duplicate: self.duplicate,
             reorder: self.reorder,
-        })
+        }
     }
 
     fn endpoints(&self) -> Result<Vec<Endpoint>, BenchError> {
@@ -349,7 +345,7 @@ fn command_line() -> String {
 
 /// `--udp --loss-sweep`: only the loss sweep, then the outputs.
 async fn run_loss_sweep(args: &BenchArgs, endpoints: Vec<Endpoint>) -> Result<(), BenchError> {
-    let options = args.loss_options()?;
+    let options = args.loss_options();
     eprintln!(
         "akex bench: loss sweep over UDP, {} rows, loss {:?} %, +{:?} RTT, {} handshakes per point, \
          MTU {}",

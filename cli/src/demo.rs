@@ -51,7 +51,7 @@ pub async fn run(args: DemoArgs) -> Result<(), BenchError> {
     let options = BenchOptions {
         handshakes: args.handshakes,
         concurrency: 4,
-        size: args.bulk_mib.max(1) << 20,
+        size: args.bulk_mib << 20,
         messages: 1000,
         sessions: args.sessions,
         progress: false,
@@ -60,10 +60,7 @@ pub async fn run(args: DemoArgs) -> Result<(), BenchError> {
     println!(
         "\nakex demo: benchmark ({} handshakes per phase at concurrency 1 and {}, {} MiB echoed, \
          {} sessions held; akex bench for the full run):",
-        options.handshakes,
-        options.concurrency,
-        args.bulk_mib.max(1),
-        options.sessions
+        options.handshakes, options.concurrency, args.bulk_mib, options.sessions
     );
     let report = Arc::new(Mutex::new(Report::new(serde_json::json!({ "demo": true }))));
     crate::harness::run(endpoints, options, report.clone()).await?;
